@@ -1,0 +1,337 @@
+"""Typed, frozen experiment configuration and the ``--set key=value`` override parser.
+
+An experiment is one ``ExperimentConfig`` made of small frozen dataclasses. Config files under
+``configs/<dataset>/<method>.py`` define ``get_config(arg: str | None) -> ExperimentConfig``; ``arg``
+selects a variant (``configs/avmnist_offline/augmentation.py:quick``). Overrides address fields by
+dotted path (``--set train.steps=200 --set method.dropout_p=0.5``); values are parsed and checked
+against the field's declared type, and unknown keys are rejected, so a typo fails before training.
+
+Method hyper-parameters live in a subclass of ``MethodConfig`` declared next to the method
+(``mmjax/methods/*.py``), so each method's knobs are typed and documented where they are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import types
+import typing
+from typing import Any
+
+from mmjax.errors import UserError
+
+frozen = dataclasses.dataclass(frozen=True, slots=True)
+
+
+@frozen
+class DataConfig:
+    """Which dataset, and its options.
+
+    Attributes:
+      name: registry name (``mmjax.data.NAMES``).
+      views: modalities to use, in order; empty = every modality of the dataset (mfeat: any subset
+        of its six views).
+      snr_db: avmnist_offline: range of the audio noise SNR in dB, drawn per utterance.
+      image_pca_energy: avmnist_offline: keep the image PCA components holding this fraction of the
+        energy (1.0 = untouched); the original AV-MNIST degrades images this way.
+      seed: seed of the dataset build and split (not of training).
+    """
+
+    name: str = "avmnist_offline"
+    views: tuple[str, ...] = ()
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    image_pca_energy: float = 1.0
+    seed: int = 0
+
+
+@frozen
+class MissingConfig:
+    """How modalities are missing from the *training* set (sampled once per seed, then fixed).
+
+    Attributes:
+      protocol: ``none`` | ``independent`` (per-modality rates, RedCore) | ``at_least_one``
+        (overall incomplete rate, each sample keeps one modality; MLA/CPM-Net) | ``paired``
+        (modality 0 complete, the others on a fraction ``paired_fraction``; SMIL).
+      rates: ``independent``: one missing rate per modality, in modality order.
+      rate: ``at_least_one``: fraction of incomplete samples.
+      paired_fraction: ``paired``: the fraction eta of samples that have every modality.
+      exact: ``independent``: exact per-modality counts (released code) instead of Bernoulli.
+      forbid_empty: ``independent``: never leave a sample with no modality.
+    """
+
+    protocol: str = "none"
+    rates: tuple[float, ...] = ()
+    rate: float = 0.0
+    paired_fraction: float = 1.0
+    exact: bool = True
+    forbid_empty: bool = True
+
+
+@frozen
+class ModelConfig:
+    """Encoders and widths shared by the baselines.
+
+    Attributes:
+      encoders: one encoder name per modality (``mlp`` | ``lenet5`` | ``sound_cnn``); empty =
+        chosen from the modality's shape (image -> lenet5, 20x20 MFCC -> sound_cnn, vector -> mlp).
+      hidden: hidden width of MLP encoders and of the fusion MLP.
+      feature_dim: width of every modality's feature vector (encoder output).
+      dropout: dropout rate in encoders and heads.
+    """
+
+    encoders: tuple[str, ...] = ()
+    hidden: int = 128
+    feature_dim: int = 64
+    dropout: float = 0.0
+
+
+@frozen
+class MethodConfig:
+    """Base class of every method's hyper-parameters; ``name`` picks the method in the registry."""
+
+    name: str = "concat"
+
+
+@frozen
+class OptimConfig:
+    """Optimiser (optax) and learning-rate schedule.
+
+    Attributes:
+      name: ``adam`` | ``adamw`` | ``sgd`` (with ``momentum``).
+      lr: peak learning rate.
+      weight_decay: L2 weight decay (decoupled for adamw, added to the gradient otherwise).
+      momentum: SGD momentum.
+      schedule: ``constant`` | ``cosine`` (decay to 0 over train.steps) | ``step`` (multiply by
+        ``decay_rate`` every ``decay_steps``).
+      warmup_steps: linear warm-up length.
+      decay_steps: ``step`` schedule period.
+      decay_rate: ``step`` schedule factor.
+      grad_clip: global-norm clipping (0 = off).
+    """
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    decay_steps: int = 1000
+    decay_rate: float = 0.1
+    grad_clip: float = 0.0
+
+
+@frozen
+class TrainConfig:
+    """The training loop.
+
+    Attributes:
+      steps: optimisation steps.
+      batch_size: global batch size (split over all devices on the ``"data"`` mesh axis).
+      seed: root seed; replica ``i`` of ``num_seeds`` uses seed ``seed + i``.
+      num_seeds: independent replicas trained in one program (vmapped); eval reports mean ± std.
+      steps_per_call: steps fused into one jitted call with ``lax.scan``.
+      log_every: steps between lines of ``metrics.jsonl`` (a multiple of ``steps_per_call``).
+      checkpoint_every: steps between checkpoints (a multiple of ``steps_per_call``).
+      keep_checkpoints: how many checkpoints to keep.
+      dtype: compute dtype, ``float32`` or ``bfloat16`` (params and optimiser state stay f32).
+      distributed: call ``jax.distributed.initialize()`` first (multi-host).
+    """
+
+    steps: int = 3000
+    batch_size: int = 64
+    seed: int = 0
+    num_seeds: int = 1
+    steps_per_call: int = 50
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    dtype: str = "float32"
+    distributed: bool = False
+
+
+@frozen
+class EvalConfig:
+    """Evaluation protocols run by ``mmjax eval`` and at the end of ``mmjax train``.
+
+    Attributes:
+      split: split to evaluate.
+      batch_size: evaluation batch size.
+      missing_rates: ``missing-rate`` protocol: overall test missing rates.
+      noise_sigmas: ``corruption`` protocol: Gaussian-noise std on one modality (inputs scaled
+        to [0, 1] first, RAML Table II).
+      mask_probs: ``corruption`` protocol: time-step/feature masking probabilities (Table III).
+    """
+
+    split: str = "test"
+    batch_size: int = 500
+    missing_rates: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
+    noise_sigmas: tuple[float, ...] = (0.08, 0.12, 0.18, 0.26, 0.38)
+    mask_probs: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25)
+
+
+@frozen
+class ExperimentConfig:
+    """One experiment: everything ``mmjax train`` needs."""
+
+    data: DataConfig = DataConfig()
+    missing: MissingConfig = MissingConfig()
+    model: ModelConfig = ModelConfig()
+    method: MethodConfig = MethodConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading config files.
+# ----------------------------------------------------------------------------------------------
+
+
+def load(spec: str) -> ExperimentConfig:
+    """Loads ``PATH[:ARG]``: imports the file and calls its ``get_config(ARG or None)``."""
+    path, _, arg = spec.partition(":")
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise UserError(f"config file not found: {path}")
+    module_spec = importlib.util.spec_from_file_location(f"_mmjax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except UserError:
+        raise
+    except Exception as e:  # a broken config file is the user's to fix, shown in one line
+        raise UserError(f"config {path} failed to import: {type(e).__name__}: {e}") from e
+    if not hasattr(module, "get_config"):
+        raise UserError(f"config {path} defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    if not isinstance(config, ExperimentConfig):
+        raise UserError(f"config {path}: get_config must return an ExperimentConfig")
+    return config
+
+
+# ----------------------------------------------------------------------------------------------
+# --set overrides.
+# ----------------------------------------------------------------------------------------------
+
+
+def override(config: ExperimentConfig, assignments: list[str]) -> ExperimentConfig:
+    """Applies ``key=value`` overrides (dotted keys) with type checking.
+
+    Values are parsed as JSON where possible (``0.5``, ``true``, ``[0.2, 0.5]``), else taken as a
+    string, then coerced to the field's declared type: ints stay ints, tuples accept JSON lists or
+    comma-separated values (``--set data.views=fac,pix``).
+
+    Raises:
+      UserError: unknown key, unparsable value, or a value of the wrong type.
+    """
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {assignment!r}")
+        config = _replace_path(config, key.split("."), raw, key)
+    return config
+
+
+def _replace_path(node: Any, path: list[str], raw: str, full_key: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(node)}
+    name = path[0]
+    if name not in fields:
+        raise UserError(
+            f"unknown config key {full_key!r}; {type(node).__name__} has: {', '.join(fields)}"
+        )
+    current = getattr(node, name)
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise UserError(f"unknown config key {full_key!r}: {name} is not a section")
+        return dataclasses.replace(node, **{name: _replace_path(current, path[1:], raw, full_key)})
+    if dataclasses.is_dataclass(current):
+        raise UserError(f"config key {full_key!r} is a section; set one of its fields")
+    hint = typing.get_type_hints(type(node))[name]
+    return dataclasses.replace(node, **{name: parse_value(raw, hint, full_key)})
+
+
+def parse_value(raw: str, hint: Any, key: str) -> Any:
+    """Parses the text ``raw`` into a value of type ``hint`` (bool, int, float, str, tuples)."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return _coerce(value, hint, key, raw)
+
+
+def _coerce(value: Any, hint: Any, key: str, raw: Any) -> Any:
+    origin = typing.get_origin(hint)
+    bad = UserError(f"config key {key!r} expects {_type_name(hint)}, got {raw!r}")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v] if value else []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key, raw) for v in value)
+        if len(value) != len(args):
+            raise bad
+        return tuple(_coerce(v, a, key, raw) for v, a in zip(value, args))
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(value, arg, key, raw)
+            except UserError:
+                continue
+        raise bad
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if hint is str:
+        return value if isinstance(value, str) else str(raw)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise bad
+    raise UserError(f"config key {key!r} has a type ({_type_name(hint)}) that --set cannot parse")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def to_dict(config: Any) -> dict:
+    """The config as a JSON-able dict (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, data: dict, method_cls: type | None = None) -> Any:
+    """Rebuilds a config written by ``to_dict``, type-checking every value.
+
+    Args:
+      cls: the dataclass to build (``ExperimentConfig`` for a whole config).
+      data: the dict read from ``config.json``.
+      method_cls: the ``MethodConfig`` subclass of ``data["method"]``; the registry knows it.
+    """
+    kwargs = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        sub = method_cls if f.name == "method" and method_cls else hints[f.name]
+        if dataclasses.is_dataclass(sub):
+            kwargs[f.name] = from_dict(sub, value)
+        else:
+            kwargs[f.name] = _coerce(value, hints[f.name], f.name, value)
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise UserError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+    return cls(**kwargs)

@@ -1,0 +1,146 @@
+"""The method contract: a ``Method`` bundle of pure functions over an explicit ``TrainState``.
+
+Every method and baseline is ``make(config, spec) -> Method``. ``init(key, batch)`` builds the
+state, ``train_step(state, batch)`` returns the next state and a flat dict of scalar metrics, and
+``predict(state, batch)`` maps a batch with any ``present`` mask to outputs ``[B, C]``. All three are
+pure and jit-able; the runtime vmaps them over seeds, scans them over steps and shards the batch.
+
+Models are Flax NNX modules used through ``nnx.split``/``nnx.merge`` inside the traced function, so
+``params`` is a plain pytree that optax (and SMIL's inner loop, RedCore's eta update, MLA's
+projector) transform directly. The per-step key is ``fold_in(state.key, state.step)``, so resuming
+needs no saved RNG state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from mmjax.config import OptimConfig
+from mmjax.errors import UserError
+
+Batch = dict[str, Any]
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training; a pytree (checkpointed as is).
+
+    Attributes:
+      step: int32 scalar, steps taken.
+      params: trainable parameters (an ``nnx.State`` or any pytree).
+      model_state: non-trainable model variables (BatchNorm statistics).
+      opt_state: optax state of ``params``.
+      key: root PRNG key of this replica; step keys are ``fold_in(key, step)``.
+      extra: method-specific state (RedCore's eta, MLA's projector, SMIL's priors); None if unused.
+    """
+
+    step: jax.Array
+    params: Any
+    model_state: Any
+    opt_state: Any
+    key: jax.Array
+    extra: Any = None
+
+
+class Method(NamedTuple):
+    """A method as pure functions; see the module docstring."""
+
+    init: Callable[[jax.Array, Batch], TrainState]
+    train_step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
+    predict: Callable[[TrainState, Batch], jax.Array]
+
+
+class NNXModel:
+    """An NNX module class turned into pure ``init``/``apply`` functions over (params, model_state).
+
+    Args:
+      build_fn: ``rngs -> nnx.Module``; called once abstractly here to get the graph definition,
+        and for real in ``init``.
+    """
+
+    def __init__(self, build_fn: Callable[[nnx.Rngs], nnx.Module]):
+        self.build_fn = build_fn
+        self.graphdef = nnx.split(nnx.eval_shape(lambda: build_fn(nnx.Rngs(0))), nnx.Param, ...)[0]
+
+    def init(self, key: jax.Array) -> tuple[Any, Any]:
+        """Returns freshly initialised ``(params, model_state)``."""
+        _, params, model_state = nnx.split(self.build_fn(nnx.Rngs(params=key)), nnx.Param, ...)
+        return params, model_state
+
+    def apply(self, params, model_state, *args, train: bool, key: jax.Array | None = None,
+              **kwargs):
+        """Calls the module; returns ``(module output, new model_state)``.
+
+        ``train`` turns dropout on (keyed by ``key``) and BatchNorm to batch statistics. The module
+        is merged from copies because the call mutates BatchNorm statistics inside a trace.
+        """
+        module = nnx.merge(self.graphdef, params, model_state, copy=True)
+        rngs = nnx.Rngs(dropout=key) if key is not None else None
+        out = module(*args, deterministic=not train, rngs=rngs, **kwargs)
+        return out, nnx.state(module, nnx.Not(nnx.Param))
+
+
+def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    """The optax transformation an ``OptimConfig`` describes (clip -> decay -> optimiser)."""
+    lr = config.lr
+    if config.schedule == "cosine":
+        decay_steps = max(total_steps - config.warmup_steps, 1)
+        schedule = optax.cosine_decay_schedule(lr, decay_steps)
+    elif config.schedule == "step":
+        schedule = optax.exponential_decay(lr, config.decay_steps, config.decay_rate,
+                                           staircase=True)
+    elif config.schedule == "constant":
+        schedule = optax.constant_schedule(lr)
+    else:
+        raise UserError(f"unknown optim.schedule {config.schedule!r}; use constant, cosine or step")
+    if config.warmup_steps:
+        warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
+        schedule = optax.join_schedules([warmup, schedule], [config.warmup_steps])
+    if config.name == "adam":
+        parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
+        parts.append(optax.adam(schedule))
+    elif config.name == "adamw":
+        parts = [optax.adamw(schedule, weight_decay=config.weight_decay)]
+    elif config.name == "sgd":
+        parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
+        parts.append(optax.sgd(schedule, momentum=config.momentum or None))
+    else:
+        raise UserError(f"unknown optim.name {config.name!r}; use adam, adamw or sgd")
+    if config.grad_clip:
+        parts.insert(0, optax.clip_by_global_norm(config.grad_clip))
+    return optax.chain(*parts)
+
+
+def step_keys(state: TrainState, *purposes: str) -> dict[str, jax.Array]:
+    """This step's keys, one per named purpose: ``split(fold_in(state.key, state.step))``."""
+    keys = jax.random.split(jax.random.fold_in(state.key, state.step), len(purposes))
+    return dict(zip(purposes, keys))
+
+
+def norms(grads, params) -> Metrics:
+    """``grad_norm`` and ``param_norm`` (global L2 norms) for the metrics dict."""
+    return {"grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
+
+
+def cast_inputs(batch: Batch, dtype) -> Batch:
+    """Casts the batch's float inputs to the compute dtype (labels and masks untouched)."""
+    if dtype is None:
+        return batch
+    inputs = {m: x.astype(dtype) for m, x in batch["inputs"].items()}
+    return {**batch, "inputs": inputs}
+
+
+def compute_dtype(name: str):
+    """``"float32"`` -> None (layers keep float32), ``"bfloat16"`` -> ``jnp.bfloat16``."""
+    if name == "float32":
+        return None
+    if name == "bfloat16":
+        return jnp.bfloat16
+    raise UserError(f"unknown train.dtype {name!r}; use float32 or bfloat16")

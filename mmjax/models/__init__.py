@@ -1,0 +1,1 @@
+"""Models: per-modality encoders, fusion rules and heads (Flax NNX)."""

@@ -1,0 +1,125 @@
+"""Per-modality encoders: MLP for feature vectors, LeNet-5 for 28x28 digits, SMIL's sound CNN.
+
+Every encoder maps one modality's batch ``[B, *shape]`` to features ``[B, out_dim]`` and exposes
+``out_dim``. They are Flax NNX modules built eagerly; ``deterministic`` switches dropout off and
+``rngs`` carries the dropout key (created inside the traced step, never stored on the module).
+The two CNNs follow SMIL's released networks (official-code-notes §5.2) so that SMIL and its
+baselines share encoders: PyTorch's default ``VALID`` padding, and the layer order as released.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+from flax import nnx
+
+from mmjax.errors import UserError
+
+ENCODERS = ("mlp", "lenet5", "sound_cnn")
+
+
+class MLPEncoder(nnx.Module):
+    """Two-layer MLP on a flattened feature vector: ``in -> hidden -> out_dim``, ReLU after each."""
+
+    def __init__(self, in_shape, hidden: int, out_dim: int, dropout: float, *, dtype=None,
+                 rngs: nnx.Rngs):
+        self.fc1 = nnx.Linear(math.prod(in_shape), hidden, dtype=dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, out_dim, dtype=dtype, rngs=rngs)
+        self.drop = nnx.Dropout(dropout)
+        self.out_dim = out_dim
+
+    def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None = None):
+        x = x.reshape(x.shape[0], -1)
+        x = self.drop(jax.nn.relu(self.fc1(x)), deterministic=deterministic, rngs=rngs)
+        return jax.nn.relu(self.fc2(x))
+
+
+class LeNet5(nnx.Module):
+    """SMIL's image LeNet-5 feature extractor on ``[B, 28, 28, 1]`` -> 160-d.
+
+    conv 1->5 (5x5) -> maxpool 2 -> ReLU -> conv 5->10 (5x5) -> dropout -> maxpool 2 -> ReLU ->
+    flatten (4*4*10 = 160). The released model's fc 160->32->10 classifier is the head's job here.
+    """
+
+    out_dim = 160
+
+    def __init__(self, dropout: float, *, dtype=None, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(1, 5, (5, 5), padding="VALID", dtype=dtype, rngs=rngs)
+        self.conv2 = nnx.Conv(5, 10, (5, 5), padding="VALID", dtype=dtype, rngs=rngs)
+        self.drop = nnx.Dropout(dropout)
+
+    def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None = None):
+        x = jax.nn.relu(nnx.max_pool(self.conv1(x), (2, 2), (2, 2)))  # [B, 12, 12, 5]
+        x = self.drop(self.conv2(x), deterministic=deterministic, rngs=rngs)
+        x = jax.nn.relu(nnx.max_pool(x, (2, 2), (2, 2)))  # [B, 4, 4, 10]
+        return x.reshape(x.shape[0], -1)
+
+
+class SoundCNN(nnx.Module):
+    """SMIL's sound encoder (``SNetPluse``) on a 20x20 MFCC ``[B, 20, 20, 1]`` -> 320-d.
+
+    Three 2x2 convs (32, 48, 20 channels), each followed by BatchNorm and ReLU, then maxpool
+    (window 2, stride 4), dropout, flatten (4*4*20 = 320).
+    """
+
+    out_dim = 320
+
+    def __init__(self, dropout: float, *, dtype=None, rngs: nnx.Rngs):
+        chans = (1, 32, 48, 20)
+        self.convs = nnx.List([
+            nnx.Conv(a, b, (2, 2), padding="VALID", dtype=dtype, rngs=rngs)
+            for a, b in zip(chans, chans[1:])
+        ])
+        # PyTorch BatchNorm momentum 0.1 == Flax momentum 0.9 (weight of the old average).
+        self.norms = nnx.List(
+            [nnx.BatchNorm(c, momentum=0.9, dtype=dtype, rngs=rngs) for c in chans[1:]]
+        )
+        self.drop = nnx.Dropout(dropout)
+
+    def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None = None):
+        for conv, norm in zip(self.convs, self.norms):
+            x = jax.nn.relu(norm(conv(x), use_running_average=deterministic))
+        x = nnx.max_pool(x, (2, 2), (4, 4))  # [B, 4, 4, 20]
+        x = self.drop(x, deterministic=deterministic, rngs=rngs)
+        return x.reshape(x.shape[0], -1)
+
+
+def default_encoder(shape: tuple[int, ...]) -> str:
+    """The encoder a modality of this per-sample shape gets when the config names none."""
+    if tuple(shape) == (28, 28, 1):
+        return "lenet5"
+    if tuple(shape) == (20, 20, 1):
+        return "sound_cnn"
+    return "mlp"
+
+
+def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float, dtype=None,
+                 rngs: nnx.Rngs):
+    """Builds encoder ``name`` for per-sample input ``shape``.
+
+    Raises:
+      UserError: unknown encoder, or an encoder that cannot take this input shape.
+    """
+    shape = tuple(shape)
+    if name == "mlp":
+        return MLPEncoder(shape, hidden, out_dim, dropout, dtype=dtype, rngs=rngs)
+    if name == "lenet5":
+        if shape != (28, 28, 1):
+            raise UserError(f"encoder lenet5 needs 28x28x1 inputs, got {shape}")
+        return LeNet5(dropout, dtype=dtype, rngs=rngs)
+    if name == "sound_cnn":
+        if shape != (20, 20, 1):
+            raise UserError(f"encoder sound_cnn needs 20x20x1 MFCC inputs, got {shape}")
+        return SoundCNN(dropout, dtype=dtype, rngs=rngs)
+    raise UserError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
+
+
+def masked_features(features: jax.Array, present: jax.Array) -> jax.Array:
+    """Zeroes the features of samples whose modality is missing: ``[B, D] * [B] -> [B, D]``.
+
+    Zero-filled inputs still produce non-zero features (biases); fusion layers call this so a
+    missing modality contributes exactly nothing.
+    """
+    return features * present[:, None].astype(features.dtype)
+

@@ -1,0 +1,288 @@
+"""The training loop: setup -> restore_or_init -> run -> evaluate.
+
+``train(config, workdir)`` is what ``mmjax train`` calls. The whole training set lives on the
+device; one jitted call runs ``train.steps_per_call`` steps with ``lax.scan`` for all
+``train.num_seeds`` replicas at once (``vmap`` over the state), with the state donated and the
+batch sharded over the ``"data"`` mesh axis. The host only reads back the small metrics array after
+each call, to log, to stop on a non-finite value, and to checkpoint.
+
+Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``checkpoints/``,
+``eval.json`` and ``eval.md``. Running ``train`` again on the same workdir resumes from the newest
+checkpoint; a run killed and resumed ends exactly where an uninterrupted one does, because the
+data order and every random draw derive from (seed, step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import signal
+import time
+
+import jax
+import numpy as np
+
+from mmjax import config as config_lib
+from mmjax import data as data_lib
+from mmjax import evaluate, methods, parallel
+from mmjax.checkpoint import Checkpointer
+from mmjax.config import ExperimentConfig
+from mmjax.data import pipeline
+from mmjax.data.base import Dataset, validate_split
+from mmjax.errors import UserError
+from mmjax.log import MetricsWriter, progress, write_atomic
+from mmjax.methods.base import Method
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or metric became NaN/inf; the message names the step and the quantity."""
+
+
+class Interrupted(RuntimeError):
+    """SIGTERM/SIGINT arrived; a checkpoint of the current step was saved first."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything built from the config before the first step (and before any file is written)."""
+
+    config: ExperimentConfig
+    dataset: Dataset
+    method: Method
+    mesh: jax.sharding.Mesh
+    init_keys: jax.Array  # [S] one per seed replica
+    data_keys: jax.Array  # [S]
+    train_present: np.ndarray  # [S, N, M] the training mask of each replica
+
+
+# ----------------------------------------------------------------------------------------------
+# Setup: every check that can fail on user input happens here, before training.
+# ----------------------------------------------------------------------------------------------
+
+
+def dataset_options(config: ExperimentConfig) -> dict:
+    """The loader options ``config.data`` sets for its dataset (others do not apply to it)."""
+    d = config.data
+    options = {"seed": d.seed}
+    if d.name == "avmnist_offline":
+        options.update(snr_db=d.snr_db, image_pca_energy=d.image_pca_energy)
+    if d.views:
+        options["views"] = d.views
+    return options
+
+
+def check_config(config: ExperimentConfig) -> None:
+    """Static checks of the loop's settings; one ``UserError`` line per problem."""
+    t = config.train
+    for name in ("steps", "steps_per_call", "num_seeds", "log_every", "checkpoint_every"):
+        if getattr(t, name) <= 0:
+            raise UserError(f"train.{name} must be positive, got {getattr(t, name)}")
+    for name in ("steps", "log_every", "checkpoint_every"):
+        if getattr(t, name) % t.steps_per_call:
+            raise UserError(f"train.{name}={getattr(t, name)} must be a multiple of "
+                            f"train.steps_per_call={t.steps_per_call}")
+    parallel.check_batch_size(t.batch_size)
+    parallel.check_batch_size(config.eval.batch_size, "eval.batch_size")
+
+
+def setup(config: ExperimentConfig) -> Setup:
+    """Loads and validates the data, builds the method, the mesh, the keys and training masks."""
+    check_config(config)
+    dataset = data_lib.load(config.data.name, **dataset_options(config))
+    for name, split in dataset.splits.items():
+        validate_split(dataset.spec, split, f"{config.data.name}/{name}")
+    train_split = dataset.splits["train"]
+    if len(train_split) < config.train.batch_size:
+        raise UserError(f"train.batch_size={config.train.batch_size} exceeds the "
+                        f"{len(train_split)} training examples")
+    method = methods.make(config, dataset.spec)
+    seeds = config.train.seed + np.arange(config.train.num_seeds)
+    roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)  # [S, 3]
+    masks = np.stack([pipeline.train_mask(config.missing, k, train_split) for k in roots[:, 2]])
+    return Setup(config, dataset, method, parallel.make_mesh(), roots[:, 0], roots[:, 1], masks)
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled functions.
+# ----------------------------------------------------------------------------------------------
+
+
+def make_train_chunk(s: Setup):
+    """``chunk(states, present, data_keys, data) -> (states, metrics[K, S])``, jitted, donating
+    ``states``: ``steps_per_call`` steps of every seed replica."""
+    n = len(s.dataset.splits["train"])
+    batch_size = s.config.train.batch_size
+    sharding = parallel.batch_sharding(s.mesh)
+
+    def one_step(state, present, data_key, data):
+        indices = pipeline.batch_indices(data_key, state.step, n, batch_size)
+        batch = jax.lax.with_sharding_constraint(pipeline.gather(data, present, indices), sharding)
+        return s.method.train_step(state, batch)
+
+    all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
+
+    def chunk(states, present, data_keys, data):
+        return jax.lax.scan(lambda st, _: all_seeds(st, present, data_keys, data), states,
+                            length=s.config.train.steps_per_call)
+
+    return jax.jit(chunk, donate_argnums=0)
+
+
+def init_states(s: Setup, data):
+    """The seed-stacked initial states, built on device and replicated over the mesh."""
+    example = pipeline.gather(data, data["present"], np.arange(s.config.train.batch_size))
+    init = jax.vmap(s.method.init, in_axes=(0, None))
+    return jax.jit(init, out_shardings=parallel.replicated(s.mesh))(s.init_keys, example)
+
+
+# ----------------------------------------------------------------------------------------------
+# Workdir, resume, loop.
+# ----------------------------------------------------------------------------------------------
+
+
+def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
+    """Creates ``workdir`` with ``config.json``, or checks an existing run used the same config.
+
+    Never writes into a directory that holds anything but an mmjax run of this config.
+    """
+    resolved = json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True)
+    config_file = workdir / "config.json"
+    if config_file.exists():
+        if config_file.read_text() != resolved:
+            old = json.loads(config_file.read_text())
+            diff = _first_difference(old, config_lib.to_dict(config))
+            raise UserError(f"workdir {workdir} holds a run with a different config ({diff}); "
+                            "use a new --workdir")
+        return
+    if workdir.exists() and any(workdir.iterdir()):
+        raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_atomic(config_file, resolved)
+
+
+def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            if a != b:
+                return _first_difference(a, b, f"{prefix}{key}.")
+        elif a != b:
+            return f"{prefix}{key}: {json.dumps(a)} there, {json.dumps(b)} now"
+    return "?"
+
+
+def check_finite(metrics: dict, first_step: int) -> None:
+    """Raises ``TrainingDiverged`` naming the first step/seed/quantity that is not finite.
+
+    ``metrics`` maps names to host arrays ``[K, S]``: K steps of S seed replicas.
+    """
+    for name in sorted(metrics):
+        values = np.asarray(metrics[name])
+        bad = ~np.isfinite(values)
+        if bad.any():
+            k, seed = np.argwhere(bad)[0]
+            raise TrainingDiverged(f"non-finite {name} ({values[k, seed]}) at step "
+                                   f"{first_step + int(k) + 1}, seed replica {int(seed)}")
+
+
+class _StopFlag:
+    """Turns SIGTERM/SIGINT into a flag the loop checks between calls (restored on exit)."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __enter__(self):
+        self._old = {sig: signal.signal(sig, self._handle)
+                     for sig in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum, frame):
+        del frame
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def device_data(s: Setup):
+    """The training split and the seed replicas' masks, on device (replicated)."""
+    replicated = parallel.replicated(s.mesh)
+    return (jax.device_put(pipeline.to_arrays(s.dataset.splits["train"]), replicated),
+            jax.device_put(s.train_present, replicated))
+
+
+def restore_states(s: Setup, workdir: pathlib.Path):
+    """The newest checkpoint's states (for ``mmjax eval``); ``UserError`` if there is none."""
+    data, _ = device_data(s)
+    like = jax.eval_shape(lambda: init_states(s, data))
+    ckpt = Checkpointer(workdir / "checkpoints")
+    try:
+        if ckpt.latest_step() is None:
+            raise UserError(f"{workdir} has no checkpoint to evaluate")
+        return jax.device_put(ckpt.restore(like), parallel.replicated(s.mesh))
+    finally:
+        ckpt.close()
+
+
+def run(s: Setup, workdir: pathlib.Path):
+    """Restores or initialises the states and trains to ``train.steps``; returns the states."""
+    t = s.config.train
+    data, present = device_data(s)
+    states = init_states(s, data)
+    ckpt = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
+    start = ckpt.latest_step()
+    if start is not None:
+        states = jax.device_put(ckpt.restore(states, start), parallel.replicated(s.mesh))
+    writer = MetricsWriter(workdir / "metrics.jsonl", resume_step=start)
+    step = start or 0
+    chunk = make_train_chunk(s)
+    bar = progress(t.steps, step, f"{s.config.method.name} on {s.config.data.name}")
+    try:
+        with _StopFlag() as stop:
+            tic = time.perf_counter()
+            while step < t.steps:
+                states, metrics = chunk(states, present, s.data_keys, data)
+                metrics = jax.device_get(metrics)
+                check_finite(metrics, step)
+                step += t.steps_per_call
+                bar.update(t.steps_per_call)
+                bar.set_postfix(loss=f"{float(metrics['loss'][-1].mean()):.4f}")
+                if step % t.log_every == 0:
+                    toc = time.perf_counter()
+                    row = {k: float(v[-1].mean()) for k, v in metrics.items()}
+                    row["steps_per_sec"] = t.log_every / (toc - tic)
+                    writer.write(step, row)
+                    tic = toc
+                if step % t.checkpoint_every == 0 or step == t.steps or stop.signum:
+                    ckpt.save(step, states)
+                if stop.signum and step < t.steps:
+                    raise Interrupted(f"stopped by signal {stop.signum} at step {step}; "
+                                      f"checkpoint saved in {workdir}; run the same command "
+                                      "to resume", stop.signum)
+    finally:
+        bar.close()
+        writer.close()
+        ckpt.close()
+    return states
+
+
+def train(config: ExperimentConfig, workdir: str | pathlib.Path) -> dict:
+    """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint), then evaluates it.
+
+    Returns:
+      The ``subsets`` evaluation (also written to ``eval.json`` and ``eval.md``).
+    """
+    parallel.maybe_initialize_distributed(config.train.distributed)
+    workdir = pathlib.Path(workdir)
+    s = setup(config)
+    prepare_workdir(config, workdir)
+    states = run(s, workdir)
+    result = evaluate.subsets(s.method, states, s.dataset, s.config, s.mesh)
+    evaluate.write(workdir, "eval", result)
+    return result
