@@ -87,7 +87,7 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
 
 
 def run(names: list[str] | None = None, dataset: str = "avmnist_offline", batch_size: int = 64,
-        num_seeds: int = 1, steps_per_call: int = 20, repeats: int = 20,
+        num_seeds: int = 1, steps_per_call: int = 10, repeats: int = 20,
         dtype: str = "float32") -> list[dict]:
     """Benchmarks each method (default: every registered one); prints and returns the records."""
     if dataset not in SPECS:

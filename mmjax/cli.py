@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="avmnist_offline", help="shapes to benchmark at")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--num-seeds", type=int, default=1)
-    p.add_argument("--steps-per-call", type=int, default=20)
+    p.add_argument("--steps-per-call", type=int, default=10)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--compare", metavar="OLD.jsonl", help="print ratios against an earlier run")

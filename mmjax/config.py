@@ -16,6 +16,7 @@ import dataclasses
 import importlib.util
 import json
 import pathlib
+import sys
 import types
 import typing
 from typing import Any
@@ -132,6 +133,10 @@ class TrainConfig:
       seed: root seed; replica ``i`` of ``num_seeds`` uses seed ``seed + i``.
       num_seeds: independent replicas trained in one program (vmapped); eval reports mean ± std.
       steps_per_call: steps fused into one jitted call with ``lax.scan``.
+      unroll: unroll factor of that scan; 0 unrolls it fully. XLA:CPU runs the convolutions of a
+        rolled loop body about 6x slower than unrolled ones (measured, benchmarks/README.md), so
+        the default unrolls and keeps ``steps_per_call`` small; larger ``steps_per_call`` with
+        ``unroll=1`` compiles faster.
       log_every: steps between lines of ``metrics.jsonl`` (a multiple of ``steps_per_call``).
       checkpoint_every: steps between checkpoints (a multiple of ``steps_per_call``).
       keep_checkpoints: how many checkpoints to keep.
@@ -143,7 +148,8 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     num_seeds: int = 1
-    steps_per_call: int = 50
+    steps_per_call: int = 10
+    unroll: int = 0
     log_every: int = 100
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
@@ -195,6 +201,10 @@ def load(spec: str) -> ExperimentConfig:
     file = pathlib.Path(path)
     if not file.is_file():
         raise UserError(f"config file not found: {path}")
+    # Config files share helpers through `configs/common.py`: make its parent importable.
+    for parent in file.resolve().parents:
+        if parent.name == "configs" and str(parent.parent) not in sys.path:
+            sys.path.insert(0, str(parent.parent))
     module_spec = importlib.util.spec_from_file_location(f"_mmjax_config_{file.stem}", file)
     module = importlib.util.module_from_spec(module_spec)
     try:

@@ -36,7 +36,7 @@ from mmjax.methods.base import Method
 PROTOCOLS = ("subsets", "missing-rate", "corruption")
 
 
-def make_predict(method: Method, mesh):
+def make_predict(method: Method, modalities: tuple[str, ...], mesh):
     """``predict(states, batch) -> outputs [S, B, C]`` for every seed replica, jitted.
 
     Missing inputs are zero-filled here, so callers only set ``present``.
@@ -45,7 +45,7 @@ def make_predict(method: Method, mesh):
 
     def predict(states, batch):
         batch = jax.lax.with_sharding_constraint(batch, sharding)
-        batch = {**batch, "inputs": missing.apply(batch["inputs"], batch["present"])}
+        batch = {**batch, "inputs": missing.apply(batch["inputs"], batch["present"], modalities)}
         return jax.vmap(method.predict, in_axes=(0, None))(states, batch)
 
     return jax.jit(predict)
@@ -98,7 +98,7 @@ def _split(dataset: Dataset, config: ExperimentConfig) -> Split:
 def subsets(method: Method, states, dataset: Dataset, config: ExperimentConfig, mesh) -> dict:
     """Evaluates on every non-empty modality subset; see the module docstring for the schema."""
     split = _split(dataset, config)
-    predict = make_predict(method, mesh)
+    predict = make_predict(method, dataset.spec.modalities, mesh)
     names, masks = missing.all_subsets(dataset.spec.modalities)
     per_subset = {}
     for name, mask in zip(names, np.asarray(masks)):
@@ -114,7 +114,7 @@ def missing_rate(method: Method, states, dataset: Dataset, config: ExperimentCon
                  mesh) -> dict:
     """Evaluates at each test missing rate in ``config.eval.missing_rates`` (fixed key per rate)."""
     split = _split(dataset, config)
-    predict = make_predict(method, mesh)
+    predict = make_predict(method, dataset.spec.modalities, mesh)
     n, num_modalities = split.present.shape
     per_rate = {}
     for i, rate in enumerate(config.eval.missing_rates):
@@ -136,7 +136,7 @@ def corruption_sweep(method: Method, states, dataset: Dataset, config: Experimen
     """
     split = _split(dataset, config)
     train = dataset.splits["train"]
-    predict = make_predict(method, mesh)
+    predict = make_predict(method, dataset.spec.modalities, mesh)
     per_condition = {}
     conditions = [("clean", None, None, 0.0)]
     for m in dataset.spec.modalities:

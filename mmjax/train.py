@@ -79,6 +79,8 @@ def dataset_options(config: ExperimentConfig) -> dict:
 def check_config(config: ExperimentConfig) -> None:
     """Static checks of the loop's settings; one ``UserError`` line per problem."""
     t = config.train
+    if t.unroll < 0:
+        raise UserError(f"train.unroll must be >= 0, got {t.unroll}")
     for name in ("steps", "steps_per_call", "num_seeds", "log_every", "checkpoint_every"):
         if getattr(t, name) <= 0:
             raise UserError(f"train.{name} must be positive, got {getattr(t, name)}")
@@ -121,21 +123,24 @@ def make_train_chunk(s: Setup):
 
     def one_step(state, present, data_key, data):
         indices = pipeline.batch_indices(data_key, state.step, n, batch_size)
-        batch = jax.lax.with_sharding_constraint(pipeline.gather(data, present, indices), sharding)
+        batch = pipeline.gather(data, present, indices, s.dataset.spec.modalities)
+        batch = jax.lax.with_sharding_constraint(batch, sharding)
         return s.method.train_step(state, batch)
 
     all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
 
     def chunk(states, present, data_keys, data):
+        t = s.config.train
         return jax.lax.scan(lambda st, _: all_seeds(st, present, data_keys, data), states,
-                            length=s.config.train.steps_per_call)
+                            length=t.steps_per_call, unroll=t.unroll or t.steps_per_call)
 
     return jax.jit(chunk, donate_argnums=0)
 
 
 def init_states(s: Setup, data):
     """The seed-stacked initial states, built on device and replicated over the mesh."""
-    example = pipeline.gather(data, data["present"], np.arange(s.config.train.batch_size))
+    example = pipeline.gather(data, data["present"], np.arange(s.config.train.batch_size),
+                              s.dataset.spec.modalities)
     init = jax.vmap(s.method.init, in_axes=(0, None))
     return jax.jit(init, out_shardings=parallel.replicated(s.mesh))(s.init_keys, example)
 

@@ -38,17 +38,19 @@ def batch_indices(key: jax.Array, step: jax.Array, num_examples: int,
     return jax.lax.dynamic_slice_in_dim(perm, offset * batch_size, batch_size)
 
 
-def gather(data: dict, present: jax.Array, indices: jax.Array) -> dict:
+def gather(data: dict, present: jax.Array, indices: jax.Array,
+           modalities: tuple[str, ...]) -> dict:
     """Gathers a batch from device-resident ``data`` and zero-fills its missing inputs.
 
     Args:
       data: ``to_arrays`` of a split (on device).
       present: ``bool[N, M]`` mask to use instead of ``data["present"]`` (training masks).
       indices: ``int[B]``.
+      modalities: the dataset's modality order (the columns of ``present``).
     """
     mask = present[indices]
     inputs = {m: x[indices] for m, x in data["inputs"].items()}
-    return {"inputs": missing.apply(inputs, mask), "present": mask,
+    return {"inputs": missing.apply(inputs, mask, modalities), "present": mask,
             "label": data["label"][indices]}
 
 

@@ -218,7 +218,8 @@ def make_augmentation(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def prepare(batch: Batch, key: jax.Array) -> Batch:
         present = missing.augmentation_dropout(key, batch["present"], p)
-        return {**batch, "present": present, "inputs": missing.apply(batch["inputs"], present)}
+        inputs = missing.apply(batch["inputs"], present, spec.modalities)
+        return {**batch, "present": present, "inputs": inputs}
 
     return make_supervised(config, spec, _net(config, spec, fusion="concat"),
                            fused_loss(_any_present), prepare_fn=prepare)

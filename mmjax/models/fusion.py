@@ -66,6 +66,9 @@ class MultimodalNet(nnx.Module):
             )
         used = modalities or spec.modalities
         self.fusion = fusion
+        # Iterate over these tuples, never over the nnx.Dicts: pytree dicts come back with sorted
+        # keys, which would silently pair a modality with another's present column.
+        self.names = tuple(used)
         self.columns = tuple(spec.modalities.index(m) for m in used)  # present[:, c] per encoder
         self.encoders = nnx.Dict({
             m: make_encoder(names[c], spec.shapes[c], hidden=config.hidden,
@@ -94,21 +97,21 @@ class MultimodalNet(nnx.Module):
                  rngs: nnx.Rngs | None = None):
         """Maps a batch to ``(outputs [B, C], aux)``; ``present`` is ``bool[B, M]``."""
         aux, feats, masks = {}, [], []
-        for m, c in zip(self.encoders, self.columns):
+        for m, c in zip(self.names, self.columns):
             f = self.encoders[m](inputs[m], deterministic=deterministic, rngs=rngs)  # [B, D_m]
             aux[f"{m}/features"] = f
             feats.append(f)
             masks.append(present[:, c])
         if self.unimodal is not None:
-            for m, f in zip(self.encoders, feats):
+            for m, f in zip(self.names, feats):
                 aux[f"{m}/logits"] = self.unimodal[m](f)
         if self.fusion == "concat":
             fused = jnp.concatenate([masked_features(f, p) for f, p in zip(feats, masks)], -1)
         elif self.fusion == "sum":
             fused = sum(masked_features(self.project[m](f), p)
-                        for m, f, p in zip(self.encoders, feats, masks))
+                        for m, f, p in zip(self.names, feats, masks))
         else:
-            logits = jnp.stack([aux[f"{m}/logits"] for m in self.encoders], 1)  # [B, M, C]
+            logits = jnp.stack([aux[f"{m}/logits"] for m in self.names], 1)  # [B, M, C]
             weights = jnp.stack(masks, 1).astype(logits.dtype)  # [B, M]
             total = jnp.maximum(weights.sum(1, keepdims=True), 1.0)
             return jnp.einsum("bmc,bm->bc", logits, weights) / total, aux

@@ -1,0 +1,18 @@
+"""Concat fusion trained with modality dropout (p = 0.3 per modality, never all; UME-MMA's augmentation), on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/augmentation.py --workdir runs/avmnist_offline_augmentation
+
+Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
+experiments/baselines/README.md):
+  @@EXPECTED@@
+"""
+
+from mmjax.methods.baselines import AugmentationConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("avmnist_offline", AugmentationConfig(dropout_p=0.3), arg)

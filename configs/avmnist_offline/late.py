@@ -1,0 +1,18 @@
+"""Late fusion: the average of unimodal logits over the present modalities, on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/late.py --workdir runs/avmnist_offline_late
+
+Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
+experiments/baselines/README.md):
+  @@EXPECTED@@
+"""
+
+from mmjax.config import MethodConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("avmnist_offline", MethodConfig(name="late"), arg)

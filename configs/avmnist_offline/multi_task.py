@@ -1,0 +1,18 @@
+"""Multi-task training: concat fusion plus a linear head per modality, losses summed, on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/multi_task.py --workdir runs/avmnist_offline_multi_task
+
+Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
+experiments/baselines/README.md):
+  @@EXPECTED@@
+"""
+
+from mmjax.methods.baselines import MultiTaskConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("avmnist_offline", MultiTaskConfig(unimodal_weight=1.0), arg)

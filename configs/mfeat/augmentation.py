@@ -1,0 +1,18 @@
+"""Concat fusion trained with modality dropout (p = 0.3 per modality, never all; UME-MMA's augmentation), on UCI Multiple Features (six views).
+
+Command:
+  mmjax train --config configs/mfeat/augmentation.py --workdir runs/mfeat_augmentation
+
+Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
+experiments/baselines/README.md):
+  @@EXPECTED@@
+"""
+
+from mmjax.methods.baselines import AugmentationConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("mfeat", AugmentationConfig(dropout_p=0.3), arg)

@@ -1,0 +1,18 @@
+"""Upper bound: concat fusion trained on complete samples only, on UCI Multiple Features (six views).
+
+Command:
+  mmjax train --config configs/mfeat/upper_bound.py --workdir runs/mfeat_upper_bound
+
+Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
+experiments/baselines/README.md):
+  @@EXPECTED@@
+"""
+
+from mmjax.config import MethodConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("mfeat", MethodConfig(name="upper_bound"), arg)
