@@ -264,27 +264,37 @@ def _replace_path(node: Any, path: list[str], raw: str, full_key: str) -> Any:
 
 def parse_value(raw: str, hint: Any, key: str) -> Any:
     """Parses the text ``raw`` into a value of type ``hint`` (bool, int, float, str, tuples)."""
+    return _coerce(_json_or_text(raw), hint, key, raw)
+
+
+def _json_or_text(raw: str) -> Any:
     try:
-        value = json.loads(raw)
+        return json.loads(raw)
     except json.JSONDecodeError:
-        value = raw
-    return _coerce(value, hint, key, raw)
+        return raw
 
 
 def _coerce(value: Any, hint: Any, key: str, raw: Any) -> Any:
     origin = typing.get_origin(hint)
     bad = UserError(f"config key {key!r} expects {_type_name(hint)}, got {raw!r}")
     if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v] if value else []
+        if isinstance(value, str):  # comma-separated: each element is parsed like a whole value
+            texts = [v for v in value.split(",") if v] if value else []
+            value = [_json_or_text(t) for t in texts]
+        else:
+            texts = None
         if not isinstance(value, (list, tuple)):
             value = [value]
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], key, raw) for v in value)
+            args = (args[0],) * len(value)
         if len(value) != len(args):
             raise bad
-        return tuple(_coerce(v, a, key, raw) for v, a in zip(value, args))
+        try:  # an element's own text, so that a str element keeps exactly what was typed
+            return tuple(_coerce(v, a, key, v if texts is None else t)
+                         for v, a, t in zip(value, args, texts or value))
+        except UserError:
+            raise bad from None
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(hint):
             try:
