@@ -160,7 +160,7 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
     if config_file.exists():
         if config_file.read_text() != resolved:
             old = json.loads(config_file.read_text())
-            diff = _first_difference(old, config_lib.to_dict(config))
+            diff = _first_difference(old, json.loads(resolved))  # both sides as JSON (lists)
             raise UserError(f"workdir {workdir} holds a run with a different config ({diff}); "
                             "use a new --workdir")
         return
