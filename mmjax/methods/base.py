@@ -126,7 +126,7 @@ def step_keys(state: TrainState, *purposes: str) -> dict[str, jax.Array]:
 
 def norms(grads, params) -> Metrics:
     """``grad_norm`` and ``param_norm`` (global L2 norms) for the metrics dict."""
-    return {"grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
+    return {"grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
 
 
 def cast_inputs(batch: Batch, dtype) -> Batch:
