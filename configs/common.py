@@ -12,9 +12,10 @@ from mmjax.config import DataConfig, ExperimentConfig, MethodConfig, ModelConfig
 from mmjax.errors import UserError
 
 # 600 steps of batch 64 is ~11 epochs of the 3,500 training pairs; 3 seeds trained together.
+# The conv nets of avmnist_offline run ~6x faster on XLA:CPU with the step loop unrolled.
 TRAIN = {
     "avmnist_offline": TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
-                                   log_every=100, checkpoint_every=200),
+                                   unroll=0, log_every=100, checkpoint_every=200),
     "mfeat": TrainConfig(steps=1000, batch_size=64, num_seeds=3, steps_per_call=10,
                          log_every=100, checkpoint_every=500),
 }
