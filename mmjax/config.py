@@ -131,7 +131,11 @@ class TrainConfig:
       steps: optimisation steps.
       batch_size: global batch size (split over all devices on the ``"data"`` mesh axis).
       seed: root seed; replica ``i`` of ``num_seeds`` uses seed ``seed + i``.
-      num_seeds: independent replicas trained in one program (vmapped); eval reports mean ± std.
+      num_seeds: independent replicas trained in one program; eval reports mean ± std.
+      vmap_seeds: batch the replicas with ``vmap`` (one batched program); False writes one copy
+        of the step per replica into the same program. XLA:CPU turns vmapped convolutions with
+        per-replica weights into grouped convolutions, measured 2x slower than separate copies,
+        so the conv-net configs set False; MLPs and accelerators batch well.
       steps_per_call: steps fused into one jitted call with ``lax.scan``.
       unroll: unroll factor of that scan; 0 unrolls it fully. XLA:CPU ran the convolutions of a
         rolled loop body about 6x slower than unrolled ones (measured, benchmarks/README.md), so
@@ -148,6 +152,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     num_seeds: int = 1
+    vmap_seeds: bool = True
     steps_per_call: int = 10
     unroll: int = 1
     log_every: int = 100

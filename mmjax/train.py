@@ -21,6 +21,7 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mmjax import config as config_lib
@@ -127,7 +128,13 @@ def make_train_chunk(s: Setup):
         batch = jax.lax.with_sharding_constraint(batch, sharding)
         return s.method.train_step(state, batch)
 
-    all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
+    if s.config.train.vmap_seeds:
+        all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
+    else:
+        def all_seeds(states, present, data_keys, data):
+            outs = [one_step(jax.tree.map(lambda x: x[i], states), present[i], data_keys[i], data)
+                    for i in range(s.config.train.num_seeds)]
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     def chunk(states, present, data_keys, data):
         t = s.config.train
