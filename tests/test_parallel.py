@@ -18,8 +18,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "mfeat" / "augmentation.py") + ":quick"
-OVERRIDES = ["data.views=fac,fou,mor", "train.batch_size=64", "train.steps=30", "train.num_seeds=2", "train.log_every=10",
-             "train.checkpoint_every=30", "train.unroll=1",
+OVERRIDES = ["data.views=fac,fou,mor", "train.batch_size=64", "train.steps=30",
+             "train.num_seeds=2", "train.log_every=10", "train.checkpoint_every=30",
+             "train.unroll=1",
              "eval.batch_size=400"]  # the default 500 does not split over 8 devices
 
 # Runs in the subprocess: checks the device count, inspects how the batch is sharded (a gathered
