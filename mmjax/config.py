@@ -176,7 +176,7 @@ class EvalConfig:
     """
 
     split: str = "test"
-    batch_size: int = 500
+    batch_size: int = 512
     missing_rates: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
     noise_sigmas: tuple[float, ...] = (0.08, 0.12, 0.18, 0.26, 0.38)
     mask_probs: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25)

@@ -193,7 +193,7 @@ def check_finite(metrics: dict, first_step: int) -> None:
 
     ``metrics`` maps names to host arrays ``[K, S]``: K steps of S seed replicas.
     """
-    for name in sorted(metrics):
+    for name in sorted(metrics, key=lambda k: (k != "loss", k)):  # name the loss first
         values = np.asarray(metrics[name])
         bad = ~np.isfinite(values)
         if bad.any():
