@@ -5,11 +5,14 @@ Fusion rules (every one reads ``present[B, M]`` arithmetically, so masks never c
 - ``concat`` (intermediate fusion): ``head([f_1 * p_1, ..., f_M * p_M])``;
 - ``sum``: ``head(sum_m p_m * W_m f_m)``, each modality projected to ``feature_dim`` first;
 - ``late``: the mean of the unimodal heads' outputs over the present modalities,
-  ``sum_m p_m * g_m(f_m) / max(sum_m p_m, 1)``.
+  ``sum_m p_m * g_m(f_m) / max(sum_m p_m, 1)``;
+- ``ensemble``: UME-MMA's uni-modal ensemble, the mean over *all* modalities,
+  ``sum_m g_m(f_m) / M``, ``present`` ignored: a missing modality contributes the output of its
+  zero-filled input, so the model is unaware which modality is missing (UME-MMA section 3.3).
 
-With ``unimodal_heads`` a linear head per modality is added (multi-task training; late fusion
-always has them). The model returns ``(outputs, aux)``; ``aux`` holds ``"<m>/features"`` and, where
-there are unimodal heads, ``"<m>/logits"``.
+With ``unimodal_heads`` a linear head per modality is added (multi-task training; ``late`` and
+``ensemble`` always have them). The model returns ``(outputs, aux)``; ``aux`` holds
+``"<m>/features"`` and, where there are unimodal heads, ``"<m>/logits"``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.models.encoders import default_encoder, make_encoder, masked_features
 
-FUSIONS = ("concat", "sum", "late")
+FUSIONS = ("concat", "sum", "late", "ensemble")
 
 
 class MLPHead(nnx.Module):
@@ -47,7 +50,7 @@ class MultimodalNet(nnx.Module):
       spec: the dataset (modalities, shapes, number of outputs).
       config: encoder names and widths.
       fusion: one of ``FUSIONS``.
-      unimodal_heads: add a linear head per modality (always on for ``late``).
+      unimodal_heads: add a linear head per modality (always on for ``late`` and ``ensemble``).
       modalities: the modalities this model uses (default: all of the dataset's); the others
         are ignored, which is how the one-modality lower bound is built.
       dtype: compute dtype (parameters stay float32).
@@ -90,7 +93,7 @@ class MultimodalNet(nnx.Module):
                                 dtype=dtype, rngs=rngs)
         self.unimodal = (
             nnx.Dict({m: nnx.Linear(d, out, dtype=dtype, rngs=rngs) for m, d in dims.items()})
-            if unimodal_heads or fusion == "late" else None
+            if unimodal_heads or fusion in ("late", "ensemble") else None
         )
 
     def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
@@ -110,6 +113,8 @@ class MultimodalNet(nnx.Module):
         elif self.fusion == "sum":
             fused = sum(masked_features(self.project[m](f), p)
                         for m, f, p in zip(self.names, feats, masks))
+        elif self.fusion == "ensemble":
+            return sum(aux[f"{m}/logits"] for m in self.names) / len(self.names), aux
         else:
             logits = jnp.stack([aux[f"{m}/logits"] for m in self.names], 1)  # [B, M, C]
             weights = jnp.stack(masks, 1).astype(logits.dtype)  # [B, M]
