@@ -11,7 +11,7 @@ from typing import Callable, NamedTuple
 from mmjax.config import ExperimentConfig, MethodConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods import baselines
+from mmjax.methods import baselines, missing_detection, ume_mma
 from mmjax.methods.base import Method, TrainState
 
 
@@ -30,6 +30,9 @@ REGISTRY: dict[str, Entry] = {
     "late": Entry(MethodConfig, baselines.make_fusion("late")),
     "augmentation": Entry(baselines.AugmentationConfig, baselines.make_augmentation),
     "multi_task": Entry(baselines.MultiTaskConfig, baselines.make_multi_task),
+    "ume_mma": Entry(ume_mma.UmeMmaConfig, ume_mma.make),
+    "naive": Entry(MethodConfig, ume_mma.make_naive),
+    "missing_detection": Entry(missing_detection.MissingDetectionConfig, missing_detection.make),
 }
 
 

@@ -1,0 +1,17 @@
+"""Naive baseline (UME-MMA Table 1): late fusion, the mean of all uni-modal outputs (missing ones fed zeros), trained end to end from scratch, on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/naive.py --workdir runs/avmnist_offline_naive
+
+Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
+experiments/ume_mma/results.md).
+"""
+
+from mmjax.config import MethodConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("avmnist_offline", MethodConfig(name="naive"), arg)

@@ -1,0 +1,30 @@
+"""UME-MMA: 600 steps of uni-modal training, then 300 steps of late-fusion fine-tuning with missing-modality augmentation (p = 0.3, lr 1e-4), on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/ume_mma.py --workdir runs/avmnist_offline_ume_mma
+
+Table 4/5 switches: --set method.pretrain=False (Only Missing-Aug), method.augment=False (Only
+Pre-Training), method.freeze_encoders=True (Freeze Encs), method.dropout_p=0.1 (Table 5).
+Phase 1 has as many steps as the other baselines' whole run (the uni-modal models are trained as
+long as the lower bound); the paper does not give phase 2's length.
+
+Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
+experiments/ume_mma/results.md).
+"""
+
+import dataclasses
+
+from mmjax.methods.ume_mma import UmeMmaConfig
+
+from configs.common import experiment
+
+PHASE1_STEPS, PHASE2_STEPS = 600, 300
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 60 + 40 steps)."""
+    config = experiment("avmnist_offline", UmeMmaConfig(phase1_steps=PHASE1_STEPS), arg)
+    if arg == "quick":
+        return dataclasses.replace(config, method=UmeMmaConfig(phase1_steps=60))
+    train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS)
+    return dataclasses.replace(config, train=train)

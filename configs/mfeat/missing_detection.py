@@ -1,0 +1,17 @@
+"""Missing detection (UME-MMA Table 1): uni-modal heads with an extra "missing" class, trained with modality dropout (p = 0.3); heads predicting "missing" are left out of the average, on UCI Multiple Features (six views).
+
+Command:
+  mmjax train --config configs/mfeat/missing_detection.py --workdir runs/mfeat_missing_detection
+
+Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
+experiments/ume_mma/results.md).
+"""
+
+from mmjax.methods.missing_detection import MissingDetectionConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("mfeat", MissingDetectionConfig(dropout_p=0.3), arg)
