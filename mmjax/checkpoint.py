@@ -64,4 +64,5 @@ class Checkpointer:
             lambda ref, x: jax.random.wrap_key_data(x) if _is_key(ref) else x, like, restored)
 
     def close(self) -> None:
+        """Waits for pending writes and releases the manager."""
         self._manager.close()

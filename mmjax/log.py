@@ -49,6 +49,7 @@ class MetricsWriter:
         self._file.flush()
 
     def close(self) -> None:
+        """Closes the file (process 0)."""
         if _is_main():
             self._file.close()
 

@@ -38,9 +38,11 @@ class DatasetSpec:
 
     @property
     def num_modalities(self) -> int:
+        """M, the number of modalities."""
         return len(self.modalities)
 
     def shape_of(self, modality: str) -> tuple[int, ...]:
+        """The per-sample shape of ``modality``."""
         return self.shapes[self.modalities.index(modality)]
 
 
