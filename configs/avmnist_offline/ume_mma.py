@@ -9,7 +9,8 @@ Phase 1 has as many steps as the other baselines' whole run (the uni-modal model
 long as the lower bound); the paper does not give phase 2's length.
 
 Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
-experiments/ume_mma/results.md).
+experiments/ume_mma/results.md). One seed (seed 0, --set train.num_seeds=1, measured on the 2-core
+CPU): image alone 0.929, audio alone 0.945, complete 0.994.
 """
 
 import dataclasses
