@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a trained workdir under a protocol")
     p.add_argument("--workdir", required=True)
     p.add_argument("--protocol", default="subsets",
-                   choices=("subsets", "missing-rate", "corruption"))
+                   choices=("subsets", "missing-rate", "corruption"))  # evaluate.PROTOCOLS
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override eval.* fields, e.g. --set eval.split=val")
 
@@ -95,8 +95,11 @@ def _load_workdir_config(workdir: pathlib.Path):
     file = workdir / "config.json"
     if not file.is_file():
         raise UserError(f"{workdir} is not an mmjax run (no config.json)")
-    raw = json.loads(file.read_text())
-    method_cls = methods.entry(raw["method"]["name"]).config_class
+    try:
+        raw = json.loads(file.read_text())
+        method_cls = methods.entry(raw["method"]["name"]).config_class
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{file} is not a readable mmjax config ({type(e).__name__}: {e})") from e
     return config_lib.from_dict(config_lib.ExperimentConfig, raw, method_cls)
 
 

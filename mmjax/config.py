@@ -220,7 +220,12 @@ def load(spec: str) -> ExperimentConfig:
         raise UserError(f"config {path} failed to import: {type(e).__name__}: {e}") from e
     if not hasattr(module, "get_config"):
         raise UserError(f"config {path} defines no get_config(arg)")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except UserError:
+        raise
+    except Exception as e:  # same as above: the file is the user's
+        raise UserError(f"config {path}: get_config failed: {type(e).__name__}: {e}") from e
     if not isinstance(config, ExperimentConfig):
         raise UserError(f"config {path}: get_config must return an ExperimentConfig")
     return config

@@ -48,7 +48,8 @@ def make_predict(method: Method, modalities: tuple[str, ...], mesh):
         batch = {**batch, "inputs": missing.apply(batch["inputs"], batch["present"], modalities)}
         return jax.vmap(method.predict, in_axes=(0, None))(states, batch)
 
-    return jax.jit(predict)
+    # Replicated outputs: every process can read the whole prediction.
+    return jax.jit(predict, out_shardings=parallel.replicated(mesh))
 
 
 def predict_split(predict, states, inputs: dict, present: np.ndarray, label: np.ndarray,
@@ -63,7 +64,8 @@ def predict_split(predict, states, inputs: dict, present: np.ndarray, label: np.
         idx = np.arange(start, start + batch_size) % n
         batch = {"inputs": {m: x[idx] for m, x in inputs.items()}, "present": present[idx],
                  "label": label[idx]}
-        out = predict(states, parallel.shard_batch(batch, mesh))
+        # Every process holds the whole split, so the global batch goes in as is.
+        out = predict(states, jax.device_put(batch, parallel.batch_sharding(mesh)))
         outputs.append(np.asarray(out)[:, : min(batch_size, n - start)])
     return np.concatenate(outputs, axis=1)
 
@@ -147,20 +149,23 @@ def corruption_sweep(method: Method, states, dataset: Dataset, config: Experimen
         if kind is not None:
             key = jax.random.fold_in(jax.random.key(config.train.seed), i)
             inputs[modality] = np.asarray(_corrupt(key, kind, amount, split.inputs[modality],
-                                                   train.inputs[modality]))
+                                                   train.inputs[modality],
+                                                   dataset.spec.time_axis(modality)))
         out = predict_split(predict, states, inputs, split.present, split.label,
                             config.eval.batch_size, mesh)
         per_condition[name] = _per_seed_metrics(dataset.spec.task, split.label, out)
     return _summarize(dataset, config, "corruption", per_condition)
 
 
-def _corrupt(key, kind: str, amount: float, x: np.ndarray, train_x: np.ndarray):
+def _corrupt(key, kind: str, amount: float, x: np.ndarray, train_x: np.ndarray,
+             time_axis: int | None):
+    """Noise on min-max scaled inputs (no clipping: features have no natural range), or masking
+    of whole time steps along ``time_axis`` (of single entries where there is none)."""
     if kind == "noise":
         lo, hi = float(train_x.min()), float(train_x.max())
         scaled = corruption.minmax_scale(x, lo, hi)
         noisy = corruption.gaussian_noise(key, scaled, amount)
         return np.asarray(noisy) * (hi - lo) + lo
-    time_axis = 1 if x.ndim >= 3 else None
     return corruption.mask_timesteps(key, x, amount, time_axis=time_axis)
 
 
@@ -189,6 +194,8 @@ def to_markdown(result: dict, metrics: tuple[str, ...] | None = None) -> str:
 
 
 def write(workdir: pathlib.Path, stem: str, result: dict) -> None:
-    """Writes ``<stem>.json`` and ``<stem>.md`` into ``workdir`` (atomically)."""
+    """Writes ``<stem>.json`` and ``<stem>.md`` into ``workdir`` (atomically; process 0 only)."""
+    if jax.process_index() != 0:
+        return
     write_atomic(pathlib.Path(workdir) / f"{stem}.json", json.dumps(result, indent=2) + "\n")
     write_atomic(pathlib.Path(workdir) / f"{stem}.md", to_markdown(result))

@@ -1,7 +1,8 @@
 """Run logging: ``metrics.jsonl`` (one JSON object per logged step) and a progress bar.
 
-The writer appends; on resume, lines past the restored step are dropped first so that a resumed
-run's log reads exactly like an uninterrupted one. Only process 0 writes.
+The writer appends; on resume, lines past the restored step (and a line a killed process left
+half-written) are dropped first, so that a resumed run's log reads exactly like an uninterrupted
+one. Only process 0 writes the log.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class MetricsWriter:
         kept = []
         if resume_step is not None and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line).get("step", 0) <= resume_step]
+                    if _step_of(line) is not None and _step_of(line) <= resume_step]
         write_atomic(self.path, "".join(line + "\n" for line in kept))
         self._file = open(self.path, "a")
 
@@ -52,6 +53,14 @@ class MetricsWriter:
         """Closes the file (process 0)."""
         if _is_main():
             self._file.close()
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a log line; None for a line a killed process left half-written."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def progress(total: int, initial: int, desc: str) -> tqdm:

@@ -29,7 +29,7 @@ from mmjax import data as data_lib
 from mmjax import evaluate, methods, parallel
 from mmjax.checkpoint import Checkpointer
 from mmjax.config import ExperimentConfig
-from mmjax.data import pipeline
+from mmjax.data import missing, pipeline
 from mmjax.data.base import Dataset, validate_split
 from mmjax.errors import UserError
 from mmjax.log import MetricsWriter, progress, write_atomic
@@ -72,6 +72,11 @@ def dataset_options(config: ExperimentConfig) -> dict:
     options = {"seed": d.seed}
     if d.name == "avmnist_offline":
         options.update(snr_db=d.snr_db, image_pca_energy=d.image_pca_energy)
+    else:
+        default = config_lib.DataConfig()
+        for name in ("snr_db", "image_pca_energy"):
+            if getattr(d, name) != getattr(default, name):
+                raise UserError(f"data.{name} only applies to avmnist_offline, not {d.name}")
     if d.views:
         options["views"] = d.views
     return options
@@ -91,14 +96,23 @@ def check_config(config: ExperimentConfig) -> None:
                             f"train.steps_per_call={t.steps_per_call}")
     parallel.check_batch_size(t.batch_size)
     parallel.check_batch_size(config.eval.batch_size, "eval.batch_size")
+    for i, rate in enumerate(config.eval.missing_rates):
+        missing.check_rate(f"eval.missing_rates[{i}]", rate)
+    for i, p in enumerate(config.eval.mask_probs):
+        missing.check_rate(f"eval.mask_probs[{i}]", p)
+    if any(s < 0 for s in config.eval.noise_sigmas):
+        raise UserError(f"eval.noise_sigmas must be >= 0, got {config.eval.noise_sigmas}")
 
 
 def setup(config: ExperimentConfig) -> Setup:
     """Loads and validates the data, builds the method, the mesh, the keys and training masks."""
     check_config(config)
     dataset = data_lib.load(config.data.name, **dataset_options(config))
-    for name, split in dataset.splits.items():
+    for name, split in dataset.splits.items():  # the runtime's guard, whatever the loader checked
         validate_split(dataset.spec, split, f"{config.data.name}/{name}")
+    if config.eval.split not in dataset.splits:
+        raise UserError(f"eval.split {config.eval.split!r} is not a split of {config.data.name} "
+                        f"({', '.join(dataset.splits)})")
     train_split = dataset.splits["train"]
     if len(train_split) < config.train.batch_size:
         raise UserError(f"train.batch_size={config.train.batch_size} exceeds the "
@@ -171,10 +185,11 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
             raise UserError(f"workdir {workdir} holds a run with a different config ({diff}); "
                             "use a new --workdir")
         return
-    if workdir.exists() and any(workdir.iterdir()):
+    if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_atomic(config_file, resolved)
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_atomic(config_file, resolved)
 
 
 def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
@@ -257,7 +272,8 @@ def run(s: Setup, workdir: pathlib.Path):
     bar = progress(t.steps, step, f"{s.config.method.name} on {s.config.data.name}")
     try:
         with _StopFlag() as stop:
-            tic = time.perf_counter()
+            # steps_per_sec of the first logged window includes compilation.
+            tic, last_logged = time.perf_counter(), step
             while step < t.steps:
                 states, metrics = chunk(states, present, s.data_keys, data)
                 metrics = jax.device_get(metrics)
@@ -267,10 +283,11 @@ def run(s: Setup, workdir: pathlib.Path):
                 bar.set_postfix(loss=f"{float(metrics['loss'][-1].mean()):.4f}")
                 if step % t.log_every == 0:
                     toc = time.perf_counter()
+                    # The last step of the call, averaged over seed replicas.
                     row = {k: float(v[-1].mean()) for k, v in metrics.items()}
-                    row["steps_per_sec"] = t.log_every / (toc - tic)
+                    row["steps_per_sec"] = (step - last_logged) / (toc - tic)
                     writer.write(step, row)
-                    tic = toc
+                    tic, last_logged = toc, step
                 if step % t.checkpoint_every == 0 or step == t.steps or stop.signum:
                     ckpt.save(step, states)
                 if stop.signum and step < t.steps:

@@ -99,7 +99,8 @@ def _select(ds: Dataset, views) -> Dataset:
         raise UserError(f"{ds.spec.name}: bad views {views}; valid views: "
                         f"{', '.join(ds.spec.modalities)} (each at most once)")
     spec = DatasetSpec(ds.spec.name, views, tuple(ds.spec.shape_of(v) for v in views),
-                       ds.spec.task, ds.spec.num_classes)
+                       ds.spec.task, ds.spec.num_classes,
+                       tuple(ds.spec.time_axis(v) for v in views))
     idx = [ds.spec.modalities.index(v) for v in views]
     splits = {k: Split({v: s.inputs[v] for v in views}, s.present[:, idx], s.label)
               for k, s in ds.splits.items()}

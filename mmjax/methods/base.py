@@ -130,10 +130,11 @@ def norms(grads, params) -> Metrics:
 
 
 def cast_inputs(batch: Batch, dtype) -> Batch:
-    """Casts the batch's float inputs to the compute dtype (labels and masks untouched)."""
+    """Casts the batch's float inputs to the compute dtype (labels, masks, lengths untouched)."""
     if dtype is None:
         return batch
-    inputs = {m: x.astype(dtype) for m, x in batch["inputs"].items()}
+    inputs = {m: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+              for m, x in batch["inputs"].items()}
     return {**batch, "inputs": inputs}
 
 
