@@ -80,7 +80,8 @@ LossFn = Callable[[jax.Array, dict, Batch, DatasetSpec], tuple[jax.Array, dict]]
 
 def make_supervised(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel,
                     loss_fn: LossFn, *,
-                    prepare_fn: Callable[[Batch, jax.Array], Batch] | None = None) -> Method:
+                    prepare_fn: Callable[[Batch, jax.Array], Batch] | None = None,
+                    readout_fn: Callable[[jax.Array, dict], jax.Array] | None = None) -> Method:
     """A ``Method`` that trains ``model`` by gradient descent on ``loss_fn``.
 
     Args:
@@ -90,6 +91,7 @@ def make_supervised(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel
       loss_fn: maps the model's ``(outputs, aux)`` and the batch to ``(loss, metrics)``.
       prepare_fn: optional per-step change to the training batch (e.g. modality dropout), given
         the batch and a key.
+      readout_fn: maps the model's ``(outputs, aux)`` to predictions (default: ``outputs``).
     """
     tx = make_optimizer(config.optim, config.train.steps)
     dtype = compute_dtype(config.train.dtype)
@@ -124,8 +126,10 @@ def make_supervised(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
-        (outputs, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                      batch["present"], train=False)
+        (outputs, aux), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                        batch["present"], train=False)
+        if readout_fn is not None:
+            outputs = readout_fn(outputs, aux)
         return outputs.astype(jnp.float32)
 
     return Method(init=init, train_step=train_step, predict=predict)
@@ -211,18 +215,32 @@ def make_lower_bound(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     return make_supervised(config, spec, net, fused_loss(lambda b: b["present"][:, column]))
 
 
+def augment_batch(batch: Batch, key: jax.Array, p, modalities: tuple[str, ...],
+                  mode: str = "one") -> Batch:
+    """Missing-modality augmentation: drop modalities (never all) and zero-fill them.
+
+    ``p`` may be traced; ``p = 0`` returns the batch's mask unchanged (and its inputs, whose
+    missing entries are already zero). ``mode`` as in ``missing.augmentation_dropout``.
+    """
+    present = missing.augmentation_dropout(key, batch["present"], p, mode=mode)
+    return {**batch, "present": present,
+            "inputs": missing.apply(batch["inputs"], present, modalities)}
+
+
+def check_dropout(p: float, mode: str = "one") -> None:
+    """``UserError`` unless ``method.dropout_p`` is a rate and ``method.dropout_mode`` exists."""
+    missing.check_rate("method.dropout_p", p)
+    if mode not in ("one", "independent"):
+        raise UserError(f"method.dropout_mode must be 'one' or 'independent', got {mode!r}")
+
+
 def make_augmentation(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """Concat fusion with modality dropout on every training batch."""
     p = config.method.dropout_p
-    missing.check_rate("method.dropout_p", p)
-
-    def prepare(batch: Batch, key: jax.Array) -> Batch:
-        present = missing.augmentation_dropout(key, batch["present"], p)
-        inputs = missing.apply(batch["inputs"], present, spec.modalities)
-        return {**batch, "present": present, "inputs": inputs}
-
-    return make_supervised(config, spec, _net(config, spec, fusion="concat"),
-                           fused_loss(_any_present), prepare_fn=prepare)
+    check_dropout(p)
+    return make_supervised(
+        config, spec, _net(config, spec, fusion="concat"), fused_loss(_any_present),
+        prepare_fn=lambda batch, key: augment_batch(batch, key, p, spec.modalities))
 
 
 def make_multi_task(config: ExperimentConfig, spec: DatasetSpec) -> Method:

@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, frozen
-from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
-from mmjax.methods.ume_mma import augment_batch, ensemble_net
+from mmjax.methods.base import Method
+from mmjax.methods.baselines import augment_batch, check_dropout, make_supervised
+from mmjax.methods.ume_mma import ensemble_net
 
 
 @frozen
@@ -73,57 +71,28 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     if spec.task != "classification":
         raise UserError(f"missing_detection needs a classification dataset, {spec.name} is "
                         f"{spec.task}")
-    missing.check_rate("method.dropout_p", mc.dropout_p)
-    if mc.dropout_mode not in ("one", "independent"):
-        raise UserError(f"method.dropout_mode must be 'one' or 'independent', got "
-                        f"{mc.dropout_mode!r}")
+    check_dropout(mc.dropout_p, mc.dropout_mode)
     modalities, num_classes = spec.modalities, spec.num_classes
-    tx = make_optimizer(config.optim, config.train.steps)
-    dtype = compute_dtype(config.train.dtype)
-    model = ensemble_net(config, spec, num_classes=num_classes + 1)
 
     def head_logits(aux) -> jax.Array:
         return jnp.stack([aux[f"{m}/logits"] for m in modalities], 1)  # [B, M, C+1]
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key)
-
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        keys = step_keys(state, "prepare", "dropout")
-        batch = cast_inputs(augment_batch(batch, keys["prepare"], mc.dropout_p, modalities,
-                                          mc.dropout_mode), dtype)
+    def loss_fn(outputs, aux, batch, spec):
+        del outputs, spec
         present = batch["present"]
         targets = jnp.where(present, batch["label"][:, None], num_classes)  # [B, M]
         valid = present.any(-1)
+        logits = head_logits(aux)
+        metrics = {}
+        for c, m in enumerate(modalities):
+            per = losses.per_example("classification", logits[:, c], targets[:, c])
+            metrics[f"loss_{m}"] = losses.weighted_mean(per, valid)
+        detected = logits.argmax(-1) != num_classes
+        metrics["detect_accuracy"] = (detected == present).mean(dtype=jnp.float32)
+        return sum(metrics[f"loss_{m}"] for m in modalities), metrics
 
-        def objective(params):
-            (_, aux), model_state = model.apply(params, state.model_state, batch["inputs"],
-                                                present, train=True, key=keys["dropout"])
-            logits = head_logits(aux)
-            metrics = {}
-            for c, m in enumerate(modalities):
-                per = losses.per_example("classification", logits[:, c], targets[:, c])
-                metrics[f"loss_{m}"] = losses.weighted_mean(per, valid)
-            detected = logits.argmax(-1) != num_classes
-            metrics["detect_accuracy"] = (detected == present).mean(dtype=jnp.float32)
-            return sum(metrics[f"loss_{m}"] for m in modalities), (model_state, metrics)
-
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
-
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        (_, aux), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                  batch["present"], train=False)
-        return detect_and_fuse(head_logits(aux).astype(jnp.float32))
-
-    return Method(init=init, train_step=train_step, predict=predict)
+    return make_supervised(
+        config, spec, ensemble_net(config, spec, num_classes=num_classes + 1), loss_fn,
+        prepare_fn=lambda batch, key: augment_batch(batch, key, mc.dropout_p, modalities,
+                                                    mc.dropout_mode),
+        readout_fn=lambda outputs, aux: detect_and_fuse(head_logits(aux).astype(jnp.float32)))

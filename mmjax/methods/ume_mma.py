@@ -55,12 +55,11 @@ import optax
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, frozen
-from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 make_optimizer, norms, step_keys)
-from mmjax.methods.baselines import fused_loss, make_supervised
+from mmjax.methods.baselines import augment_batch, check_dropout, fused_loss, make_supervised
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -104,18 +103,6 @@ def ensemble_net(config: ExperimentConfig, spec: DatasetSpec, num_classes: int |
                                                rngs=rngs))
 
 
-def augment_batch(batch: Batch, key: jax.Array, p, modalities: tuple[str, ...],
-                  mode: str = "one") -> Batch:
-    """Missing-modality augmentation: drop modalities (never all) and zero-fill them.
-
-    ``p`` may be traced; ``p = 0`` returns the batch's mask unchanged (and its inputs, whose
-    missing entries are already zero).
-    """
-    present = missing.augmentation_dropout(key, batch["present"], p, mode=mode)
-    return {**batch, "present": present,
-            "inputs": missing.apply(batch["inputs"], present, modalities)}
-
-
 def is_encoder(path) -> bool:
     """Whether a parameter path (``jax.tree_util`` keys) lies in an encoder of ``MultimodalNet``."""
     return bool(path) and getattr(path[0], "key", None) == "encoders"
@@ -134,10 +121,7 @@ def _keep_encoders(keep, old, new):
 def check_config(config: ExperimentConfig) -> None:
     """``UserError`` for switches that cannot run."""
     mc = config.method
-    missing.check_rate("method.dropout_p", mc.dropout_p)
-    if mc.dropout_mode not in ("one", "independent"):
-        raise UserError(f"method.dropout_mode must be 'one' or 'independent', got "
-                        f"{mc.dropout_mode!r}")
+    check_dropout(mc.dropout_p, mc.dropout_mode)
     if mc.pretrain and not 0 <= mc.phase1_steps <= config.train.steps:
         raise UserError(f"method.phase1_steps={mc.phase1_steps} must lie in [0, train.steps="
                         f"{config.train.steps}]")
