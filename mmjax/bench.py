@@ -1,10 +1,12 @@
 """``mmjax bench``: compile time and steady step time of every method, as JSON lines.
 
-Each case builds the exact program ``mmjax train`` runs (``train.make_train_chunk``: a ``lax.scan``
-of ``steps_per_call`` steps, vmapped over seeds, state donated) on random data of the dataset's
-shapes, so no dataset needs to be built. Compile time is measured with ``lower().compile()``;
-steady time over ``repeats`` calls after three warm-up calls, each blocked on its result.
-Compare numbers only between runs on the same device kind.
+Each case times the training program of ``configs/<dataset>/<method>.py`` (its model, optimiser,
+unroll and seed settings) with the batch size, seed count, steps per call and dtype given on the
+command line: ``train.make_train_chunk``, a ``lax.scan`` of ``steps_per_call`` steps over all
+seed replicas with the state donated, fed random data of the dataset's shapes (no dataset is
+built). Compile time is measured with ``lower().compile()``; steady time over ``repeats`` calls
+after three warm-up calls, each blocked on its result. Compare numbers only between runs on the
+same device kind.
 """
 
 from __future__ import annotations
@@ -17,23 +19,15 @@ import time
 import jax
 import numpy as np
 
+from mmjax import config as config_lib
 from mmjax import methods, parallel, train
-from mmjax.config import ExperimentConfig, TrainConfig
+from mmjax.config import ExperimentConfig
+from mmjax.data import avmnist_offline, mfeat
 from mmjax.data.base import Dataset, DatasetSpec, Split
 from mmjax.errors import UserError
 
 # Shapes of the embedded datasets: benchmarking needs shapes, not data.
-SPECS = {
-    "avmnist_offline": DatasetSpec("avmnist_offline", ("image", "audio"),
-                                   ((28, 28, 1), (20, 20, 1)), "classification", 10),
-    "mfeat": DatasetSpec("mfeat", ("fac", "fou", "kar", "mor", "pix", "zer"),
-                         ((216,), (76,), (64,), (6,), (240,), (47,)), "classification", 10),
-}
-
-
-# Unroll factor of the step scan per dataset, as in configs/common.py: the conv nets of
-# avmnist_offline are ~6x faster unrolled on XLA:CPU, the MLPs of mfeat compile faster rolled.
-UNROLL = {"avmnist_offline": 0, "mfeat": 1}
+SPECS = {"avmnist_offline": avmnist_offline.spec(), "mfeat": mfeat.spec()}
 
 
 def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
@@ -81,7 +75,8 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     median = float(np.median(us))
     return {
         "method": config.method.name, "dataset": spec.name, "batch": t.batch_size,
-        "num_seeds": t.num_seeds, "steps_per_call": t.steps_per_call, "unroll": t.unroll,
+        "num_seeds": t.num_seeds, "vmap_seeds": t.vmap_seeds, "steps_per_call": t.steps_per_call,
+        "unroll": t.unroll,
         "dtype": t.dtype,
         "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
         "jax": jax.__version__, "compile_s": round(compile_s, 3),
@@ -92,23 +87,29 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     }
 
 
+def case_config(name: str, dataset: str, configs_dir: pathlib.Path, **train_settings):
+    """The config of ``configs/<dataset>/<name>.py`` with ``train_settings`` replaced."""
+    file = configs_dir / dataset / f"{name}.py"
+    if not file.is_file():
+        raise UserError(f"bench needs {file} (the config whose program it times)")
+    config = config_lib.load(str(file))
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **train_settings))
+
+
 def run(names: list[str] | None = None, dataset: str = "avmnist_offline", batch_size: int = 64,
         num_seeds: int = 1, steps_per_call: int = 10, repeats: int = 20,
-        dtype: str = "float32") -> list[dict]:
+        dtype: str = "float32", configs_dir: str = "configs") -> list[dict]:
     """Benchmarks each method (default: every registered one); prints and returns the records."""
     if dataset not in SPECS:
         raise UserError(f"bench knows the shapes of {', '.join(SPECS)}, not {dataset!r}")
     names = names or sorted(methods.REGISTRY)
-    for name in names:
-        methods.entry(name)  # unknown names fail before any timing
     parallel.check_batch_size(batch_size, "--batch")
+    settings = dict(batch_size=batch_size, num_seeds=num_seeds, steps_per_call=steps_per_call,
+                    dtype=dtype)
+    # Every config is loaded (and every name checked) before any timing starts.
+    configs = [case_config(n, dataset, pathlib.Path(configs_dir), **settings) for n in names]
     records = []
-    for name in names:
-        train_cfg = TrainConfig(batch_size=batch_size, num_seeds=num_seeds,
-                                steps_per_call=steps_per_call, unroll=UNROLL[dataset],
-                                dtype=dtype)
-        method_cfg = dataclasses.replace(methods.entry(name).config_class(), name=name)
-        config = ExperimentConfig(method=method_cfg, train=train_cfg)
+    for config in configs:
         record = bench_case(config, SPECS[dataset], repeats)
         print(json.dumps(record), flush=True)
         records.append(record)

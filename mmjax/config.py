@@ -56,10 +56,12 @@ class MissingConfig:
         (overall incomplete rate, each sample keeps one modality; MLA/CPM-Net) | ``paired``
         (modality 0 complete, the others on a fraction ``paired_fraction``; SMIL).
       rates: ``independent``: one missing rate per modality, in modality order.
-      rate: ``at_least_one``: fraction of incomplete samples.
+      rate: ``at_least_one``: entry-wise missing rate, the fraction of (sample, modality) entries
+        removed, each sample keeping one modality (CPM-Net's convention, as MLA uses it).
       paired_fraction: ``paired``: the fraction eta of samples that have every modality.
       exact: ``independent``: exact per-modality counts (released code) instead of Bernoulli.
-      forbid_empty: ``independent``: never leave a sample with no modality.
+      forbid_empty: ``independent``: never leave a sample with no modality (default True; the
+        released RedCore code allows such samples: set False to reproduce it).
     """
 
     protocol: str = "none"
@@ -78,7 +80,8 @@ class ModelConfig:
       encoders: one encoder name per modality (``mlp`` | ``lenet5`` | ``sound_cnn``); empty =
         chosen from the modality's shape (image -> lenet5, 20x20 MFCC -> sound_cnn, vector -> mlp).
       hidden: hidden width of MLP encoders and of the fusion MLP.
-      feature_dim: width of every modality's feature vector (encoder output).
+      feature_dim: output width of MLP encoders and of sum fusion's projections (LeNet-5 and the
+        sound CNN have fixed widths, 160 and 320, as released by SMIL).
       dropout: dropout rate in encoders and heads.
     """
 
@@ -141,7 +144,8 @@ class TrainConfig:
         rolled loop body about 6x slower than unrolled ones (measured, benchmarks/README.md), so
         the conv-net configs unroll fully; for MLPs a rolled loop is as fast and compiles ~3x
         faster.
-      log_every: steps between lines of ``metrics.jsonl`` (a multiple of ``steps_per_call``).
+      log_every: steps between lines of ``metrics.jsonl`` (a multiple of ``steps_per_call``);
+        each line holds that step's metrics averaged over seed replicas.
       checkpoint_every: steps between checkpoints (a multiple of ``steps_per_call``).
       keep_checkpoints: how many checkpoints to keep.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (params and optimiser state stay f32).
@@ -338,7 +342,7 @@ def _type_name(hint: Any) -> str:
 
 
 def to_dict(config: Any) -> dict:
-    """The config as a JSON-able dict (tuples become lists)."""
+    """The config as a dict of plain values (``json.dumps`` writes its tuples as lists)."""
     return dataclasses.asdict(config)
 
 

@@ -2,7 +2,8 @@
 
 - ``subsets``: every non-empty modality subset (2^M - 1 patterns), metrics per subset and their
   average (DESIGN §5). Subset names join modality names with ``+`` in dataset order.
-- ``missing_rate``: a fraction of test samples lose modalities at random (each keeps one).
+- ``missing_rate``: a fraction of the test (sample, modality) entries is removed at random, each
+  sample keeping one modality (MLA's test protocol, ``missing.test_missing_rate``).
 - ``corruption``: RAML's Tables II-III: Gaussian noise of std sigma on one modality (on inputs
   min-max scaled to [0, 1] with training-split statistics) and time-step/feature masking with
   probability p.

@@ -8,7 +8,6 @@ method code is the same on one device and on many (no ``pmap``).
 from __future__ import annotations
 
 import jax
-import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -45,16 +44,3 @@ def check_batch_size(batch_size: int, what: str = "train.batch_size") -> None:
     n = jax.device_count()
     if batch_size <= 0 or batch_size % n:
         raise UserError(f"{what}={batch_size} must be a positive multiple of the {n} devices")
-
-
-def shard_batch(batch, mesh: jax.sharding.Mesh):
-    """Puts a host batch on the mesh, split along the batch axis.
-
-    Single process: ``device_put``. Multi-process: every process passes its local slice and
-    ``make_array_from_process_local_data`` assembles the global array.
-    """
-    sharding = batch_sharding(mesh)
-    if jax.process_count() == 1:
-        return jax.device_put(batch, sharding)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
