@@ -106,7 +106,8 @@ def run(names: list[str] | None = None, dataset: str = "avmnist_offline", batch_
     parallel.check_batch_size(batch_size, "--batch")
     settings = dict(batch_size=batch_size, num_seeds=num_seeds, steps_per_call=steps_per_call,
                     dtype=dtype)
-    # Every config is loaded (and every name checked) before any timing starts.
+    for name in names:
+        methods.entry(name)  # unknown names fail before any timing
     configs = [case_config(n, dataset, pathlib.Path(configs_dir), **settings) for n in names]
     records = []
     for config in configs:
