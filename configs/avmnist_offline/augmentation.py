@@ -5,7 +5,7 @@ Command:
 
 Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
 experiments/baselines/README.md):
-  @@EXPECTED@@
+  image+audio 0.992, image 0.927, audio 0.933; average 0.951
 """
 
 from mmjax.methods.baselines import AugmentationConfig

@@ -5,7 +5,7 @@ Command:
 
 Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
 experiments/baselines/README.md):
-  @@EXPECTED@@
+  image+audio 0.987, image 0.818, audio 0.819; average 0.875
 """
 
 from mmjax.methods.baselines import MultiTaskConfig

@@ -5,7 +5,7 @@ Command:
 
 Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
 experiments/baselines/README.md):
-  @@EXPECTED@@
+  all six views 0.983, fac alone 0.784; average over the 63 subsets 0.873
 """
 
 from mmjax.config import MethodConfig

@@ -5,7 +5,7 @@ Command:
 
 Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
 experiments/baselines/README.md):
-  @@EXPECTED@@
+  all six views 0.988, fac alone 0.702; average over the 63 subsets 0.839
 """
 
 from mmjax.config import MethodConfig
