@@ -37,6 +37,10 @@ class DataConfig:
       snr_db: avmnist_offline: range of the audio noise SNR in dB, drawn per utterance.
       image_pca_energy: avmnist_offline: keep the image PCA components holding this fraction of the
         energy (1.0 = untouched); the original AV-MNIST degrades images this way.
+      per_class_num: smil_avmnist: training images per digit paired with sound (SMIL's protocol;
+        a multiple of 3 in [3, 105]; 15 = 150 pairs, 21 = 20 %).
+      mfcc_variant: smil_avmnist: ``mmjax`` or ``smil`` (SMIL's librosa-default MFCC recipe).
+      num_valid: multibench_avmnist: the last ``num_valid`` training rows form the val split.
       seed: seed of the dataset build and split (not of training).
     """
 
@@ -44,6 +48,9 @@ class DataConfig:
     views: tuple[str, ...] = ()
     snr_db: tuple[float, float] = (5.0, 30.0)
     image_pca_energy: float = 1.0
+    per_class_num: int = 21
+    mfcc_variant: str = "mmjax"
+    num_valid: int = 5000
     seed: int = 0
 
 

@@ -66,17 +66,24 @@ class Setup:
 # ----------------------------------------------------------------------------------------------
 
 
+# The DataConfig fields that are options of one dataset only.
+_DATASET_FIELDS = {"avmnist_offline": ("snr_db", "image_pca_energy"),
+                   "smil_avmnist": ("per_class_num", "mfcc_variant"),
+                   "multibench_avmnist": ("num_valid",)}
+
+
 def dataset_options(config: ExperimentConfig) -> dict:
     """The loader options ``config.data`` sets for its dataset (others do not apply to it)."""
     d = config.data
     options = {"seed": d.seed}
-    if d.name == "avmnist_offline":
-        options.update(snr_db=d.snr_db, image_pca_energy=d.image_pca_energy)
-    else:
-        default = config_lib.DataConfig()
-        for name in ("snr_db", "image_pca_energy"):
+    default = config_lib.DataConfig()
+    for owner, names in _DATASET_FIELDS.items():
+        if d.name == owner:
+            options.update({name: getattr(d, name) for name in names})
+            continue
+        for name in names:
             if getattr(d, name) != getattr(default, name):
-                raise UserError(f"data.{name} only applies to avmnist_offline, not {d.name}")
+                raise UserError(f"data.{name} only applies to {owner}, not {d.name}")
     if d.views:
         options["views"] = d.views
     return options

@@ -99,7 +99,9 @@ def test_multibench_prepare_load_info(capsys, multibench, data_dir):
                                rtol=1e-6)
     np.testing.assert_array_equal(ds.splits["train"].label, label[:8])
     np.testing.assert_array_equal(ds.splits["test"].label, raw["test"][2])
-    text = mmjax.data.info("multibench_avmnist", num_valid=4)
+    code, text, err = run_cli(capsys, ["data", "info", "multibench_avmnist", "--set",
+                                       "data.num_valid=4"])
+    assert code == 0, err
     assert "modality audio  float32 [112, 112, 1]" in text and "val       4 samples" in text
     with pytest.raises(UserError, match="num_valid"):
         mmjax.data.load("multibench_avmnist")  # 5,000 valid rows of a 12-row fixture
@@ -243,6 +245,18 @@ def test_smil_options(smil_prepared):
     for bad in ({"per_class_num": 20}, {"per_class_num": 108}, {"mfcc_variant": "librosa"}):
         with pytest.raises(UserError, match="per_class_num|mfcc_variant"):
             mmjax.data.load("smil_avmnist", data_dir=smil_prepared, **bad)
+
+
+def test_smil_options_from_the_command_line(capsys, smil_prepared, monkeypatch):
+    monkeypatch.setenv("MMJAX_DATA_DIR", str(smil_prepared))
+    code, out, err = run_cli(capsys, ["data", "info", "smil_avmnist", "--set",
+                                      "data.per_class_num=15", "--set", "data.mfcc_variant=smil"])
+    assert code == 0, err
+    assert "'per_class_num': 15, 'mfcc_variant': 'smil'" in out
+    one_line_error(capsys, ["data", "info", "smil_avmnist", "--set", "data.per_class_num=20"],
+                   "per_class_num must be a multiple of 3")
+    one_line_error(capsys, ["data", "info", "mfeat", "--set", "data.num_valid=3"],
+                   "data.num_valid only applies to multibench_avmnist, not mfeat")
 
 
 def corrupt_smil(src: pathlib.Path, dst: pathlib.Path, case: str) -> str:

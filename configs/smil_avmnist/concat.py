@@ -4,6 +4,8 @@ on SMIL's avMNIST.
 SMIL's avMNIST: 1,050 training images, 210 of them with sound (per_class_num 21); 450 test pairs;
 prepare it once with
   mmjax data prepare smil_avmnist --from FOLDER
+Fewer pairs: --set data.per_class_num=15 (150 pairs); SMIL's MFCC recipe:
+--set data.mfcc_variant=smil.
 
 Command:
   mmjax train --config configs/smil_avmnist/concat.py --workdir runs/smil_avmnist_concat

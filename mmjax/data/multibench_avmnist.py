@@ -20,8 +20,9 @@ normalisation), the image is reshaped to 28x28, a channel axis is added (here la
 valid (``val``) the last 5,000 (55,000 / 5,000), and test is the 10,000 test rows. Every sample
 has both modalities (``present`` all True); missingness comes from the training protocol.
 
-The tfds copy stores the raw values as float32 (about 3.6 GB for the full data); loading holds all
-splits in host memory (about 3.7 GB).
+The tfds copy stores the raw values as float32 (at most 3.6 GB for the full data; array_record
+compresses). Preparing writes about 250 rows/s on 2 CPU cores (a few minutes for the 70,000
+rows); loading holds all splits in host memory (about 3.7 GB), ~0.4 ms per row.
 """
 
 from __future__ import annotations
