@@ -32,8 +32,8 @@ MODEL = {
     "avmnist_offline": ModelConfig(hidden=64, dropout=0.0),
     # Two-layer MLP encoders on the six feature views.
     "mfeat": ModelConfig(hidden=128, feature_dim=64, dropout=0.1),
-    # LeNet-5 on the digits; an MLP on the flattened 112x112 spectrogram (no conv encoder yet).
-    "multibench_avmnist": ModelConfig(encoders=("lenet5", "mlp"), hidden=128, feature_dim=64),
+    # LeNet-5 on the digits; MultiBench's 6-conv LeNet on the 112x112 spectrogram (192-d).
+    "multibench_avmnist": ModelConfig(encoders=("lenet5", "spec_lenet"), hidden=128),
     # The same encoders as avmnist_offline (SMIL's shapes).
     "smil_avmnist": ModelConfig(hidden=64, dropout=0.0),
 }

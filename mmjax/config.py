@@ -84,7 +84,8 @@ class ModelConfig:
     """Encoders and widths shared by the baselines.
 
     Attributes:
-      encoders: one encoder name per modality (``mlp`` | ``lenet5`` | ``sound_cnn``); empty =
+      encoders: one encoder name per modality (``mlp`` | ``lenet5`` | ``sound_cnn`` |
+        ``spec_lenet``, MultiBench's 112x112 spectrogram LeNet); empty =
         chosen from the modality's shape (image -> lenet5, 20x20 MFCC -> sound_cnn, vector -> mlp).
       hidden: hidden width of MLP encoders and of the fusion MLP.
       feature_dim: output width of MLP encoders and of sum fusion's projections (LeNet-5 and the

@@ -329,3 +329,26 @@ def test_smil_config_runs_setup(smil_prepared, monkeypatch):
     s = train.setup(config)
     assert len(s.dataset.splits["train"]) == 1050
     assert s.dataset.splits["train"].present[:, 1].sum() == 210
+
+
+def test_spec_lenet_encoder():
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from mmjax.models import encoders
+
+    enc = encoders.make_encoder("spec_lenet", (112, 112, 1), hidden=8, out_dim=8, dropout=0.0,
+                                rngs=nnx.Rngs(0))
+    assert enc.out_dim == 192
+    # MultiBench's LeNet(1, 6, 5): bias-free convs 5x5 then 3x3, BatchNorm scale and bias.
+    params = nnx.state(enc, nnx.Param)
+    n = sum(x.size for x in jax.tree.leaves(params))
+    chans = (1, 6, 12, 24, 48, 96, 192)
+    convs = sum(a * b * (25 if i == 0 else 9) for i, (a, b) in enumerate(zip(chans, chans[1:])))
+    assert n == convs + 2 * sum(chans[1:])
+    out = enc(jnp.ones((2, 112, 112, 1)), deterministic=True)
+    assert out.shape == (2, 192) and bool(jnp.isfinite(out).all())
+    with pytest.raises(UserError, match="spec_lenet"):
+        encoders.make_encoder("spec_lenet", (20, 20, 1), hidden=8, out_dim=8, dropout=0.0,
+                              rngs=nnx.Rngs(0))

@@ -1,4 +1,5 @@
-"""Per-modality encoders: MLP for feature vectors, LeNet-5 for 28x28 digits, SMIL's sound CNN.
+"""Per-modality encoders: MLP for feature vectors, LeNet-5 for 28x28 digits, SMIL's sound CNN,
+MultiBench's spectrogram LeNet.
 
 Every encoder maps one modality's batch ``[B, *shape]`` to features ``[B, out_dim]`` and exposes
 ``out_dim``. They are Flax NNX modules built eagerly; ``deterministic`` switches dropout off and
@@ -16,7 +17,7 @@ from flax import nnx
 
 from mmjax.errors import UserError
 
-ENCODERS = ("mlp", "lenet5", "sound_cnn")
+ENCODERS = ("mlp", "lenet5", "sound_cnn", "spec_lenet")
 
 
 class MLPEncoder(nnx.Module):
@@ -85,6 +86,38 @@ class SoundCNN(nnx.Module):
         return x.reshape(x.shape[0], -1)
 
 
+class SpectrogramLeNet(nnx.Module):
+    """MultiBench's AV-MNIST audio encoder ``LeNet(1, 6, 5)`` on ``[B, H, W, 1]`` spectrograms.
+
+    conv 1->6 (5x5, padding 2, no bias), then five convs (3x3, padding 1, no bias) doubling the
+    channels to 192; each followed by BatchNorm, ReLU and maxpool 2 (floor). On 112x112 the map
+    ends at 1x1, so the features are 192-d (MultiBench squeezes them); larger inputs flatten.
+    Dropout (absent in MultiBench) acts on the output.
+    """
+
+    def __init__(self, shape, dropout: float, *, dtype=None, rngs: nnx.Rngs):
+        chans = (1, 6, 12, 24, 48, 96, 192)
+        self.convs = nnx.List([
+            nnx.Conv(a, b, (5, 5) if i == 0 else (3, 3), padding="SAME", use_bias=False,
+                     dtype=dtype, rngs=rngs)
+            for i, (a, b) in enumerate(zip(chans, chans[1:]))
+        ])
+        # PyTorch BatchNorm momentum 0.1 == Flax momentum 0.9 (weight of the old average).
+        self.norms = nnx.List(
+            [nnx.BatchNorm(c, momentum=0.9, dtype=dtype, rngs=rngs) for c in chans[1:]]
+        )
+        self.drop = nnx.Dropout(dropout)
+        h, w = shape[0] // 64, shape[1] // 64  # six floor-halvings
+        self.out_dim = chans[-1] * h * w
+
+    def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None = None):
+        for conv, norm in zip(self.convs, self.norms):
+            x = nnx.max_pool(jax.nn.relu(norm(conv(x), use_running_average=deterministic)),
+                             (2, 2), (2, 2))
+        x = self.drop(x, deterministic=deterministic, rngs=rngs)
+        return x.reshape(x.shape[0], -1)
+
+
 def default_encoder(shape: tuple[int, ...]) -> str:
     """The encoder a modality of this per-sample shape gets when the config names none."""
     if tuple(shape) == (28, 28, 1):
@@ -112,6 +145,11 @@ def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float,
         if shape != (20, 20, 1):
             raise UserError(f"encoder sound_cnn needs 20x20x1 MFCC inputs, got {shape}")
         return SoundCNN(dropout, dtype=dtype, rngs=rngs)
+    if name == "spec_lenet":
+        if len(shape) != 3 or shape[2] != 1 or min(shape[:2]) < 64:
+            raise UserError(f"encoder spec_lenet needs [H, W, 1] inputs with H, W >= 64, "
+                            f"got {shape}")
+        return SpectrogramLeNet(shape, dropout, dtype=dtype, rngs=rngs)
     raise UserError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
 
 
