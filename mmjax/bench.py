@@ -44,11 +44,7 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     """Times one (method, shapes, batch, seeds) case; returns its JSON record."""
     t = config.train
     dataset = random_dataset(spec, n=max(4 * t.batch_size, 256))
-    method = methods.make(config, spec)
-    seeds = t.seed + np.arange(t.num_seeds)
-    roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)
-    masks = np.ones((t.num_seeds, *dataset.splits["train"].present.shape), bool)
-    s = train.Setup(config, dataset, method, parallel.make_mesh(), roots[:, 0], roots[:, 1], masks)
+    s = train.make_setup(config, dataset)
     data, present = train.device_data(s)
     states = train.init_states(s, data)
     chunk = train.make_train_chunk(s)

@@ -124,9 +124,18 @@ def setup(config: ExperimentConfig) -> Setup:
     if len(train_split) < config.train.batch_size:
         raise UserError(f"train.batch_size={config.train.batch_size} exceeds the "
                         f"{len(train_split)} training examples")
+    return make_setup(config, dataset)
+
+
+def make_setup(config: ExperimentConfig, dataset: Dataset) -> Setup:
+    """The method, mesh, per-seed keys and training masks for an already validated dataset.
+
+    Replica ``i`` uses ``split(key(train.seed + i), 3)``: its init, data-order and mask keys.
+    """
     method = methods.make(config, dataset.spec)
     seeds = config.train.seed + np.arange(config.train.num_seeds)
     roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)  # [S, 3]
+    train_split = dataset.splits["train"]
     masks = np.stack([pipeline.train_mask(config.missing, k, train_split) for k in roots[:, 2]])
     return Setup(config, dataset, method, parallel.make_mesh(), roots[:, 0], roots[:, 1], masks)
 
