@@ -327,6 +327,8 @@ def _coerce(value: Any, hint: Any, key: str, raw: Any) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):  # Python spelling too
+            return value.lower() == "true"
         raise bad
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -47,6 +47,8 @@ def test_override_nested_keys_reach_every_section():
     ("optim.lr=0.25", ("optim", "lr"), 0.25),
     ("missing.exact=false", ("missing", "exact"), False),
     ("train.distributed=true", ("train", "distributed"), True),
+    ("train.distributed=True", ("train", "distributed"), True),  # Python's spelling as well
+    ("missing.exact=False", ("missing", "exact"), False),
     ("data.name=mfeat", ("data", "name"), "mfeat"),
     ("data.name=123", ("data", "name"), "123"),  # a str field keeps the text as typed
     ("missing.rates=[0.1, 0.5]", ("missing", "rates"), (0.1, 0.5)),
