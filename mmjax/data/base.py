@@ -15,6 +15,13 @@ import numpy as np
 from mmjax.errors import UserError
 
 TASKS = ("classification", "multilabel", "regression")
+# ``inputs[m + LENGTH_SUFFIX]`` holds the valid lengths of sequence modality ``m`` (see Split).
+LENGTH_SUFFIX = "_len"
+
+
+def length_key(modality: str) -> str:
+    """The ``inputs`` key of a sequence modality's valid lengths, e.g. ``"text_len"``."""
+    return modality + LENGTH_SUFFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +67,10 @@ class Split:
 
     Attributes:
       inputs: modality name -> float32 array ``[N, *shape]``; zero where the modality is missing.
+        A sequence modality ``m`` (one with a time axis) may also carry ``inputs[m + "_len"]``,
+        int32 ``[N]``: its valid steps are ``0 .. len - 1`` along the time axis and every later
+        step is zero (right padding). Zero-filling a missing modality leaves its length alone;
+        ``present`` says whether it is there.
       present: bool ``[N, M]``; False where the dataset has no value for that modality.
       label: int32 ``[N]`` (classification), float32 ``[N, C]`` (multilabel) or float32 ``[N]``
         (regression).
@@ -85,6 +96,7 @@ def validate_split(spec: DatasetSpec, split: Split, where: str) -> None:
     """Checks a split against its spec; raises ``UserError`` with one clear line on the first problem.
 
     Checked: every modality is there with the declared shape and a float dtype, no NaN/inf inputs,
+    sequence lengths (``<m>_len``) are ints in ``[0, T]`` with zeros past them,
     ``present`` has shape ``[N, M]``, labels have the right shape and range, no sample lacks every
     modality.
     """
@@ -93,6 +105,9 @@ def validate_split(spec: DatasetSpec, split: Split, where: str) -> None:
         if m not in split.inputs:
             raise UserError(f"{where}: modality {m!r} is missing from the inputs")
     for m, x in split.inputs.items():
+        if m.endswith(LENGTH_SUFFIX) and m[:-len(LENGTH_SUFFIX)] in spec.modalities:
+            _validate_lengths(spec, split, m[:-len(LENGTH_SUFFIX)], where)
+            continue
         if m not in spec.modalities:
             raise UserError(f"{where}: unknown modality {m!r}; the dataset has {spec.modalities}")
         want = (n, *spec.shape_of(m))
@@ -112,6 +127,29 @@ def validate_split(spec: DatasetSpec, split: Split, where: str) -> None:
     if empty.any():
         raise UserError(f"{where}: sample {int(np.argmax(empty))} has no modality present")
     _validate_labels(spec, split.label, n, where)
+
+
+def _validate_lengths(spec: DatasetSpec, split: Split, m: str, where: str) -> None:
+    """``inputs[m + "_len"]``: int[N] in ``[0, T]`` for a modality with a time axis, zero beyond."""
+    key, n = length_key(m), len(split)
+    axis = spec.time_axis(m)
+    if axis is None:
+        raise UserError(f"{where}: {key!r} given, but modality {m!r} has no time axis")
+    lengths, x = np.asarray(split.inputs[key]), split.inputs[m]
+    if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise UserError(f"{where}: {key!r} must be int[{n}], got {lengths.dtype}{list(lengths.shape)}")
+    steps = x.shape[axis] if x.ndim > axis else 0
+    if n and (lengths.min() < 0 or lengths.max() > steps):
+        raise UserError(f"{where}: {key!r} must lie in [0, {steps}], "
+                        f"found {int(lengths.min())}..{int(lengths.max())}")
+    t = np.arange(steps).reshape((1,) * axis + (steps,) + (1,) * (x.ndim - axis - 1))
+    for start in range(0, n, 1024):  # chunks: no full-size temporary for large splits
+        rows = slice(start, min(n, start + 1024))
+        beyond = t >= lengths[rows].reshape((-1,) + (1,) * (x.ndim - 1))
+        bad = np.any(np.where(beyond, x[rows], 0).reshape(beyond.shape[0], -1) != 0, axis=1)
+        if bad.any():
+            raise UserError(f"{where}: input {m!r} is not zero past {key!r} "
+                            f"(first at sample {start + int(np.argmax(bad))})")
 
 
 def _validate_labels(spec: DatasetSpec, label: np.ndarray, n: int, where: str) -> None:

@@ -58,8 +58,12 @@ def _config(version: str):
     return tfds.core.BuilderConfig(name=CONFIG_NAME, version=version)
 
 
-def prepare(cls, root: pathlib.Path, manual_dir: pathlib.Path):
+def prepare(cls, root: pathlib.Path, manual_dir: pathlib.Path, config=None):
     """(Re)writes the tfds copy of builder class ``cls`` under ``root/tfds`` from ``manual_dir``.
+
+    Args:
+      config: a ``tfds.core.BuilderConfig`` named ``CONFIG_NAME`` carrying what the builder's
+        features depend on (e.g. shapes read from the user's files); default a plain one.
 
     Returns:
       The prepared builder.
@@ -69,18 +73,43 @@ def prepare(cls, root: pathlib.Path, manual_dir: pathlib.Path):
     old = root / "tfds" / cls.name / CONFIG_NAME
     if old.exists():
         shutil.rmtree(old)  # an explicit prepare replaces an earlier copy
-    return tfds_builders._make(cls, _config(str(cls.VERSION)), root, manual_dir=str(manual_dir))
+    config = _config(str(cls.VERSION)) if config is None else config
+    return tfds_builders._make(cls, config, root, manual_dir=str(manual_dir))
 
 
-def prepared(cls, root: pathlib.Path, name: str, where: str):
-    """The prepared builder of ``cls``, or a one-line ``UserError`` telling how to prepare it."""
+def prepared(cls, root: pathlib.Path, name: str, where: str, *, read_only: bool = False):
+    """The prepared builder of ``cls``, or a one-line ``UserError`` telling how to prepare it.
+
+    Args:
+      read_only: restore the builder from its folder (``tfds.builder_from_directory``) instead
+        of instantiating ``cls``: for builders whose features (shapes) come from the user's
+        files through their config, so only the written ``dataset_info.json`` knows them.
+    """
     folder = root / "tfds" / cls.name / CONFIG_NAME / str(cls.VERSION)
     if not (folder / "dataset_info.json").is_file():
         raise UserError(f"{name} is not prepared in {root}; get its files (published {where}), "
                         f"then run: mmjax data prepare {name} --from PATH")
     from mmjax.data import tfds_builders
 
+    if read_only:
+        import tensorflow_datasets as tfds
+
+        with tfds_builders._quiet():
+            return tfds.builder_from_directory(str(folder))
     return tfds_builders._make(cls, _config(str(cls.VERSION)), root)
+
+
+def iter_batches(builder, split: str, batch_size: int):
+    """Streams one split from its array_record files: dicts of stacked numpy arrays, in record
+    order, ``batch_size`` examples at a time (the last batch may be smaller).
+
+    For splits too large for host memory; ``read_split`` loads a whole split instead.
+    """
+    source = builder.as_data_source(split=split)
+    keys = list(builder.info.features.keys())
+    for start in range(0, len(source), batch_size):
+        records = source.__getitems__(list(range(start, min(len(source), start + batch_size))))
+        yield {k: np.stack([np.asarray(r[k]) for r in records]) for k in keys}
 
 
 def read_split(builder, split: str) -> dict[str, np.ndarray]:

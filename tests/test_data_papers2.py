@@ -1,0 +1,165 @@
+"""The papers' feature datasets: MM-IMDb, Food-101 / N24News features, CMU-MOSI / MOSEI, IEMOCAP
+and MSP-IMPROV, each from a tiny fixture in the exact published layout.
+
+Each fixture has the published file names, keys, nesting, dtypes and file types (HDF5 through
+h5py, pickles of dicts of numpy arrays, npy, npz) with tiny contents. It is prepared in-process
+with ``mmjax data prepare NAME --from PATH`` into a private data dir, loaded, and checked for
+shapes, labels, splits, lengths and present masks against values computed here by hand;
+corrupted copies each give exit code 2 and one error line that names the file and the problem.
+"""
+
+import os
+import pathlib
+import pickle
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+import mmjax.data
+from mmjax import cli
+from mmjax.data.base import validate_split
+from mmjax.errors import UserError
+
+
+def run_cli(capsys, argv):
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, argv, *names: str) -> str:
+    code, _, err = run_cli(capsys, argv)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("mmjax: error: "), err
+    for name in names:
+        assert name in err, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def prepare(capsys, name, src):
+    code, out, err = run_cli(capsys, ["data", "prepare", name, "--from", str(src)])
+    assert code == 0, err
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# MM-IMDb: multimodal_imdb.hdf5
+# ------------------------------------------------------------------------------------------------
+
+IMDB_N, IMDB_CUTS = 14, (8, 11)
+
+
+def fuel_split(cuts, n):
+    """Fuel's H5PYDataset split attribute: one row per (split, source)."""
+    dtype = np.dtype([("split", "S5"), ("source", "S12"), ("start", np.int64),
+                      ("stop", np.int64), ("available", np.bool_), ("comment", "S1")])
+    ranges = {b"train": (0, cuts[0]), b"dev": cuts, b"test": (cuts[1], n)}
+    rows = [(s, src, a, b, True, b".") for s, (a, b) in ranges.items()
+            for src in (b"features", b"vgg_features", b"genres", b"images", b"imdb_ids")]
+    return np.array(rows, dtype)
+
+
+def write_mmimdb(folder: pathlib.Path, n=IMDB_N, split=True) -> dict:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    data = {"features": rng.normal(size=(n, 300)).astype(np.float32),
+            "vgg_features": rng.uniform(0, 5, size=(n, 4096)).astype(np.float32),
+            "genres": (rng.uniform(size=(n, 23)) < 0.2).astype(np.int64)}
+    with h5py.File(folder / "multimodal_imdb.hdf5", "w") as f:
+        for k, v in data.items():
+            f.create_dataset(k, data=v)
+        f.create_dataset("images", data=np.zeros((n, 3, 256, 160), np.uint8),
+                         chunks=(1, 3, 256, 160), compression="gzip")
+        f.create_dataset("imdb_ids", data=np.array([f"{i:07d}".encode() for i in range(n)]))
+        if split:
+            f.attrs["split"] = fuel_split(IMDB_CUTS, n)
+    return data
+
+
+@pytest.fixture(scope="module")
+def mmimdb(tmp_path_factory):
+    src = tmp_path_factory.mktemp("mmimdb") / "mmimdb"
+    return src, write_mmimdb(src)
+
+
+def test_mmimdb_prepare_load_info(capsys, mmimdb, data_dir):
+    src, raw = mmimdb
+    one_line_error(capsys, ["data", "info", "mmimdb"], "mmjax data prepare mmimdb --from PATH")
+    prepare(capsys, "mmimdb", src)
+    ds = mmjax.data.load("mmimdb")
+    assert ds.spec.modalities == ("image", "text") and ds.spec.task == "multilabel"
+    assert ds.spec.shapes == ((4096,), (300,)) and ds.spec.num_classes == 23
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 8, "val": 3, "test": 3}
+    for name, split in ds.splits.items():
+        validate_split(ds.spec, split, name)
+        assert split.present.all() and split.label.dtype == np.float32
+    np.testing.assert_array_equal(ds.splits["val"].inputs["image"], raw["vgg_features"][8:11])
+    np.testing.assert_array_equal(ds.splits["test"].inputs["text"], raw["features"][11:])
+    np.testing.assert_array_equal(ds.splits["train"].label, raw["genres"][:8])
+    code, text, err = run_cli(capsys, ["data", "info", "mmimdb"])
+    assert code == 0, err
+    assert "mmimdb: multilabel, 23 labels" in text
+    assert "modality image  float32 [4096]" in text and "modality text   float32 [300]" in text
+    assert "val       3 samples, positives per label" in text
+    # The published file (25,959 rows, no split attribute) is cut where MultiBench cuts it.
+    from mmjax.data import mmimdb
+
+    assert mmimdb.split_bounds(25959, None, src) == (15552, 18160)
+
+
+def corrupt_mmimdb(src: pathlib.Path, dst: pathlib.Path, case: str) -> str:
+    shutil.copytree(src, dst)
+    file = dst / "multimodal_imdb.hdf5"
+    with h5py.File(file, "r+") as f:
+        if case == "missing_key":
+            del f["vgg_features"]
+            return "no dataset 'vgg_features'"
+        if case == "wrong_shape":
+            del f["features"]
+            f["features"] = np.zeros((IMDB_N, 301), np.float32)
+            return "'features' has shape [14, 301], expected [N, 300]"
+        if case == "nan":
+            f["vgg_features"][5, 17] = np.nan
+            return "'vgg_features' has NaN or inf values (first at row 5)"
+        if case == "labels":
+            f["genres"][3, 4] = 2
+            return "'genres' must be multi-hot 0/1 (row 3 is not)"
+        if case == "rows_disagree":
+            del f["genres"]
+            f["genres"] = np.zeros((IMDB_N - 1, 23), np.int64)
+            return "'genres' has 13 rows"
+        if case == "no_split":
+            del f.attrs["split"]
+            return "14 rows and no Fuel 'split' attribute; the published file has 25959 rows"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["missing_key", "wrong_shape", "nan", "labels", "rows_disagree",
+                                  "no_split"])
+def test_mmimdb_corrupted(capsys, mmimdb, data_dir, tmp_path, case):
+    want = corrupt_mmimdb(mmimdb[0], tmp_path / "bad", case)
+    one_line_error(capsys, ["data", "prepare", "mmimdb", "--from", str(tmp_path / "bad")],
+                   f"{tmp_path / 'bad' / 'multimodal_imdb.hdf5'}: {want}")
+    assert not (data_dir / "tfds").exists()
+
+
+def test_mmimdb_missing_file_says_where(capsys, data_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    one_line_error(capsys, ["data", "prepare", "mmimdb", "--from", str(tmp_path / "empty")],
+                   "multimodal_imdb.hdf5: file not found", "github.com/johnarevalo/gmu-mmimdb")
+    (tmp_path / "empty" / "multimodal_imdb.hdf5").write_text("not hdf5")
+    one_line_error(capsys, ["data", "prepare", "mmimdb", "--from", str(tmp_path / "empty")],
+                   "multimodal_imdb.hdf5: not a readable HDF5 file")
