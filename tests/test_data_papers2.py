@@ -163,3 +163,109 @@ def test_mmimdb_missing_file_says_where(capsys, data_dir, tmp_path):
     (tmp_path / "empty" / "multimodal_imdb.hdf5").write_text("not hdf5")
     one_line_error(capsys, ["data", "prepare", "mmimdb", "--from", str(tmp_path / "empty")],
                    "multimodal_imdb.hdf5: not a readable HDF5 file")
+
+
+# ------------------------------------------------------------------------------------------------
+# Food-101 / N24News features: <name>.npz (mmjax's layout, scripts/extract_food_features.py)
+# ------------------------------------------------------------------------------------------------
+
+SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "extract_food_features.py"
+
+
+def write_food(folder: pathlib.Path, name: str, classes: int, splits=(0, 0, 0, 1, 2, 2, 0, 1, 0)):
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    n = len(splits)
+    data = {"image": rng.normal(size=(n, 512)).astype(np.float16),
+            "text": rng.normal(size=(n, 1024)).astype(np.float32),
+            "label": (np.arange(n) * 7) % classes, "split": np.array(splits, np.int8),
+            "id": np.array([f"img_{i}.jpg" for i in range(n)])}
+    np.savez(folder / f"{name}.npz", **data)
+    return data
+
+
+@pytest.mark.parametrize("name,classes", [("food101_features", 101), ("n24news_features", 24)])
+def test_food_features_prepare_load(capsys, data_dir, tmp_path, name, classes):
+    raw = write_food(tmp_path / "src", name, classes)
+    prepare(capsys, name, tmp_path / "src")
+    ds = mmjax.data.load(name)
+    assert ds.spec.shapes == ((512,), (1024,)) and ds.spec.num_classes == classes
+    rows = {"train": [0, 1, 2, 6, 8], "val": [3, 7], "test": [4, 5]}
+    assert {k: len(v) for k, v in ds.splits.items()} == {k: len(v) for k, v in rows.items()}
+    for s, idx in rows.items():
+        validate_split(ds.spec, ds.splits[s], s)
+        np.testing.assert_array_equal(ds.splits[s].label, raw["label"][idx])
+        np.testing.assert_array_equal(ds.splits[s].inputs["image"],
+                                      raw["image"][idx].astype(np.float32))
+        np.testing.assert_array_equal(ds.splits[s].inputs["text"], raw["text"][idx])
+    code, text, err = run_cli(capsys, ["data", "info", name])
+    assert code == 0 and f"{name}: classification, {classes} classes" in text, err
+
+
+def test_food_features_without_val(capsys, data_dir, tmp_path):
+    write_food(tmp_path / "src", "food101_features", 101, splits=(0, 0, 2, 0, 2))
+    prepare(capsys, "food101_features", tmp_path / "src")
+    assert set(mmjax.data.load("food101_features").splits) == {"train", "test"}
+
+
+@pytest.mark.parametrize("case,want", [
+    ("missing_key", "no array 'split'"),
+    ("wrong_shape", "'text' has shape [9, 768], expected [N, 1024]"),
+    ("nan", "'image' has NaN or inf values (first at row 4)"),
+    ("label_range", "'label' must lie in [0, 23], found 0..24"),
+    ("split_code", "'split' must lie in [0, 2]"),
+    ("no_test", "no test rows ('split' == 2)"),
+    ("object_array", "array 'label' is not a plain numeric array"),
+])
+def test_food_features_corrupted(capsys, data_dir, tmp_path, case, want):
+    raw = write_food(tmp_path / "bad", "n24news_features", 24)
+    if case == "missing_key":
+        del raw["split"]
+    elif case == "wrong_shape":
+        raw["text"] = raw["text"][:, :768]
+    elif case == "nan":
+        raw["image"][4, 3] = np.nan
+    elif case == "label_range":
+        raw["label"][2] = 24
+    elif case == "split_code":
+        raw["split"][0] = 3
+    elif case == "no_test":
+        raw["split"][raw["split"] == 2] = 0
+    elif case == "object_array":
+        raw["label"] = np.array([1, "x", None] * 3, dtype=object)
+    np.savez(tmp_path / "bad" / "n24news_features.npz", **raw)
+    one_line_error(capsys, ["data", "prepare", "n24news_features", "--from", str(tmp_path / "bad")],
+                   f"{tmp_path / 'bad' / 'n24news_features.npz'}: {want}")
+    assert not (data_dir / "tfds").exists()
+
+
+def test_food_missing_folder_and_script(capsys, data_dir, tmp_path):
+    one_line_error(capsys, ["data", "prepare", "food101_features", "--from",
+                            str(tmp_path / "nowhere")], "no such directory",
+                   "scripts/extract_food_features.py")
+    import subprocess
+    import sys
+
+    # The script is not part of the package; without torch/transformers it stops with one line.
+    assert "extract_food_features" not in " ".join(sys.modules)
+    r = subprocess.run([sys.executable, str(SCRIPT), "--manifest", str(tmp_path / "m.csv"),
+                        "--out", str(tmp_path / "o.npz")], capture_output=True, text=True)
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert "needs torch, transformers and pillow" in r.stderr
+    # Its manifest reader works without the models.
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import extract_food_features as script
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "m.csv").write_text("image,text,label,split\na.jpg,hello,pizza,train\n"
+                                    "/x/b.jpg,hi,apple_pie,test\n")
+    rows, classes = script.read_manifest(tmp_path / "m.csv")
+    assert classes == ["apple_pie", "pizza"] and rows[0]["image"] == tmp_path / "a.jpg"
+    (tmp_path / "m.csv").write_text("image,text,label,split\na.jpg,hello,pizza,dev\n")
+    with pytest.raises(SystemExit, match="row 2: split must be train, val or test"):
+        script.read_manifest(tmp_path / "m.csv")
