@@ -269,3 +269,205 @@ def test_food_missing_folder_and_script(capsys, data_dir, tmp_path):
     (tmp_path / "m.csv").write_text("image,text,label,split\na.jpg,hello,pizza,dev\n")
     with pytest.raises(SystemExit, match="row 2: split must be train, val or test"):
         script.read_manifest(tmp_path / "m.csv")
+
+
+# ------------------------------------------------------------------------------------------------
+# CMU-MOSI / MOSEI: MultiBench pickles (left-padded, T shared) and MMSA pickles (right-padded)
+# ------------------------------------------------------------------------------------------------
+
+MB_T = 6
+MB_LENGTHS = {"train": [6, 3, 0, 1, 4], "valid": [2, 5], "test": [6, 2, 3]}  # 0: all-zero text
+MB_LABELS = {"train": [1.4, -0.6, 2.0, 0.0, -3.0], "valid": [0.0, 2.2], "test": [-1.0, 0.4, 3.0]}
+
+
+def write_multibench_mosi(file: pathlib.Path, dims=(35, 74, 300)) -> dict:
+    """MultiBench's mosi_raw.pkl: left-padded [N, 50, d] arrays (here T = 6), labels [N, 1, 1]."""
+    rng = np.random.default_rng(2)
+    data = {}
+    for split, lengths in MB_LENGTHS.items():
+        n = len(lengths)
+        d = {m: np.zeros((n, MB_T, k), np.float32) for m, k in zip(("vision", "audio", "text"), dims)}
+        for i, length in enumerate(lengths):
+            for m in d:
+                d[m][i, MB_T - length:] = rng.uniform(0.5, 1.5, (length, d[m].shape[2]))
+        if split == "train":
+            d["audio"][0, 2, 5] = -np.inf  # COVAREP's log features: -inf set to 0 by the loader
+        d["labels"] = np.array(MB_LABELS[split], np.float32).reshape(n, 1, 1)
+        d["id"] = np.array([[f"{split}_{i}".encode()] for i in range(n)], dtype=object)
+        data[split] = d
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with open(file, "wb") as f:
+        pickle.dump(data, f)
+    return data
+
+
+MMSA_T = {"text": 50, "audio": 500, "vision": 375}  # MMSA's unaligned MOSI seq_lens
+MMSA_N = {"train": 4, "valid": 2, "test": 3}
+
+
+def write_mmsa(file: pathlib.Path, aligned: bool, dims=(768, 74, 35)) -> dict:
+    """MMSA's aligned_50.pkl / unaligned_50.pkl: right-padded arrays, text_bert, lengths."""
+    rng = np.random.default_rng(3)
+    data = {}
+    for split, n in MMSA_N.items():
+        t = {m: (50 if aligned else MMSA_T[m]) for m in MMSA_T}
+        text_len = rng.integers(3, 50, n)
+        lengths = {"text": text_len, "audio": text_len if aligned else rng.integers(1, t["audio"], n),
+                   "vision": text_len if aligned else rng.integers(0, t["vision"], n)}
+        d = {}
+        for m, k in zip(("text", "audio", "vision"), dims):
+            x = np.zeros((n, t[m], k), np.float32)
+            for i in range(n):
+                x[i, :lengths[m][i]] = rng.normal(size=(lengths[m][i], k))
+            d[m] = x
+        if not aligned:
+            d["vision"][0, lengths["vision"][0]:] = 7.0  # past its length: zeroed by the loader
+            d["audio_lengths"] = list(lengths["audio"])
+            d["vision_lengths"] = list(lengths["vision"])
+        d["audio"][1, 0, 0] = -np.inf
+        mask = (np.arange(50)[None] < text_len[:, None]).astype(np.int64)
+        d["text_bert"] = np.stack([mask * 101, mask, np.zeros_like(mask)], axis=1)  # [N, 3, 50]
+        d["regression_labels"] = np.round(rng.uniform(-3, 3, n), 1).astype(np.float32)
+        d["regression_labels"][0] = 0.0
+        d["classification_labels"] = np.sign(d["regression_labels"]) + 1
+        d["raw_text"] = np.array([f"utterance {i}" for i in range(n)])
+        d["id"] = np.array([f"vid_{i}$_$0" for i in range(n)])
+        d["annotations"] = np.array(["Neutral"] * n)
+        data[split] = {**d, "_lengths": lengths}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with open(file, "wb") as f:
+        pickle.dump({s: {k: v for k, v in d.items() if k != "_lengths"} for s, d in data.items()},
+                    f)
+    return data
+
+
+def test_multibench_mosi(capsys, data_dir, tmp_path):
+    raw = write_multibench_mosi(tmp_path / "affect" / "mosi_raw.pkl")
+    prepare(capsys, "multibench_mosi", tmp_path / "affect")
+    ds = mmjax.data.load("multibench_mosi")
+    assert ds.spec.modalities == ("audio", "vision", "text") and ds.spec.task == "regression"
+    assert ds.spec.shapes == ((MB_T, 74), (MB_T, 35), (MB_T, 300))
+    assert ds.spec.time_axes == (1, 1, 1)
+    assert {k: len(v) for k, v in ds.splits.items()} == {"train": 4, "val": 2, "test": 3}
+    for src, split in (("train", "train"), ("valid", "val"), ("test", "test")):
+        s = ds.splits[split]
+        validate_split(ds.spec, s, split)
+        kept = [i for i, n in enumerate(MB_LENGTHS[src]) if n]  # all-zero text dropped
+        np.testing.assert_array_equal(s.label, np.array(MB_LABELS[src], np.float32)[kept])
+        for j, i in enumerate(kept):
+            n = MB_LENGTHS[src][i]
+            for m in ("vision", "audio", "text"):
+                assert s.inputs[f"{m}_len"][j] == n
+                want = raw[src][m][i, MB_T - n:].copy()
+                want[want == -np.inf] = 0
+                np.testing.assert_array_equal(s.inputs[m][j, :n], want)  # valid steps first
+                assert not s.inputs[m][j, n:].any()  # then zeros
+        assert s.present.all()
+    assert ds.splits["train"].inputs["audio"][0, 2, 5] == 0  # the -inf, moved to step 2 - 0
+    # Label views: MultiBench's y > 0, the non-zero acc-2 view, and 3 classes by sign.
+    y = np.array(MB_LABELS["train"])[[0, 1, 3, 4]]
+    two = mmjax.data.load("multibench_mosi", label_view="2class")
+    assert two.spec.task == "classification" and two.spec.num_classes == 2
+    np.testing.assert_array_equal(two.splits["train"].label, (y > 0).astype(int))
+    non0 = mmjax.data.load("multibench_mosi", label_view="2class_non0").splits["train"]
+    np.testing.assert_array_equal(non0.label, [1, 0, 0])
+    assert non0.inputs["text_len"].tolist() == [6, 3, 4]
+    three = mmjax.data.load("multibench_mosi", label_view="3class")
+    np.testing.assert_array_equal(three.splits["train"].label, [2, 0, 1, 0])
+    with pytest.raises(UserError, match="unknown data.label_view 'five'"):
+        mmjax.data.load("multibench_mosi", label_view="five")
+    code, text, err = run_cli(capsys, ["data", "info", "multibench_mosi", "--set",
+                                       "data.label_view=3class"])
+    assert code == 0, err
+    assert "multibench_mosi: classification, 3 classes" in text
+    assert "modality text   float32 [6, 300] (time axis 1, lengths in inputs['text_len'])" in text
+    # Keeping some views keeps their lengths.
+    sub = mmjax.data.load("multibench_mosi", views=("text",))
+    assert set(sub.splits["train"].inputs) == {"text", "text_len"}
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_mmsa_mosei(capsys, data_dir, tmp_path, aligned):
+    name = "aligned_50.pkl" if aligned else "unaligned_50.pkl"
+    raw = write_mmsa(tmp_path / "MOSEI" / "Processed" / name, aligned)
+    prepare(capsys, "mmsa_mosei", tmp_path / "MOSEI" / "Processed" / name)
+    ds = mmjax.data.load("mmsa_mosei")
+    t = 50 if aligned else None
+    assert ds.spec.shapes == ((t or 500, 74), (t or 375, 35), (50, 768))
+    for src, split in (("train", "train"), ("valid", "val"), ("test", "test")):
+        s, r = ds.splits[split], raw[src]
+        validate_split(ds.spec, s, split)
+        np.testing.assert_array_equal(s.label, r["regression_labels"])
+        for m in ("audio", "vision", "text"):
+            np.testing.assert_array_equal(s.inputs[f"{m}_len"], r["_lengths"][m])
+            np.testing.assert_array_equal(s.present[:, ("audio", "vision", "text").index(m)],
+                                          np.asarray(r["_lengths"][m]) > 0)
+            want = np.where(np.arange(r[m].shape[1])[None, :, None]
+                            < np.asarray(r["_lengths"][m])[:, None, None], r[m], 0)
+            want[want == -np.inf] = 0
+            np.testing.assert_array_equal(s.inputs[m], want)
+
+
+def test_mmsa_mosi_folder_and_options(capsys, data_dir, tmp_path):
+    write_mmsa(tmp_path / "MOSI" / "aligned_50.pkl", True, dims=(768, 5, 20))
+    prepare(capsys, "mmsa_mosi", tmp_path / "MOSI")  # the folder: aligned_50.pkl is found
+    ds = mmjax.data.load("mmsa_mosi")
+    assert ds.spec.shapes == ((50, 5), (50, 20), (50, 768))
+    one_line_error(capsys, ["data", "info", "mmsa_mosi", "--set", "data.label_view=7class"],
+                   "unknown data.label_view '7class'")
+    one_line_error(capsys, ["data", "info", "mfeat", "--set", "data.label_view=3class"],
+                   "data.label_view only applies to multibench_mosi, multibench_mosei")
+    one_line_error(capsys, ["data", "prepare", "mmsa_mosi", "--from", str(tmp_path)],
+                   "none of aligned_50.pkl, unaligned_50.pkl found", "github.com/thuiar/MMSA")
+
+
+def corrupt_mosi(file: pathlib.Path, case: str) -> str:
+    with open(file, "rb") as f:
+        data = pickle.load(f)
+    if case == "missing_key":
+        del data["test"]["labels"]
+        want = "['test']: no key 'labels'"
+    elif case == "missing_split":
+        del data["valid"]
+        want = "expected a dict with 'train', 'valid' and 'test' dicts"
+    elif case == "wrong_shape":
+        data["train"]["audio"] = data["train"]["audio"][:, :, 0]
+        want = "['train']: 'audio' has shape [5, 6], expected [N, T, D]"
+    elif case == "shape_mismatch":
+        data["valid"]["vision"] = data["valid"]["vision"][:, :4]
+        want = "['valid']: 'vision' has shape [2, 4, 35], but 'text' has [2, 6, ...]"
+    elif case == "nan":
+        data["valid"]["vision"][1, 4, 3] = np.nan
+        want = "['valid']: 'vision' has NaN or inf values (first at sample 1)"
+    elif case == "label_range":
+        data["test"]["labels"][2] = 4.5
+        want = "['test']: labels must be finite sentiment scores in [-3, 3], found -1..4.5"
+    elif case == "not_pickle":
+        file.write_bytes(b"\x80\x05not a pickle")
+        return "not a readable pickle"
+    with open(file, "wb") as f:
+        pickle.dump(data, f)
+    return want
+
+
+@pytest.mark.parametrize("case", ["missing_key", "missing_split", "wrong_shape", "shape_mismatch",
+                                  "nan", "label_range", "not_pickle"])
+def test_multibench_mosi_corrupted(capsys, data_dir, tmp_path, case):
+    file = tmp_path / "mosi_raw.pkl"
+    write_multibench_mosi(file)
+    want = corrupt_mosi(file, case)
+    one_line_error(capsys, ["data", "prepare", "multibench_mosi", "--from", str(file)],
+                   f"{file}", want)
+    assert not (data_dir / "tfds").exists()
+
+
+def test_mmsa_corrupted_lengths(capsys, data_dir, tmp_path):
+    file = tmp_path / "unaligned_50.pkl"
+    write_mmsa(file, False, dims=(768, 5, 20))
+    with open(file, "rb") as f:
+        data = pickle.load(f)
+    data["train"]["audio_lengths"][2] = 501
+    with open(file, "wb") as f:
+        pickle.dump(data, f)
+    one_line_error(capsys, ["data", "prepare", "mmsa_mosi", "--from", str(file)],
+                   f"{file} ['train']: 'audio_lengths' gives lengths outside [0, 500]")
