@@ -1,0 +1,31 @@
+"""SMIL on UCI mfeat with two views (fac = modality 1, kar = modality 2), 100% fac + 20% kar:
+300 steps of unimodal pretraining, 200 of full-modality training, 500 meta-training steps.
+
+Command:
+  mmjax train --config configs/mfeat/smil.py --workdir runs/mfeat_smil
+
+Expected (test accuracy, mean of 3 seeds): see experiments/smil/README.md.
+"""
+
+import dataclasses
+
+from mmjax.config import DataConfig, MissingConfig
+from mmjax.methods.smil import SmilConfig
+
+from configs.common import experiment
+
+PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 300, 200, 500
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 20 + 40 steps)."""
+    quick = arg == "quick"
+    method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
+                        phase2_steps=20 if quick else PHASE2_STEPS, memory_size=1408)
+    config = experiment("mfeat", method, arg,
+                        missing=MissingConfig(protocol="paired", paired_fraction=0.2))
+    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fac", "kar")))
+    if quick:
+        return config
+    train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS)
+    return dataclasses.replace(config, train=train)
