@@ -471,3 +471,135 @@ def test_mmsa_corrupted_lengths(capsys, data_dir, tmp_path):
         pickle.dump(data, f)
     one_line_error(capsys, ["data", "prepare", "mmsa_mosi", "--from", str(file)],
                    f"{file} ['train']: 'audio_lengths' gives lengths outside [0, 500]")
+
+
+# ------------------------------------------------------------------------------------------------
+# IEMOCAP / MSP-IMPROV in MMIN's layout: A/V/L h5 keyed by utterance, target/<fold>/*.npy
+# ------------------------------------------------------------------------------------------------
+
+UTTS = [f"Ses0{1 + i // 4}{'FM'[i % 2]}_impro0{i % 3}_{'FM'[i % 2]}00{i}" for i in range(12)]
+UTT_T = {"audio": [3, 7, 2, 5, 9, 4, 6, 1, 8, 3, 5, 2], "vision": [4, 2, 6, 3, 1, 5, 2, 4, 3, 6, 2, 1],
+         "text": [5, 3, 4, 6, 2, 7, 3, 5, 4, 2, 6, 3]}
+UTT_LABEL = [i % 4 for i in range(12)]
+
+
+def write_mmin(root: pathlib.Path, folds: int, one_hot: bool) -> dict:
+    """MMIN's feature root: per-utterance h5 datasets, per-fold mean/std groups and targets."""
+    rng = np.random.default_rng(4)
+    for d in ("A", "V", "L"):
+        (root / d).mkdir(parents=True)
+    feats = {}
+    for m, rel, dim in (("audio", "A/comparE.h5", 130), ("vision", "V/denseface.h5", 342),
+                        ("text", "L/bert_large.h5", 1024)):
+        feats[m] = {u: rng.normal(3.0, 2.0, (UTT_T[m][i], dim)).astype(np.float32)
+                    for i, u in enumerate(UTTS)}
+        with h5py.File(root / rel, "w") as f:
+            for u, x in feats[m].items():
+                f[u] = x
+    stats = {}
+    with h5py.File(root / "A" / "comparE_mean_std.h5", "w") as f:
+        for k in range(1, folds + 1):
+            stats[k] = (rng.normal(3, 0.1, 130).astype(np.float32),
+                        rng.uniform(1, 3, 130).astype(np.float32))
+            f[f"{k}/mean"], f[f"{k}/std"] = stats[k]
+    parts = {}
+    for k in range(1, folds + 1):
+        order = np.roll(np.arange(12), k)  # fold k: a different 8 / 2 / 2 partition
+        parts[k] = {"trn": order[:8], "val": order[8:10], "tst": order[10:]}
+        (root / "target" / str(k)).mkdir(parents=True)
+        for part, idx in parts[k].items():
+            y = np.array(UTT_LABEL)[idx]
+            if one_hot:  # IEMOCAP: one-hot float labels, [N, 1] byte-string ids
+                np.save(root / "target" / str(k) / f"{part}_label.npy", np.eye(4)[y])
+                names = np.array([[UTTS[i].encode()] for i in idx])
+            else:  # MSP-IMPROV: integer labels, [N] str ids
+                np.save(root / "target" / str(k) / f"{part}_label.npy", y)
+                names = np.array([UTTS[i] for i in idx])
+            np.save(root / "target" / str(k) / f"{part}_int2name.npy", names)
+    return {"feats": feats, "stats": stats, "parts": parts}
+
+
+@pytest.fixture(scope="module")
+def iemocap(tmp_path_factory):
+    src = tmp_path_factory.mktemp("iemocap") / "IEMOCAP_features_2021"
+    return src, write_mmin(src, 10, one_hot=True)
+
+
+@pytest.mark.parametrize("name,folds", [("iemocap", 10), ("msp_improv", 12)])
+def test_mmin_layout_prepare_load(capsys, data_dir, tmp_path, iemocap, name, folds):
+    if name == "iemocap":
+        src, raw = iemocap
+    else:
+        src = tmp_path / "MSP-IMPROV_features_2021"
+        raw = write_mmin(src, 12, one_hot=False)
+    prepare(capsys, name, src)
+    for fold in (1, folds):
+        ds = mmjax.data.load(name, fold=fold)
+        assert ds.spec.modalities == ("audio", "vision", "text")
+        assert ds.spec.shapes == ((9, 130), (6, 342), (7, 1024)) and ds.spec.num_classes == 4
+        mean, std = raw["stats"][fold]
+        for part, split in (("trn", "train"), ("val", "val"), ("tst", "test")):
+            s, idx = ds.splits[split], raw["parts"][fold][part]
+            validate_split(ds.spec, s, split)
+            np.testing.assert_array_equal(s.label, np.array(UTT_LABEL)[idx])
+            assert s.present.all()
+            for j, i in enumerate(idx):
+                for m in ("audio", "vision", "text"):
+                    x = raw["feats"][m][UTTS[i]]
+                    assert s.inputs[f"{m}_len"][j] == len(x)
+                    want = (x - mean) / std if m == "audio" else x  # MMIN's normalize_on_trn
+                    np.testing.assert_allclose(s.inputs[m][j, :len(x)], want, rtol=1e-5,
+                                               atol=1e-5)
+                    assert not s.inputs[m][j, len(x):].any()
+    code, text, err = run_cli(capsys, ["data", "info", name, "--set", f"data.fold={folds}"])
+    assert code == 0, err
+    assert f"{name}: classification, 4 classes" in text and "train     8 samples" in text
+    one_line_error(capsys, ["data", "info", name, "--set", f"data.fold={folds + 1}"],
+                   f"data.fold must lie in 1..{folds}, got {folds + 1}")
+
+
+def corrupt_mmin(src: pathlib.Path, dst: pathlib.Path, case: str) -> str:
+    shutil.copytree(src, dst)
+    if case == "missing_utterance":
+        with h5py.File(dst / "V" / "denseface.h5", "r+") as f:
+            del f[UTTS[5]]
+        return f"V/denseface.h5: no entry for utterance {UTTS[5]!r}"
+    if case == "wrong_dim":
+        with h5py.File(dst / "L" / "bert_large.h5", "r+") as f:
+            del f[UTTS[2]]
+            f[UTTS[2]] = np.zeros((4, 768), np.float32)
+        return f"L/bert_large.h5: {UTTS[2]!r} is float32[4, 768], expected float [T >= 1, 1024]"
+    if case == "nan":
+        with h5py.File(dst / "A" / "comparE.h5", "r+") as f:
+            f[UTTS[7]][0, 3] = np.nan
+        return f"A/comparE.h5: {UTTS[7]!r} has NaN or inf values"
+    if case == "not_one_hot":
+        y = np.load(dst / "target" / "4" / "val_label.npy")
+        y[1] = [1, 1, 0, 0]
+        np.save(dst / "target" / "4" / "val_label.npy", y)
+        return "target/4/val_label.npy: labels [N, C] must be one-hot [2, 4]"
+    if case == "missing_fold_stats":
+        with h5py.File(dst / "A" / "comparE_mean_std.h5", "r+") as f:
+            del f["7"]
+        return "A/comparE_mean_std.h5: no dataset '7/mean'"
+    if case == "missing_target":
+        os.remove(dst / "target" / "10" / "tst_int2name.npy")
+        return "target/10/tst_int2name.npy: file not found"
+    if case == "rows_disagree":
+        np.save(dst / "target" / "2" / "trn_label.npy", np.eye(4)[[0, 1, 2]])
+        return "target/2/trn_label.npy: labels [N, C] must be one-hot [8, 4]"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["missing_utterance", "wrong_dim", "nan", "not_one_hot",
+                                  "missing_fold_stats", "missing_target", "rows_disagree"])
+def test_mmin_layout_corrupted(capsys, data_dir, tmp_path, iemocap, case):
+    want = corrupt_mmin(iemocap[0], tmp_path / "bad", case)
+    one_line_error(capsys, ["data", "prepare", "iemocap", "--from", str(tmp_path / "bad")],
+                   f"{tmp_path / 'bad' / want}")
+    assert not (data_dir / "tfds").exists()
+
+
+def test_mmin_missing_folder_says_where(capsys, data_dir, tmp_path):
+    one_line_error(capsys, ["data", "prepare", "msp_improv", "--from", str(tmp_path / "nope")],
+                   "no such directory", "github.com/sunjunaimer/RedCore")
