@@ -1,20 +1,28 @@
 """``mmjax bench``: compile time and steady step time of every method, as JSON lines.
 
-Each case times the training program of ``configs/<dataset>/<method>.py`` (its model, optimiser,
+Each case times the training program of ``configs/<configs>/<method>.py`` (its model, optimiser,
 unroll and seed settings) with the batch size, seed count, steps per call and dtype given on the
 command line: ``train.make_train_chunk``, a ``lax.scan`` of ``steps_per_call`` steps over all
-seed replicas with the state donated, fed random data of the dataset's shapes (no dataset is
-built). Compile time is measured with ``lower().compile()``; steady time over ``repeats`` calls
-after three warm-up calls, each blocked on its result. Compare numbers only between runs on the
-same device kind.
+seed replicas with the state donated, fed random data of the shapes' spec (no dataset is built).
+Compile time is measured with ``lower().compile()``; steady time over ``repeats`` calls of the
+compiled executable (which cannot recompile) after three warm-up calls, each blocked on its result.
+Compare numbers only between runs on the same device kind.
+
+Shapes (``SHAPES``): the embedded datasets, and synthetic specs at the papers' input widths that
+reuse the configs of the dataset with the same kind of encoder. ``--suite paper`` (``PAPER_SUITE``)
+times every registered method at its paper's shapes and batch size. Every list option (batch,
+seeds, steps per call, dtype) takes comma-separated values and the cases are their product, which
+is how the scaling sweeps of benchmarks/README.md are made.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import pathlib
 import time
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -26,8 +34,56 @@ from mmjax.data import avmnist_offline, mfeat
 from mmjax.data.base import Dataset, DatasetSpec, Split
 from mmjax.errors import UserError
 
-# Shapes of the embedded datasets: benchmarking needs shapes, not data.
-SPECS = {"avmnist_offline": avmnist_offline.spec(), "mfeat": mfeat.spec()}
+
+class Shapes(NamedTuple):
+    """Input shapes to benchmark at, and the configs folder whose programs run on them."""
+
+    spec: DatasetSpec
+    configs: str
+
+
+def _features(name: str, widths: dict[str, int], num_classes: int) -> Shapes:
+    spec = DatasetSpec(name, tuple(widths), tuple((w,) for w in widths.values()),
+                       "classification", num_classes)
+    return Shapes(spec, "mfeat")  # vector inputs: mfeat's MLP-encoder configs
+
+
+SHAPES = {
+    "avmnist_offline": Shapes(avmnist_offline.spec(), "avmnist_offline"),
+    "mfeat": Shapes(mfeat.spec(), "mfeat"),
+    # MLA's feature setting (appendix A.3.2): three 512-d feature modalities.
+    "features512": _features("features512", {"a": 512, "b": 512, "c": 512}, 10),
+    # RAML's Food-101 / N24News features: 512-d image (CLIP/ResNet), 1024-d text (BERT-large).
+    "food_features": _features("food_features", {"image": 512, "text": 1024}, 101),
+    # IEMOCAP utterance-level features in MMIN's layout widths: A 130 (ComParE), V 342
+    # (DenseFace), L 1024 (BERT-large); 4 classes. Frame sequences need the sequence encoders.
+    "iemocap_utterance": _features("iemocap_utterance", {"A": 130, "V": 342, "L": 1024}, 4),
+}
+
+# The paper shapes and batch size of each method (issue "Throughput"); any other registered method
+# (the baselines) runs at DEFAULT_CASE.
+PAPER_SUITE = {
+    "smil": ("avmnist_offline", 64),
+    "ume_mma": ("avmnist_offline", 64),
+    "redcore": ("iemocap_utterance", 128),
+    "mla": ("features512", 64),
+    "raml": ("food_features", 128),
+}
+DEFAULT_CASE = ("avmnist_offline", 64)
+
+# Dense peak FLOP/s by device kind (vendor data sheets, SXM parts), for the fraction of peak.
+PEAK_FLOPS = {
+    ("H100", "float32"): 67e12, ("H100", "bfloat16"): 989e12,
+    ("H200", "float32"): 67e12, ("H200", "bfloat16"): 989e12,
+}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+    """The device's dense peak FLOP/s for ``dtype`` if known (None on CPUs and unknown kinds)."""
+    for (kind, kind_dtype), peak in PEAK_FLOPS.items():
+        if kind in device_kind and kind_dtype == dtype:
+            return peak
+    return None
 
 
 def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
@@ -69,45 +125,72 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
         peak = int(memory.temp_size_in_bytes + memory.argument_size_in_bytes
                    + memory.output_size_in_bytes - memory.alias_size_in_bytes)
     median = float(np.median(us))
+    kind = jax.devices()[0].device_kind
+    peak_device = peak_flops(kind, t.dtype)
+    achieved = flops / median * 1e6
     return {
         "method": config.method.name, "dataset": spec.name, "batch": t.batch_size,
         "num_seeds": t.num_seeds, "vmap_seeds": t.vmap_seeds, "steps_per_call": t.steps_per_call,
         "unroll": t.unroll,
         "dtype": t.dtype,
-        "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
+        "devices": jax.device_count(), "device_kind": kind,
         "jax": jax.__version__, "compile_s": round(compile_s, 3),
         "us_per_step_median": round(median, 1), "us_per_step_p90": round(float(np.percentile(us, 90)), 1),
         "samples_per_s": round(t.batch_size * t.num_seeds / median * 1e6, 1),
-        "flops_per_step": flops, "gflops_per_s": round(flops / median * 1e-3, 3),
+        "flops_per_step": flops, "gflops_per_s": round(achieved * 1e-9, 3),
+        "fraction_of_peak": (round(achieved / (peak_device * jax.device_count()), 5)
+                             if peak_device else None),
         "peak_memory_bytes": peak,
     }
 
 
-def case_config(name: str, dataset: str, configs_dir: pathlib.Path, **train_settings):
-    """The config of ``configs/<dataset>/<name>.py`` with ``train_settings`` replaced."""
-    file = configs_dir / dataset / f"{name}.py"
+def case_config(name: str, configs: pathlib.Path, **train_settings) -> ExperimentConfig:
+    """The config of ``<configs>/<name>.py`` with ``train_settings`` replaced."""
+    file = configs / f"{name}.py"
     if not file.is_file():
         raise UserError(f"bench needs {file} (the config whose program it times)")
     config = config_lib.load(str(file))
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **train_settings))
 
 
-def run(names: list[str] | None = None, dataset: str = "avmnist_offline", batch_size: int = 64,
-        num_seeds: int = 1, steps_per_call: int = 10, repeats: int = 20,
-        dtype: str = "float32", configs_dir: str = "configs") -> list[dict]:
-    """Benchmarks each method (default: every registered one); prints and returns the records."""
-    if dataset not in SPECS:
-        raise UserError(f"bench knows the shapes of {', '.join(SPECS)}, not {dataset!r}")
-    names = names or sorted(methods.REGISTRY)
-    parallel.check_batch_size(batch_size, "--batch")
-    settings = dict(batch_size=batch_size, num_seeds=num_seeds, steps_per_call=steps_per_call,
-                    dtype=dtype)
-    for name in names:
+def cases(names: list[str] | None, dataset: str, batch_sizes: list[int],
+          suite: str | None = None) -> list[tuple[str, str, int]]:
+    """``(method, shapes, batch)`` of every case before the seed/steps/dtype product.
+
+    ``suite="paper"``: every registered method (or ``names``) at ``PAPER_SUITE``'s shapes and batch
+    size; otherwise each name at ``dataset`` and every batch size.
+    """
+    for name in names or ():
         methods.entry(name)  # unknown names fail before any timing
-    configs = [case_config(n, dataset, pathlib.Path(configs_dir), **settings) for n in names]
+    names = names or sorted(methods.REGISTRY)
+    if suite == "paper":
+        return [(n, *PAPER_SUITE.get(n, DEFAULT_CASE)) for n in names]
+    if suite is not None:
+        raise UserError(f"unknown bench suite {suite!r}; the suite is: paper")
+    if dataset not in SHAPES:
+        raise UserError(f"bench knows the shapes {', '.join(SHAPES)}, not {dataset!r}")
+    return [(n, dataset, b) for n in names for b in batch_sizes]
+
+
+def run(names: list[str] | None = None, dataset: str = "avmnist_offline",
+        batch_sizes: tuple[int, ...] = (64,), num_seeds: tuple[int, ...] = (1,),
+        steps_per_call: tuple[int, ...] = (10,), dtypes: tuple[str, ...] = ("float32",),
+        repeats: int = 20, suite: str | None = None, configs_dir: str = "configs") -> list[dict]:
+    """Benchmarks every case (see ``cases``) at every seed count, steps per call and dtype;
+    prints each record as a JSON line as soon as it is measured and returns them all."""
+    plan = cases(names, dataset, list(batch_sizes), suite)
+    settings = list(itertools.product(num_seeds, steps_per_call, dtypes))
+    configs = []  # every config is loaded and checked before the first (slow) case runs
+    for name, shapes, batch in plan:
+        parallel.check_batch_size(batch, "--batch")
+        for seeds, steps, dtype in settings:
+            config = case_config(name, pathlib.Path(configs_dir) / SHAPES[shapes].configs,
+                                 batch_size=batch, num_seeds=seeds, steps_per_call=steps,
+                                 dtype=dtype)
+            configs.append((config, SHAPES[shapes].spec))
     records = []
-    for config in configs:
-        record = bench_case(config, SPECS[dataset], repeats)
+    for config, spec in configs:
+        record = bench_case(config, spec, repeats)
         print(json.dumps(record), flush=True)
         records.append(record)
     return records
@@ -115,13 +198,21 @@ def run(names: list[str] | None = None, dataset: str = "avmnist_offline", batch_
 
 def compare(records: list[dict], old_file: pathlib.Path) -> str:
     """Lines ``method: new/old`` of median µs/step against an earlier JSONL run (same cases)."""
-    key = lambda r: (r["method"], r["dataset"], r["batch"], r["num_seeds"], r["dtype"])  # noqa: E731
+    key = lambda r: (r["method"], r["dataset"], r["batch"], r["num_seeds"],  # noqa: E731
+                     r["steps_per_call"], r["dtype"], r["devices"])
     old = {key(r): r for r in map(json.loads, old_file.read_text().splitlines()) if r}
     lines = []
     for r in records:
         if key(r) in old:
             ratio = r["us_per_step_median"] / old[key(r)]["us_per_step_median"]
-            lines.append(f"{r['method']}: {ratio:.3f}x of old median µs/step")
+            lines.append(f"{case_name(r)}: {ratio:.3f}x of old median µs/step")
         else:
-            lines.append(f"{r['method']}: no matching case in {old_file}")
+            lines.append(f"{case_name(r)}: no matching case in {old_file}")
     return "\n".join(lines)
+
+
+def case_name(record: dict) -> str:
+    """A short label of a record's case, e.g. ``concat@mfeat b64 s1 k10 float32 d1``."""
+    r = record
+    return (f"{r['method']}@{r['dataset']} b{r['batch']} s{r['num_seeds']} k{r['steps_per_call']} "
+            f"{r['dtype']} d{r['devices']}")

@@ -24,6 +24,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    """``"32,64"`` -> ``(32, 64)``: positive integers, comma-separated."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = (0,)
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive "
+                                         "integers")
+    return values
+
+
+def _dtype_list(text: str) -> tuple[str, ...]:
+    """``"float32,bfloat16"`` -> ``("float32", "bfloat16")``."""
+    values = tuple(text.split(","))
+    if not set(values) <= {"float32", "bfloat16"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: use float32, bfloat16 or float32,bfloat16")
+    return values
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mmjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -44,12 +64,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time compiled train steps (JSON lines on stdout)")
     p.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
-    p.add_argument("--dataset", default="avmnist_offline", help="shapes to benchmark at")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--num-seeds", type=int, default=1)
-    p.add_argument("--steps-per-call", type=int, default=10)
+    p.add_argument("--suite", choices=("paper",),
+                   help="paper: each method at its paper's shapes and batch (ignores --dataset, "
+                        "--batch)")
+    p.add_argument("--dataset", default="avmnist_offline",
+                   help="shapes to benchmark at (bench.SHAPES)")
+    p.add_argument("--batch", type=_int_list, default=(64,), help="e.g. 32,64,128")
+    p.add_argument("--num-seeds", type=_int_list, default=(1,), help="e.g. 1,2,4,8")
+    p.add_argument("--steps-per-call", type=_int_list, default=(10,), help="e.g. 1,10,100")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--dtype", type=_dtype_list, default=("float32",),
+                   help="float32, bfloat16 or both: float32,bfloat16")
     p.add_argument("--compare", metavar="OLD.jsonl", help="print ratios against an earlier run")
 
     p = sub.add_parser("data", help="build, prepare (from your files) or describe a dataset")
@@ -117,8 +142,9 @@ def _bench(args) -> int:
 
     records = bench.run(
         names=None if args.methods == "all" else args.methods.split(","),
-        dataset=args.dataset, batch_size=args.batch, num_seeds=args.num_seeds,
-        steps_per_call=args.steps_per_call, repeats=args.repeats, dtype=args.dtype)
+        dataset=args.dataset, batch_sizes=args.batch, num_seeds=args.num_seeds,
+        steps_per_call=args.steps_per_call, dtypes=args.dtype, repeats=args.repeats,
+        suite=args.suite)
     if args.compare:
         print(bench.compare(records, pathlib.Path(args.compare)), file=sys.stderr)
     return 0
