@@ -1,0 +1,315 @@
+"""RedCore: relative advantage, the eta update and its projections, masked losses, imperfect-data
+training (no gradient reaches a missing input), no recompilation, the ablation switches, a run."""
+
+import itertools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from mmjax import config as config_lib
+from mmjax import losses, methods, train
+from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from mmjax.data.base import DatasetSpec
+from mmjax.errors import UserError
+from mmjax.methods import redcore
+from mmjax.methods import redcore_projection as rp
+from mmjax.methods.redcore import RedCoreConfig
+
+SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
+XI1, XI2 = 0.015, 0.15
+
+
+def _config(**kw):
+    mc = RedCoreConfig(latent_dim=6, xenc_layers=(6, 4), xenc_blocks=2, **kw)
+    return ExperimentConfig(method=mc, model=ModelConfig(hidden=8, feature_dim=4),
+                            optim=OptimConfig(lr=1e-3), train=TrainConfig(steps=10))
+
+
+def _batch(key, present=None, n=8):
+    keys = jax.random.split(key, 5)
+    inputs = {m: jax.random.normal(k, (n, *s))
+              for m, s, k in zip(SPEC.modalities, SPEC.shapes, keys)}
+    if present is None:
+        present = jax.random.bernoulli(keys[3], 0.6, (n, 3)).at[:, 0].set(True)
+    return {"inputs": inputs, "present": jnp.asarray(present),
+            "label": jax.random.randint(keys[4], (n,), 0, 3)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Red: eqs. (4)-(5), (9), (10) and the projections.
+# ----------------------------------------------------------------------------------------------
+
+
+def test_relative_advantage_matches_eqs_4_5_and_sums_to_zero():
+    """L = (1, 2, 3): mean 2, RA = (0.5, 0, -0.5); random losses: sum RA = 0 (eq. 8)."""
+    np.testing.assert_allclose(rp.relative_advantage(jnp.array([1.0, 2.0, 3.0])),
+                               [0.5, 0.0, -0.5], atol=1e-7)
+    for seed in range(5):
+        ls = jax.random.uniform(jax.random.key(seed), (4,), minval=0.01, maxval=5.0)
+        assert abs(float(rp.relative_advantage(ls).sum())) < 1e-6
+
+
+def test_moving_average_is_eq_10_keeps_undefined_losses_and_starts_at_the_first_value():
+    mal, loss = jnp.array([1.0, 2.0, 4.0]), jnp.array([3.0, 0.0, 2.0])
+    valid, first = jnp.array([True, False, True]), jnp.array(False)
+    np.testing.assert_allclose(rp.moving_average(mal, loss, 0.7, valid, first),
+                               [0.3 * 1 + 0.7 * 3, 2.0, 0.3 * 4 + 0.7 * 2], rtol=1e-6)
+    np.testing.assert_allclose(rp.moving_average(mal, loss, 0.7, valid, jnp.array(True)),
+                               [3.0, 2.0, 2.0])
+
+
+def _on_gamma1(eta, xi1=XI1, xi2=XI2):
+    return bool(np.all(eta >= xi1 - 1e-7)) and abs(float(np.linalg.norm(eta)) - xi2) < 1e-6
+
+
+def _brute_force_nearest(v, xi1=XI1, xi2=XI2, n=1201):
+    """min ||eta - v|| over a fine grid of Gamma_1 (M = 3, spherical coordinates)."""
+    th, ph = np.meshgrid(np.linspace(0, np.pi / 2, n), np.linspace(0, np.pi / 2, n))
+    pts = xi2 * np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], -1)
+    pts = pts.reshape(-1, 3)
+    pts = pts[(pts >= xi1).all(1)]
+    return np.linalg.norm(pts - v, axis=1).min()
+
+
+@pytest.mark.parametrize("v", [[0.2, 0.1, -0.05], [0.05, 0.05, 0.05], [-0.1, 0.3, 0.001],
+                               [-0.02, -0.3, -0.1], [0.1, -0.2, 0.1], [0.0, 0.0, 0.0],
+                               [1e-4, -1e-4, 2e-4], [0.09, 0.1, 0.11]])
+def test_exact_projection_lands_on_gamma1_and_is_the_nearest_point(v):
+    """Feasible, no farther than the best of ~10^6 grid points of Gamma_1 (grid spacing ~2e-4,
+    so the grid's best is at most ~1.5e-4 farther than the optimum), and a KKT point:
+    eta = max(xi1, c v) for one c > 0 when some v_i > 0."""
+    v = np.array(v, np.float32)
+    eta = np.asarray(rp.project_exact(jnp.asarray(v), XI1, XI2))
+    assert _on_gamma1(eta)
+    dist = np.linalg.norm(eta - v)
+    assert dist <= _brute_force_nearest(v) + 1e-6
+    assert dist >= _brute_force_nearest(v) - 2e-4
+    if v.max() > 0:
+        free = eta > XI1 + 1e-6
+        c = eta[free] / v[free]
+        np.testing.assert_allclose(c, c[0], rtol=1e-4)
+        np.testing.assert_allclose(eta, np.maximum(XI1, c[0] * v), atol=1e-6)
+
+
+def test_exact_projection_keeps_points_of_gamma1_and_works_for_many_modalities():
+    eta0 = np.asarray(rp.project_exact(jnp.array([0.3, 0.2, 0.1]), XI1, XI2))
+    np.testing.assert_allclose(rp.project_exact(jnp.asarray(eta0), XI1, XI2), eta0, atol=1e-7)
+    for seed in range(10):  # M = 6: feasible, and nearer than 2000 random feasible points
+        v = np.asarray(jax.random.normal(jax.random.key(seed), (6,))) * 0.1
+        eta = np.asarray(rp.project_exact(jnp.asarray(v), XI1, XI2))
+        assert _on_gamma1(eta)
+        rnd = np.abs(np.random.default_rng(seed).normal(size=(2000, 6))) + 0.3
+        rnd = XI2 * rnd / np.linalg.norm(rnd, axis=1, keepdims=True)
+        rnd = rnd[(rnd >= XI1).all(1)]
+        assert np.linalg.norm(eta - v) <= np.linalg.norm(rnd - v, axis=1).min() + 1e-7
+
+
+def test_clamp_normalize_is_the_released_rule_and_can_leave_gamma1():
+    """max(v, xi1) then xi2 / norm; (0.5, 0.01, 0.01) -> (0.5, .015, .015) * 0.15 / 0.50045: the
+    small components end at 0.0045 < xi1, outside Gamma_1 (the exact projection stays in it)."""
+    v = jnp.array([0.5, 0.01, 0.01])
+    out = np.asarray(rp.project_clamp_normalize(v, XI1, XI2))
+    clamped = np.array([0.5, 0.015, 0.015])
+    np.testing.assert_allclose(out, 0.15 * clamped / np.linalg.norm(clamped), rtol=1e-6)
+    assert out[1] < XI1 and not _on_gamma1(out)
+    assert _on_gamma1(np.asarray(rp.project_exact(v, XI1, XI2)))
+
+
+@pytest.mark.parametrize("projection", ["exact", "clamp_normalize"])
+def test_eta_update_moves_against_relative_advantage(projection):
+    """Eq. (9) from equal eta: the strongest modality (RA > 0) loses supervision, the weakest
+    gains, and the objective r^T eta (6a) decreases."""
+    eta = jnp.full((3,), XI2 / np.sqrt(3))
+    ra = rp.relative_advantage(jnp.array([0.5, 1.0, 1.5]))  # (0.5, 0, -0.5)
+    new = np.asarray(rp.update_eta(eta, ra, 0.1, XI1, XI2, projection))
+    assert new[0] < float(eta[0]) < new[2]
+    assert float(ra @ new) < float(ra @ eta) - 1e-3
+    assert _on_gamma1(new)
+
+
+def test_regulate_updates_eta_every_k_steps_only_and_core_never():
+    mc = RedCoreConfig(every=3)
+    extra = {"eta": redcore.initial_eta(mc, 3), "mal": jnp.zeros(3)}
+    mse, valid = jnp.array([0.5, 1.0, 1.5]), jnp.ones(3, bool)
+    etas = []
+    for step in range(7):
+        extra, ra = redcore.regulate(mc, extra, mse, valid, jnp.array(step))
+        etas.append(np.asarray(extra["eta"]))
+    changed = [not np.allclose(etas[i], etas[i - 1]) for i in range(1, 7)]
+    assert changed == [False, False, True, False, False, True]  # steps 3 and 6 (0 updated too)
+    assert not np.allclose(etas[0], redcore.initial_eta(mc, 3))
+    np.testing.assert_allclose(ra, [0.5, 0.0, -0.5], atol=1e-6)
+    core = RedCoreConfig(regulate=False)
+    extra = {"eta": redcore.initial_eta(core, 3), "mal": jnp.zeros(3)}
+    for step in range(4):
+        extra, _ = redcore.regulate(core, extra, mse, valid, jnp.array(step))
+    np.testing.assert_allclose(extra["eta"], np.full(3, XI2 / np.sqrt(3)), rtol=1e-6)
+
+
+def test_released_alpha_schedule_grows_from_step_zero():
+    """The released code multiplies its step size by 1.5 every 500 steps starting at step 0."""
+    mc = RedCoreConfig(alpha_schedule="released")
+    got = [float(redcore.alpha_at(mc, jnp.array(s))) for s in (0, 499, 500, 1000)]
+    np.testing.assert_allclose(got, [0.15, 0.15, 0.225, 0.3375], rtol=1e-6)
+    assert float(redcore.alpha_at(RedCoreConfig(), jnp.array(1000))) == pytest.approx(0.1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Core: losses and the network.
+# ----------------------------------------------------------------------------------------------
+
+
+def test_masked_mse_counts_only_present_samples():
+    """Rows 0 and 2 present: (||(1,2)||^2 + ||(0,3)||^2) / 2 = 7; row 1's huge error ignored."""
+    zbar = jnp.array([[1.0, 2.0], [100.0, 0.0], [0.0, 3.0]])
+    present = jnp.array([True, False, True])
+    assert float(redcore.masked_mse(zbar, jnp.zeros_like(zbar), present)) == pytest.approx(7.0)
+    assert float(redcore.masked_mse(zbar, jnp.zeros_like(zbar), jnp.zeros(3, bool))) == 0.0
+
+
+def test_gaussian_kl_closed_form():
+    """KL(N(1, e^0) || N(0, 1)) = 0.5 per dim; KL(N(0, e^-1)||N(0,1)) = 0.5 (e^-1 + 1 - 1)."""
+    np.testing.assert_allclose(redcore.gaussian_kl(jnp.ones((1, 2)), jnp.zeros((1, 2))), [1.0])
+    np.testing.assert_allclose(redcore.gaussian_kl(jnp.zeros((1, 1)), -jnp.ones((1, 1))),
+                               [0.5 * np.exp(-1.0)], rtol=1e-6)
+
+
+def _net_out(config, state, batch):
+    model = redcore.redcore_net(config, SPEC)
+
+    @jax.jit
+    def run(params, model_state, inputs, present):
+        module = nnx.merge(model.graphdef, params, model_state)
+        return module(inputs, present, deterministic=True)
+
+    return run(state.params, state.model_state, batch["inputs"], batch["present"])
+
+
+def test_final_representation_is_eq_1_and_zhat_reads_only_other_present_latents(key):
+    config = _config()
+    method = methods.make(config, SPEC)
+    batch = _batch(key)
+    state = method.init(jax.random.key(1), batch)
+    out = _net_out(config, state, batch)
+    p = np.asarray(batch["present"])
+    for c in range(3):
+        np.testing.assert_array_equal(
+            out["z"][c], np.where(p[:, c:c + 1], out["zbar"][c], out["zhat"][c]))
+        assert np.all(np.asarray(out["zbar"][c])[~p[:, c]] == 0)
+    # zhat_a depends on b's latent only where b is present: perturb b's input on missing rows.
+    changed = {**batch, "inputs": {**batch["inputs"], "b": batch["inputs"]["b"] + 5.0}}
+    out2 = _net_out(config, state, changed)
+    rows = ~p[:, 1]
+    np.testing.assert_array_equal(np.asarray(out2["zhat"][0])[rows],
+                                  np.asarray(out["zhat"][0])[rows])
+    assert np.abs(np.asarray(out2["zhat"][0])[~rows] - np.asarray(out["zhat"][0])[~rows]).max() > 0
+
+
+def test_no_gradient_reaches_a_missing_input_and_its_value_changes_nothing(key):
+    """Imperfect-data training: d loss / d x[b, m] = 0 where m is missing, and replacing the
+    missing inputs by other values leaves the loss and the update bit-identical."""
+    method = methods.make(_config(), SPEC)
+    batch = _batch(key)
+    state = method.init(jax.random.key(1), batch)
+
+    def loss_of(inputs):
+        return method.train_step(state, {**batch, "inputs": inputs})[1]["loss"]
+
+    grads = jax.jit(jax.grad(loss_of))(batch["inputs"])
+    p = np.asarray(batch["present"])
+    assert (~p).any()
+    for c, m in enumerate(SPEC.modalities):
+        g = np.abs(np.asarray(grads[m])).sum(-1)
+        assert np.all(g[~p[:, c]] == 0)
+        assert np.all(g[p[:, c]] > 0)
+    noisy = {m: jnp.where(batch["present"][:, c:c + 1], x, 1e3)
+             for c, (m, x) in enumerate(batch["inputs"].items())}
+    step = jax.jit(method.train_step)
+    s1, m1 = step(state, batch)
+    s2, m2 = step(state, {**batch, "inputs": noisy})
+    assert float(m1["loss"]) == float(m2["loss"])
+    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s2.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_loss_is_vib_plus_eta_weighted_mse_and_the_ablation_switches(key):
+    """loss = sum CE + gamma sum KL + eta . MSE (eta after this step's update); Red drops the
+    unimodal CE terms; gamma_on="ce" is KL + gamma CE (eq. 3 literally)."""
+    batch = _batch(key)
+    results = {}
+    for name, kw in {"redcore": {}, "red": {"unimodal_ce": False},
+                     "ce": {"gamma_on": "ce"}}.items():
+        method = methods.make(_config(**kw), SPEC)
+        state = method.init(jax.random.key(1), batch)
+        new, m = jax.jit(method.train_step)(state, batch)
+        results[name] = m
+        ce = m["ce_joint"] + sum(m[f"ce_{x}"] for x in SPEC.modalities)
+        kl = sum(m[f"kl_{x}"] for x in SPEC.modalities)
+        mse = sum(new.extra["eta"][c] * m[f"mse_{x}"] for c, x in enumerate(SPEC.modalities))
+        if name == "red":
+            expected = m["ce_joint"] + 0.008 * kl + mse
+        elif name == "ce":
+            expected = kl + 0.008 * ce + mse
+        else:
+            expected = ce + 0.008 * kl + mse
+        assert float(m["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    # Same init and batch: the three variants compute the same terms, only the sum differs.
+    assert float(results["red"]["ce_a"]) == pytest.approx(float(results["redcore"]["ce_a"]))
+
+
+def test_no_recompilation_across_missing_rates(key):
+    traces = []
+
+    def counted(state, batch):
+        traces.append(1)
+        return method.train_step(state, batch)
+
+    method = methods.make(_config(), SPEC)
+    step = jax.jit(counted)
+    state = method.init(jax.random.key(1), _batch(key))
+    for rate in (0.0, 0.3, 0.8):
+        present = jax.random.bernoulli(jax.random.key(7), 1 - rate, (8, 3)).at[:, 2].set(True)
+        state, _ = step(state, _batch(key, present))
+    assert len(traces) == 1
+
+
+def test_predict_mean_latent_is_deterministic_and_sample_switch_differs(key):
+    batch = _batch(key)
+    mean_m = methods.make(_config(), SPEC)
+    state = mean_m.init(jax.random.key(1), batch)
+    sample_m = methods.make(_config(test_latent="sample"), SPEC)
+    out = _net_out(_config(), state, batch)
+    predict = jax.jit(sample_m.predict)
+    np.testing.assert_allclose(mean_m.predict(state, batch), out["joint"], rtol=1e-6)
+    assert np.abs(np.asarray(predict(state, batch) - out["joint"])).max() > 1e-4
+    np.testing.assert_array_equal(predict(state, batch), predict(state, batch))
+
+
+def test_bad_settings_fail_with_one_line():
+    for kw in ({"projection": "nearest"}, {"xi1": 0.1}, {"beta": 0.0}, {"test_latent": "mode"}):
+        with pytest.raises(UserError):
+            methods.make(_config(**kw), SPEC)
+    with pytest.raises(UserError):
+        methods.make(_config(), DatasetSpec("one", ("a",), ((5,),), "classification", 3))
+
+
+def test_mfeat_three_views_imbalanced_run_end_to_end(tmp_path):
+    """40 steps on three mfeat views with rates (0.8, 0.5, 0.2): finite metrics, every subset
+    evaluated, relative advantages logged and summing to zero, eta on Gamma_1."""
+    config = config_lib.override(
+        config_lib.load("configs/mfeat/redcore.py:quick"),
+        ["data.views=fou,kar,zer", "missing.protocol=independent", "missing.rates=0.8,0.5,0.2",
+         "train.steps=40", "train.log_every=20", "train.checkpoint_every=40",
+         "method.latent_dim=16", "method.xenc_layers=16,8", "method.xenc_blocks=2"])
+    result = train.train(config, tmp_path / "run")
+    assert len(result["subsets"]) == 7
+    assert all(np.isfinite(v["weighted_f1"]) for v in result["subsets"].values())
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    assert abs(sum(last[f"ra_{m}"] for m in ("fou", "kar", "zer"))) < 1e-5
+    eta = np.array([last[f"eta_{m}"] for m in ("fou", "kar", "zer")])
+    assert np.all(eta >= XI1 - 1e-6) and abs(np.linalg.norm(eta) - XI2) < 1e-5
