@@ -115,9 +115,16 @@ def test_mmimdb_prepare_load_info(capsys, mmimdb, data_dir):
     assert "modality image  float32 [4096]" in text and "modality text   float32 [300]" in text
     assert "val       3 samples, positives per label" in text
     # The published file (25,959 rows, no split attribute) is cut where MultiBench cuts it.
-    from mmjax.data import mmimdb
+    from mmjax.data import mmimdb, prepared
 
     assert mmimdb.split_bounds(25959, None, src) == (15552, 18160)
+    # Large splits can stream from the array_record files in chunks instead.
+    chunks = list(prepared.iter_batches(mmimdb._builder(None), "train", 3))
+    assert [len(c["id"]) for c in chunks] == [3, 3, 2]
+    ids = np.concatenate([c["id"] for c in chunks])
+    assert sorted(ids.tolist()) == list(range(8))
+    np.testing.assert_array_equal(np.concatenate([c["text"] for c in chunks]),
+                                  raw["features"][ids])
 
 
 def corrupt_mmimdb(src: pathlib.Path, dst: pathlib.Path, case: str) -> str:
