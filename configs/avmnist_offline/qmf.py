@@ -1,0 +1,28 @@
+"""QMF (energy confidence-weighted late fusion + ranking regulariser, Zhang et al. 2023), on AV-MNIST-offline (image PCA 25 % energy, audio SNR -5..15 dB).
+
+Command:
+  mmjax train --config configs/avmnist_offline/qmf.py --workdir runs/avmnist_offline_qmf
+
+The same encoders (+ projection to s = 128), data and optimiser (SGD momentum 0.9, step decay) as
+configs/avmnist_offline/mla.py, so the comparison of MLA's Tables 1-2 holds the backbone fixed.
+--set method.rank_weight=0 drops the ranking regulariser.
+
+Expected (test accuracy, mean of 3 seeds): see experiments/mla/README.md.
+"""
+
+import dataclasses
+
+from mmjax.config import OptimConfig
+from mmjax.methods.qmf import QmfConfig
+
+from configs.common import experiment
+
+OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_steps=450,
+                    decay_rate=0.1)
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    config = experiment("avmnist_offline", QmfConfig(), arg, optim=OPTIM)
+    return dataclasses.replace(config, data=dataclasses.replace(
+        config.data, image_pca_energy=0.25, snr_db=(-5.0, 15.0)))

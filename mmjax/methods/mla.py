@@ -1,0 +1,430 @@
+"""MLA: multimodal learning with alternating unimodal adaptation, and its shared encoder block.
+
+Zhang, Latham, Yao, "Multimodal Representation Learning by Alternating Unimodal Adaptation", ICLR
+2024 (papers/002); released code ``Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-
+Adaptation`` (official-code-notes §3).
+
+Algorithm (Algorithm 1 of the paper)::
+
+    model      f_m = g o h_m: one encoder h_m per modality (output width s) and ONE shared linear
+               head g (s -> C, parameters phi = (W, b)).
+    step t     m_t = t mod M                                                        (eq. 1)
+               L_t = mean_{b: present[b, m_t]} CE(g(h_{m_t}(x_{b, m_t})), y_b)       (eq. 2)
+               only theta_{m_t} (encoder m_t) and phi are updated; the other encoders keep their
+               parameters, optimiser state and BatchNorm statistics.
+               hbar = mean_{b: present[b, m_t]} h_{m_t}(x_b)   (batch-mean feature, [s])
+               P_t = P_{t-1} - P_{t-1} hbar hbar^T P_{t-1} / (alpha + hbar^T P_{t-1} hbar)  (eq. 3)
+               grad_W <- P_t grad_W  for t > 0 (W stored [s, C], so P_t acts on the input side)
+                                                                                      (eq. 4)
+    predict    p_m = softmax(f_m(x_m)),  e_m = -p_m^T log p_m                          (eq. 6)
+               lambda_m = exp(max_k e_k - e_m) / sum_v exp(max_k e_k - e_v)            (eq. 7)
+               yhat = sum_m lambda_m f_m(x_m)  (logits, as the released code fuses)    (eq. 5)
+               missing modalities get lambda = 0 (the softmax runs over present ones; the max too).
+
+Selecting m_t is arithmetic on ``state.step`` inside the jitted step (``lax.switch``), so no
+modality ever recompiles. Eq. 3-4 are ``head_gradient_projection``, an optax gradient
+transformation whose state is P (and a step count); it is chained before the optimiser.
+
+Paper vs released code (config switches; defaults are the paper):
+
+- ``head_projection``: ``paper`` = eq. 3-4 with the scalar RLS denominator; ``none`` = no
+  modification, which is what the released code runs (its ``GSPlugin`` only fires for a parameter
+  named ``module.weight`` that the shared head does not have; notes §3.3). The released branch, if
+  it ran, would divide element-wise by a d x d matrix and Frobenius-normalise P: not RLS, not here.
+- ``entropy``: ``per_sample`` = eq. 6 over the classes of each test sample; ``per_batch`` = the
+  released ``calculate_entropy``: softmax over the *batch* axis and one entropy summed over the
+  whole [B, C] block per modality (so predictions depend on the batch; notes §3.4). Per-batch
+  entropy runs over the samples that have the modality.
+- ``fusion``: ``dynamic`` (eq. 5-7) or ``average`` (the mean of the present modalities' logits;
+  Table 3's "no DF" rows, whose numbers equal late fusion's).
+
+Choices where the paper is silent: alpha is a constant (``alpha``; the released code uses
+``0.1 ** (1 + i / len(loader))`` within each epoch, available as ``alpha_epoch_steps`` > 0); P is
+not updated and the gradient not projected at t = 0 (eq. 4's first case; the code skips it too);
+the head bias gradient is never projected (P is s x s; the code does the same); P is symmetrised
+after each update (exact arithmetic keeps it symmetric, float32 drifts). With SGD momentum the
+encoders not trained at step t would still move with their stale momentum (PyTorch < 2 as
+released); here they are held still, eq. 2's "optimization is solely on" f_{m_t}.
+
+Encoders: the dataset's encoder of ``config.model`` (``mlp``: two FC layers hidden -> feature_dim;
+LeNet-5 / sound CNN for AV-MNIST) followed by a projection FC to the shared width s
+(``head_dim``) and a ReLU, so features are three FC layers of width 128 (appendix A.3.2) when
+hidden = feature_dim = s = 128, and every modality lands in the head's s-dimensional input space.
+``ProjectedEncoders`` is shared by the QMF and OGM-GE baselines (mmjax/methods/qmf.py,
+ogm_ge.py) so that they use the same backbones, as in the paper's comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from mmjax import losses
+from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.data.base import DatasetSpec
+from mmjax.errors import UserError
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                make_optimizer, norms, step_keys)
+from mmjax.models.encoders import default_encoder, make_encoder
+
+
+@frozen
+class MlaConfig(MethodConfig):
+    """MLA's switches; the defaults are the paper's method.
+
+    Attributes:
+      head_dim: s, the width of every encoder's output and of the shared head's input.
+      head_projection: ``paper`` (eq. 3-4, RLS projector on the head gradient) or ``none``
+        (the released code's effective behaviour).
+      alpha: alpha of eq. 3 (keeps the denominator away from zero).
+      alpha_epoch_steps: > 0 uses the released schedule ``alpha ** (1 + (t mod E) / E)`` with
+        E = this many steps per epoch (0.1 -> 0.01 over each epoch); 0 keeps alpha constant.
+      fusion: ``dynamic`` (eq. 5-7) or ``average`` (mean of present modalities' logits).
+      entropy: ``per_sample`` (eq. 6, paper) or ``per_batch`` (released code).
+    """
+
+    name: str = "mla"
+    head_dim: int = 128
+    head_projection: str = "paper"
+    alpha: float = 0.1
+    alpha_epoch_steps: int = 0
+    fusion: str = "dynamic"
+    entropy: str = "per_sample"
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks.
+# ----------------------------------------------------------------------------------------------
+
+
+class ProjectedEncoders(nnx.Module):
+    """One encoder per modality, each followed by ``Linear(d_m, s)`` and ReLU: ``h_m`` -> [B, s]."""
+
+    def __init__(self, spec: DatasetSpec, config: ModelConfig, head_dim: int, *, dtype=None,
+                 rngs: nnx.Rngs):
+        names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
+        if len(names) != spec.num_modalities:
+            raise UserError(
+                f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities"
+            )
+        # Iterate over this tuple, never over the nnx.Dicts (their keys come back sorted).
+        self.names = tuple(spec.modalities)
+        self.encoders = nnx.Dict({
+            m: make_encoder(names[c], spec.shapes[c], hidden=config.hidden,
+                            out_dim=config.feature_dim, dropout=config.dropout, dtype=dtype,
+                            rngs=rngs)
+            for c, m in enumerate(self.names)
+        })
+        self.project = nnx.Dict({
+            m: nnx.Linear(self.encoders[m].out_dim, head_dim, dtype=dtype, rngs=rngs)
+            for m in self.names
+        })
+
+    def encode(self, m: str, x, *, deterministic: bool, rngs=None):
+        """``h_m(x)``: features ``[B, s]`` of modality ``m`` (a Python string: static)."""
+        f = self.encoders[m](x, deterministic=deterministic, rngs=rngs)
+        return jax.nn.relu(self.project[m](f))
+
+
+class SharedHeadNet(nnx.Module):
+    """MLA's model: ``ProjectedEncoders`` and one shared ``Linear(s, C)`` head ``g``."""
+
+    def __init__(self, spec: DatasetSpec, config: ModelConfig, head_dim: int, *, dtype=None,
+                 rngs: nnx.Rngs):
+        self.enc = ProjectedEncoders(spec, config, head_dim, dtype=dtype, rngs=rngs)
+        self.head = nnx.Linear(head_dim, spec.num_classes, dtype=dtype, rngs=rngs)
+
+    def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
+                 rngs: nnx.Rngs | None = None, only: str | None = None):
+        """``only=m``: ``(f_m(x_m) [B, C], h_m(x_m) [B, s])``; else every modality stacked:
+        ``(logits [B, M, C], features [B, M, s])``. ``present`` is not read here."""
+        del present
+        names = (only,) if only is not None else self.enc.names
+        feats = [self.enc.encode(m, inputs[m], deterministic=deterministic, rngs=rngs)
+                 for m in names]
+        logits = [self.head(h) for h in feats]
+        if only is not None:
+            return logits[0], feats[0]
+        return jnp.stack(logits, 1), jnp.stack(feats, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 3-4: the head-gradient projection as an optax transformation.
+# ----------------------------------------------------------------------------------------------
+
+
+class ProjectionState(NamedTuple):
+    """State of ``head_gradient_projection``: the projector ``P`` [s, s] and the step count."""
+
+    P: jax.Array
+    count: jax.Array
+
+
+def rls_step(P: jax.Array, h: jax.Array, alpha) -> jax.Array:
+    """Eq. 3: ``P - P h h^T P / (alpha + h^T P h)`` (recursive least squares), symmetrised.
+
+    ``h = 0`` leaves ``P`` unchanged (a batch with no sample of the modality stores nothing).
+    """
+    Ph = P @ h
+    hP = h @ P
+    new = P - jnp.outer(Ph, hP) / (alpha + h @ Ph)
+    return 0.5 * (new + new.T)
+
+
+def alpha_at(alpha: float, epoch_steps: int, count: jax.Array) -> jax.Array:
+    """Alpha at update ``count``: constant, or the released ``alpha ** (1 + (t mod E) / E)``."""
+    if epoch_steps <= 0:
+        return jnp.asarray(alpha, jnp.float32)
+    frac = (count % epoch_steps).astype(jnp.float32) / epoch_steps
+    return jnp.asarray(alpha, jnp.float32) ** (1.0 + frac)
+
+
+def head_gradient_projection(dim: int, is_head_kernel: Callable[[tuple], bool], *,
+                             alpha: float = 0.1, alpha_epoch_steps: int = 0
+                             ) -> optax.GradientTransformationExtraArgs:
+    """Eq. 3-4 as a gradient transformation; ``update(grads, state, params, *, feature)``.
+
+    Each call first updates ``P`` with ``feature`` (the batch-mean feature h-bar of the modality
+    whose loss produced ``grads``; eq. 3), then left-multiplies the head kernel's gradient
+    (``[s, C]``, the leaf where ``is_head_kernel(path)``) by the new ``P`` (eq. 4). The first call
+    (t = 0) does neither. Every other leaf passes through unchanged.
+    """
+
+    def init(params):
+        del params
+        return ProjectionState(P=jnp.eye(dim, dtype=jnp.float32), count=jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None, *, feature, **extra):
+        del params, extra
+        first = state.count == 0
+        a = alpha_at(alpha, alpha_epoch_steps, state.count)
+        P = jnp.where(first, state.P, rls_step(state.P, feature.astype(jnp.float32), a))
+
+        def project(path, g):
+            if not is_head_kernel(path):
+                return g
+            return jnp.where(first, g, (P @ g.astype(jnp.float32)).astype(g.dtype))
+
+        new = jax.tree_util.tree_map_with_path(project, updates)
+        return new, ProjectionState(P=P, count=state.count + 1)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 5-7: test-time dynamic fusion.
+# ----------------------------------------------------------------------------------------------
+
+
+def entropies(logits: jax.Array, present: jax.Array, mode: str = "per_sample") -> jax.Array:
+    """Eq. 6: ``e[b, m]`` for logits ``[B, M, C]``.
+
+    ``per_sample``: ``-sum_c p log p`` with ``p = softmax`` over classes (paper).
+    ``per_batch``: the released code: ``p = softmax`` over the batch axis (of the samples that
+    have modality m), ``e_m = -sum_{b, c} p log p``, the same for every sample.
+    """
+    logits = logits.astype(jnp.float32)
+    if mode == "per_sample":
+        logp = jax.nn.log_softmax(logits, -1)
+        return -(jnp.exp(logp) * logp).sum(-1)
+    if mode == "per_batch":
+        mask = present[:, :, None]
+        masked = jnp.where(mask, logits, -jnp.inf)
+        logp = jax.nn.log_softmax(masked, axis=0)
+        plogp = jnp.where(mask, jnp.exp(logp) * logp, 0.0)
+        e = -plogp.sum((0, 2))  # [M]
+        return jnp.broadcast_to(e[None], present.shape)
+    raise UserError(f"unknown method.entropy {mode!r}; use per_sample or per_batch")
+
+
+def fusion_weights(e: jax.Array, present: jax.Array) -> jax.Array:
+    """Eq. 7: ``lambda[b, m] = softmax_m(max_k e[b, k] - e[b, m])`` over the present modalities.
+
+    Missing modalities take no part in the max and get weight exactly 0; a sample with no
+    modality gets all-zero weights.
+    """
+    e_max = jnp.max(jnp.where(present, e, -jnp.inf), -1, keepdims=True)
+    z = jnp.where(present, e_max - e, -jnp.inf)
+    z = z - jnp.max(jnp.where(present, z, 0.0), -1, keepdims=True)  # stable; z <= 0 anyway
+    w = jnp.where(present, jnp.exp(z), 0.0)
+    return w / jnp.maximum(w.sum(-1, keepdims=True), 1e-30)
+
+
+def fuse(logits: jax.Array, present: jax.Array, fusion: str = "dynamic",
+         entropy: str = "per_sample") -> jax.Array:
+    """Eq. 5: ``sum_m lambda_m f_m`` (``dynamic``) or the mean over present modalities
+    (``average``); ``logits [B, M, C]``, ``present bool[B, M]`` -> ``[B, C]``."""
+    if fusion == "dynamic":
+        w = fusion_weights(entropies(logits, present, entropy), present)
+    elif fusion == "average":
+        p = present.astype(jnp.float32)
+        w = p / jnp.maximum(p.sum(-1, keepdims=True), 1.0)
+    else:
+        raise UserError(f"unknown method.fusion {fusion!r}; use dynamic or average")
+    return jnp.einsum("bmc,bm->bc", logits.astype(jnp.float32), w)
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers shared with qmf.py / ogm_ge.py.
+# ----------------------------------------------------------------------------------------------
+
+
+def path_names(path) -> tuple[str, ...]:
+    """The string keys/attributes along a ``jax.tree_util`` path (indices and the trailing
+    ``value`` of an NNX ``Variable`` dropped): ``("head", "kernel")``."""
+    out = []
+    for k in path:
+        name = getattr(k, "key", getattr(k, "name", None))
+        if isinstance(name, str):
+            out.append(name)
+    if out and out[-1] == "value":
+        out.pop()
+    return tuple(out)
+
+
+def encoder_modality(path) -> str | None:
+    """The modality whose encoder (or projection) a parameter/optimiser leaf belongs to."""
+    names = path_names(path)
+    for i, n in enumerate(names[:-1]):
+        if n in ("encoders", "project"):
+            return names[i + 1]
+    return None
+
+
+def hold_other_encoders(active: jax.Array, modalities: tuple[str, ...], old, new):
+    """``new`` with the leaves of encoders of modalities other than ``modalities[active]``
+    replaced by ``old``'s (works on params and on optimiser states alike)."""
+
+    def pick(path, a, b):
+        m = encoder_modality(path)
+        if m is None or m not in modalities:
+            return b
+        return jnp.where(active == modalities.index(m), b, a)
+
+    return jax.tree_util.tree_map_with_path(pick, old, new)
+
+
+def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
+    """``UserError`` for switches that cannot run."""
+    mc = config.method
+    if mc.head_projection not in ("paper", "none"):
+        raise UserError(f"method.head_projection must be 'paper' or 'none', got "
+                        f"{mc.head_projection!r}")
+    if mc.fusion not in ("dynamic", "average"):
+        raise UserError(f"method.fusion must be 'dynamic' or 'average', got {mc.fusion!r}")
+    if mc.entropy not in ("per_sample", "per_batch"):
+        raise UserError(f"method.entropy must be 'per_sample' or 'per_batch', got {mc.entropy!r}")
+    if mc.alpha <= 0:
+        raise UserError(f"method.alpha must be positive, got {mc.alpha}")
+    if mc.head_dim <= 0:
+        raise UserError(f"method.head_dim must be positive, got {mc.head_dim}")
+    if spec.task != "classification":
+        raise UserError(f"mla needs a classification dataset (entropy of class probabilities), "
+                        f"{spec.name} is {spec.task}")
+
+
+def _is_head_kernel(path) -> bool:
+    return path_names(path)[-2:] == ("head", "kernel")
+
+
+def make_net(config: ExperimentConfig, spec: DatasetSpec) -> NNXModel:
+    """MLA's ``SharedHeadNet`` as pure init/apply functions."""
+    dtype = compute_dtype(config.train.dtype)
+    s = config.method.head_dim
+    return NNXModel(lambda rngs: SharedHeadNet(spec, config.model, s, dtype=dtype, rngs=rngs))
+
+
+def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
+    """MLA on the Method contract; see the module docstring."""
+    check_config(config, spec)
+    mc = config.method
+    modalities = spec.modalities
+    M = len(modalities)
+    dtype = compute_dtype(config.train.dtype)
+    model = make_net(config, spec)
+    parts = []
+    if mc.head_projection == "paper":
+        parts.append(head_gradient_projection(mc.head_dim, _is_head_kernel, alpha=mc.alpha,
+                                              alpha_epoch_steps=mc.alpha_epoch_steps))
+    parts.append(make_optimizer(config.optim, config.train.steps))
+    tx = optax.chain(*parts)
+
+    def init(key: jax.Array, batch: Batch) -> TrainState:
+        del batch  # shapes come from the spec
+        init_key, state_key = jax.random.split(key)
+        params, model_state = model.init(init_key)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                          opt_state=tx.init(params), key=state_key)
+
+    def branch(c: int):
+        m = modalities[c]
+
+        def run(params, model_state, batch, key):
+            w = batch["present"][:, c]
+
+            def objective(params):
+                (logits, feats), new_ms = model.apply(params, model_state, batch["inputs"],
+                                                      batch["present"], train=True, key=key,
+                                                      only=m)
+                per = losses.per_example(spec.task, logits, batch["label"])
+                return losses.weighted_mean(per, w), (new_ms, logits, feats)
+
+            (loss, (new_ms, logits, feats)), grads = jax.value_and_grad(
+                objective, has_aux=True)(params)
+            wf = w.astype(jnp.float32)
+            hbar = (feats.astype(jnp.float32) * wf[:, None]).sum(0) / jnp.maximum(wf.sum(), 1.0)
+            correct = (logits.argmax(-1) == batch["label"]).astype(jnp.float32)
+            acc = (correct * wf).sum() / jnp.maximum(wf.sum(), 1.0)
+            return loss, grads, new_ms, hbar, acc
+
+        return run
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        keys = step_keys(state, "dropout")
+        batch = cast_inputs(batch, dtype)
+        active = state.step % M  # eq. 1 (a traced int: lax.switch runs one branch)
+        loss, grads, model_state, hbar, acc = jax.lax.switch(
+            active, [branch(c) for c in range(M)], state.params, state.model_state, batch,
+            keys["dropout"])
+        if mc.head_projection == "paper":
+            updates, opt_state = tx.update(grads, state.opt_state, state.params, feature=hbar)
+        else:
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        # Eq. 2: only encoder m_t and the head move; momentum must not move the others.
+        params = hold_other_encoders(active, modalities, state.params, params)
+        opt_state = hold_other_encoders(active, modalities, state.opt_state, opt_state)
+        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
+                                  opt_state=opt_state)
+        metrics = {"loss": loss, "train_acc_active": acc, "modality": active.astype(jnp.float32),
+                   **norms(grads, state.params)}
+        if mc.head_projection == "paper":
+            metrics["projector_trace"] = jnp.trace(opt_state[0].P)
+        return new_state, metrics
+
+    def predict(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        (logits, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                     batch["present"], train=False)
+        return fuse(logits, batch["present"], mc.fusion, mc.entropy)
+
+    return Method(init=init, train_step=train_step, predict=predict)
+
+
+def make_embed(config: ExperimentConfig, spec: DatasetSpec):
+    """``embed(state, batch) -> h [B, M, s]``: every modality's features in the head's input
+    space (the modality-gap analysis, section 3.3.3)."""
+    model = make_net(config, spec)
+    dtype = compute_dtype(config.train.dtype)
+
+    def embed(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        (_, feats), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                    batch["present"], train=False)
+        return feats.astype(jnp.float32)
+
+    return embed

@@ -1,0 +1,182 @@
+"""OGM-GE: on-the-fly gradient modulation with generalisation enhancement (Gaussian noise).
+
+Peng et al., "Balanced Multimodal Learning via On-the-fly Gradient Modulation", CVPR 2022;
+released code ``GeWu-Lab/OGM-GE_CVPR2022`` (``main.py``, official-code-notes §6.4). MLA's Table 1
+runs it "in the setting of concatenation" (appendix A.2).
+
+Algorithm (the paper is two-modal; the generalisation to M modalities is ours, see below)::
+
+    model     h_m = mla.ProjectedEncoders (the backbone MLA uses); concat fusion with ONE linear
+              layer: f = W [h_1 p_1; ...; h_M p_M] + b, W = [W_1 ... W_M]
+    loss      L = mean_{b: any present} CE(f, y)
+    unimodal  f_m = W_m h_m + b / M            (the released ``out_a``/``out_v``, bias split)
+    score     s_m = mean_{b: present m} softmax(f_m)[y_b]      (released: sum over the batch)
+    ratio     rho_m = s_m / mean_{j != m} s_j      (M = 2: rho_v = s_v / s_a, rho_a = 1 / rho_v)
+    coeff     k_m = 1 - tanh(alpha * rho_m)  if rho_m > 1  else 1          (paper eq. 10)
+    OGM       grad(theta_m) <- k_m * grad(theta_m) for encoder m's weight tensors (ndim >= 2)
+    GE        grad(theta_m) <- k_m * grad(theta_m) + N(0, std(k_m * grad(theta_m)) + 1e-8)
+              for every modality's weight tensors, modulated or not (as released)
+
+Modulation runs for steps in ``[modulation_start, modulation_end)`` (the paper: the first 50 of
+100 epochs; the released code's window test ``starts >= epoch >= ends`` is never true, so it
+modulates throughout: set ``modulation_end`` >= train.steps for that). The released code
+modulates only 4-d conv kernels; our encoders also have dense kernels, so every encoder (and
+projection) weight tensor with ndim >= 2 is modulated, biases and BatchNorm scales not.
+
+Generalisation to M > 2: ``rho_m`` compares modality m with the mean score of the others, so a
+modality that is ahead of the rest is slowed down; for M = 2 it is the paper's rule exactly
+(except at rho = 1 exactly, where the released code modulates audio by 1 - tanh(alpha)).
+Scores average over the samples that have the modality, so missing data does not bias them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from mmjax import losses
+from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.data.base import DatasetSpec
+from mmjax.errors import UserError
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                make_optimizer, norms, step_keys)
+from mmjax.methods.mla import ProjectedEncoders, encoder_modality
+
+
+@frozen
+class OgmGeConfig(MethodConfig):
+    """OGM-GE's hyper-parameters.
+
+    Attributes:
+      head_dim: width s of every encoder's output (the same backbone as MLA).
+      alpha: alpha of eq. 10 (a required flag in the released code; 0.5 here, not tuned).
+      ge: add the Gaussian generalisation enhancement (False = plain OGM).
+      modulation_start: first step with modulation.
+      modulation_end: first step without it; -1 = half of train.steps (the paper's 50 of 100
+        epochs).
+    """
+
+    name: str = "ogm_ge"
+    head_dim: int = 128
+    alpha: float = 0.5
+    ge: bool = True
+    modulation_start: int = 0
+    modulation_end: int = -1
+
+
+class ConcatLinearNet(nnx.Module):
+    """``ProjectedEncoders`` + one ``Linear(M s, C)`` over the masked, concatenated features."""
+
+    def __init__(self, spec: DatasetSpec, config: ModelConfig, head_dim: int, *, dtype=None,
+                 rngs: nnx.Rngs):
+        self.enc = ProjectedEncoders(spec, config, head_dim, dtype=dtype, rngs=rngs)
+        self.head = nnx.Linear(head_dim * spec.num_modalities, spec.num_classes, dtype=dtype,
+                               rngs=rngs)
+        self.head_dim = head_dim
+
+    def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
+                 rngs: nnx.Rngs | None = None):
+        """``(fused [B, C], unimodal logits [B, M, C])``; ``f_m = W_m h_m p_m + b / M``."""
+        feats = [self.enc.encode(m, inputs[m], deterministic=deterministic, rngs=rngs)
+                 * present[:, c, None].astype(jnp.float32)
+                 for c, m in enumerate(self.enc.names)]
+        fused = self.head(jnp.concatenate(feats, -1))
+        M, s = len(feats), self.head_dim
+        kernel, bias = self.head.kernel[...], self.head.bias[...]
+        uni = [h @ kernel[c * s:(c + 1) * s] + bias[None] / M for c, h in enumerate(feats)]
+        return fused, jnp.stack(uni, 1)
+
+
+def modulation_coefficients(uni_logits: jax.Array, label: jax.Array, present: jax.Array,
+                            alpha) -> tuple[jax.Array, jax.Array]:
+    """Eq. 10 generalised: ``(k [M], rho [M])`` from unimodal logits ``[B, M, C]``."""
+    p = jax.nn.softmax(uni_logits.astype(jnp.float32), -1)
+    p_true = jnp.take_along_axis(p, label[:, None, None], -1)[..., 0]  # [B, M]
+    w = present.astype(jnp.float32)
+    score = (p_true * w).sum(0) / jnp.maximum(w.sum(0), 1.0)  # [M]
+    M = score.shape[0]
+    others = (score.sum() - score) / max(M - 1, 1)
+    rho = score / jnp.maximum(others, 1e-12)
+    k = jnp.where(rho > 1.0, 1.0 - jnp.tanh(alpha * rho), 1.0)
+    return k, rho
+
+
+def modulate(grads, k: jax.Array, modalities: tuple[str, ...], key: jax.Array | None):
+    """OGM (``key`` None) or OGM-GE: scales encoder m's weight gradients by ``k[m]`` and, with a
+    key, adds ``N(0, std + 1e-8)`` noise of the scaled gradient's own std."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(grads)
+    keys = jax.random.split(key, len(leaves)) if key is not None else [None] * len(leaves)
+    out = []
+    for (path, g), kk in zip(leaves, keys):
+        m = encoder_modality(path)
+        if m is None or m not in modalities or g.ndim < 2:
+            out.append(g)
+            continue
+        g = g * k[modalities.index(m)].astype(g.dtype)
+        if kk is not None:
+            g = g + (jnp.std(g) + 1e-8) * jax.random.normal(kk, g.shape, g.dtype)
+        out.append(g)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
+    """OGM-GE on the Method contract; see the module docstring."""
+    mc = config.method
+    if spec.task != "classification":
+        raise UserError(f"ogm_ge needs a classification dataset, {spec.name} is {spec.task}")
+    if spec.num_modalities < 2:
+        raise UserError("ogm_ge needs at least two modalities")
+    if mc.alpha < 0:
+        raise UserError(f"method.alpha must be >= 0, got {mc.alpha}")
+    modalities = spec.modalities
+    end = mc.modulation_end if mc.modulation_end >= 0 else config.train.steps // 2
+    dtype = compute_dtype(config.train.dtype)
+    model = NNXModel(lambda rngs: ConcatLinearNet(spec, config.model, mc.head_dim, dtype=dtype,
+                                                  rngs=rngs))
+    tx = make_optimizer(config.optim, config.train.steps)
+
+    def init(key: jax.Array, batch: Batch) -> TrainState:
+        del batch
+        init_key, state_key = jax.random.split(key)
+        params, model_state = model.init(init_key)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                          opt_state=tx.init(params), key=state_key)
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        keys = step_keys(state, "dropout", "noise")
+        batch = cast_inputs(batch, dtype)
+        present, label = batch["present"], batch["label"]
+
+        def objective(params):
+            (fused, uni), model_state = model.apply(params, state.model_state, batch["inputs"],
+                                                    present, train=True, key=keys["dropout"])
+            loss = losses.weighted_mean(losses.per_example(spec.task, fused, label),
+                                        present.any(-1))
+            return loss, (model_state, uni)
+
+        (loss, (model_state, uni)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params)
+        k, rho = modulation_coefficients(jax.lax.stop_gradient(uni), label, present, mc.alpha)
+        active = (state.step >= mc.modulation_start) & (state.step < end)
+        k = jnp.where(active, k, 1.0)
+        modulated = modulate(grads, k, modalities, keys["noise"] if mc.ge else None)
+        grads = jax.tree.map(lambda a, b: jnp.where(active, a, b), modulated, grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
+                                  opt_state=opt_state)
+        metrics = {"loss": loss, **norms(grads, state.params)}
+        for c, m in enumerate(modalities):
+            metrics[f"coeff_{m}"] = k[c]
+            metrics[f"ratio_{m}"] = rho[c]
+        return new_state, metrics
+
+    def predict(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        (fused, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                    batch["present"], train=False)
+        return fused.astype(jnp.float32)
+
+    return Method(init=init, train_step=train_step, predict=predict)

@@ -1,0 +1,70 @@
+"""OGM-GE: eq. 10's modulation coefficients and the gradient modulation rule."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from mmjax.data.base import DatasetSpec
+from mmjax.methods import ogm_ge
+
+SPEC = DatasetSpec("toy", ("audio", "visual"), ((5,), (3,)), "classification", 3)
+
+
+def test_coefficients_follow_eq10_for_two_modalities():
+    # softmax probabilities of the true class: audio 0.8 and 0.6, visual 0.2 and 0.4
+    pa = np.array([[0.8, 0.1, 0.1], [0.2, 0.6, 0.2]])
+    pv = np.array([[0.2, 0.4, 0.4], [0.3, 0.4, 0.3]])
+    logits = jnp.asarray(np.log(np.stack([pa, pv], 1)), jnp.float32)
+    label = jnp.array([0, 1])
+    k, rho = ogm_ge.modulation_coefficients(logits, label, jnp.ones((2, 2), bool), 0.5)
+    s_a, s_v = 0.8 + 0.6, 0.2 + 0.4  # the released sums (ratios equal the means' ratios)
+    np.testing.assert_allclose(np.asarray(rho), [s_a / s_v, s_v / s_a], rtol=1e-5)
+    # audio dominates: k_a = 1 - tanh(alpha * rho_a), k_v = 1
+    np.testing.assert_allclose(np.asarray(k), [1 - np.tanh(0.5 * s_a / s_v), 1.0], rtol=1e-5)
+
+
+def test_modulate_scales_only_encoder_weight_gradients():
+    grads = {"enc": {"encoders": {"audio": {"fc1": {"kernel": jnp.ones((4, 3)),
+                                                    "bias": jnp.ones(3)}},
+                                  "visual": {"fc1": {"kernel": jnp.ones((4, 3))}}},
+                     "project": {"audio": {"kernel": jnp.ones((3, 2))}}},
+             "head": {"kernel": jnp.ones((4, 3))}}
+    k = jnp.array([0.25, 1.0])
+    out = ogm_ge.modulate(grads, k, SPEC.modalities, None)
+    np.testing.assert_array_equal(out["enc"]["encoders"]["audio"]["fc1"]["kernel"], 0.25)
+    np.testing.assert_array_equal(out["enc"]["project"]["audio"]["kernel"], 0.25)
+    np.testing.assert_array_equal(out["enc"]["encoders"]["audio"]["fc1"]["bias"], 1.0)
+    np.testing.assert_array_equal(out["enc"]["encoders"]["visual"]["fc1"]["kernel"], 1.0)
+    np.testing.assert_array_equal(out["head"]["kernel"], 1.0)
+    # GE: noise of the modulated gradient's std (+1e-8) on encoder weights only
+    g = {"enc": {"encoders": {"audio": {"w": jnp.asarray(
+        np.random.default_rng(0).normal(size=(200, 50)), jnp.float32)}}},
+        "head": {"kernel": jnp.ones((4, 3))}}
+    noisy = ogm_ge.modulate(g, jnp.array([0.5, 1.0]), SPEC.modalities, jax.random.key(0))
+    diff = np.asarray(noisy["enc"]["encoders"]["audio"]["w"]) - 0.5 * np.asarray(
+        g["enc"]["encoders"]["audio"]["w"])
+    np.testing.assert_allclose(diff.std(), 0.5 * np.asarray(g["enc"]["encoders"]["audio"]["w"]).std(),
+                               rtol=0.05)
+    np.testing.assert_array_equal(noisy["head"]["kernel"], 1.0)
+
+
+def test_unimodal_logits_split_the_linear_head_and_step_runs():
+    config = ExperimentConfig(model=ModelConfig(hidden=8, feature_dim=8, dropout=0.0),
+                              method=ogm_ge.OgmGeConfig(head_dim=4),
+                              optim=OptimConfig(name="sgd", lr=0.1), train=TrainConfig(steps=4))
+    method = ogm_ge.make(config, SPEC)
+    ks = jax.random.split(jax.random.key(0), 2)
+    batch = {"inputs": {"audio": jax.random.normal(ks[0], (6, 5)),
+                        "visual": jax.random.normal(ks[1], (6, 3))},
+             "present": jnp.ones((6, 2), bool), "label": jnp.array([0, 1, 2, 0, 1, 2])}
+    state = method.init(jax.random.key(1), batch)
+    net = ogm_ge.ConcatLinearNet  # fused = sum of the unimodal logits (bias split in M parts)
+    from mmjax.methods.base import NNXModel
+    model = NNXModel(lambda rngs: net(SPEC, config.model, 4, rngs=rngs))
+    (fused, uni), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                  batch["present"], train=False)
+    np.testing.assert_allclose(np.asarray(fused), np.asarray(uni.sum(1)), atol=1e-5)
+    new, metrics = jax.jit(method.train_step)(state, batch)
+    assert float(metrics["coeff_audio"]) <= 1.0 and float(metrics["coeff_visual"]) <= 1.0
+    assert min(float(metrics["coeff_audio"]), float(metrics["coeff_visual"])) < 1.0
