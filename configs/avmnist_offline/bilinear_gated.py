@@ -1,0 +1,16 @@
+"""Bilinear gated fusion (Kiela et al. 2018, as MLA appendix A.2): sigmoid of the audio hidden state gates the other modalities' hidden states, on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/bilinear_gated.py --workdir runs/avmnist_offline_bilinear_gated
+
+Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+"""
+
+from mmjax.methods.gated import GatedConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("avmnist_offline", GatedConfig(), arg)

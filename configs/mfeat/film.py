@@ -1,0 +1,16 @@
+"""FiLM fusion (Perez et al. 2018): the zer features predict gamma, beta that modulate the other modalities' projected features, concatenated into an MLP head, on UCI Multiple Features (six views).
+
+Command:
+  mmjax train --config configs/mfeat/film.py --workdir runs/mfeat_film
+
+Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+"""
+
+from mmjax.methods.film import FilmConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("mfeat", FilmConfig(), arg)
