@@ -19,7 +19,9 @@ only if it carries Fuel's ``split`` attribute (the GMU file was written with Fue
 Modalities ("image", "text") = (vgg_features [4096], features [300]), raw values (MultiBench and
 SMIL feed them unnormalised); task ``multilabel`` with 23 labels, metrics F1 micro / macro /
 samples at 0.5 (``mmjax.metrics.multilabel_metrics``). Every sample has both modalities. The whole
-dataset is 0.46 GB as float32: it loads into host memory.
+dataset is 0.46 GB as float32: it loads into host memory. Measured on a synthetic file of the
+published size (25,959 rows, no split attribute; 2 CPU cores at load average ~13): prepare 92 s,
+load 19 s, splits 15,552 / 2,608 / 7,799.
 """
 
 from __future__ import annotations
