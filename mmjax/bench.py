@@ -144,12 +144,14 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     }
 
 
-def case_config(name: str, configs: pathlib.Path, **train_settings) -> ExperimentConfig:
-    """The config of ``<configs>/<name>.py`` with ``train_settings`` replaced."""
+def case_config(name: str, configs: pathlib.Path, overrides: tuple[str, ...] = (),
+                **train_settings) -> ExperimentConfig:
+    """The config of ``<configs>/<name>.py`` with ``overrides`` (``--set`` syntax) applied and
+    ``train_settings`` replaced."""
     file = configs / f"{name}.py"
     if not file.is_file():
         raise UserError(f"bench needs {file} (the config whose program it times)")
-    config = config_lib.load(str(file))
+    config = config_lib.override(config_lib.load(str(file)), list(overrides))
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **train_settings))
 
 
@@ -175,9 +177,11 @@ def cases(names: list[str] | None, dataset: str, batch_sizes: list[int],
 def run(names: list[str] | None = None, dataset: str = "avmnist_offline",
         batch_sizes: tuple[int, ...] = (64,), num_seeds: tuple[int, ...] = (1,),
         steps_per_call: tuple[int, ...] = (10,), dtypes: tuple[str, ...] = ("float32",),
-        repeats: int = 20, suite: str | None = None, configs_dir: str = "configs") -> list[dict]:
-    """Benchmarks every case (see ``cases``) at every seed count, steps per call and dtype;
-    prints each record as a JSON line as soon as it is measured and returns them all."""
+        repeats: int = 20, suite: str | None = None, overrides: tuple[str, ...] = (),
+        configs_dir: str = "configs") -> list[dict]:
+    """Benchmarks every case (see ``cases``) at every seed count, steps per call and dtype, with
+    ``overrides`` (``key=value``, e.g. ``method.phase1_steps=0``) applied to every config; prints
+    each record as a JSON line as soon as it is measured and returns them all."""
     plan = cases(names, dataset, list(batch_sizes), suite)
     settings = list(itertools.product(num_seeds, steps_per_call, dtypes))
     configs = []  # every config is loaded and checked before the first (slow) case runs
@@ -185,7 +189,7 @@ def run(names: list[str] | None = None, dataset: str = "avmnist_offline",
         parallel.check_batch_size(batch, "--batch")
         for seeds, steps, dtype in settings:
             config = case_config(name, pathlib.Path(configs_dir) / SHAPES[shapes].configs,
-                                 batch_size=batch, num_seeds=seeds, steps_per_call=steps,
+                                 overrides, batch_size=batch, num_seeds=seeds, steps_per_call=steps,
                                  dtype=dtype)
             configs.append((config, SHAPES[shapes].spec))
     records = []

@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--dtype", type=_dtype_list, default=("float32",),
                    help="float32, bfloat16 or both: float32,bfloat16")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of every case's config, e.g. --set "
+                        "method.phase1_steps=0 (repeatable)")
     p.add_argument("--compare", metavar="OLD.jsonl", help="print ratios against an earlier run")
 
     p = sub.add_parser("data", help="build, prepare (from your files) or describe a dataset")
@@ -144,7 +147,7 @@ def _bench(args) -> int:
         names=None if args.methods == "all" else args.methods.split(","),
         dataset=args.dataset, batch_sizes=args.batch, num_seeds=args.num_seeds,
         steps_per_call=args.steps_per_call, dtypes=args.dtype, repeats=args.repeats,
-        suite=args.suite)
+        suite=args.suite, overrides=tuple(args.set))
     if args.compare:
         print(bench.compare(records, pathlib.Path(args.compare)), file=sys.stderr)
     return 0
