@@ -26,6 +26,9 @@ TRAIN = {
     # ~36 epochs of SMIL's 1,050 training images, as avmnist_offline's schedule.
     "smil_avmnist": TrainConfig(steps=600, batch_size=64, num_seeds=3, vmap_seeds=False,
                                 steps_per_call=10, unroll=0, log_every=100, checkpoint_every=200),
+    # ~20 epochs of MM-IMDb's 15,552 training movies (not measured here: no data on our machines).
+    "mmimdb": TrainConfig(steps=2400, batch_size=128, num_seeds=3, steps_per_call=10,
+                          log_every=200, checkpoint_every=600),
 }
 MODEL = {
     # SMIL's encoders (LeNet-5 160-d, sound CNN 320-d) and its 64-unit fusion layer.
@@ -36,6 +39,8 @@ MODEL = {
     "multibench_avmnist": ModelConfig(encoders=("lenet5", "spec_lenet"), hidden=128),
     # The same encoders as avmnist_offline (SMIL's shapes).
     "smil_avmnist": ModelConfig(hidden=64, dropout=0.0),
+    # MLP encoders on the 4096-d VGG and 300-d word2vec features (widths chosen here, untuned).
+    "mmimdb": ModelConfig(encoders=("mlp", "mlp"), hidden=512, feature_dim=256, dropout=0.1),
 }
 
 

@@ -41,6 +41,10 @@ class DataConfig:
         a multiple of 3 in [3, 105]; 15 = 150 pairs, 21 = 20 %).
       mfcc_variant: smil_avmnist: ``mmjax`` or ``smil`` (SMIL's librosa-default MFCC recipe).
       num_valid: multibench_avmnist: the last ``num_valid`` training rows form the val split.
+      label_view: CMU-MOSI / MOSEI (multibench_*, mmsa_*): ``regression`` (sentiment in [-3, 3]),
+        ``2class`` (positive vs not, MultiBench's classification view), ``2class_non0`` (zero
+        labels dropped) or ``3class`` (negative / neutral / positive).
+      fold: iemocap (1..10) / msp_improv (1..12): MMIN's cross-validation fold.
       seed: seed of the dataset build and split (not of training).
     """
 
@@ -51,6 +55,8 @@ class DataConfig:
     per_class_num: int = 21
     mfcc_variant: str = "mmjax"
     num_valid: int = 5000
+    label_view: str = "regression"
+    fold: int = 1
     seed: int = 0
 
 

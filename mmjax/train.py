@@ -69,7 +69,10 @@ class Setup:
 # The DataConfig fields that are options of one dataset only.
 _DATASET_FIELDS = {"avmnist_offline": ("snr_db", "image_pca_energy"),
                    "smil_avmnist": ("per_class_num", "mfcc_variant"),
-                   "multibench_avmnist": ("num_valid",)}
+                   "multibench_avmnist": ("num_valid",),
+                   ("multibench_mosi", "multibench_mosei", "mmsa_mosi", "mmsa_mosei"):
+                       ("label_view",),
+                   ("iemocap", "msp_improv"): ("fold",)}
 
 
 def dataset_options(config: ExperimentConfig) -> dict:
@@ -78,12 +81,13 @@ def dataset_options(config: ExperimentConfig) -> dict:
     options = {"seed": d.seed}
     default = config_lib.DataConfig()
     for owner, names in _DATASET_FIELDS.items():
-        if d.name == owner:
+        owners = (owner,) if isinstance(owner, str) else owner  # a field several datasets share
+        if d.name in owners:
             options.update({name: getattr(d, name) for name in names})
             continue
         for name in names:
             if getattr(d, name) != getattr(default, name):
-                raise UserError(f"data.{name} only applies to {owner}, not {d.name}")
+                raise UserError(f"data.{name} only applies to {', '.join(owners)}, not {d.name}")
     if d.views:
         options["views"] = d.views
     return options
