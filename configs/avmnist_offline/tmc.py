@@ -1,0 +1,16 @@
+"""TMC (Han et al. 2021): per-modality Dirichlet evidence fused by the reduced Dempster-Shafer rule; a missing modality's opinion is dropped, on AV-MNIST-offline.
+
+Command:
+  mmjax train --config configs/avmnist_offline/tmc.py --workdir runs/avmnist_offline_tmc
+
+Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+"""
+
+from mmjax.methods.tmc import TmcConfig
+
+from configs.common import experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    return experiment("avmnist_offline", TmcConfig(), arg)

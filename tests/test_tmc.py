@@ -1,0 +1,120 @@
+"""TMC and ETMC: Dempster's combination of Dirichlet opinions, the evidential loss, missing views."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+
+from mmjax import methods
+from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from mmjax.data.base import DatasetSpec
+from mmjax.methods import tmc
+from mmjax.methods.base import NNXModel
+from mmjax.methods.tmc import EtmcConfig, TmcConfig
+
+SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
+
+
+def _config(method, steps=10):
+    return ExperimentConfig(method=method, model=ModelConfig(hidden=8, feature_dim=4),
+                            optim=OptimConfig(lr=1e-2), train=TrainConfig(steps=steps))
+
+
+def _batch(key, n=6):
+    keys = jax.random.split(key, 4)
+    inputs = {m: jax.random.normal(k, (n, *s)) for m, s, k in zip(SPEC.modalities, SPEC.shapes,
+                                                                   keys)}
+    return {"inputs": inputs, "present": jnp.ones((n, 3), bool),
+            "label": jax.random.randint(keys[-1], (n,), 0, 3)}
+
+
+def test_dempster_combination_of_two_opinions_by_hand():
+    """alpha1 = (3, 1): b = (1/2, 0), u = 1/2;  alpha2 = (1, 2): b = (0, 1/3), u = 2/3.
+    C = 1/2 * 1/3 = 1/6;  b = ((1/2)(2/3), (1/3)(1/2)) / (5/6) = (2/5, 1/5);  u = (1/3)/(5/6) = 2/5;
+    S = K / u = 5, e = b S = (2, 1), alpha = (3, 2)."""
+    fused = tmc.combine_two(jnp.array([[3.0, 1.0]]), jnp.array([[1.0, 2.0]]))
+    np.testing.assert_allclose(fused, [[3.0, 2.0]], rtol=1e-6)
+    b, u = tmc.opinion(fused)
+    np.testing.assert_allclose(b, [[0.4, 0.2]], rtol=1e-6)
+    np.testing.assert_allclose(u, [[0.4]], rtol=1e-6)
+
+
+def test_combination_is_commutative_and_associative_and_the_vacuous_opinion_is_its_identity(key):
+    alphas = 1.0 + jax.random.exponential(key, (4, 3, 5)) * 3.0  # [B, V, K]
+    a, b, c = alphas[:, 0], alphas[:, 1], alphas[:, 2]
+    np.testing.assert_allclose(tmc.combine_two(a, b), tmc.combine_two(b, a), rtol=1e-5)
+    np.testing.assert_allclose(tmc.combine_two(tmc.combine_two(a, b), c),
+                               tmc.combine_two(a, tmc.combine_two(b, c)), rtol=1e-5)
+    np.testing.assert_allclose(tmc.combine_two(a, jnp.ones_like(a)), a, rtol=1e-6)
+
+
+def test_a_missing_view_is_excluded_from_the_combination(key):
+    alphas = 1.0 + jax.random.exponential(key, (4, 3, 5)) * 3.0
+    present = jnp.array([[True, False, True], [False, True, True], [True, True, True],
+                         [False, False, False]])
+    fused = tmc.combine(alphas, present)
+    np.testing.assert_allclose(fused[0], tmc.combine_two(alphas[:1, 0], alphas[:1, 2])[0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(fused[1], tmc.combine_two(alphas[1:2, 1], alphas[1:2, 2])[0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(fused[3], np.ones(5))  # nothing present: the vacuous opinion
+
+
+def test_kl_to_the_uniform_dirichlet_matches_scipy():
+    """KL(Dir(a) || Dir(1)) = -H(Dir(a)) - log Gamma(K) (the uniform density is (K-1)!)."""
+    alpha = np.array([[2.0, 1.5, 4.0], [1.0, 1.0, 1.0]])
+    expected = [-scipy.stats.dirichlet(a).entropy() - scipy.special.gammaln(3) for a in alpha]
+    np.testing.assert_allclose(tmc.kl_to_uniform(jnp.asarray(alpha)), expected, rtol=1e-5,
+                               atol=1e-5)  # float32 cancellation at KL = 0
+
+
+def test_evidential_loss_by_hand():
+    """L = psi(S) - psi(alpha_y) + lambda KL(Dir(alpha~) || Dir(1)), alpha~ = alpha with alpha_y = 1."""
+    alpha = jnp.array([[2.0, 5.0, 3.0]])
+    ace = scipy.special.digamma(10.0) - scipy.special.digamma(5.0)
+    kl = -scipy.stats.dirichlet([2.0, 1.0, 3.0]).entropy() - scipy.special.gammaln(3)
+    np.testing.assert_allclose(tmc.edl_loss(alpha, jnp.array([1]), jnp.asarray(0.0)), [ace],
+                               rtol=1e-5)
+    np.testing.assert_allclose(tmc.edl_loss(alpha, jnp.array([1]), jnp.asarray(0.5)),
+                               [ace + 0.5 * kl], rtol=1e-5)
+
+
+@pytest.mark.parametrize("config", [TmcConfig(), EtmcConfig()], ids=["tmc", "etmc"])
+def test_prediction_fuses_only_the_present_views(key, config):
+    method = methods.make(_config(config), SPEC)
+    batch = _batch(key)
+    batch["present"] = batch["present"].at[:3, 1].set(False).at[4, :2].set(False)
+    state = method.init(jax.random.key(1), batch)
+    # Every view's Dirichlet, then the fusion by hand over the present views (+ the pseudo-view).
+    (_, aux), _ = NNXModel(lambda rngs: tmc.EvidenceNet(
+        SPEC, _config(config).model, pseudo_view=config.pseudo_view, rngs=rngs)).apply(
+        state.params, state.model_state, batch["inputs"], batch["present"], train=False)
+    alphas = np.asarray(aux["alphas"])
+    assert alphas.shape[1] == 3 + config.pseudo_view
+    out = np.asarray(method.predict(state, batch))
+    for i in range(6):
+        views = [v for v in range(3) if batch["present"][i, v]] + ([3] if config.pseudo_view
+                                                                  else [])
+        fused = jnp.asarray(alphas[i:i + 1, views[0]])
+        for v in views[1:]:
+            fused = tmc.combine_two(fused, jnp.asarray(alphas[i:i + 1, v]))
+        np.testing.assert_allclose(out[i], np.log(fused / fused.sum())[0], rtol=1e-5, atol=1e-6)
+    # A missing modality's input changes nothing (its opinion and its pseudo-view share are gone).
+    other = {**batch, "inputs": {**batch["inputs"], "b": batch["inputs"]["b"] + 7.0}}
+    np.testing.assert_array_equal(method.predict(state, other)[:3], out[:3])
+
+
+def test_training_lowers_the_loss_and_anneals_the_kl_weight(key):
+    method = methods.make(_config(EtmcConfig(annealing_steps=4)), SPEC)
+    batch = _batch(key)
+    state = method.init(jax.random.key(1), batch)
+    step = jax.jit(method.train_step)
+    weights, losses = [], []
+    for _ in range(10):
+        state, metrics = step(state, batch)
+        weights.append(float(metrics["kl_weight"]))
+        losses.append(float(metrics["loss"]))
+    np.testing.assert_allclose(weights, [0.0, 0.25, 0.5, 0.75] + [1.0] * 6)
+    assert losses[-1] < losses[4]  # compared at the same KL weight
