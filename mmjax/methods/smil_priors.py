@@ -42,12 +42,12 @@ def kmeans_plusplus(key: jax.Array, x: jax.Array, weights: jax.Array, k: int) ->
 
     first = x[pick(keys[0], w)]
     centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
-    dist = ((x - first) ** 2).sum(-1)
+    dist = ((x - first[None, :]) ** 2).sum(-1)
 
     def body(i, carry):
         centers, dist = carry
         c = x[pick(keys[i], w * dist)]
-        return centers.at[i].set(c), jnp.minimum(dist, ((x - c) ** 2).sum(-1))
+        return centers.at[i].set(c), jnp.minimum(dist, ((x - c[None, :]) ** 2).sum(-1))
 
     centers, _ = jax.lax.fori_loop(1, k, body, (centers, dist))
     return centers
@@ -90,11 +90,11 @@ def pca(x: jax.Array, weights: jax.Array, k: int) -> jax.Array:
     w = weights.astype(x.dtype)
     total = jnp.maximum(w.sum(), 1.0)
     mean = (w[:, None] * x).sum(0) / total
-    xc = (x - mean) * jnp.sqrt(w)[:, None]
+    xc = (x - mean[None, :]) * jnp.sqrt(w)[:, None]
     cov = xc.T @ xc / total
     evals, evecs = jnp.linalg.eigh(cov)  # ascending
     evals, evecs = evals[::-1][:k], evecs[:, ::-1][:, :k]  # [k], [D, k]
     idx = jnp.argmax(jnp.abs(evecs), 0)
     signs = jnp.sign(evecs[idx, jnp.arange(k)])
-    evecs = evecs * jnp.where(signs == 0, 1.0, signs)
+    evecs = evecs * jnp.where(signs == 0, 1.0, signs)[None, :]
     return mean[None, :] + (jnp.sqrt(jnp.maximum(evals, 0.0))[:, None] * evecs.T)
