@@ -1,4 +1,4 @@
-"""Autoencoder imputation (SMIL's AE baseline) on UCI mfeat, fac -> kar, 100% fac + 20% kar:
+"""Autoencoder imputation (SMIL's AE baseline) on UCI mfeat, fou -> kar, 100% fou + 20% kar:
 300 autoencoder steps, then 1000 steps of concat fusion on the imputed training set.
 
 Command:
@@ -22,7 +22,7 @@ def get_config(arg=None):
     quick = arg == "quick"
     config = experiment("mfeat", AeImputationConfig(ae_steps=40 if quick else AE_STEPS), arg,
                         missing=MissingConfig(protocol="paired", paired_fraction=0.2))
-    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fac", "kar")))
+    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fou", "kar")))
     if quick:
         return config
     train = dataclasses.replace(config.train, steps=AE_STEPS + FUSION_STEPS)

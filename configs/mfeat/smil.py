@@ -1,8 +1,11 @@
-"""SMIL on UCI mfeat with two views (fac = modality 1, kar = modality 2), 100% fac + 20% kar:
+"""SMIL on UCI mfeat with two views (fou = modality 1, kar = modality 2), 100% fou + 20% kar:
 300 steps of unimodal pretraining, 200 of full-modality training, 500 meta-training steps.
 
 Command:
   mmjax train --config configs/mfeat/smil.py --workdir runs/mfeat_smil
+
+The two views: fou (Fourier coefficients, 76-d; 83.9% alone) plays the complete modality 1 and
+kar (Karhunen-Loeve coefficients, 64-d; 96.1% alone) the severely missing modality 2.
 
 Expected (test accuracy, mean of 3 seeds): see experiments/smil/README.md.
 """
@@ -24,7 +27,9 @@ def get_config(arg=None):
                         phase2_steps=20 if quick else PHASE2_STEPS, memory_size=1408)
     config = experiment("mfeat", method, arg,
                         missing=MissingConfig(protocol="paired", paired_fraction=0.2))
-    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fac", "kar")))
+    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fou", "kar")))
+    # One copy of the step per seed: vmapped, lax.cond would run every phase at every step.
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, vmap_seeds=False))
     if quick:
         return config
     train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS)

@@ -1,0 +1,116 @@
+"""Prints the tables of experiments/smil/README.md from the runs' eval.json files (and the plot).
+
+Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE]
+
+Cells are test accuracy in %, mean ± std over the seed replicas, for the two test patterns of
+SMIL's Figure 4: modality 1 only ("image": modality 2 missing for every test sample,
+reconstruction on) and both modalities ("image+audio": complete test samples, reconstruction off).
+On mfeat, modality 1 and 2 are the two views of the run. A run that has not finished is left out.
+"""
+
+import json
+import pathlib
+import sys
+
+ETAS = ("0.05", "0.1", "0.2", "0.5", "1.0")
+METHODS = (("lower_bound", "Lower bound (image only)"), ("ae_imputation", "AE imputation"),
+           ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
+ABLATIONS = (("wo_kmeans", "SMIL w/o K-means"), ("wo_regularization", "SMIL w/o Regularization"),
+             ("fixed_gaussian", "SMIL w/ Fixed Gaussian"), ("deterministic", "SMIL w/ Deterministic"),
+             ("released", "SMIL, released-code switches"), ("smil", "SMIL (Full)"))
+
+
+def _load(run: pathlib.Path):
+    file = run / "eval.json"
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def _acc(result, subset):
+    """``subset``: "one" = modality 1 alone (reconstruction on), "both" = complete."""
+    both = next(k for k in result["subsets"] if "+" in k)
+    subset = both.split("+")[0] if subset == "one" else both
+    return (100 * result["subsets"][subset]["accuracy"],
+            100 * result["std"]["subsets"][subset]["accuracy"])
+
+
+def _run(runs: pathlib.Path, method: str, eta: str) -> pathlib.Path:
+    # The bounds do not depend on eta (100% image; 100% image + 100% audio).
+    return runs / method if method in ("lower_bound", "upper_bound") else runs / f"eta{eta}" / method
+
+
+def figure4(runs: pathlib.Path, subset: str) -> tuple[str, dict]:
+    rows = ["| method | " + " | ".join(f"eta = {float(e) * 100:g}%" for e in ETAS) + " |",
+            "|---|" + "---|" * len(ETAS)]
+    curves = {}
+    for method, label in METHODS:
+        cells, curve = [], []
+        for eta in ETAS:
+            result = _load(_run(runs, method, eta))
+            if result is None:
+                cells.append("")
+                continue
+            mean, std = _acc(result, subset)
+            cells.append(f"{mean:.2f} ± {std:.2f}")
+            curve.append((float(eta) * 100, mean, std))
+        if any(cells):
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+            curves[label] = curve
+    return "\n".join(rows), curves
+
+
+def table3(runs: pathlib.Path) -> str:
+    rows = ["| method | one, eta = 10% | both, eta = 10% | one, eta = 20% | both, eta = 20% |",
+            "|---|---|---|---|---|"]
+    for name, label in ABLATIONS:
+        cells = []
+        for eta in ("0.1", "0.2"):
+            result = _load(runs / f"eta{eta}" / name)
+            for subset in ("one", "both"):
+                cells.append("" if result is None else "{:.2f} ± {:.2f}".format(
+                    *_acc(result, subset)))
+        if any(cells):
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot(curves_by_panel: dict, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, (panel, curves) in zip(axes, curves_by_panel.items()):
+        for label, curve in curves.items():
+            if not curve:
+                continue
+            x, y, e = zip(*curve)
+            if len(x) == 1 or label.startswith(("Lower", "Upper")):
+                ax.axhline(y[0], ls="--", lw=1, label=label,
+                           color="gray" if label.startswith("Lower") else "black")
+            else:
+                ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
+        ax.set_xscale("log")
+        ax.set_xticks([5, 10, 20, 50, 100], ["5", "10", "20", "50", "100"])
+        ax.set_xlabel("audio ratio eta (%)")
+        ax.set_title(panel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    runs = pathlib.Path(sys.argv[1])
+    image, c1 = figure4(runs, "one")
+    both, c2 = figure4(runs, "both")
+    print("#### Figure 4 (left): test with modality 1 only\n\n" + image + "\n")
+    print("#### Figure 4 (right): test with both modalities\n\n" + both + "\n")
+    print("#### Table 3 ablations (columns: test modality 1 only / both)\n\n" + table3(runs))
+    if len(sys.argv) > 2:
+        title = sys.argv[3] if len(sys.argv) > 3 else "100% modality 1 + eta% modality 2 (3 seeds)"
+        plot({"test: modality 1 only": c1, "test: both modalities": c2}, sys.argv[2], title)
+
+
+if __name__ == "__main__":
+    main()
