@@ -1,0 +1,252 @@
+"""Prints the tables of experiments/redcore/README.md from the runs, and draws the PNG plots.
+
+Usage: python experiments/redcore/make_table.py RUNS_DIR
+
+Reads ``eval.json`` (weighted F1 per test subset, mean and std over the seed replicas) and
+``metrics.jsonl`` (relative advantages r_m, eta_m and the spread max_m r_m - min_m r_m logged from
+the training step, each averaged over the seed replicas). A run that has not finished is left out.
+Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png.
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+VIEWS = ("fou", "kar", "zer")
+ASSIGN = ("sml", "msl", "lms", "lsm", "slm", "mls")  # Table 2's column order
+RATE = {"l": 0.8, "m": 0.5, "s": 0.2}
+METHODS = (("augmentation", "concat + augmentation"), ("core", "Core"), ("red", "Red"),
+           ("redcore", "RedCore"))
+# Table 2 of the paper (IEMOCAP, average F1 over the 7 subsets), same column order.
+PAPER_T2 = {"core": (0.5696, 0.5599, 0.5653, 0.5534, 0.5481, 0.5651),
+            "red": (0.5793, 0.5708, 0.5894, 0.5831, 0.5853, 0.5849),
+            "redcore": (0.5999, 0.6109, 0.6017, 0.5921, 0.5993, 0.5950)}
+SUBSETS3 = ("fou", "kar", "zer", "fou+kar", "fou+zer", "kar+zer", "fou+kar+zer")
+
+
+def _load(run: pathlib.Path):
+    file = run / "eval.json"
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def _rows(run: pathlib.Path):
+    file = run / "metrics.jsonl"
+    if not file.exists():
+        return []
+    return [json.loads(x) for x in file.read_text().splitlines() if x.strip()]
+
+
+def _avg(result):
+    return result["average"]["weighted_f1"], result["std"]["average"]["weighted_f1"]
+
+
+def _fmt(mean, std=None):
+    return f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
+
+
+def rates_label(a: str) -> str:
+    return "(" + ", ".join(f"{RATE[c]}" for c in a) + ")"
+
+
+def table_imbalanced(runs: pathlib.Path) -> str:
+    group = runs / "imb_mfeat"
+    head = "| method | " + " | ".join(f"{a[0]},{a[1]},{a[2]} {rates_label(a)}" for a in ASSIGN)
+    rows = [head + " | mean of the six |", "|---" * (len(ASSIGN) + 2) + "|"]
+    for name, label in METHODS:
+        cells, means = [], []
+        for a in ASSIGN:
+            result = _load(group / a / name)
+            if result is None:
+                cells.append("-")
+                continue
+            m, s = _avg(result)
+            means.append(m)
+            cells.append(_fmt(m, s))
+        mean = _fmt(float(np.mean(means))) + ("" if len(means) == 6 else f" ({len(means)}/6)")
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {mean if means else '-'} |")
+    for name, label in METHODS[1:]:
+        paper = PAPER_T2[name]
+        rows.append(f"| paper {label} (IEMOCAP) | " + " | ".join(_fmt(v) for v in paper)
+                    + f" | {_fmt(float(np.mean(paper)))} |")
+    return "\n".join(rows)
+
+
+def table_subsets(runs: pathlib.Path) -> str:
+    group = runs / "imb_mfeat"
+    rows = ["| test subset | " + " | ".join(label for _, label in METHODS) + " |",
+            "|---" * (len(METHODS) + 1) + "|"]
+    for subset in SUBSETS3 + ("average",):
+        cells = []
+        for name, _ in METHODS:
+            vals = []
+            for a in ASSIGN:
+                result = _load(group / a / name)
+                if result is not None:
+                    vals.append(result["average"]["weighted_f1"] if subset == "average"
+                                else result["subsets"][subset]["weighted_f1"])
+            cells.append(_fmt(float(np.mean(vals))) if vals else "-")
+        rows.append(f"| {subset} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _tail_spread(rows, frac=0.1):
+    """Mean of ``ra_spread`` over the last ``frac`` of the logged rows (end of training)."""
+    if not rows:
+        return None
+    k = max(1, int(len(rows) * frac))
+    return float(np.mean([r["ra_spread"] for r in rows[-k:]]))
+
+
+def table_spread(runs: pathlib.Path) -> str:
+    group = runs / "imb_mfeat"
+    rows = ["| method | " + " | ".join(ASSIGN) + " | mean |", "|---" * (len(ASSIGN) + 2) + "|"]
+    for name, label in METHODS[1:]:
+        vals = [_tail_spread(_rows(group / a / name)) for a in ASSIGN]
+        done = [v for v in vals if v is not None]
+        rows.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals)
+                    + f" | {np.mean(done):.3f} |" if done else f"| {label} | - |")
+    return "\n".join(rows)
+
+
+def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
+    group = runs / "fig3_mfeat"
+    rates = sorted((p.name[1:] for p in group.glob("r*")), key=float) if group.exists() else []
+    names = (("augmentation", "concat + augmentation"), ("core", "Core"), ("redcore", "RedCore"))
+    curves = {n: [] for n, _ in names}
+    rows = ["| shared missing rate | " + " | ".join(label for _, label in names) + " |",
+            "|---" * (len(names) + 1) + "|"]
+    for r in rates:
+        cells = []
+        for n, _ in names:
+            result = _load(group / f"r{r}" / n)
+            if result is None:
+                cells.append("-")
+                continue
+            m, s = _avg(result)
+            curves[n].append((float(r), m, s))
+            cells.append(_fmt(m, s))
+        rows.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(rows), curves
+
+
+def table_avmnist(runs: pathlib.Path) -> str:
+    group = runs / "imb_avmnist"
+    subsets = ("image", "audio", "image+audio")
+    settings = ("0.8_0.2", "0.2_0.8")
+    head = "| method | " + " | ".join(
+        f"{s.replace('_', ', ')}: {sub}" for s in settings for sub in subsets + ("avg",)) + " |"
+    rows = [head, "|---" * (len(settings) * 4 + 1) + "|"]
+    for name, label in METHODS:
+        cells = []
+        for s in settings:
+            result = _load(group / s / name)
+            if result is None:
+                cells += ["-"] * 4
+                continue
+            cells += [_fmt(result["subsets"][sub]["weighted_f1"],
+                           result["std"]["subsets"][sub]["weighted_f1"]) for sub in subsets]
+            cells.append(_fmt(*_avg(result)))
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plots(runs: pathlib.Path, curves: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    # Figure 5: r_m over training, Core vs RedCore, rates (l, s, m) as the paper's (0.8, 0.2, 0.5).
+    a = "lsm"
+    group = runs / "imb_mfeat" / a
+    found = {n: _rows(group / n) for n in ("core", "redcore")}
+    if all(found.values()):
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for ax, (n, title) in zip(axes, (("core", "Core"), ("redcore", "RedCore"))):
+            rows = found[n]
+            steps = [r["step"] for r in rows]
+            for v, rate in zip(VIEWS, a):
+                ax.plot(steps, [r[f"ra_{v}"] for r in rows], label=f"{v} (missing {RATE[rate]})")
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_title(f"{title}: relative advantage r_m")
+            ax.set_xlabel("step")
+            ax.legend()
+        rows = found["redcore"]
+        for v, rate in zip(VIEWS, a):
+            axes[2].plot([r["step"] for r in rows], [r[f"eta_{v}"] for r in rows],
+                         label=f"{v} (missing {RATE[rate]})")
+        axes[2].set_title("RedCore: supervision eta_m")
+        axes[2].set_xlabel("step")
+        axes[2].legend()
+        fig.suptitle(f"mfeat (fou, kar, zer), missing rates {rates_label(a)}, mean of 3 seeds")
+        fig.tight_layout()
+        fig.savefig(HERE / "fig5_mfeat.png", dpi=90)
+        plt.close(fig)
+        made.append("fig5_mfeat.png")
+    # Spread of r over training, all assignments, Core vs Red vs RedCore.
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7), sharey=True)
+    any_rows = False
+    for ax, a in zip(axes.ravel(), ASSIGN):
+        for n, label in METHODS[1:]:
+            rows = _rows(runs / "imb_mfeat" / a / n)
+            if rows:
+                any_rows = True
+                ax.plot([r["step"] for r in rows], [r["ra_spread"] for r in rows], label=label)
+        ax.set_title(f"{a} {rates_label(a)}")
+        ax.set_xlabel("step")
+        ax.legend()
+    axes[0, 0].set_ylabel("max r_m - min r_m")
+    fig.tight_layout()
+    if any_rows:
+        fig.savefig(HERE / "ra_spread_mfeat.png", dpi=80)
+        made.append("ra_spread_mfeat.png")
+    plt.close(fig)
+    # Figure 3: average weighted F1 vs shared missing rate.
+    if any(curves.values()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for n, label in (("augmentation", "concat + augmentation"), ("core", "Core"),
+                         ("redcore", "RedCore")):
+            if curves[n]:
+                r, m, s = map(np.array, zip(*curves[n]))
+                ax.errorbar(r, 100 * m, yerr=100 * s, label=label, capsize=3)
+        ax.set_xlabel("shared training missing rate")
+        ax.set_ylabel("weighted F1 (%), mean of 7 subsets")
+        ax.set_title("mfeat (fou, kar, zer), 3 seeds")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(HERE / "fig3_mfeat.png", dpi=90)
+        plt.close(fig)
+        made.append("fig3_mfeat.png")
+    return made
+
+
+def main(runs: str) -> None:
+    runs = pathlib.Path(runs)
+    print("Weighted F1 (%), mean ± std over 3 seeds. Generated by experiments/redcore/"
+          "make_table.py.\n")
+    print("### Imbalanced missing rates, mfeat views (fou, kar, zer): average over the 7 test "
+          "subsets (Table 2 protocol)\n")
+    print("Columns: which view gets which rate, l = 0.8, m = 0.5, s = 0.2, in the order "
+          "(fou, kar, zer); the paper's rows are (A, V, L) on IEMOCAP.\n")
+    print(table_imbalanced(runs) + "\n")
+    print("### Per test subset, mean over the six assignments (Table 1 protocol)\n")
+    print(table_subsets(runs) + "\n")
+    print("### Spread of relative advantages at the end of training (max_m r_m - min_m r_m, "
+          "mean over the last 10% of logged steps and over seeds)\n")
+    print(table_spread(runs) + "\n")
+    text, curves = table_fig3(runs)
+    print("### Shared missing rate (Figure 3 protocol), mfeat views (fou, kar, zer), average "
+          "over the 7 subsets\n")
+    print(text + "\n")
+    print("### AV-MNIST-offline, rates (image, audio)\n")
+    print(table_avmnist(runs) + "\n")
+    made = plots(runs, curves)
+    print("Plots: " + (", ".join(made) if made else "none yet") + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# RedCore's imbalanced-missing-rate tables (Tables 1-2 protocol), the shared-missing-rate sweep
+# (Figure 3) and the relative-advantage curves (Figure 5) on the offline datasets; 3 seeds per run
+# (trained in one program). Writes experiments/redcore/results.md and the PNG plots.
+#   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]     (default runs/redcore, "imb fig3 av")
+# A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-runs/redcore}
+parts=${2:-imb fig3 av}
+mmjax=${MMJAX:-.venv/bin/mmjax}
+MFEAT_STEPS=${MFEAT_STEPS:-1000}
+# Programs do not depend on missing rates (masks are data), so one compile serves every rate.
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$runs/jax-cache}
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+# mfeat: the paper's widths halved for CPU time (latent 64, RA-layers 128-64-32-16-32-64-128).
+SMALL="--set method.latent_dim=64 --set method.xenc_layers=64,32,16"
+AV_STEPS=${AV_STEPS:-600}
+
+train() {  # train WORKDIR CONFIG [--set ...]
+  local dir=$1 config=$2
+  shift 2
+  [ -f "$dir/eval.json" ] && return
+  echo "== $dir" >&2
+  "$mmjax" train --config "$config" --workdir "$dir" "$@" >/dev/null
+}
+
+# method name -> config file stem and switches
+variant() {
+  case $1 in
+  redcore) echo "redcore $SMALL" ;;
+  core) echo "redcore $SMALL --set method.regulate=False" ;;
+  red) echo "redcore $SMALL --set method.unimodal_ce=False" ;;
+  augmentation) echo "augmentation" ;;
+  esac
+}
+
+# Three mfeat views in modality order (fou, kar, zer); (l, m, s) = (0.8, 0.5, 0.2).
+declare -A RATE=([l]=0.8 [m]=0.5 [s]=0.2)
+ASSIGN="sml msl lms lsm slm mls"   # Table 2's column order (s,m,l) (m,s,l) (l,m,s) (l,s,m) (s,l,m) (m,l,s)
+
+for part in $parts; do
+  case $part in
+  imb)  # Table 1-2 protocol on mfeat: six assignments x {RedCore, Core, Red, augmentation}.
+    for a in $ASSIGN; do
+      rates="${RATE[${a:0:1}]},${RATE[${a:1:1}]},${RATE[${a:2:1}]}"
+      for meth in redcore core red augmentation; do
+        read -r stem sets <<<"$(variant $meth)"
+        # shellcheck disable=SC2086
+        train "$runs/imb_mfeat/$a/$meth" "configs/mfeat/$stem.py" $sets \
+          --set data.views=fou,kar,zer --set missing.protocol=independent \
+          --set missing.rates=$rates --set train.steps=$MFEAT_STEPS --set train.log_every=10
+      done
+    done
+    ;;
+  fig3)  # Figure 3: one missing rate shared by the three views.
+    for r in ${FIG3_RATES:-0.0 0.3 0.6 0.9}; do
+      for meth in ${FIG3_METHODS:-redcore augmentation}; do
+        read -r stem sets <<<"$(variant $meth)"
+        # shellcheck disable=SC2086
+        train "$runs/fig3_mfeat/r$r/$meth" "configs/mfeat/$stem.py" $sets \
+          --set data.views=fou,kar,zer --set missing.protocol=independent \
+          --set missing.rates=$r,$r,$r --set train.steps=$MFEAT_STEPS
+      done
+    done
+    ;;
+  av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l).
+    for rates in ${AV_RATES:-0.8,0.2}; do
+      for meth in ${AV_METHODS:-redcore core augmentation}; do
+        read -r stem sets <<<"$(variant $meth)"
+        # shellcheck disable=SC2086
+        train "$runs/imb_avmnist/${rates/,/_}/$meth" "configs/avmnist_offline/$stem.py" $sets \
+          --set missing.protocol=independent --set missing.rates=$rates \
+          --set train.steps=$AV_STEPS --set train.log_every=10
+      done
+    done
+    ;;
+  *) echo "unknown part $part (use imb fig3 av)" >&2; exit 2 ;;
+  esac
+done
+.venv/bin/python experiments/redcore/make_table.py "$runs" > experiments/redcore/results.md
+cat experiments/redcore/results.md
