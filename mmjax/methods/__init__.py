@@ -11,7 +11,10 @@ from typing import Callable, NamedTuple
 from mmjax.config import ExperimentConfig, MethodConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods import baselines, missing_detection, ume_mma
+from mmjax.methods import ae_imputation, baselines, missing_detection, raml, smil, ume_mma
+from mmjax.methods import redcore
+from mmjax.methods import film, gated, mvae, tmc
+from mmjax.methods import mla, ogm_ge, qmf
 from mmjax.methods.base import Method, TrainState
 
 
@@ -33,6 +36,18 @@ REGISTRY: dict[str, Entry] = {
     "ume_mma": Entry(ume_mma.UmeMmaConfig, ume_mma.make),
     "naive": Entry(MethodConfig, ume_mma.make_naive),
     "missing_detection": Entry(missing_detection.MissingDetectionConfig, missing_detection.make),
+    "smil": Entry(smil.SmilConfig, smil.make),
+    "ae_imputation": Entry(ae_imputation.AeImputationConfig, ae_imputation.make),
+    "redcore": Entry(redcore.RedCoreConfig, redcore.make),
+    "raml": Entry(raml.RamlConfig, raml.make),
+    "film": Entry(film.FilmConfig, film.make),
+    "bilinear_gated": Entry(gated.GatedConfig, gated.make),
+    "tmc": Entry(tmc.TmcConfig, tmc.make),
+    "etmc": Entry(tmc.EtmcConfig, tmc.make),
+    "mvae": Entry(mvae.MvaeConfig, mvae.make),
+    "mla": Entry(mla.MlaConfig, mla.make),
+    "qmf": Entry(qmf.QmfConfig, qmf.make),
+    "ogm_ge": Entry(ogm_ge.OgmGeConfig, ogm_ge.make),
 }
 
 
