@@ -33,7 +33,7 @@ is MVAE's own answer to missing modalities; ``present`` enters only as masks.
 
 Our choices where the papers are silent for these data: Gaussian decoders with unit variance on
 every modality (MVAE uses Bernoulli for binarised pixels), lambda_m = 1, decoder
-latent -> ``decoder_hidden`` -> ReLU -> input size, the probe trained on latents of the training
+latent -> ``decoder_hidden`` -> ReLU -> input size, the probe's learning rate (1e-2), the probe trained on latents of the training
 set's own masks (complete data -> the full-modality latent, as SMIL describes), and the phase
 lengths. The probe never sees single-modality latents unless the training data lacks modalities.
 """
@@ -68,7 +68,9 @@ class MvaeConfig(MethodConfig):
       num_random_subsets: random subsets per step in the sub-sampled ELBO (MVAE's k).
       kl_weight: beta, the final KL weight.
       kl_annealing_steps: steps over which beta grows linearly from 0; 0 = a tenth of vae_steps.
-      probe_lr: phase-2 learning rate of the linear classifier; 0 = ``optim.lr``.
+      probe_lr: phase-2 learning rate of the linear classifier; 0 = ``optim.lr``. Default 1e-2
+        (our choice; the PoE means are small, and at 1e-3 the probe of a 100-step AV-MNIST run
+        was still at chance: loss 2.32 after 40 probe steps).
     """
 
     name: str = "mvae"
@@ -78,7 +80,7 @@ class MvaeConfig(MethodConfig):
     num_random_subsets: int = 1
     kl_weight: float = 1.0
     kl_annealing_steps: int = 0
-    probe_lr: float = 0.0
+    probe_lr: float = 1e-2
 
 
 # ----------------------------------------------------------------------------------------------
