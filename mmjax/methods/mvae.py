@@ -33,9 +33,10 @@ is MVAE's own answer to missing modalities; ``present`` enters only as masks.
 
 Our choices where the papers are silent for these data: Gaussian decoders with unit variance on
 every modality (MVAE uses Bernoulli for binarised pixels), lambda_m = 1, decoder
-latent -> ``decoder_hidden`` -> ReLU -> input size, the probe's learning rate (1e-2), the probe trained on latents of the training
-set's own masks (complete data -> the full-modality latent, as SMIL describes), and the phase
-lengths. The probe never sees single-modality latents unless the training data lacks modalities.
+latent -> ``decoder_hidden`` -> ReLU -> input size, the probe's learning rate (1e-2), the probe
+trained on latents of the training set's own masks (complete data -> the full-modality latent, as
+SMIL describes), and the phase lengths. The probe never sees single-modality latents unless the
+training data lacks modalities.
 """
 
 from __future__ import annotations
