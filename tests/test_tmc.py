@@ -1,4 +1,5 @@
-"""TMC and ETMC: Dempster's combination of Dirichlet opinions, the evidential loss, missing views."""
+"""TMC and ETMC: Dempster's combination of Dirichlet opinions, the evidential loss, missing
+views."""
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +72,7 @@ def test_kl_to_the_uniform_dirichlet_matches_scipy():
 
 
 def test_evidential_loss_by_hand():
-    """L = psi(S) - psi(alpha_y) + lambda KL(Dir(alpha~) || Dir(1)), alpha~ = alpha with alpha_y = 1."""
+    """L = psi(S) - psi(alpha_y) + lambda KL(Dir(alpha~) || Dir(1)), alpha~ = alpha, alpha_y = 1."""
     alpha = jnp.array([[2.0, 5.0, 3.0]])
     ace = scipy.special.digamma(10.0) - scipy.special.digamma(5.0)
     kl = -scipy.stats.dirichlet([2.0, 1.0, 3.0]).entropy() - scipy.special.gammaln(3)

@@ -59,7 +59,7 @@ class FilmConfig(MethodConfig):
 
 
 def pick_modality(name: str, spec: DatasetSpec, field: str) -> str:
-    """``name`` checked against the dataset's modalities (empty = the last); ``UserError`` if absent."""
+    """``name`` checked against the dataset's modalities (empty = the last); else ``UserError``."""
     name = name or spec.modalities[-1]
     if name not in spec.modalities:
         raise UserError(f"{field} {name!r} is not a modality of {spec.name} {spec.modalities}")
@@ -69,7 +69,7 @@ def pick_modality(name: str, spec: DatasetSpec, field: str) -> str:
 
 
 def build_encoders(spec: DatasetSpec, config: ModelConfig, *, dtype, rngs: nnx.Rngs) -> nnx.Dict:
-    """One encoder per modality, as ``MultimodalNet`` builds them (names from ``model.encoders``)."""
+    """One encoder per modality, as ``MultimodalNet`` builds them (``model.encoders`` names)."""
     names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
     if len(names) != spec.num_modalities:
         raise UserError(
