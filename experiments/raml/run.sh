@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Reproduces RAML's tables on the offline datasets (3 seeds per run, trained in one program) and
+# writes experiments/raml/results.md and the Figure 5 PNGs.
+#   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
+#     "main t1 eval abl_mfeat sweep abl_avmnist")
+# A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-runs/raml}
+stages=${2:-main t1 eval abl_mfeat sweep abl_avmnist}
+mmjax=${MMJAX:-.venv/bin/mmjax}
+py=${PYTHON:-.venv/bin/python}
+
+train() {  # train WORKDIR CONFIG [--set ...]
+  local dir=$1 config=$2
+  shift 2
+  [ -f "$dir/eval.json" ] && return
+  echo "== $dir $(date -u +%T)" >&2
+  "$mmjax" train --config "$config" --workdir "$dir" "$@" >/dev/null
+}
+
+corrupt() {  # corrupt WORKDIR: Tables II (mmjax eval) and III + Figure 5 (corrupt_both.py)
+  local dir=$1
+  [ -f "$dir/corruption.json" ] || "$mmjax" eval --workdir "$dir" --protocol corruption >/dev/null
+  [ -f "$dir/corrupt_both.json" ] || "$py" experiments/raml/corrupt_both.py "$dir"
+}
+
+for s in $stages; do
+  case $s in
+  main)  # RAML itself on both datasets.
+    train "$runs/avmnist/raml" configs/avmnist_offline/raml.py
+    train "$runs/mfeat/raml" configs/mfeat/raml.py
+    ;;
+  t1)  # Table I baselines (every test subset). concat/augmentation/late/multi_task: their own
+       # configs (batch 64, as experiments/baselines); TMC, ETMC, MVAE when registered.
+    for m in concat augmentation late multi_task tmc etmc mvae; do
+      train "$runs/mfeat/$m" "configs/mfeat/$m.py"
+    done
+    for m in concat augmentation late multi_task; do
+      train "$runs/avmnist/$m" "configs/avmnist_offline/$m.py"
+    done
+    ;;
+  abl_mfeat|abl_avmnist)  # Table V (weighting), Table VI (loss terms), Figure 4 left.
+    # Shortened to $ABL_STEPS steps (default 300) for lack of CPU time; each group has its own
+    # RAML reference run of the same length.
+    d=${s#abl_}
+    cfg=configs/${d/avmnist/avmnist_offline}/raml.py
+    short="--set train.steps=${ABL_STEPS:-300}"
+    (
+      train "$runs/$d/abl/raml" "$cfg" $short
+      train "$runs/$d/abl/w_identical" "$cfg" $short --set method.weighting=identical
+      train "$runs/$d/abl/w_fixed" "$cfg" $short --set method.weighting=fixed
+      train "$runs/$d/abl/l_m" "$cfg" $short --set method.lambda_unimodal=0 --set method.lambda_sparsity=0
+      train "$runs/$d/abl/l_md" "$cfg" $short --set method.lambda_unimodal=0
+      train "$runs/$d/abl/l_mu" "$cfg" $short --set method.lambda_sparsity=0
+      train "$runs/$d/abl/separate" "$cfg" $short --set method.shared_predictor=False
+    )
+    ;;
+  sweep)  # Figure 4 right on mfeat: lambda_1 and lambda_2 (our L^D scale: see README), at the
+          # ablations' length (the reference lambda_1 = 1, lambda_2 = 0.01 is abl/raml).
+    short="--set train.steps=${ABL_STEPS:-300}"
+    for l in 0.2 0.6 1.4; do
+      train "$runs/mfeat/abl/lambda1_$l" configs/mfeat/raml.py $short --set method.lambda_unimodal=$l
+    done
+    for l in 0.002 0.006 0.016; do
+      train "$runs/mfeat/abl/lambda2_$l" configs/mfeat/raml.py $short --set method.lambda_sparsity=$l
+    done
+    ;;
+  eval)  # Tables II-III and Figure 5 (noise on the first modality, masking on the second).
+    for d in avmnist mfeat; do
+      for m in raml augmentation concat; do
+        corrupt "$runs/$d/$m"
+      done
+    done
+    ;;
+  *) echo "unknown stage $s" >&2; exit 2 ;;
+  esac
+done
+"$py" experiments/raml/make_table.py "$runs" > experiments/raml/results.md
+cat experiments/raml/results.md
