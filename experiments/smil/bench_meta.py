@@ -1,0 +1,33 @@
+"""Times SMIL's meta-training step (not its cheap pretraining steps) with mmjax's bench harness.
+
+``mmjax bench --methods smil`` times the config's program from step 0, which is unimodal
+pretraining; this script sets both pretraining phases to 0 steps so that every timed step is a
+meta-update (the priors are computed once, in the warm-up). Prints one JSON line per case.
+
+Usage: python experiments/smil/bench_meta.py [DATASET] [BATCH] [SEEDS]   (avmnist_offline 64 1)
+"""
+
+import json
+import sys
+
+from mmjax import bench
+from mmjax import config as config_lib
+
+
+def main() -> None:
+    dataset = sys.argv[1] if len(sys.argv) > 1 else "avmnist_offline"
+    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+    seeds = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    shapes = bench.SHAPES[dataset]
+    config = config_lib.load(f"configs/{shapes.configs}/smil.py")
+    config = config_lib.override(config, [
+        "method.phase1_steps=0", "method.phase2_steps=0", "method.memory_size=256",
+        f"train.batch_size={batch}", f"train.num_seeds={seeds}", "train.steps_per_call=1",
+        "train.log_every=1", "train.checkpoint_every=1"])
+    record = bench.bench_case(config, shapes.spec, repeats=5)
+    record["method"] = "smil (meta step)"
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
