@@ -2,6 +2,7 @@
 # MLA's Tables 1-3 and the modality-gap analysis on the offline datasets (3 seeds per run).
 #   bash experiments/mla/run.sh [PART ...]
 # PART in: t1_mfeat t3_mfeat t1_av t3_av t1_av_rest t2_mfeat gap (default: all, in that order;
+# or single AV-MNIST runs: av_concat av_mla av_late av_qmf av_ogm_ge av_sum;
 # RATES="0.1 0.2 ..." sets Table 2's missing rates). Runs go to runs/mla/<name>/ (skipped if eval.json exists);
 # experiments/mla/make_table.py then writes experiments/mla/results.md.
 set -euo pipefail
@@ -50,17 +51,16 @@ t3_mfeat() {  # 2 x 2: head-gradient modification x dynamic fusion (fusion is te
   reeval mfeat_mla perbatch --set method.entropy=per_batch
 }
 
-t1_av() {  # in order of importance (the shared CPU may not finish all of them)
-  for m in concat mla late; do
-    if [[ $m == mla ]]; then train av_mla configs/avmnist_offline/mla.py "${AV_FAST[@]}"
-    else train av_$m configs/avmnist_offline/$m.py "${AV_BASE[@]}"; fi
-  done
-}
-
-t1_av_rest() {
-  for m in qmf ogm_ge; do train av_$m configs/avmnist_offline/$m.py "${AV_FAST[@]}"; done
-  train av_sum configs/avmnist_offline/sum.py "${AV_BASE[@]}"
-}
+av_concat() { train av_concat configs/avmnist_offline/concat.py "${AV_BASE[@]}"; }
+av_sum() { train av_sum configs/avmnist_offline/sum.py "${AV_BASE[@]}"; }
+av_late() { train av_late configs/avmnist_offline/late.py "${AV_BASE[@]}"; }
+av_mla() { train av_mla configs/avmnist_offline/mla.py "${AV_FAST[@]}"; }
+av_qmf() { train av_qmf configs/avmnist_offline/qmf.py "${AV_FAST[@]}"; }
+av_ogm_ge() { train av_ogm_ge configs/avmnist_offline/ogm_ge.py "${AV_FAST[@]}"; }
+# In order of importance (the shared CPU may not finish all of them); each av_* is also a PART,
+# so two chains can run side by side on different runs.
+t1_av() { av_concat; av_mla; av_late; }
+t1_av_rest() { av_qmf; av_ogm_ge; av_sum; }
 
 t3_av() {
   train av_mla_nohgm configs/avmnist_offline/mla.py "${AV_FAST[@]}" --set method.head_projection=none
