@@ -3,7 +3,9 @@
 Command:
   mmjax train --config configs/mfeat/etmc.py --workdir runs/mfeat_etmc
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+Expected (test accuracy, mean of 3 seeds; measured on the shared 2-core CPU, see
+experiments/baselines/extra_results.md):
+  all six views 0.979, fac alone 0.967; average over the 63 subsets 0.952
 """
 
 from mmjax.methods.tmc import EtmcConfig
