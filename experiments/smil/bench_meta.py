@@ -5,6 +5,8 @@ pretraining; this script sets both pretraining phases to 0 steps so that every t
 meta-update (the priors are computed once, in the warm-up). Prints one JSON line per case.
 
 Usage: python experiments/smil/bench_meta.py [DATASET] [BATCH] [SEEDS]   (avmnist_offline 64 1)
+
+DATASET: a name of ``mmjax.bench.SHAPES``, or ``mfeat`` for its two views fou and kar.
 """
 
 import json
@@ -12,13 +14,18 @@ import sys
 
 from mmjax import bench
 from mmjax import config as config_lib
+from mmjax.data.base import DatasetSpec
 
 
 def main() -> None:
     dataset = sys.argv[1] if len(sys.argv) > 1 else "avmnist_offline"
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     seeds = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    shapes = bench.SHAPES[dataset]
+    if dataset == "mfeat":  # SMIL takes two views: the fou and kar of configs/mfeat/smil.py
+        shapes = bench.Shapes(DatasetSpec("mfeat", ("fou", "kar"), ((76,), (64,)),
+                                          "classification", 10), "mfeat")
+    else:
+        shapes = bench.SHAPES[dataset]
     config = config_lib.load(f"configs/{shapes.configs}/smil.py")
     config = config_lib.override(config, [
         "method.phase1_steps=0", "method.phase2_steps=0", "method.memory_size=256",
