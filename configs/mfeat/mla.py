@@ -10,8 +10,9 @@ width 128, MLA appendix A.3.2); one shared linear head. SGD momentum 0.9 with st
 (appendix A.3.1) at lr 1e-2 (1e-3 reached 0.76 average accuracy in 1,000 steps, 1e-2 0.91);
 3,000 steps = 1,000 per modality (see STEPS).
 
-Expected (test accuracy, mean of 3 seeds): see experiments/mla/README.md (filled by
-experiments/mla/run.sh).
+Expected (test accuracy, mean of 3 seeds; measured on the shared 2-core CPU by
+experiments/mla/run.sh, see experiments/mla/README.md):
+  fou+kar+mor 0.987, fou 0.836, kar 0.962, mor 0.767; average over the 7 subsets 0.913
 """
 
 import dataclasses

@@ -7,7 +7,9 @@ The same encoders (+ projection to s = 128), data and optimiser (SGD momentum 0.
 configs/mfeat/mla.py, so the comparison of MLA's Tables 1-2 holds the backbone fixed.
 --set method.ge=False gives plain OGM; method.alpha sets eq. 10's alpha.
 
-Expected (test accuracy, mean of 3 seeds): see experiments/mla/README.md.
+Expected (test accuracy, mean of 3 seeds; measured on the shared 2-core CPU by
+experiments/mla/run.sh, see experiments/mla/README.md):
+  fou+kar+mor 0.987, fou 0.436, kar 0.547, mor 0.343; average over the 7 subsets 0.661
 """
 
 import dataclasses
