@@ -193,3 +193,19 @@ def test_config_files_build():
         cfg = config_lib.load(f"configs/{ds}/mla.py")
         assert cfg.method.name == "mla" and cfg.optim.name == "sgd"
         assert dataclasses.replace(cfg.method).head_projection == "paper"
+
+
+def test_select_all_equals_switch():
+    batch = _batch(jnp.ones((B, 3), bool).at[:3, 1].set(False))
+    states = []
+    for select in ("switch", "all"):
+        method = mla.make(_config(select=select), SPEC)
+        state = method.init(jax.random.key(0), batch)
+        step = jax.jit(method.train_step)
+        for _ in range(4):
+            state, _ = step(state, batch)
+        states.append(state)
+    for a, b in zip(jax.tree.leaves(states[0].params), jax.tree.leaves(states[1].params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(states[0].opt_state[0].P),
+                               np.asarray(states[1].opt_state[0].P), rtol=1e-5, atol=1e-6)

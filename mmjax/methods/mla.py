@@ -85,6 +85,11 @@ class MlaConfig(MethodConfig):
         E = this many steps per epoch (0.1 -> 0.01 over each epoch); 0 keeps alpha constant.
       fusion: ``dynamic`` (eq. 5-7) or ``average`` (mean of present modalities' logits).
       entropy: ``per_sample`` (eq. 6, paper) or ``per_batch`` (released code).
+      select: how the step runs only modality m_t: ``switch`` (``lax.switch``, one branch
+        executes) or ``all`` (every modality's loss and gradient computed, m_t's kept by
+        arithmetic selection). Same result (tested); ``all`` exists because XLA:CPU runs
+        convolutions inside a conditional's branch about as slowly as inside a rolled loop
+        (measured ~6x slower, benchmarks/README.md), so the conv-net configs use it.
     """
 
     name: str = "mla"
@@ -94,6 +99,7 @@ class MlaConfig(MethodConfig):
     alpha_epoch_steps: int = 0
     fusion: str = "dynamic"
     entropy: str = "per_sample"
+    select: str = "switch"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -318,6 +324,8 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
         raise UserError(f"method.fusion must be 'dynamic' or 'average', got {mc.fusion!r}")
     if mc.entropy not in ("per_sample", "per_batch"):
         raise UserError(f"method.entropy must be 'per_sample' or 'per_batch', got {mc.entropy!r}")
+    if mc.select not in ("switch", "all"):
+        raise UserError(f"method.select must be 'switch' or 'all', got {mc.select!r}")
     if mc.alpha <= 0:
         raise UserError(f"method.alpha must be positive, got {mc.alpha}")
     if mc.head_dim <= 0:
@@ -387,9 +395,14 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         keys = step_keys(state, "dropout")
         batch = cast_inputs(batch, dtype)
         active = state.step % M  # eq. 1 (a traced int: lax.switch runs one branch)
-        loss, grads, model_state, hbar, acc = jax.lax.switch(
-            active, [branch(c) for c in range(M)], state.params, state.model_state, batch,
-            keys["dropout"])
+        args = (state.params, state.model_state, batch, keys["dropout"])
+        if mc.select == "switch":
+            loss, grads, model_state, hbar, acc = jax.lax.switch(
+                active, [branch(c) for c in range(M)], *args)
+        else:  # every branch computed, m_t's outputs picked by index (no conditional)
+            outs = [branch(c)(*args) for c in range(M)]
+            loss, grads, model_state, hbar, acc = jax.tree.map(
+                lambda *xs: jnp.stack(xs)[active], *outs)
         if mc.head_projection == "paper":
             updates, opt_state = tx.update(grads, state.opt_state, state.params, feature=hbar)
         else:
