@@ -3,7 +3,9 @@
 Command:
   mmjax train --config configs/avmnist_offline/film.py --workdir runs/avmnist_offline_film
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+Expected (test accuracy, mean of 3 seeds; measured on the shared 2-core CPU, see
+experiments/baselines/extra_results.md):
+  image+audio 0.986, image 0.329, audio 0.619; average 0.645
 """
 
 from mmjax.methods.film import FilmConfig
