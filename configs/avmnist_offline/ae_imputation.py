@@ -6,7 +6,8 @@ Command:
   mmjax train --config configs/avmnist_offline/ae_imputation.py --workdir runs/avmnist_offline_ae
   (eta: --set missing.paired_fraction=0.1)
 
-Expected (test accuracy, mean of 3 seeds): see experiments/smil/README.md.
+Expected (test accuracy, mean of 3 seeds): not measured (the shared CPU was too loaded during
+the session, experiments/smil/README.md).
 """
 
 import dataclasses

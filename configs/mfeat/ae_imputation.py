@@ -4,7 +4,8 @@
 Command:
   mmjax train --config configs/mfeat/ae_imputation.py --workdir runs/mfeat_ae
 
-Expected (test accuracy, mean of 3 seeds): see experiments/smil/README.md.
+Expected (test accuracy, mean of 3 seeds, measured by experiments/smil/run.sh mfeat):
+  eta 20%: fou+kar 0.923, fou alone (kar imputed) 0.824; eta 10%: 0.886, 0.828.
 """
 
 import dataclasses

@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 ETAS = ("0.05", "0.1", "0.2", "0.5", "1.0")
-METHODS = (("lower_bound", "Lower bound (image only)"), ("ae_imputation", "AE imputation"),
+METHODS = (("lower_bound", "Lower bound (modality 1 only)"), ("ae_imputation", "AE imputation"),
            ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
 ABLATIONS = (("wo_kmeans", "SMIL w/o K-means"), ("wo_regularization", "SMIL w/o Regularization"),
              ("fixed_gaussian", "SMIL w/ Fixed Gaussian"), ("deterministic", "SMIL w/ Deterministic"),
@@ -90,7 +90,7 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
                 ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
         ax.set_xscale("log")
         ax.set_xticks([5, 10, 20, 50, 100], ["5", "10", "20", "50", "100"])
-        ax.set_xlabel("audio ratio eta (%)")
+        ax.set_xlabel("modality-2 ratio eta (%)")
         ax.set_title(panel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
