@@ -13,8 +13,8 @@ on the 2-core CPU we train 600 steps in all, as long as the other AV-MNIST-offli
 The paired memory holds every one of the 3,500 training pairs (memory_size 3584).
 
 Expected (test accuracy, mean of 3 seeds): not measured (the shared CPU was too loaded during
-the session, experiments/smil/README.md). The :quick variant (one seed, eta 20%) measured image+audio
-0.924, image alone 0.765.
+the session, experiments/smil/README.md). The :quick variant (one seed, eta 20%) measured
+image+audio 0.924, image alone 0.765.
 """
 
 import dataclasses
