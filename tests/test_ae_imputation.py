@@ -87,3 +87,22 @@ def test_phase1_trains_the_autoencoder_on_complete_samples_phase2_only_the_fusio
     for a, b in zip(_part(state1.params, "ae"), _part(state2.params, "ae")):
         np.testing.assert_array_equal(a, b)
     assert len(traces) == 1
+
+
+def test_samples_without_modality_1_neither_train_the_autoencoder_nor_get_an_imputed_x2():
+    """A sample with x1 missing has nothing to impute from: its x2 stays missing (present False,
+    zero input) and, when its x2 is present, it does not enter the autoencoder's loss."""
+    method = methods.make(_config(ae_steps=1, steps=2), SPEC)
+    batch = _batch(jax.random.key(0))  # rows 0-3 complete, rows 4-7 lack modality 2
+    present = batch["present"].at[0, 0].set(False).at[4, 0].set(False)  # row 0: x2 only; 4: none
+    batch = {**batch, "present": present,
+             "inputs": missing.apply(batch["inputs"], present, SPEC.modalities)}
+    state = method.init(jax.random.key(1), batch)
+    ae = _module(state).ae
+    out = ae_imputation.impute(ae, batch, SPEC.modalities)
+    np.testing.assert_array_equal(out["present"][:, 1], [True] * 4 + [False] + [True] * 3)
+    np.testing.assert_array_equal(out["inputs"]["b"][4], 0.0)
+    recon = np.asarray(ae(batch["inputs"]["a"]))
+    expected = ((recon[1:4] - np.asarray(batch["inputs"]["b"][1:4])) ** 2).mean()
+    _, metrics = jax.jit(method.train_step)(state, batch)
+    np.testing.assert_allclose(metrics["loss_ae"], expected, rtol=1e-5)

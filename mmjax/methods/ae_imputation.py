@@ -83,14 +83,17 @@ class AeFusion(nnx.Module):
 
 
 def impute(ae, batch: Batch, modalities=None) -> Batch:
-    """x2 kept where present, replaced by ``stop_gradient(ae(x1))`` where missing; modality 2
-    becomes present. ``modalities`` = the batch's order (default: the inputs' order)."""
+    """x2 kept where present, replaced by ``stop_gradient(ae(x1))`` where missing and x1 is
+    present; modality 2 becomes present where either modality is (with x1 missing there is
+    nothing to impute from, so x2 stays missing). ``modalities`` = the batch's order (default:
+    the inputs' order)."""
     m1, m2 = modalities or tuple(batch["inputs"])
     x1, x2 = batch["inputs"][m1], batch["inputs"][m2]
-    keep = batch["present"][:, 1].reshape(-1, *([1] * (x2.ndim - 1)))
-    x2 = jnp.where(keep, x2, jax.lax.stop_gradient(ae(x1)).astype(x2.dtype))
+    present = batch["present"]
+    fill = (present[:, 0] & ~present[:, 1]).reshape(-1, *([1] * (x2.ndim - 1)))
+    x2 = jnp.where(fill, jax.lax.stop_gradient(ae(x1)).astype(x2.dtype), x2)
     return {**batch, "inputs": {**batch["inputs"], m2: x2},
-            "present": batch["present"].at[:, 1].set(True)}
+            "present": present.at[:, 1].set(present[:, 0] | present[:, 1])}
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
@@ -128,7 +131,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             module = bind(params, state.model_state)
             recon = module.ae(batch["inputs"][m1])
             per = ((recon - batch["inputs"][m2]) ** 2).reshape(recon.shape[0], -1).mean(-1)
-            loss = losses.weighted_mean(per.astype(jnp.float32), batch["present"][:, 1])
+            # The autoencoder learns x1 -> x2 on complete samples only (x1 and x2 both present).
+            loss = losses.weighted_mean(per.astype(jnp.float32), batch["present"].all(-1))
             return loss, (state.model_state, {"loss_ae": loss, "loss_fused": jnp.zeros(())})
 
         def fused_loss(params):
