@@ -5,7 +5,8 @@
 #   bash experiments/baselines/extra.sh [RUNS_DIR] [GROUPS]
 # RUNS_DIR defaults to runs/baselines_extra; GROUPS (default "avmnist mfeat")
 # picks which tables to (re)train ("avmnist_missing30" adds the 30%-missing training table; not
-# run for extra_results.md, no time); finished runs (an eval.json) are kept, not retrained.
+# run for extra_results.md, no time; "none" only rewrites the tables); finished runs (an
+# eval.json) are kept, not retrained.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/baselines_extra}
