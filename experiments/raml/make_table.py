@@ -57,7 +57,7 @@ def subset_table(group: pathlib.Path, rows: list[tuple[str, str]]) -> str:
 def table2(group: pathlib.Path) -> str:
     rows = []
     for m in ("concat", "augmentation", "raml"):
-        r = _load(group / m / "corruption.json")
+        r = _load(group / m / "eval_corruption.json")
         if r is None:
             continue
         keys = [k for k in r["subsets"] if k != "clean"]
@@ -115,9 +115,8 @@ def weights_table(group: pathlib.Path) -> str:
 
 def sweep(group: pathlib.Path) -> str:
     out = ["| λ1 (λ2 = 0.01) | Average | | λ2 (λ1 = 1) | Average |", "|---|---|---|---|---|"]
-    l1 = [("0.2", "lambda1_0.2"), ("0.6", "lambda1_0.6"), ("1.0", "raml"), ("1.4", "lambda1_1.4")]
-    l2 = [("0.002", "lambda2_0.002"), ("0.006", "lambda2_0.006"), ("0.01", "raml"),
-          ("0.016", "lambda2_0.016")]
+    l1 = [("0.2", "lambda1_0.2"), ("1.0", "raml"), ("1.4", "lambda1_1.4")]
+    l2 = [("0.002", "lambda2_0.002"), ("0.01", "raml"), ("0.016", "lambda2_0.016")]
     for (a, ra), (b, rb) in zip(l1, l2):
         x, y = _load(group / ra / "eval.json"), _load(group / rb / "eval.json")
         out.append(f"| {a} | {_avg(x) if x else '—'} | | {b} | {_avg(y) if y else '—'} |")
@@ -135,10 +134,12 @@ def main(runs: pathlib.Path) -> None:
                                                                    "w_fixed"),
                                    ("adaptive (RAML)", "raml")]), "",
                   "### Table VI: loss terms (ablation length)", "",
-                  subset_table(g / "abl", [("L^M", "l_m"), ("L^M + L^D", "l_md"), ("L^M + L^U", "l_mu"),
+                  subset_table(g / "abl", [("L^M", "l_m"), ("L^M + L^D", "l_md"),
+                                           ("L^M + L^U", "l_mu"),
                                    ("L^M + L^U + L^D (RAML)", "raml")]), "",
                   "### Figure 4 left: shared vs separate predictors (ablation length)", "",
-                  subset_table(g / "abl", [("shared (RAML)", "raml"), ("separate", "separate")]), "",
+                  subset_table(g / "abl", [("shared (RAML)", "raml"),
+                                           ("separate", "separate")]), "",
                   "### Table II protocol: one modality corrupted", "", table2(g), "",
                   "### Table III protocol: both modalities corrupted", "", table3(g), "",
                   "### Figure 5: mean fusion weights under corruption (3 seeds, 512 test "

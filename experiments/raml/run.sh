@@ -21,7 +21,8 @@ train() {  # train WORKDIR CONFIG [--set ...]
 
 corrupt() {  # corrupt WORKDIR: Tables II (mmjax eval) and III + Figure 5 (corrupt_both.py)
   local dir=$1
-  [ -f "$dir/corruption.json" ] || "$mmjax" eval --workdir "$dir" --protocol corruption >/dev/null
+  [ -f "$dir/eval.json" ] || { echo "skip $dir (not trained)" >&2; return 0; }
+  [ -f "$dir/eval_corruption.json" ] || "$mmjax" eval --workdir "$dir" --protocol corruption >/dev/null
   [ -f "$dir/corrupt_both.json" ] || "$py" experiments/raml/corrupt_both.py "$dir"
 }
 
@@ -59,10 +60,10 @@ for s in $stages; do
   sweep)  # Figure 4 right on mfeat: lambda_1 and lambda_2 (our L^D scale: see README), at the
           # ablations' length (the reference lambda_1 = 1, lambda_2 = 0.01 is abl/raml).
     short="--set train.steps=${ABL_STEPS:-300}"
-    for l in 0.2 0.6 1.4; do
+    for l in 0.2 1.4; do
       train "$runs/mfeat/abl/lambda1_$l" configs/mfeat/raml.py $short --set method.lambda_unimodal=$l
     done
-    for l in 0.002 0.006 0.016; do
+    for l in 0.002 0.016; do
       train "$runs/mfeat/abl/lambda2_$l" configs/mfeat/raml.py $short --set method.lambda_sparsity=$l
     done
     ;;
