@@ -11,7 +11,8 @@ method.lambda_unimodal=0 / method.lambda_sparsity=0 (Table VI), method.shared_pr
 The six views have 63 missing patterns; instead of all of them (method.augment=all_patterns, 2.2 s
 a step on the loaded 2-core CPU) each sample is seen under 3 patterns drawn uniformly per step.
 
-Expected (test accuracy, mean of 3 seeds): see experiments/raml/README.md (measured there).
+Expected (test accuracy, mean of 3 seeds; measured on the 2-core CPU, see
+experiments/raml/README.md): all six views 0.980, fac alone 0.973; average over the 63 subsets 0.963
 """
 
 import dataclasses
