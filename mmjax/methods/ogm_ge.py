@@ -14,8 +14,9 @@ Algorithm (the paper is two-modal; the generalisation to M modalities is ours, s
     ratio     rho_m = s_m / mean_{j != m} s_j      (M = 2: rho_v = s_v / s_a, rho_a = 1 / rho_v)
     coeff     k_m = 1 - tanh(alpha * rho_m)  if rho_m > 1  else 1          (paper eq. 10)
     OGM       grad(theta_m) <- k_m * grad(theta_m) for encoder m's weight tensors (ndim >= 2)
-    GE        grad(theta_m) <- k_m * grad(theta_m) + N(0, std(k_m * grad(theta_m)) + 1e-8)
-              for every modality's weight tensors, modulated or not (as released)
+    GE        grad(theta_m) <- k_m * grad(theta_m) + N(0, std(grad(theta_m)) + 1e-8)
+              for every modality's weight tensors, modulated or not (as released: the noise has
+              the std of the gradient before modulation)
 
 Modulation runs for steps in ``[modulation_start, modulation_end)`` (the paper: the first 50 of
 100 epochs; the released code's window test ``starts >= epoch >= ends`` is never true, so it
@@ -105,7 +106,7 @@ def modulation_coefficients(uni_logits: jax.Array, label: jax.Array, present: ja
 
 def modulate(grads, k: jax.Array, modalities: tuple[str, ...], key: jax.Array | None):
     """OGM (``key`` None) or OGM-GE: scales encoder m's weight gradients by ``k[m]`` and, with a
-    key, adds ``N(0, std + 1e-8)`` noise of the scaled gradient's own std."""
+    key, adds ``N(0, std + 1e-8)`` noise with the std of the gradient before scaling."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(grads)
     keys = jax.random.split(key, len(leaves)) if key is not None else [None] * len(leaves)
     out = []
@@ -114,9 +115,10 @@ def modulate(grads, k: jax.Array, modalities: tuple[str, ...], key: jax.Array | 
         if m is None or m not in modalities or g.ndim < 2:
             out.append(g)
             continue
+        std = jnp.std(g)  # before modulation, as the released update reads it
         g = g * k[modalities.index(m)].astype(g.dtype)
         if kk is not None:
-            g = g + (jnp.std(g) + 1e-8) * jax.random.normal(kk, g.shape, g.dtype)
+            g = g + (std + 1e-8) * jax.random.normal(kk, g.shape, g.dtype)
         out.append(g)
     return jax.tree_util.tree_unflatten(treedef, out)
 
