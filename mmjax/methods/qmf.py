@@ -14,8 +14,12 @@ Algorithm::
     loss      L = sum_m mean_{present m} CE(f_m, y) + mean CE(f, y) + lambda * sum_m R_m
     history   c_m[i] += CE(f_m(x_i), y_i) every time sample i is trained (cumulative loss,
               updated before R_m is computed, as released)
-    ranking   pairs (i, j = next sample in the batch):  t = sign(c_m[i] - c_m[j]),
-              d = |c_m[i] - c_m[j]|,  R_m = mean_pairs max(0, t (conf_m[i] - conf_m[j]) - d)
+    normalise c'_m[i] = (c_m[i] - min_batch c_m) / (max_table c_m - min_batch c_m)   (the
+              released ``History.correctness_normalize``: min over the batch's samples, max over
+              the whole history; ``history_norm="none"`` uses the raw cumulative losses, whose
+              growing gaps soon switch the regulariser off)
+    ranking   pairs (i, j = next sample in the batch):  t = sign(c'_m[i] - c'_m[j]),
+              d = |c'_m[i] - c'_m[j]|,  R_m = mean_pairs max(0, t (conf_m[i] - conf_m[j]) - d)
               (the released MarginRankingLoss(x_i, x_j + d / t, -t); t = 0 pairs give 0).
               A sample with a higher historical loss is pushed to a lower confidence.
 
@@ -54,6 +58,7 @@ class QmfConfig(MethodConfig):
       temperature: T of the energy confidence ``logsumexp(f) / T`` (released: 10).
       rank_weight: lambda, weight of the ranking regulariser (released: 1).
       history_size: slots of the per-sample loss history (hash table, see the module docstring).
+      history_norm: ``minmax`` (released) or ``none``: how histories become ranking targets.
     """
 
     name: str = "qmf"
@@ -61,6 +66,7 @@ class QmfConfig(MethodConfig):
     temperature: float = 10.0
     rank_weight: float = 1.0
     history_size: int = 65536
+    history_norm: str = "minmax"
 
 
 class LateHeadsNet(nnx.Module):
@@ -112,6 +118,15 @@ def ranking_loss(conf: jax.Array, history: jax.Array, valid: jax.Array) -> jax.A
     return (per * pair).sum() / jnp.maximum(pair.sum(), 1.0)
 
 
+def normalize_history(history: jax.Array, table: jax.Array, valid: jax.Array) -> jax.Array:
+    """``(c - min_valid c) / (max(table) - min_valid c)`` of the batch's histories ``[B]``
+    (released ``correctness_normalize``); 0 where the range is empty."""
+    lo = jnp.min(jnp.where(valid, history, jnp.inf))
+    lo = jnp.where(valid.any(), lo, 0.0)
+    span = jnp.max(table) - lo
+    return jnp.where(span > 0, (history - lo) / jnp.where(span > 0, span, 1.0), 0.0)
+
+
 # Odd 32-bit multipliers for the input hash (Knuth's multiplicative constant and another).
 _MUL_A, _MUL_B = 2654435761, 2246822519
 
@@ -135,6 +150,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     mc = config.method
     if spec.task != "classification":
         raise UserError(f"qmf needs a classification dataset, {spec.name} is {spec.task}")
+    if mc.history_norm not in ("minmax", "none"):
+        raise UserError(f"method.history_norm must be minmax or none, got {mc.history_norm!r}")
     if mc.temperature <= 0 or mc.history_size <= 0 or mc.rank_weight < 0:
         raise UserError("method.temperature and method.history_size must be positive, "
                         "method.rank_weight >= 0")
@@ -172,7 +189,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                 hist_c = history[c].at[slots].add(add)
                 new_hist.append(hist_c)
                 conf = energy_confidence(logits[:, c], mc.temperature)
-                metrics[f"rank_{m}"] = ranking_loss(conf, hist_c[slots], present[:, c])
+                target = hist_c[slots]
+                if mc.history_norm == "minmax":
+                    target = normalize_history(target, hist_c, present[:, c])
+                metrics[f"rank_{m}"] = ranking_loss(conf, target, present[:, c])
                 total = total + metrics[f"loss_{m}"] + mc.rank_weight * metrics[f"rank_{m}"]
             fused = fuse(logits, present, mc.temperature)
             metrics["loss_fused"] = losses.weighted_mean(
