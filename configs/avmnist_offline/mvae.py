@@ -5,7 +5,8 @@ Command:
 
 Phase 1 has as many steps as the other baselines' whole run.
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+Expected (test accuracy, mean of 3 seeds): not measured; the 3-seed run (half length, see
+experiments/baselines/extra.sh) did not finish on the shared 2-core machine before the deadline.
 """
 
 import dataclasses

@@ -3,7 +3,8 @@
 Command:
   mmjax train --config configs/avmnist_offline/tmc.py --workdir runs/avmnist_offline_tmc
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/baselines/extra.sh).
+Expected (test accuracy, mean of 3 seeds): not measured; the 3-seed run (half length, see
+experiments/baselines/extra.sh) did not finish on the shared 2-core machine before the deadline.
 """
 
 from mmjax.methods.tmc import TmcConfig
