@@ -1,11 +1,16 @@
 """Per-modality encoders: MLP for feature vectors, LeNet-5 for 28x28 digits, SMIL's sound CNN,
-MultiBench's spectrogram LeNet.
+MultiBench's spectrogram LeNet, and the sequence encoders of :mod:`mmjax.models.sequence`
+(``transformer``, ``lstm_maxpool``, ``textcnn``) for padded ``[T, D]`` modalities.
 
 Every encoder maps one modality's batch ``[B, *shape]`` to features ``[B, out_dim]`` and exposes
 ``out_dim``. They are Flax NNX modules built eagerly; ``deterministic`` switches dropout off and
 ``rngs`` carries the dropout key (created inside the traced step, never stored on the module).
 The two CNNs follow SMIL's released networks (official-code-notes §5.2) so that SMIL and its
 baselines share encoders: PyTorch's default ``VALID`` padding, and the layer order as released.
+
+Sequence encoders also take the valid lengths (``inputs[m + "_len"]``); call any encoder through
+:func:`encode`, which passes them to sequence encoders only. Without them a sequence encoder
+derives each length from the zero padding (see :mod:`mmjax.models.sequence`).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import jax
 from flax import nnx
 
 from mmjax.errors import UserError
+from mmjax.models.sequence import AbstractSequenceEncoder, LSTMMaxPool, TextCNN, TransformerEncoder
 
-ENCODERS = ("mlp", "lenet5", "sound_cnn", "spec_lenet")
+ENCODERS = ("mlp", "lenet5", "sound_cnn", "spec_lenet", "transformer", "lstm_maxpool", "textcnn")
+SEQUENCE_ENCODERS = ("transformer", "lstm_maxpool", "textcnn")
 
 
 class MLPEncoder(nnx.Module):
@@ -150,7 +157,39 @@ def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float,
             raise UserError(f"encoder spec_lenet needs [H, W, 1] inputs with H, W >= 64, "
                             f"got {shape}")
         return SpectrogramLeNet(shape, dropout, dtype=dtype, rngs=rngs)
+    if name in SEQUENCE_ENCODERS:
+        return _sequence_encoder(name, shape, hidden=hidden, out_dim=out_dim, dropout=dropout,
+                                 dtype=dtype, rngs=rngs)
     raise UserError(f"unknown encoder {name!r}; choose from {', '.join(ENCODERS)}")
+
+
+def _sequence_encoder(name: str, shape: tuple[int, ...], *, hidden: int, out_dim: int,
+                      dropout: float, dtype, rngs: nnx.Rngs):
+    """``transformer``: RedCore's (3 layers, 8 heads, width ``hidden``); ``lstm_maxpool``: LSTM of
+    width ``out_dim``; ``textcnn``: widths 3/4/5 with ``hidden`` filters each."""
+    if len(shape) != 2:
+        raise UserError(f"encoder {name} needs a padded sequence [T, D] per sample, got {shape}")
+    if name == "transformer":
+        if hidden % 8:
+            raise UserError(f"encoder transformer has 8 heads: model.hidden must be a multiple "
+                            f"of 8, got {hidden}")
+        return TransformerEncoder(shape[1], out_dim, width=hidden, layers=3, heads=8,
+                                  dropout=dropout, dtype=dtype, rngs=rngs)
+    if name == "lstm_maxpool":
+        return LSTMMaxPool(shape[1], out_dim, dtype=dtype, rngs=rngs)
+    return TextCNN(shape[1], hidden, out_dim, dropout=dropout, dtype=dtype, rngs=rngs)
+
+
+def encode(encoder: nnx.Module, x: jax.Array, lengths: jax.Array | None = None, *,
+           deterministic: bool, rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Applies ``encoder`` to ``x``; a sequence encoder also gets the valid ``lengths`` (int [B]).
+
+    Call sites pass ``inputs.get(length_key(m))``: None for a modality without lengths, and other
+    encoders ignore it, so one line serves every encoder.
+    """
+    if lengths is not None and isinstance(encoder, AbstractSequenceEncoder):
+        return encoder(x, lengths=lengths, deterministic=deterministic, rngs=rngs)
+    return encoder(x, deterministic=deterministic, rngs=rngs)
 
 
 def masked_features(features: jax.Array, present: jax.Array) -> jax.Array:
