@@ -20,7 +20,8 @@ Algorithm (one jitted ``train_step``; every choice that depends on data is arith
     predict    f(h) with delta = present (missing inputs zero-filled, as in training).
 
 Symbols -> code: f_m: ``encoders`` (mmjax/models/encoders.py: the two-layer MLP for vector
-features, LeNet-5 / SMIL's sound CNN on AV-MNIST); g^mu_m, g^s_m: ``mu_heads`` / ``logvar_heads``
+features, LeNet-5 / SMIL's sound CNN on AV-MNIST; section IV-A's LSTM + max-pool and TextCNN on
+frame / token sequences, mmjax/models/sequence.py, given the batch's lengths); g^mu_m, g^s_m: ``mu_heads`` / ``logvar_heads``
 (linear, D = ``latent_dim`` = 128, "the dimension of the Gaussian distribution is 128");
 f: ``predictors["shared"]``; delta: ``present`` (times the pattern); lambda_1, lambda_2:
 ``lambda_unimodal``, ``lambda_sparsity``. Optimiser (configs): Adam, lr 1e-3, weight decay 5e-4
@@ -42,7 +43,8 @@ Where the paper is silent (our choices, documented):
   pattern takes, per modality, the sample's encoding where the modality is kept and the zero
   row's encoding where it is dropped. This equals feeding the 2^M - 1 zero-filled copies through
   the network, except that BatchNorm batch statistics (sound CNN) are those of the B real rows
-  plus the zero row, and dropout masks and rho are shared by the copies of a sample.
+  plus the zero row, and dropout masks and rho are shared by the copies of a sample. A dropped
+  sequence modality is an empty sequence (the zero row has length 0): its encoding is one constant.
 - L^U (eq. 2 and Algorithm 1) sums over all M modalities, a dropped one contributing the CE of its
   zero-filled input's sample (``unimodal_loss="all"``, the default, literal); ``"present"`` sums
   over the kept modalities only. L^D's normaliser runs over all modalities (Algorithm 1's
@@ -65,11 +67,11 @@ from flax import nnx
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data import missing
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 make_optimizer, norms, step_keys)
-from mmjax.models.encoders import default_encoder, make_encoder
+from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead
 
 WEIGHTINGS = ("adaptive", "fixed", "identical")
@@ -238,10 +240,12 @@ class RamlNet(nnx.Module):
                  rngs: nnx.Rngs | None = None):
         mus, logvars, mus0, logvars0 = [], [], [], []
         for m in self.names:
-            x = inputs[m]
+            x, lengths = inputs[m], inputs.get(length_key(m))  # lengths: sequence modalities
             if zero_row:
                 x = jnp.concatenate([x, jnp.zeros((1, *x.shape[1:]), x.dtype)], 0)
-            feat = self.encoders[m](x, deterministic=deterministic, rngs=rngs)
+                if lengths is not None:  # the zero-filled input is an empty sequence
+                    lengths = jnp.concatenate([lengths, jnp.zeros((1,), lengths.dtype)])
+            feat = encode(self.encoders[m], x, lengths, deterministic=deterministic, rngs=rngs)
             mu, logvar = self.mu_heads[m](feat), self.logvar_heads[m](feat)
             if zero_row:
                 mus0.append(mu[-1])
