@@ -86,6 +86,16 @@ def peak_flops(device_kind: str, dtype: str) -> float | None:
     return None
 
 
+def steps_counted(steps_per_call: int, unroll: int) -> int:
+    """How many training steps XLA's cost analysis counts in a chunk's compiled program.
+
+    The cost analysis counts a while loop's body once, whatever its trip count: a rolled scan
+    (``unroll=1``) is counted as one step, a scan unrolled ``u`` times as ``u`` steps, a fully
+    unrolled one (``unroll=0``) as all ``steps_per_call``.
+    """
+    return min(unroll, steps_per_call) if unroll else steps_per_call
+
+
 def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
     """A dataset of ``n`` random examples of ``spec``'s shapes (complete, balanced labels)."""
     rng = np.random.default_rng(seed)
@@ -96,29 +106,37 @@ def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
     return Dataset(spec, {"train": split, "test": split})
 
 
-def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dict:
-    """Times one (method, shapes, batch, seeds) case; returns its JSON record."""
-    t = config.train
-    dataset = random_dataset(spec, n=max(4 * t.batch_size, 256))
+def compile_case(config: ExperimentConfig, spec: DatasetSpec):
+    """The compiled training chunk of a case on random data of ``spec``'s shapes.
+
+    Returns ``(compiled, states, args, compile_s)``: call ``compiled(states, *args)``, which
+    returns ``(states, metrics)`` (the states are donated).
+    """
+    dataset = random_dataset(spec, n=max(4 * config.train.batch_size, 256))
     s = train.make_setup(config, dataset)
     data, present = train.device_data(s)
     states = train.init_states(s, data)
-    chunk = train.make_train_chunk(s)
-
+    args = (present, s.data_keys, data)
     tic = time.perf_counter()
-    compiled = chunk.lower(states, present, s.data_keys, data).compile()
-    compile_s = time.perf_counter() - tic
+    compiled = train.make_train_chunk(s).lower(states, *args).compile()
+    return compiled, states, args, time.perf_counter() - tic
+
+
+def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dict:
+    """Times one (method, shapes, batch, seeds) case; returns its JSON record."""
+    t = config.train
+    compiled, states, args, compile_s = compile_case(config, spec)
     for _ in range(3):
-        states, _ = jax.block_until_ready(compiled(states, present, s.data_keys, data))
+        states, _ = jax.block_until_ready(compiled(states, *args))
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
-        states, _ = jax.block_until_ready(compiled(states, present, s.data_keys, data))
+        states, _ = jax.block_until_ready(compiled(states, *args))
         times.append((time.perf_counter() - tic) / t.steps_per_call)
     us = np.asarray(times) * 1e6
     cost = (compiled.cost_analysis() or {})
     cost = cost[0] if isinstance(cost, list) else cost
-    flops = float(cost.get("flops", float("nan"))) / t.steps_per_call
+    flops = float(cost.get("flops", float("nan"))) / steps_counted(t.steps_per_call, t.unroll)
     memory = compiled.memory_analysis()
     peak = None
     if memory is not None:

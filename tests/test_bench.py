@@ -73,6 +73,19 @@ def test_list_options_expand_to_their_product(capsys):
     assert len(capsys.readouterr().out.splitlines()) == 4  # one JSON line per case, as measured
 
 
+def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
+    """XLA counts a rolled loop's body once: with ``unroll=1`` the per-step FLOPs of 1 and 4 steps
+    per call agree (dividing by the steps per call, as before, made them 4x apart)."""
+    shapes = bench.SHAPES["mfeat"]
+    flops = []
+    for steps in (1, 4):
+        config = bench.case_config("concat", bench.pathlib.Path("configs") / shapes.configs,
+                                   batch_size=16, num_seeds=1, steps_per_call=steps, unroll=1)
+        flops.append(bench.bench_case(config, shapes.spec, repeats=1)["flops_per_step"])
+    assert flops[1] == pytest.approx(flops[0], rel=0.02)
+    assert [bench.steps_counted(10, u) for u in (0, 1, 5, 20)] == [10, 1, 5, 10]
+
+
 def test_peak_flops_lookup():
     assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
     assert bench.peak_flops("cpu", "float32") is None
