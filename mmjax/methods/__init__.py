@@ -15,6 +15,7 @@ from mmjax.methods import ae_imputation, baselines, missing_detection, raml, smi
 from mmjax.methods import redcore
 from mmjax.methods import film, gated, mvae, tmc
 from mmjax.methods import mla, ogm_ge, qmf
+from mmjax.methods import mmin
 from mmjax.methods.base import Method, TrainState
 
 
@@ -48,6 +49,8 @@ REGISTRY: dict[str, Entry] = {
     "mla": Entry(mla.MlaConfig, mla.make),
     "qmf": Entry(qmf.QmfConfig, qmf.make),
     "ogm_ge": Entry(ogm_ge.OgmGeConfig, ogm_ge.make),
+    "mmin": Entry(mmin.MminConfig, mmin.make),
+    "cra": Entry(mmin.CraConfig, mmin.make_cra),
 }
 
 

@@ -65,14 +65,15 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 make_optimizer, norms, step_keys)
 from mmjax.methods.redcore_projection import (PROJECTIONS, check_constraints, moving_average,
                                               relative_advantage, update_eta)
-from mmjax.models.encoders import default_encoder, make_encoder
+from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead
+from mmjax.models.residual_ae import CascadedResidualAE
 
 
 @frozen
@@ -145,41 +146,22 @@ def check_config(mc: RedCoreConfig, spec: DatasetSpec) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-class ResidualXE(nnx.Module):
+class ResidualXE(CascadedResidualAE):
     """Cross-modal encoder: ``blocks`` residual autoencoder blocks, then a transition to ``out``.
 
     MMIN's ``ResidualXE``: x_in = x, x_out = 0; per block x_in <- x_in + x_out, x_out <-
     dec(enc(x_in)); finally transition(x_in + x_out), transition = Linear(in, in) -> ReLU ->
-    Linear(in, out).
+    Linear(in, out). The shared ``models.residual_ae.CascadedResidualAE`` with every encoder
+    layer (the latent too) activated by LeakyReLU(0.2); returns the transition's output only.
     """
 
     def __init__(self, in_dim: int, layers: tuple[int, ...], blocks: int, out_dim: int, *,
                  dtype=None, rngs: nnx.Rngs):
-        def block():
-            widths = (in_dim, *layers)
-            enc = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
-                            for a, b in zip(widths, widths[1:])])
-            back = widths[::-1]
-            dec = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
-                            for a, b in zip(back, back[1:])])
-            return nnx.Dict({"enc": enc, "dec": dec})
-
-        self.blocks = nnx.List([block() for _ in range(blocks)])
-        self.trans1 = nnx.Linear(in_dim, in_dim, dtype=dtype, rngs=rngs)
-        self.trans2 = nnx.Linear(in_dim, out_dim, dtype=dtype, rngs=rngs)
+        super().__init__(in_dim, layers, blocks, out_dim, slope=0.2, latent_act=True,
+                         dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
-        x_in, x_out = x, jnp.zeros_like(x)
-        for blk in self.blocks:
-            x_in = x_in + x_out
-            h = x_in
-            for layer in blk["enc"]:
-                h = jax.nn.leaky_relu(layer(h), 0.2)
-            dec = list(blk["dec"])
-            for layer in dec[:-1]:
-                h = jax.nn.relu(layer(h))
-            x_out = dec[-1](h)
-        return self.trans2(jax.nn.relu(self.trans1(x_in + x_out)))
+        return super().__call__(x)[0]
 
 
 class RedCoreNet(nnx.Module):
@@ -224,7 +206,9 @@ class RedCoreNet(nnx.Module):
             x = inputs[mod]
             # A missing input is replaced by a constant: its value and gradient never enter.
             x = jnp.where(p.reshape((-1,) + (1,) * (x.ndim - 1)), x, jnp.zeros_like(x))
-            f = self.encoders[mod](x, deterministic=deterministic, rngs=rngs)
+            # Sequence encoders also get the valid lengths (mmjax/models/sequence.py).
+            f = encode(self.encoders[mod], x, inputs.get(length_key(mod)),
+                       deterministic=deterministic, rngs=rngs)
             mu, logvar = jnp.split(self.gauss[mod](f), 2, axis=-1)
             z = mu if keys[c] is None else (
                 mu + jax.random.normal(keys[c], mu.shape, mu.dtype) * jnp.exp(0.5 * logvar))

@@ -1,0 +1,437 @@
+"""MMIN (missing modality imagination network) and CRA (cascaded residual autoencoder imputation).
+
+**MMIN**: Zhao, Li, Jin, "Missing Modality Imagination Network for Emotion Recognition with
+Uncertain Missing Modalities", ACL 2021; released code ``AIM3-RUC/MMIN`` (branch ``master``,
+official-code-notes §6.2; ``models/mmin_model.py``, ``scripts/CAP_mmin.sh``); RedCore's main
+comparator. The paper's text is not in papers/, so the citations below name the paper's sections
+and the released code's lines rather than equation numbers. One ``mmjax train`` runs both stages;
+``train_step`` picks the stage from ``state.step`` with ``lax.cond`` (one program)::
+
+    stage 1 [0, teacher_steps): the full-modality teacher (released ``UttFusionModel``):
+             L_T = CE(head_T([T_1(x_1); ...; T_M(x_M)]), y) on complete samples.
+    at step teacher_steps: the student encoders E_m start from the teacher's T_m (released
+             ``post_process``); the teacher is frozen from then on (eval mode, no gradient).
+    stage 2 [teacher_steps, train.steps): every sample gets one of the 2^M - 2 non-empty,
+             non-full patterns p uniformly at random (§3.1 "missing-condition training"; released
+             ``multimodal_miss_dataset``: one of the 6 patterns of 3 modalities per item):
+      §3.2 joint representation  h = [E_1(x_1 p_1); ...; E_M(x_M p_M)]  (missing inputs are
+                                 zero, so their values and gradients never enter)
+      §3.2 imagination (CRA)     (h', l) = CRA_f(h): cascaded residual AE + transition;
+                                 l = the B bottleneck latents (``models.residual_ae``)
+      §3.2 forward imagination   L_f = MSE(h', stop_grad(h_T)),
+                                 h_T = [T_1(x_1 (1 - p_1)); ...]   (the missing modalities'
+                                 teacher representations; released ``T_embds``)
+      §3.2 backward imagination  (h'', _) = CRA_b(h'),  L_b = MSE(h'', stop_grad(h))
+      §3.2 classifier            logits = C(l)   (``head_input="latents"``: paper Fig. 2 and
+                                 released ``netC(self.latent)``)
+      §3.3 joint objective       L = w_ce CE + w_f L_f + w_b L_b   (released 1, 4, 2)
+    predict  stage 2's forward pass with the batch's own ``present`` mask.
+
+``head_input="imagined"`` (not the paper) classifies the imagined joint representation instead:
+``imagine(h, h', p)`` keeps every present modality's features bit for bit and replaces only the
+missing modalities' slots by their imagination, then C reads that [B, D] vector (the RedCore
+eq. (1) reading of "imagination").
+
+**CRA** (registry name ``cra``): Tran, Liu, Zhou, Jin, "Missing Modalities Imputation via
+Cascaded Residual Autoencoder", CVPR 2017, the imputation alone: no teacher, no back-translation.
+The cascade (eq. 1, ``models.residual_ae``, no transition) imputes in input space: the flattened
+inputs of all modalities with the missing ones zeroed, x~ = [x_1 p_1; ...], give
+x^ = x~ + sum_k dZ_k, trained by eq. (2) L_rec = MSE(x^, x) on complete data with the same
+simulated patterns as MMIN. The missing modalities' inputs are replaced by stop_grad(x^) (present
+ones kept bit for bit) and the concat-fusion baseline's classifier (``MultimodalNet``) is trained
+on the completed inputs with CE, all modalities marked present. Tran et al. train the imputer
+first and the classifier after; here both train in one stage, the stop-gradient keeping them
+apart. L = CE + mse_weight L_rec.
+
+Our choices where the paper is silent: the per-modality encoders are the dataset's (MLP for
+vectors, LeNet-5 / sound CNN on AV-MNIST) instead of IEMOCAP's LSTM/TextCNN; the classifier C is
+the project's ``MLPHead`` (one hidden layer of ``model.hidden``) in place of the released
+128-128 FcClassifier; the CE averages over samples with at least one modality; training data
+that already lacks a modality keeps it missing (patterns are and-ed with ``present``), and the
+teacher learns from the complete samples only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from mmjax import losses
+from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.data.base import DatasetSpec
+from mmjax.errors import UserError
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                make_optimizer, norms, step_keys)
+from mmjax.models.encoders import default_encoder, make_encoder
+from mmjax.models.fusion import MLPHead, MultimodalNet
+from mmjax.models.residual_ae import CascadedResidualAE
+
+HEAD_INPUTS = ("latents", "imagined")
+
+
+@frozen
+class MminConfig(MethodConfig):
+    """MMIN's hyper-parameters; defaults are the released ``scripts/CAP_mmin.sh``'s.
+
+    Attributes:
+      ae_layers: one CRA block's encoder widths (released ``--AE_layers=256,128,64``).
+      ae_blocks: B, CRA blocks (released ``--n_blocks=5``).
+      ce_weight: w_ce (released 1.0).
+      mse_weight: w_f, forward imagination (released 4.0).
+      cycle_weight: w_b, backward imagination / cycle (released 2.0).
+      teacher_steps: stage-1 steps training the full-modality teacher (the released
+        ``CAP_utt_fusion.sh`` run); the rest of ``train.steps`` train MMIN.
+      head_input: ``latents`` (paper, released: C reads the B bottleneck latents) | ``imagined``
+        (C reads the joint representation with only the missing slots imagined).
+    """
+
+    name: str = "mmin"
+    ae_layers: tuple[int, ...] = (256, 128, 64)
+    ae_blocks: int = 5
+    ce_weight: float = 1.0
+    mse_weight: float = 4.0
+    cycle_weight: float = 2.0
+    teacher_steps: int = 300
+    head_input: str = "latents"
+
+
+@frozen
+class CraConfig(MethodConfig):
+    """CRA imputation (Tran et al. 2017) with the concat-fusion classifier.
+
+    Attributes:
+      ae_layers: one block's encoder widths (MMIN's released CRA widths 256-128-64).
+      ae_blocks: B, the number of residual autoencoders (MMIN's released 5).
+      mse_weight: weight of the reconstruction loss L_rec (eq. 2).
+    """
+
+    name: str = "cra"
+    ae_layers: tuple[int, ...] = (256, 128, 64)
+    ae_blocks: int = 5
+    mse_weight: float = 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure helpers.
+# ----------------------------------------------------------------------------------------------
+
+
+def sample_patterns(key: jax.Array, batch_size: int, num_modalities: int) -> jax.Array:
+    """``bool[B, M]``: per sample one of the 2^M - 2 non-empty, non-full patterns, uniformly.
+
+    Pattern k in [1, 2^M - 2] has modality m present iff bit m of k is set (MMIN §3.1; the
+    released training set draws one of its 6 incomplete patterns per item).
+    """
+    k = jax.random.randint(key, (batch_size,), 1, 2 ** num_modalities - 1)
+    return ((k[:, None] >> jnp.arange(num_modalities)[None, :]) & 1).astype(bool)
+
+
+def slot_mask(present: jax.Array, dims: tuple[int, ...]) -> jax.Array:
+    """``bool[B, sum(dims)]``: each modality's present bit repeated over its feature slot."""
+    return jnp.repeat(present, np.asarray(dims), axis=1, total_repeat_length=sum(dims))
+
+
+def imagine(h: jax.Array, h_prime: jax.Array, present: jax.Array,
+            dims: tuple[int, ...]) -> jax.Array:
+    """The imagined joint representation: ``h`` on present modalities' slots, ``h'`` elsewhere.
+
+    Present features are returned bit for bit (a select, no arithmetic).
+    """
+    return jnp.where(slot_mask(present, dims), h, h_prime.astype(h.dtype))
+
+
+def mse(a: jax.Array, b: jax.Array, weight: jax.Array) -> jax.Array:
+    """PyTorch ``MSELoss`` over the samples with ``weight`` 1: mean of the per-sample means."""
+    per = jnp.mean((a.astype(jnp.float32) - b.astype(jnp.float32)) ** 2, axis=-1)
+    return losses.weighted_mean(per, weight)
+
+
+def cycle_loss(h: jax.Array, h_cycle: jax.Array, weight: jax.Array) -> jax.Array:
+    """MMIN §3.2 backward imagination: ``MSE(h'', stop_grad(h))`` (released ``feat.detach()``)."""
+    return mse(jax.lax.stop_gradient(h), h_cycle, weight)
+
+
+def zero_missing(inputs: dict, present: jax.Array, modalities) -> dict:
+    """Inputs with every missing modality replaced by a constant zero (no value, no gradient)."""
+    out = {}
+    for c, m in enumerate(modalities):
+        x = inputs[m]
+        out[m] = jnp.where(present[:, c].reshape((-1,) + (1,) * (x.ndim - 1)), x,
+                           jnp.zeros_like(x))
+    return out
+
+
+def _check_common(name: str, mc, spec: DatasetSpec) -> None:
+    if spec.num_modalities < 2:
+        raise UserError(f"{name} needs at least two modalities (it imagines missing ones)")
+    if mc.ae_blocks < 1 or not mc.ae_layers or min(mc.ae_layers) < 1:
+        raise UserError("method.ae_blocks must be >= 1 and method.ae_layers positive widths")
+
+
+# ----------------------------------------------------------------------------------------------
+# MMIN.
+# ----------------------------------------------------------------------------------------------
+
+
+def _encoders(spec: DatasetSpec, model: ModelConfig, dtype, rngs) -> nnx.Dict:
+    names = model.encoders or tuple(default_encoder(s) for s in spec.shapes)
+    if len(names) != spec.num_modalities:
+        raise UserError(f"model.encoders names {len(names)} encoders for "
+                        f"{spec.num_modalities} modalities")
+    return nnx.Dict({mod: make_encoder(names[c], spec.shapes[c], hidden=model.hidden,
+                                       out_dim=model.feature_dim, dropout=model.dropout,
+                                       dtype=dtype, rngs=rngs)
+                     for c, mod in enumerate(spec.modalities)})
+
+
+class Teacher(nnx.Module):
+    """The full-modality teacher: encoders T_m and a head on ``[T_1(x_1); ...; T_M(x_M)]``."""
+
+    def __init__(self, spec: DatasetSpec, model: ModelConfig, *, dtype=None, rngs: nnx.Rngs):
+        self.modalities = tuple(spec.modalities)
+        self.encoders = _encoders(spec, model, dtype, rngs)
+        dim = sum(self.encoders[m].out_dim for m in self.modalities)
+        self.head = MLPHead(dim, model.hidden, spec.num_classes, model.dropout, dtype=dtype,
+                            rngs=rngs)
+
+    def features(self, inputs: dict, *, deterministic: bool, rngs=None) -> jax.Array:
+        """``[B, D]``: the concatenated teacher features of ``inputs`` (as given)."""
+        return jnp.concatenate([self.encoders[m](inputs[m], deterministic=deterministic,
+                                                 rngs=rngs) for m in self.modalities], -1)
+
+
+class MminNet(nnx.Module):
+    """Teacher, student encoders, forward and backward CRAs, classifier."""
+
+    def __init__(self, spec: DatasetSpec, model: ModelConfig, mc: MminConfig, *, dtype=None,
+                 rngs: nnx.Rngs):
+        self.modalities = tuple(spec.modalities)
+        self.teacher = Teacher(spec, model, dtype=dtype, rngs=rngs)
+        self.encoders = _encoders(spec, model, dtype, rngs)
+        self.dims = tuple(self.encoders[m].out_dim for m in self.modalities)
+        dim = sum(self.dims)
+        layers = tuple(mc.ae_layers)
+        self.imagination = CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype,
+                                              rngs=rngs)
+        self.backward_ae = CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype,
+                                              rngs=rngs)
+        self.head_input = mc.head_input
+        head_dim = mc.ae_blocks * layers[-1] if mc.head_input == "latents" else dim
+        self.head = MLPHead(head_dim, model.hidden, spec.num_classes, model.dropout,
+                            dtype=dtype, rngs=rngs)
+
+    def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
+                 rngs: nnx.Rngs | None = None) -> dict:
+        """Stage 2's forward pass: ``h``, ``h_prime``, ``h_cycle``, ``imagined``, ``logits``."""
+        x = zero_missing(inputs, present, self.modalities)
+        h = jnp.concatenate([self.encoders[m](x[m], deterministic=deterministic, rngs=rngs)
+                             for m in self.modalities], -1)
+        h_prime, latents = self.imagination(h)
+        h_cycle, _ = self.backward_ae(h_prime)
+        imagined = imagine(h, h_prime, present, self.dims)
+        feats = latents if self.head_input == "latents" else imagined
+        logits = self.head(feats, deterministic=deterministic, rngs=rngs)
+        return {"h": h, "h_prime": h_prime, "h_cycle": h_cycle, "imagined": imagined,
+                "logits": logits}
+
+
+def _where_tree(cond, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+def start_student(params, model_state, first: jax.Array):
+    """Where ``first``: student encoders (params and BatchNorm statistics) := the teacher's."""
+    params = jax.tree.map(lambda x: x, params)
+    params["encoders"] = _where_tree(first, params["teacher"]["encoders"], params["encoders"])
+    if "encoders" in model_state:
+        model_state = jax.tree.map(lambda x: x, model_state)
+        model_state["encoders"] = _where_tree(first, model_state["teacher"]["encoders"],
+                                              model_state["encoders"])
+    return params, model_state
+
+
+def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
+    """MMIN on the Method contract; see the module docstring."""
+    mc = config.method
+    _check_common("mmin", mc, spec)
+    if mc.head_input not in HEAD_INPUTS:
+        raise UserError(f"method.head_input must be one of {', '.join(HEAD_INPUTS)}, "
+                        f"got {mc.head_input!r}")
+    if not 1 <= mc.teacher_steps < config.train.steps:
+        raise UserError(f"method.teacher_steps={mc.teacher_steps} must lie in [1, train.steps="
+                        f"{config.train.steps})")
+    dtype = compute_dtype(config.train.dtype)
+    model = NNXModel(lambda rngs: MminNet(spec, config.model, mc, dtype=dtype, rngs=rngs))
+    tx1 = make_optimizer(config.optim, mc.teacher_steps)
+    tx2 = make_optimizer(config.optim, config.train.steps - mc.teacher_steps)
+    mods = spec.modalities
+
+    def bind(params, model_state):
+        return nnx.merge(model.graphdef, params, model_state, copy=True)
+
+    def init(key: jax.Array, batch: Batch) -> TrainState:
+        del batch
+        init_key, state_key = jax.random.split(key)
+        params, model_state = model.init(init_key)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                          opt_state=(tx1.init(params), tx2.init(params)), key=state_key)
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        keys = step_keys(state, "dropout", "pattern")
+        batch = cast_inputs(batch, dtype)
+        phase1 = state.step < mc.teacher_steps
+        params, model_state = start_student(state.params, state.model_state,
+                                            state.step == mc.teacher_steps)
+        present, label = batch["present"], batch["label"]
+        rngs = lambda: nnx.Rngs(dropout=keys["dropout"])  # noqa: E731
+        zero = jnp.zeros((), jnp.float32)
+
+        def teacher_loss(p):
+            module, r = bind(p, model_state), rngs()
+            x = zero_missing(batch["inputs"], present, mods)
+            logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=r),
+                                         deterministic=False, rngs=r)
+            ce = losses.weighted_mean(losses.per_example(spec.task, logits, label),
+                                      present.all(-1))
+            return ce, (nnx.state(module, nnx.Not(nnx.Param)),
+                        {"ce_teacher": ce, "ce": zero, "mse_forward": zero, "cycle": zero})
+
+        def mmin_loss(p):
+            module = bind(p, model_state)
+            sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
+            out = module(batch["inputs"], sim, deterministic=False, rngs=rngs())
+            # Teacher representations of the missing modalities (released A_reverse etc.).
+            target = module.teacher.features(zero_missing(batch["inputs"], ~sim, mods),
+                                             deterministic=True)
+            weight = sim.any(-1)
+            ce = losses.weighted_mean(losses.per_example(spec.task, out["logits"], label), weight)
+            fwd = mse(out["h_prime"], jax.lax.stop_gradient(target), weight)
+            cyc = cycle_loss(out["h"], out["h_cycle"], weight)
+            loss = mc.ce_weight * ce + mc.mse_weight * fwd + mc.cycle_weight * cyc
+            return loss, (nnx.state(module, nnx.Not(nnx.Param)),
+                          {"ce_teacher": zero, "ce": ce, "mse_forward": fwd, "cycle": cyc})
+
+        def objective(p):
+            return jax.lax.cond(phase1, teacher_loss, mmin_loss, p)
+
+        (loss, (new_model_state, metrics)), grads = jax.value_and_grad(
+            objective, has_aux=True)(params)
+        s1, s2 = state.opt_state
+        u1, n1 = tx1.update(grads, s1, params)
+        u2, n2 = tx2.update(grads, s2, params)
+        updates = _where_tree(phase1, u1, u2)
+        # Stage 1 moves the teacher only; stage 2 everything but the (frozen) teacher.
+        teacher = jax.tree.map(lambda u: jnp.where(phase1, u, 0.0), updates["teacher"])
+        updates = jax.tree.map(lambda u: jnp.where(phase1, 0.0, u), updates)
+        updates["teacher"] = teacher
+        new_params = optax.apply_updates(params, updates)
+        new_state = state.replace(step=state.step + 1, params=new_params,
+                                  model_state=new_model_state,
+                                  opt_state=(_where_tree(phase1, n1, s1),
+                                             _where_tree(phase1, s2, n2)))
+        metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
+        return new_state, {"loss": loss, **metrics, **norms(grads, params)}
+
+    def predict(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        module = bind(state.params, state.model_state)
+        out = module(batch["inputs"], batch["present"], deterministic=True)
+        return out["logits"].astype(jnp.float32)
+
+    return Method(init=init, train_step=train_step, predict=predict)
+
+
+# ----------------------------------------------------------------------------------------------
+# CRA.
+# ----------------------------------------------------------------------------------------------
+
+
+class CraNet(nnx.Module):
+    """The input-space cascade (Tran et al. eq. 1) and the concat-fusion classifier."""
+
+    def __init__(self, spec: DatasetSpec, model: ModelConfig, mc: CraConfig, *, dtype=None,
+                 rngs: nnx.Rngs):
+        self.modalities = tuple(spec.modalities)
+        self.shapes = tuple(tuple(s) for s in spec.shapes)
+        self.dims = tuple(math.prod(s) for s in self.shapes)
+        self.cra = CascadedResidualAE(sum(self.dims), tuple(mc.ae_layers), mc.ae_blocks,
+                                      dtype=dtype, rngs=rngs)
+        self.net = MultimodalNet(spec, model, fusion="concat", dtype=dtype, rngs=rngs)
+
+    def impute(self, inputs: dict, present: jax.Array) -> tuple[jax.Array, jax.Array, dict]:
+        """``(x, x_hat, completed)``: flat true inputs, the cascade's output, and the inputs with
+        only the missing modalities replaced by ``stop_grad(x_hat)`` (present ones kept)."""
+        x = jnp.concatenate([inputs[m].reshape(inputs[m].shape[0], -1)
+                             for m in self.modalities], -1)
+        x_tilde = jnp.where(slot_mask(present, self.dims), x, 0.0)
+        x_hat, _ = self.cra(x_tilde)
+        done = imagine(x, jax.lax.stop_gradient(x_hat), present, self.dims)
+        parts = jnp.split(done, list(itertools.accumulate(self.dims))[:-1], -1)
+        completed = {m: part.reshape((-1, *shape))
+                     for m, part, shape in zip(self.modalities, parts, self.shapes)}
+        return x, x_hat, completed
+
+    def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
+                 rngs: nnx.Rngs | None = None):
+        """``(logits, x, x_hat)`` with the missing modalities imputed."""
+        x, x_hat, completed = self.impute(inputs, present)
+        logits, _ = self.net(completed, jnp.ones_like(present), deterministic=deterministic,
+                             rngs=rngs)
+        return logits, x, x_hat
+
+
+def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
+    """CRA imputation + concat fusion on the Method contract; see the module docstring."""
+    mc = config.method
+    _check_common("cra", mc, spec)
+    dtype = compute_dtype(config.train.dtype)
+    model = NNXModel(lambda rngs: CraNet(spec, config.model, mc, dtype=dtype, rngs=rngs))
+    tx = make_optimizer(config.optim, config.train.steps)
+    mods = spec.modalities
+
+    def init(key: jax.Array, batch: Batch) -> TrainState:
+        del batch
+        init_key, state_key = jax.random.split(key)
+        params, model_state = model.init(init_key)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                          opt_state=tx.init(params), key=state_key)
+
+    def objective(params, state: TrainState, batch: Batch, keys: dict):
+        present = batch["present"]
+        sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
+        # The true inputs of simulated-missing modalities are the targets; the network never
+        # reads them (``x_tilde`` zeroes them).
+        (logits, x, x_hat), model_state = model.apply(params, state.model_state,
+                                                      batch["inputs"], sim, train=True,
+                                                      key=keys["dropout"])
+        weight = sim.any(-1)
+        ce = losses.weighted_mean(losses.per_example(spec.task, logits, batch["label"]), weight)
+        # Tran et al. eq. (2): reconstruct the complete input (complete samples only).
+        rec = mse(x_hat, x, present.all(-1))
+        loss = ce + mc.mse_weight * rec
+        return loss, (model_state, {"ce": ce, "mse_rec": rec})
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        keys = step_keys(state, "dropout", "pattern")
+        batch = cast_inputs(batch, dtype)
+        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params, state, batch, keys)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
+                                  opt_state=opt_state)
+        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+
+    def predict(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        (logits, _, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                        batch["present"], train=False)
+        return logits.astype(jnp.float32)
+
+    return Method(init=init, train_step=train_step, predict=predict)
