@@ -1,6 +1,8 @@
 """Per-modality encoders: MLP for feature vectors, LeNet-5 for 28x28 digits, SMIL's sound CNN,
 MultiBench's spectrogram LeNet, and the sequence encoders of :mod:`mmjax.models.sequence`
-(``transformer``, ``lstm_maxpool``, ``textcnn``) for padded ``[T, D]`` modalities.
+(``transformer``, ``lstm_maxpool``, ``textcnn``) for padded ``[T, D]`` modalities, and SMIL's
+MM-IMDb / CMU-MOSI encoders of :mod:`mmjax.models.smil_encoders` (``fc``, ``mean_mlp3``,
+``lstm_last``).
 
 Every encoder maps one modality's batch ``[B, *shape]`` to features ``[B, out_dim]`` and exposes
 ``out_dim``. They are Flax NNX modules built eagerly; ``deterministic`` switches dropout off and
@@ -22,9 +24,11 @@ from flax import nnx
 
 from mmjax.errors import UserError
 from mmjax.models.sequence import AbstractSequenceEncoder, LSTMMaxPool, TextCNN, TransformerEncoder
+from mmjax.models.smil_encoders import FCEncoder, LSTMLast, MeanMLP3
 
-ENCODERS = ("mlp", "lenet5", "sound_cnn", "spec_lenet", "transformer", "lstm_maxpool", "textcnn")
-SEQUENCE_ENCODERS = ("transformer", "lstm_maxpool", "textcnn")
+ENCODERS = ("mlp", "lenet5", "sound_cnn", "spec_lenet", "transformer", "lstm_maxpool", "textcnn",
+            "fc", "mean_mlp3", "lstm_last")
+SEQUENCE_ENCODERS = ("transformer", "lstm_maxpool", "textcnn", "mean_mlp3", "lstm_last")
 
 
 class MLPEncoder(nnx.Module):
@@ -144,6 +148,8 @@ def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float,
     shape = tuple(shape)
     if name == "mlp":
         return MLPEncoder(shape, hidden, out_dim, dropout, dtype=dtype, rngs=rngs)
+    if name == "fc":
+        return FCEncoder(shape, out_dim, dropout, dtype=dtype, rngs=rngs)
     if name == "lenet5":
         if shape != (28, 28, 1):
             raise UserError(f"encoder lenet5 needs 28x28x1 inputs, got {shape}")
@@ -165,8 +171,9 @@ def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float,
 
 def _sequence_encoder(name: str, shape: tuple[int, ...], *, hidden: int, out_dim: int,
                       dropout: float, dtype, rngs: nnx.Rngs):
-    """``transformer``: RedCore's (3 layers, 8 heads, width ``hidden``); ``lstm_maxpool``: LSTM of
-    width ``out_dim``; ``textcnn``: widths 3/4/5 with ``hidden`` filters each."""
+    """``transformer``: RedCore's (3 layers, 8 heads, width ``hidden``); ``lstm_maxpool``,
+    ``lstm_last``: LSTM of width ``out_dim``; ``textcnn``: widths 3/4/5 with ``hidden`` filters
+    each; ``mean_mlp3``: three FC layers of width ``hidden``."""
     if len(shape) != 2:
         raise UserError(f"encoder {name} needs a padded sequence [T, D] per sample, got {shape}")
     if name == "transformer":
@@ -177,6 +184,10 @@ def _sequence_encoder(name: str, shape: tuple[int, ...], *, hidden: int, out_dim
                                   dropout=dropout, dtype=dtype, rngs=rngs)
     if name == "lstm_maxpool":
         return LSTMMaxPool(shape[1], out_dim, dtype=dtype, rngs=rngs)
+    if name == "lstm_last":
+        return LSTMLast(shape[1], out_dim, dtype=dtype, rngs=rngs)
+    if name == "mean_mlp3":
+        return MeanMLP3(shape[1], hidden, dropout, dtype=dtype, rngs=rngs)
     return TextCNN(shape[1], hidden, out_dim, dropout=dropout, dtype=dtype, rngs=rngs)
 
 
