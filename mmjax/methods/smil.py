@@ -32,8 +32,14 @@ inside the jitted step (``lax.cond``), so crossing a boundary never recompiles::
                (on); deterministic z (omega = E[omega], r = mu), as the released eval mode.
 
 Networks (f_theta, the "main network"): f1, f2 = encoders of x1, x2 (AV-MNIST: the released
-LeNet-5 -> 160 and sound CNN -> 320; vectors: MLPs), fusion g: concat -> fc1 -> ReLU -> fc2
-(480 -> 64 -> 10). The reconstruction network phi_c (eq. 2) maps f1(x1) to K prior weights; the
+LeNet-5 -> 160 and sound CNN -> 320; vectors: MLPs; MM-IMDb: one FC layer per modality, ``fc``;
+CMU-MOSI: three FC layers of width 16 on the time-averaged Facet frames, ``mean_mlp3``, and a
+one-layer LSTM on the GloVe words, ``lstm_last``; see mmjax/models/smil_encoders.py and
+configs/mmimdb/smil.py, configs/mosi/smil.py), fusion g: concat -> fc1 -> ReLU -> fc2
+(AV-MNIST 480 -> 64 -> 10). Sequence modalities are encoded with their valid lengths
+(``inputs["<m>_len"]``), which the paired memory keeps with the samples. The task loss is the
+dataset's (softmax CE; binary CE on multi-label MM-IMDb with positives weighted by
+``pos_weight``, 2.0 in the paper); "CE" below stands for it. The reconstruction network phi_c (eq. 2) maps f1(x1) to K prior weights; the
 regularisation network phi_r (eq. 3) perturbs the concatenated features (site 1, computed from
 f1(x1), as released) and the fc1 activations (site 2, computed from the concat); psi = {phi_c,
 phi_r}. Only theta is adapted in the inner loop (the modality-2 encoder is not on the D^m path,
@@ -81,12 +87,12 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 make_optimizer, norms, step_keys)
-from mmjax.models.encoders import default_encoder, make_encoder
+from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
 @frozen
@@ -117,6 +123,10 @@ class SmilConfig(MethodConfig):
       outer_incomplete_term: paper outer loss: add the D^m likelihood factor of eq. 5
         (CE of the meta-train pass at theta); False = Algorithm 1 line 10 literally (D^f only).
       memory_size: capacity of the paired memory (complete training samples kept).
+      pos_weight: multi-label tasks: weight w of the positive labels in the binary cross-entropy,
+        ``-(w y log s(x) + (1 - y) log(1 - s(x)))`` (``losses.per_example``); every task loss of
+        every phase uses it. 1.0 = unweighted; the paper uses 2.0 on MM-IMDb ("we follow previous
+        work (Vielzeuf et al. 2018) to add a weight of 2.0 on the positive label").
     """
 
     name: str = "smil"
@@ -139,6 +149,7 @@ class SmilConfig(MethodConfig):
     outer_loss: str = "paper"
     outer_incomplete_term: bool = True
     memory_size: int = 1024
+    pos_weight: float = 1.0
 
 
 # Parameters of psi = {phi_c, phi_r}; every other parameter belongs to the main network theta.
@@ -246,19 +257,22 @@ def fusion(net: SmilNet, mc: SmilConfig, h1, h2, noise: Noise | None, regularize
     return net.fc2(a), h, a, kl
 
 
-def forward(net: SmilNet, mc: SmilConfig, x1, x2, real2, priors, noise: Noise | None):
+def forward(net: SmilNet, mc: SmilConfig, x1, x2, real2, priors, noise: Noise | None,
+            len1=None, len2=None):
     """The main network on a batch, deterministic layers (dropout off, BatchNorm frozen).
 
     ``real2`` ``[B]``: 1 where x2 is used (reconstruction off), 0 where x2_hat replaces it;
-    ``x2=None`` reconstructs every sample. Returns ``(logits, h, a, kl [B])``.
+    ``x2=None`` reconstructs every sample. ``len1``, ``len2``: valid lengths of sequence
+    modalities (None otherwise). Returns ``(logits, h, a, kl [B])``.
     """
-    h1 = net.enc1(x1, deterministic=True)
+    h1 = encode(net.enc1, x1, len1, deterministic=True)
     h2_hat, kl_w = reconstruct(net, mc, h1, priors, None if noise is None else noise.omega)
     if x2 is None:
         h2, used = h2_hat, jnp.ones(h1.shape[:1], h1.dtype)
     else:
         real = real2.astype(h1.dtype)
-        h2 = real[:, None] * net.enc2(x2, deterministic=True) + (1.0 - real[:, None]) * h2_hat
+        h2 = (real[:, None] * encode(net.enc2, x2, len2, deterministic=True)
+              + (1.0 - real[:, None]) * h2_hat)
         used = 1.0 - real
     logits, h, a, kl = fusion(net, mc, h1, h2, noise)
     return logits, h, a, kl + used * kl_w
@@ -300,12 +314,25 @@ def theta_mask(params):
 # ----------------------------------------------------------------------------------------------
 
 
+class Memory(NamedTuple):
+    """A batch drawn from the paired memory; ``len1``/``len2``: sequence lengths (None for a
+    modality without them); ``weight`` 0 while the memory is empty."""
+
+    x1: jax.Array
+    len1: jax.Array | None
+    x2: jax.Array
+    len2: jax.Array | None
+    y: jax.Array
+    weight: jax.Array
+
+
 def _fingerprint(x1, x2, r1, r2):
     return x1.reshape(x1.shape[0], -1) @ r1 + x2.reshape(x2.shape[0], -1) @ r2
 
 
 def memory_insert(extra: dict, batch: Batch, modalities, r1, r2) -> dict:
-    """Writes the batch's complete samples not yet stored into the next free memory slots."""
+    """Writes the batch's complete samples not yet stored into the next free memory slots (with
+    their sequence lengths where the memory keeps them: ``extra["len1"]``, ``extra["len2"]``)."""
     m1, m2 = modalities
     x1, x2 = batch["inputs"][m1], batch["inputs"][m2]
     size = extra["fp"].shape[0]
@@ -317,7 +344,9 @@ def memory_insert(extra: dict, batch: Batch, modalities, r1, r2) -> dict:
     pos = extra["count"] + jnp.cumsum(new) - 1
     keep = new & (pos < size)
     slot = jnp.where(keep, pos, size)  # out-of-range slots are dropped
-    return {**extra,
+    lens = {f"len{i}": extra[f"len{i}"].at[slot].set(batch["inputs"][length_key(m)], mode="drop")
+            for i, m in ((1, m1), (2, m2)) if f"len{i}" in extra}
+    return {**extra, **lens,
             "x1": extra["x1"].at[slot].set(x1.astype(extra["x1"].dtype), mode="drop"),
             "x2": extra["x2"].at[slot].set(x2.astype(extra["x2"].dtype), mode="drop"),
             "y": extra["y"].at[slot].set(batch["label"], mode="drop"),
@@ -325,14 +354,17 @@ def memory_insert(extra: dict, batch: Batch, modalities, r1, r2) -> dict:
             "count": extra["count"] + keep.sum().astype(jnp.int32)}
 
 
-def memory_batch(extra: dict, key: jax.Array, batch_size: int):
-    """``(x1, x2, y, weight)``: ``batch_size`` samples drawn uniformly from the filled memory;
-    weight 0 while the memory is empty."""
+def memory_batch(extra: dict, key: jax.Array, batch_size: int, dtype=None) -> Memory:
+    """``batch_size`` samples drawn uniformly from the filled memory, inputs cast to ``dtype``
+    (None: float32)."""
     count = extra["count"]
     idx = jnp.minimum((jax.random.uniform(key, (batch_size,)) * jnp.maximum(count, 1))
                       .astype(jnp.int32), jnp.maximum(count - 1, 0))
     weight = jnp.broadcast_to(count > 0, (batch_size,))
-    return extra["x1"][idx], extra["x2"][idx], extra["y"][idx], weight
+    dtype = dtype or jnp.float32
+    lens = [extra[k][idx] if k in extra else None for k in ("len1", "len2")]
+    return Memory(extra["x1"][idx].astype(dtype), lens[0], extra["x2"][idx].astype(dtype),
+                  lens[1], extra["y"][idx], weight)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,6 +395,11 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
     for field in ("num_priors", "inner_steps", "mc_samples", "memory_size", "kmeans_iters"):
         if getattr(mc, field) <= 0:
             raise UserError(f"method.{field} must be positive, got {getattr(mc, field)}")
+    if not mc.pos_weight > 0:
+        raise UserError(f"method.pos_weight must be positive, got {mc.pos_weight}")
+    if mc.pos_weight != 1.0 and spec.task != "multilabel":
+        raise UserError(f"method.pos_weight weighs the positive labels of a multi-label task; "
+                        f"{spec.name} is {spec.task} (leave it at 1.0)")
     if mc.phase1_steps + mc.phase2_steps > config.train.steps:
         raise UserError(f"method.phase1_steps + phase2_steps = "
                         f"{mc.phase1_steps + mc.phase2_steps} exceeds train.steps="
@@ -391,7 +428,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return nnx.merge(model.graphdef, params, model_state, copy=True)
 
     def task_loss(logits, label, weight=None):
-        per = losses.per_example(spec.task, logits, label)
+        per = losses.per_example(spec.task, logits, label, mc.pos_weight)
         return per.mean() if weight is None else losses.weighted_mean(per, weight)
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
@@ -404,6 +441,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                  "y": jnp.zeros((p, *label.shape[1:]), label.dtype),
                  "fp": jnp.zeros((p,), jnp.float32), "count": jnp.zeros((), jnp.int32),
                  "priors": jnp.zeros((k, dims[1]), jnp.float32)}
+        for i, m in ((1, m1), (2, m2)):  # sequence modalities: their lengths are kept too
+            if length_key(m) in batch["inputs"]:
+                extra[f"len{i}"] = jnp.zeros((p,), jnp.int32)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                           opt_state=(tx1.init(params), tx2.init(params), tx3.init(params)),
                           key=state_key, extra=extra)
@@ -412,8 +452,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         """M from modality-2 features of every sample in the memory (eval-mode encoder)."""
         if mc.reconstruction == "direct":  # "w/o K-means" uses no priors
             return extra
-        feats = bind(params, model_state).enc2(extra["x2"].astype(dtype or jnp.float32),
-                                               deterministic=True).astype(jnp.float32)
+        feats = encode(bind(params, model_state).enc2, extra["x2"].astype(dtype or jnp.float32),
+                       extra.get("len2"), deterministic=True).astype(jnp.float32)
         weights = (jnp.arange(feats.shape[0]) < extra["count"]).astype(jnp.float32)
         if mc.priors == "kmeans":
             priors = smil_priors.kmeans(key, feats, weights, k, mc.kmeans_iters)
@@ -424,18 +464,19 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     def pretrain(state: TrainState, batch: Batch, mem, keys) -> tuple[TrainState, dict]:
         """Phases 1 and 2 (selected arithmetically; both are cheap next to a meta step)."""
         phase1 = state.step < mc.phase1_steps
-        mx1, mx2, my, mw = mem
 
         def objective(params):
             net = bind(params, state.model_state)
             rngs = nnx.Rngs(dropout=keys["dropout"])
-            h1 = net.enc1(batch["inputs"][m1], deterministic=False, rngs=rngs)
+            h1 = encode(net.enc1, batch["inputs"][m1], batch["inputs"].get(length_key(m1)),
+                        deterministic=False, rngs=rngs)
             l_img = task_loss(net.head1(h1), batch["label"], batch["present"][:, 0])
-            h1m = net.enc1(mx1, deterministic=False, rngs=rngs)
-            h2m = net.enc2(mx2, deterministic=False, rngs=rngs)  # BatchNorm: complete samples
-            l_snd = task_loss(net.head2(h2m), my, mw)
+            h1m = encode(net.enc1, mem.x1, mem.len1, deterministic=False, rngs=rngs)
+            # BatchNorm (sound CNN): batch statistics of complete samples only
+            h2m = encode(net.enc2, mem.x2, mem.len2, deterministic=False, rngs=rngs)
+            l_snd = task_loss(net.head2(h2m), mem.y, mem.weight)
             logits, _, _, _ = fusion(net, mc, h1m, h2m, None, regularize_on=False)
-            l_fus = task_loss(logits, my, mw)
+            l_fus = task_loss(logits, mem.y, mem.weight)
             loss = jnp.where(phase1, l_img + l_snd, l_fus)
             metrics = {"loss_pre_image": l_img, "loss_pre_audio": l_snd,
                        "loss_pre_fusion": l_fus}
@@ -455,9 +496,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                        **norms(grads, state.params))
         return new, metrics
 
-    def meta_objective(params, model_state, priors, x1, y, mem, keys, first_order):
+    def meta_objective(params, model_state, priors, x1, len1, y, mem: Memory, keys, first_order):
         """The outer loss of one meta-update (eq. 4-7, Algorithm 1) and its parts."""
-        mx1, mx2, my, mw = mem
+        mx1, mx2, my, mw = mem.x1, mem.x2, mem.y, mem.weight
         meta_step = jnp.maximum(jnp.asarray(keys["meta_step"]), 0)
         decay = (0.1 ** (meta_step // mc.inner_lr_decay_every) if mc.inner_lr_decay_every
                  else 1.0)
@@ -469,7 +510,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         def inner_loss(p, key):  # D^m: modality 2 reconstructed for every sample
             logits, _, _, kl = forward(bind(p, model_state), mc, x1, None, None, priors,
-                                       noise(key, b))
+                                       noise(key, b), len1)
             return task_loss(logits, y), kl.mean()
 
         theta_star, (inner_losses, inner_kls) = adapt(
@@ -481,7 +522,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             outer, kl_f = 0.0, 0.0
             for key in jax.random.split(keys["outer"], mc.mc_samples):  # eq. 7, L samples
                 logits, _, _, kl = forward(net_star, mc, mx1, mx2, ones, priors,
-                                           noise(key, mw.shape[0]))
+                                           noise(key, mw.shape[0]), mem.len1, mem.len2)
                 outer = outer + task_loss(logits, my, mw) / mc.mc_samples
                 kl_f = kl_f + losses.weighted_mean(kl, mw) / mc.mc_samples
             kl_total = inner_kls[0] + kl_f
@@ -489,8 +530,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             if mc.outer_incomplete_term:
                 total = total + inner_losses[0]
         else:  # released: meta-train loss + image-only D^f pass + feature matching
-            clean, h_c, a_c, _ = forward(net_star, mc, mx1, mx2, ones, priors, None)
-            noised, h_n, a_n, _ = forward(net_star, mc, mx1, None, None, priors, None)
+            clean, h_c, a_c, _ = forward(net_star, mc, mx1, mx2, ones, priors, None, mem.len1,
+                                         mem.len2)
+            noised, h_n, a_n, _ = forward(net_star, mc, mx1, None, None, priors, None, mem.len1)
             outer = task_loss(noised, my, mw)
             wf = mw.astype(jnp.float32)[:, None]
             match = (0.01 * ((h_c - h_n) ** 2 * wf).sum() / jnp.maximum(wf.sum() * h_c.shape[1], 1)
@@ -505,7 +547,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         keys = {**keys, "meta_step": state.step - meta_start}
         (loss, metrics), grads = jax.value_and_grad(meta_objective, has_aux=True)(
             state.params, state.model_state, state.extra["priors"], batch["inputs"][m1],
-            batch["label"], mem, keys, mc.first_order)
+            batch["inputs"].get(length_key(m1)), batch["label"], mem, keys, mc.first_order)
         s1, s2, s3 = state.opt_state
         updates, n3 = tx3.update(grads, s3, state.params)
         new = state.replace(params=optax.apply_updates(state.params, updates),
@@ -523,9 +565,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                              lambda e, *_: e, extra, state.params, state.model_state,
                              jax.random.fold_in(state.key, 7))  # priors key: fixed per seed
         state = state.replace(extra=extra)
-        mem = memory_batch(extra, keys["memory"], batch_size)
-        mem = (mem[0].astype(dtype or jnp.float32), mem[1].astype(dtype or jnp.float32),
-               mem[2], mem[3])
+        mem = memory_batch(extra, keys["memory"], batch_size, dtype)
         new, metrics = jax.lax.cond(state.step >= meta_start, meta, pretrain, state, batch,
                                     mem, keys)
         metrics["memory"] = extra["count"].astype(jnp.float32)
@@ -535,8 +575,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
         net = bind(state.params, state.model_state)
-        logits, _, _, _ = forward(net, mc, batch["inputs"][m1], batch["inputs"][m2],
-                                  batch["present"][:, 1], state.extra["priors"], None)
+        inputs = batch["inputs"]
+        logits, _, _, _ = forward(net, mc, inputs[m1], inputs[m2], batch["present"][:, 1],
+                                  state.extra["priors"], None, inputs.get(length_key(m1)),
+                                  inputs.get(length_key(m2)))
         return logits.astype(jnp.float32)
 
     return Method(init=init, train_step=train_step, predict=predict)
