@@ -29,6 +29,9 @@ AV_MLA600=("${AV_FAST[@]}" --set train.steps=600 --set optim.decay_steps=450)
 train() {  # name config [--set ...]
   local name=$1 config=$2; shift 2
   if [[ -f $OUT/$name/eval.json ]]; then echo "skip $name"; return; fi
+  # STOP_AFTER=HHMM (UTC): start no new training after that time (a shared machine's deadline).
+  if [[ -n ${STOP_AFTER:-} && $(date -u +%H%M) > $STOP_AFTER ]]; then
+    echo "not started: $name (after $STOP_AFTER UTC)"; return; fi
   rm -rf "$OUT/$name"
   echo "== $name ($(date -u +%H:%M:%S))"
   "$MMJAX" train --config "$config" --workdir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1
@@ -80,6 +83,7 @@ t2_mfeat() {  # Table 2: the same entry-wise missing rate (at least one view kep
     for m in qmf mla; do train mfeat_${m}_miss$r configs/mfeat/$m.py "${miss[@]}"; done
     for m in concat late qmf mla; do
       local w=$OUT/mfeat_${m}_miss$r
+      [[ -f $w/eval.json ]] || continue
       [[ -f $w/eval_missing_rate.json ]] || "$MMJAX" eval --workdir "$w" --protocol missing-rate \
         --set "eval.missing_rates=[$r]" > "$w/eval_missing_rate.log" 2>&1
     done
@@ -90,11 +94,14 @@ t2_av() {  # Table 2 on AV-MNIST-offline. With M = 2 and at least one modality p
   # entry-wise rate saturates at 1/2 (the sampler clips larger rates to 0.5: one modality each).
   for r in ${RATES_AV:-0.1 0.3 0.5 0.2 0.4}; do
     local miss=(--set missing.protocol=at_least_one --set missing.rate=$r)
-    for m in concat late; do train av_${m}_miss$r configs/avmnist_offline/$m.py "${AV_BASE[@]}" "${miss[@]}"; done
-    train av_qmf_miss$r configs/avmnist_offline/qmf.py "${AV_FAST[@]}" "${miss[@]}"
+    # MLA first: on a deadline the later runs of the last rate are the ones left out.
     train av_mla_miss$r configs/avmnist_offline/mla.py "${AV_MLA[@]}" "${miss[@]}"
+    train av_late_miss$r configs/avmnist_offline/late.py "${AV_BASE[@]}" "${miss[@]}"
+    train av_qmf_miss$r configs/avmnist_offline/qmf.py "${AV_FAST[@]}" "${miss[@]}"
+    train av_concat_miss$r configs/avmnist_offline/concat.py "${AV_BASE[@]}" "${miss[@]}"
     for m in concat late qmf mla; do
       local w=$OUT/av_${m}_miss$r
+      [[ -f $w/eval.json ]] || continue
       [[ -f $w/eval_missing_rate.json ]] || "$MMJAX" eval --workdir "$w" --protocol missing-rate \
         --set "eval.missing_rates=[$r]" > "$w/eval_missing_rate.log" 2>&1
     done
