@@ -8,12 +8,13 @@ from flax import nnx
 
 from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
-from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import film
 from mmjax.methods.film import FilmConfig
 
-SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
+from toy import TOY_SPEC, random_batch
+
+SPEC = TOY_SPEC
 
 
 def _config(condition="c"):
@@ -23,11 +24,7 @@ def _config(condition="c"):
 
 
 def _batch(key, n=6):
-    keys = jax.random.split(key, 4)
-    inputs = {m: jax.random.normal(k, (n, *s)) for m, s, k in zip(SPEC.modalities, SPEC.shapes,
-                                                                   keys)}
-    return {"inputs": inputs, "present": jnp.ones((n, 3), bool),
-            "label": jax.random.randint(keys[-1], (n,), 0, 3)}
+    return random_batch(key, n=n)
 
 
 def _module(state, condition="c"):

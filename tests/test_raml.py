@@ -9,20 +9,15 @@ from flax import nnx
 from mmjax import losses, methods
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data import missing
-from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import raml
 from mmjax.methods.raml import RamlConfig
 
-SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
+from toy import TOY_SPEC, random_batch
+
+SPEC = TOY_SPEC
 
 
-def _batch(key, spec=SPEC, n=8):
-    keys = jax.random.split(key, len(spec.modalities) + 1)
-    inputs = {m: jax.random.normal(k, (n, *s)) for m, s, k in zip(spec.modalities, spec.shapes,
-                                                                   keys)}
-    return {"inputs": inputs, "present": jnp.ones((n, spec.num_modalities), bool),
-            "label": jax.random.randint(keys[-1], (n,), 0, spec.num_classes)}
 
 
 def _config(steps=10, **method):
@@ -102,7 +97,7 @@ def test_training_loss_is_algorithm_1_over_every_zero_filled_pattern(key):
     pinned near -40 (sigma ~ 2e-9) so the reparameterised samples equal the means."""
     config = _config(lambda_unimodal=0.7, lambda_sparsity=0.3)
     method = methods.make(config, SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     state = method.init(jax.random.key(1), batch)
     params = jax.tree_util.tree_map_with_path(
         lambda p, x: x - 40.0 if "logvar_heads" in jax.tree_util.keystr(p)
@@ -119,7 +114,7 @@ def test_training_loss_is_algorithm_1_over_every_zero_filled_pattern(key):
 def test_unimodal_loss_present_only_drops_the_zero_input_terms(key):
     """``unimodal_loss="present"`` counts only kept modalities: over the 7 patterns each modality
     is kept in 4, so the sum is 4/7 of the all-kept sum; ``"all"`` adds the zero-input terms."""
-    batch = _batch(key)
+    batch = random_batch(key)
     results = {}
     for mode in ("all", "present"):
         config = _config(unimodal_loss=mode)
@@ -147,7 +142,7 @@ def test_predict_ignores_absent_inputs_and_one_modality_predicts_from_its_mean(k
     f(mu_b) (eq. 4 then eq. 5)."""
     config = _config()
     method = methods.make(config, SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     state = method.init(jax.random.key(1), batch)
     present = batch["present"].at[:, 0].set(False).at[:, 2].set(False)
     one = {**batch, "present": present}
@@ -162,7 +157,7 @@ def test_predict_ignores_absent_inputs_and_one_modality_predicts_from_its_mean(k
 def test_weighting_ablations_of_table_v(key):
     """identical: 1/|present| everywhere; fixed: one weight per (modality, element) shared by
     all samples, normalised over the present modalities; adaptive: varies across samples."""
-    batch = _batch(key)
+    batch = random_batch(key)
     present = batch["present"].at[:3, 1].set(False)
     batch = {**batch, "present": present}
     weights = {}
@@ -188,7 +183,7 @@ def test_separate_predictors_have_one_head_per_modality_and_one_fused(key):
     """Figure 4's ablation: shared_predictor=False builds {fused, a, b, c}; the default one."""
     for shared, keys in ((True, {"shared"}), (False, {"fused", "a", "b", "c"})):
         config = _config(shared_predictor=shared)
-        state = methods.make(config, SPEC).init(jax.random.key(1), _batch(key))
+        state = methods.make(config, SPEC).init(jax.random.key(1), random_batch(key))
         assert set(state.params["predictors"].keys()) == keys
 
 
@@ -196,7 +191,7 @@ def test_no_recompilation_across_missing_patterns(key):
     """One compiled train_step and predict serve every present mask."""
     for augment in raml.AUGMENTS:
         method = methods.make(_config(augment=augment, num_patterns=2), SPEC)
-        batch = _batch(key)
+        batch = random_batch(key)
         state = method.init(jax.random.key(1), batch)
         step, predict = jax.jit(method.train_step), jax.jit(method.predict)
         for mask in missing.all_subsets(SPEC.modalities)[1]:
@@ -223,7 +218,7 @@ def test_training_reduces_the_loss_and_learns_a_separable_toy_task(key):
     config = _config(steps=50)
     method = methods.make(config, SPEC)
     n = 64
-    batch = _batch(key, n=n)
+    batch = random_batch(key, n=n)
     label = (batch["inputs"]["a"][:, 0] > 0).astype(jnp.int32)
     batch = {**batch, "label": label}
     state = method.init(jax.random.key(1), batch)

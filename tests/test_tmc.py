@@ -10,12 +10,13 @@ import scipy.stats
 
 from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
-from mmjax.data.base import DatasetSpec
 from mmjax.methods import tmc
 from mmjax.methods.base import NNXModel
 from mmjax.methods.tmc import EtmcConfig, TmcConfig
 
-SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
+from toy import TOY_SPEC, random_batch
+
+SPEC = TOY_SPEC
 
 
 def _config(method, steps=10):
@@ -24,11 +25,7 @@ def _config(method, steps=10):
 
 
 def _batch(key, n=6):
-    keys = jax.random.split(key, 4)
-    inputs = {m: jax.random.normal(k, (n, *s)) for m, s, k in zip(SPEC.modalities, SPEC.shapes,
-                                                                   keys)}
-    return {"inputs": inputs, "present": jnp.ones((n, 3), bool),
-            "label": jax.random.randint(keys[-1], (n,), 0, 3)}
+    return random_batch(key, n=n)
 
 
 def test_dempster_combination_of_two_opinions_by_hand():

@@ -17,15 +17,11 @@ from mmjax.methods.base import step_keys
 from mmjax.methods.missing_detection import MissingDetectionConfig
 from mmjax.methods.ume_mma import UmeMmaConfig
 
-SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
+from toy import TOY_SPEC, random_batch
+
+SPEC = TOY_SPEC
 
 
-def _batch(key, spec=SPEC, n=8):
-    keys = jax.random.split(key, len(spec.modalities) + 1)
-    inputs = {m: jax.random.normal(k, (n, *s)) for m, s, k in zip(spec.modalities, spec.shapes,
-                                                                   keys)}
-    return {"inputs": inputs, "present": jnp.ones((n, spec.num_modalities), bool),
-            "label": jax.random.randint(keys[-1], (n,), 0, spec.num_classes)}
 
 
 def _config(method, steps=10, lr=1e-3):
@@ -43,7 +39,7 @@ def _unimodal_output(method_config, state, modality, x):
 def test_ensemble_is_the_mean_of_all_unimodal_outputs_whatever_present_says(key):
     """predict = (1/M) sum_m g_m(f_m(x_m)); the present mask is never read."""
     method = methods.make(_config(UmeMmaConfig(phase1_steps=5)), SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     state = method.init(jax.random.key(1), batch)
     expected = sum(_unimodal_output(UmeMmaConfig(phase1_steps=5), state, m, batch["inputs"][m])
                    for m in SPEC.modalities) / 3
@@ -56,7 +52,7 @@ def test_a_zeroed_modality_contributes_its_zero_input_output(key):
     """Modality b missing (zero input): out = (g_a(f_a(x_a)) + g_b(f_b(0)) + g_c(f_c(x_c))) / 3,
     not the mean over the present modalities (the model is unaware which one is missing)."""
     method = methods.make(_config(UmeMmaConfig(phase1_steps=5)), SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     batch["present"] = batch["present"].at[:, 1].set(False)
     batch["inputs"]["b"] = jnp.zeros_like(batch["inputs"]["b"])
     state = method.init(jax.random.key(1), batch)
@@ -75,7 +71,7 @@ def test_augmentation_never_drops_all_and_hits_its_rate(num_modalities, p):
     n = 20000
     spec = DatasetSpec("toy", ("a", "b", "c")[:num_modalities], ((2,),) * num_modalities,
                        "classification", 3)
-    batch = _batch(jax.random.key(0), spec, n)
+    batch = random_batch(jax.random.key(0), spec, n)
     out = ume_mma.augment_batch(batch, jax.random.key(1), p, spec.modalities)
     present = np.asarray(out["present"])
     assert present.any(1).all()
@@ -101,7 +97,7 @@ def test_phase_one_trains_each_unimodal_model_alone_on_its_present_samples(key):
     """Phase 1: modality a's update ignores the other modalities' inputs and the labels of the
     samples that miss a (the same change does move modality b's update)."""
     method = methods.make(_config(UmeMmaConfig(phase1_steps=5)), SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     batch["present"] = batch["present"].at[:3, 0].set(False)
     batch["inputs"]["a"] = batch["inputs"]["a"].at[:3].set(0.0)
     state = method.init(jax.random.key(1), batch)
@@ -135,7 +131,7 @@ def test_phase_two_starts_from_the_phase_one_result_with_a_fresh_optimiser(key):
     mc = UmeMmaConfig(phase1_steps=phase1, phase2_lr=lr2)
     config = _config(mc, lr=1e-2)
     method = methods.make(config, SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     state = init = method.init(jax.random.key(1), batch)
     step = jax.jit(method.train_step)
     for _ in range(phase1):
@@ -168,7 +164,7 @@ def test_frozen_encoders_stay_bit_identical_through_phase_two(key):
     equal the phase-1 result bit for bit; the heads still train."""
     spec = DatasetSpec("toy", ("a", "b"), ((20, 20, 1), (5,)), "classification", 3)
     method = methods.make(_config(UmeMmaConfig(phase1_steps=2, freeze_encoders=True)), spec)
-    batch = _batch(key, spec)
+    batch = random_batch(key, spec)
     state = method.init(jax.random.key(1), batch)
     step = jax.jit(method.train_step)
     for _ in range(2):
@@ -194,7 +190,7 @@ def test_frozen_encoders_stay_bit_identical_through_phase_two(key):
 
 def test_naive_is_ume_mma_without_pretraining_or_augmentation(key):
     """Two steps of the naive baseline equal two steps of ume_mma(pretrain=False, augment=False)."""
-    batch = _batch(key)
+    batch = random_batch(key)
     batch["present"] = batch["present"].at[:2, 0].set(False)
     batch["inputs"]["a"] = batch["inputs"]["a"].at[:2].set(0.0)  # the batch contract
     states = []
@@ -232,7 +228,7 @@ def test_missing_detection_targets_the_missing_class_where_a_modality_is_absent(
     """Training: head m's target is the label where m is present, class C where it is not."""
     mc = MissingDetectionConfig(dropout_p=0.0)
     method = methods.make(_config(mc), SPEC)
-    batch = _batch(key)
+    batch = random_batch(key)
     batch["present"] = batch["present"].at[:3, 0].set(False)
     batch["inputs"]["a"] = batch["inputs"]["a"].at[:3].set(0.0)
     state = method.init(jax.random.key(1), batch)

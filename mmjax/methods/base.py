@@ -87,6 +87,26 @@ class NNXModel:
         return out, nnx.state(module, nnx.Not(nnx.Param))
 
 
+def init_state(model: NNXModel, key: jax.Array, opt_init: Callable, extra: Any = None
+               ) -> TrainState:
+    """The step-0 state of one replica: parameters from one half of ``key`` (the other half is
+    kept as the replica's root key, into which every step folds its number), ``opt_init(params)``
+    as the optimiser state, and the method's ``extra``."""
+    init_key, state_key = jax.random.split(key)
+    params, model_state = model.init(init_key)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                      opt_state=opt_init(params), key=state_key, extra=extra)
+
+
+def apply_gradients(state: TrainState, tx: optax.GradientTransformation, grads,
+                    **changes) -> TrainState:
+    """``state`` after one ``tx`` update of its parameters with ``grads``: the step advances by
+    one and ``changes`` (``model_state=``, ``extra=``) replace those fields."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                         opt_state=opt_state, **changes)
+
+
 def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
     """The optax transformation an ``OptimConfig`` describes (clip -> decay -> optimiser)."""
     lr = config.lr

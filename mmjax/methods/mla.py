@@ -68,7 +68,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, step_keys)
 from mmjax.models.encoders import default_encoder, make_encoder
 
 
@@ -363,10 +363,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch  # shapes come from the spec
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key)
+        return init_state(model, key, tx.init)
 
     def branch(c: int):
         m = modalities[c]

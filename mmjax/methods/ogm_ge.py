@@ -34,15 +34,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.methods.mla import ProjectedEncoders, encoder_modality
 
 
@@ -141,10 +140,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key)
+        return init_state(model, key, tx.init)
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "noise")
@@ -165,10 +161,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         k = jnp.where(active, k, 1.0)
         modulated = modulate(grads, k, modalities, keys["noise"] if mc.ge else None)
         grads = jax.tree.map(lambda a, b: jnp.where(active, a, b), modulated, grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state)
+        new_state = apply_gradients(state, tx, grads, model_state=model_state)
         metrics = {"loss": loss, **norms(grads, state.params)}
         for c, m in enumerate(modalities):
             metrics[f"coeff_{m}"] = k[c]

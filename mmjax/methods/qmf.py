@@ -37,15 +37,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.methods.mla import ProjectedEncoders
 
 
@@ -163,11 +162,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
         history = jnp.zeros((len(modalities), mc.history_size), jnp.float32)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key, extra={"history": history})
+        return init_state(model, key, tx.init, extra={"history": history})
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout")
@@ -202,10 +198,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         (loss, (model_state, metrics, new_history)), grads = jax.value_and_grad(
             objective, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state, extra={"history": new_history})
+        new_state = apply_gradients(state, tx, grads, model_state=model_state, extra={"history": new_history})
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:

@@ -61,7 +61,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from mmjax import losses
@@ -69,8 +68,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead
 
@@ -312,10 +311,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch  # shapes come from the spec
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key)
+        return init_state(model, key, tx.init)
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "rho", "rho0", "patterns")
@@ -383,10 +379,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state)
+        new_state = apply_gradients(state, tx, grads, model_state=model_state)
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 
     inspect = make_inspect(config, spec)

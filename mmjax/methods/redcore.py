@@ -60,15 +60,14 @@ import math
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.methods.redcore_projection import (PROJECTIONS, check_constraints, moving_average,
                                               relative_advantage, update_eta)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
@@ -296,11 +295,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch  # shapes come from the spec
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
         extra = {"eta": initial_eta(mc, num), "mal": jnp.zeros((num,), jnp.float32)}
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key, extra=extra)
+        return init_state(model, key, tx.init, extra=extra)
 
     def objective(params, state: TrainState, batch: Batch, keys: dict):
         out, model_state = model.apply(params, state.model_state, batch["inputs"],
@@ -334,10 +330,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         batch = cast_inputs(batch, dtype)
         (loss, (model_state, extra, metrics)), grads = jax.value_and_grad(
             objective, has_aux=True)(state.params, state, batch, keys)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state, extra=extra)
+        new_state = apply_gradients(state, tx, grads, model_state=model_state, extra=extra)
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:

@@ -58,7 +58,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, step_keys)
 from mmjax.methods.baselines import augment_batch, check_dropout, fused_loss, make_supervised
 from mmjax.models.fusion import MultimodalNet
 
@@ -148,10 +148,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch  # shapes come from the spec
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=(tx1.init(params), tx2.init(params)), key=state_key)
+        return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "prepare", "dropout")
