@@ -1,8 +1,9 @@
 """RedCore on IEMOCAP (4 classes, MMIN's features): Transformer self-modal encoders for audio, video
 and text, VIB Gaussian heads, residual cross-modal encoders, relative-advantage regulation of eta.
 
-IEMOCAP in MMIN's feature layout (ComParE 130-d audio frames, DenseFace 342-d video frames, BERT-large
-1024-d tokens, padded per modality with the lengths in ``inputs["<m>_len"]``); prepare it once with
+IEMOCAP in MMIN's feature layout (ComParE 130-d audio frames, DenseFace 342-d video frames,
+BERT-large 1024-d tokens, padded per modality with the lengths in ``inputs["<m>_len"]``); prepare
+it once with
   mmjax data prepare iemocap --from PATH/IEMOCAP_features_2021
 
 Command (fold 1; the paper's imbalanced rates (A, V, L) = (0.2, 0.5, 0.8) of its Table 1):

@@ -1,6 +1,6 @@
-"""RAML on CMU-MOSI (variant ``mosei``: CMU-MOSEI, the paper's dataset) from MMSA's aligned pickle:
-one-layer LSTM + max-pool encoders for audio, video and text, Gaussian heads, precision-weighted fusion,
-trained on every missing pattern.
+"""RAML on CMU-MOSI (variant ``mosei``: CMU-MOSEI, the paper's dataset) from MMSA's aligned
+pickle: one-layer LSTM + max-pool encoders for audio, video and text, Gaussian heads,
+precision-weighted fusion, trained on every missing pattern.
 
 The data: MMSA's ``aligned_50.pkl`` (BERT 768-d text; audio 5-d (MOSI) / COVAREP 74-d (MOSEI);
 video 20-d / Facet 35-d; 50 aligned steps, lengths in ``inputs["<m>_len"]``); prepare it once with

@@ -1,4 +1,4 @@
-"""Encoders for padded sequence modalities: RedCore's Transformer, RAML's LSTM + max-pool and TextCNN.
+"""Encoders for padded sequence modalities: RedCore's Transformer, RAML's LSTM max-pool, TextCNN.
 
 A sequence modality arrives as ``x: [B, T, D]`` with each sample's valid steps first and zeros
 after, its valid lengths in the batch as ``inputs[m + "_len"]`` (int32 ``[B]``; see
@@ -150,7 +150,7 @@ class TransformerEncoder(AbstractSequenceEncoder):
 
 
 class LSTMMaxPool(AbstractSequenceEncoder):
-    """One-layer LSTM of width ``out_dim``, max-pooled over the valid steps: ``[B, T, D] -> [B, out_dim]``.
+    """A one-layer LSTM (width ``H = out_dim``) max-pooled over valid steps: ``[B, T, D] -> [B, H]``
 
     ``out[b] = max_{t < L_b} h_t`` element-wise, where ``h_t`` are the outputs of
     ``nnx.OptimizedLSTMCell`` run from a zero state (causal, so steps past ``L_b`` never reach
