@@ -1,14 +1,15 @@
-"""CRA imputation (cascaded residual autoencoder, Tran et al. 2017) + concat fusion on AV-MNIST-offline,
-(image + audio), complete training data with simulated missing patterns (every non-empty, non-full
-pattern of the two modalities drawn per sample, as MMIN trains); 600 steps.
+"""CRA imputation (cascaded residual autoencoder, Tran et al. 2017) + concat fusion on
+AV-MNIST-offline: complete training data with simulated missing patterns (each sample drawn with
+image only or audio only, as MMIN trains); 600 steps.
 
 Command:
   mmjax train --config configs/avmnist_offline/cra.py --workdir runs/avmnist_offline_cra
 
-Widths as MMIN's released CRA (256-128-64, 5 blocks) on the 1,184 concatenated input values (784 pixels + 20x20 MFCC).
+Widths as MMIN's released CRA (256-128-64, 5 blocks), on the 1,184 concatenated input values
+(784 pixels and the 20x20 MFCC).
 
-Expected (test accuracy, mean ± std of 3 seeds, measured by the experiments/baselines/README.md
-command): see MEASURED below.
+Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA"):
+not measured yet.
 """
 
 from mmjax.methods.mmin import CraConfig

@@ -1,6 +1,6 @@
-"""MMIN (missing modality imagination network) on AV-MNIST-offline (image + audio), complete training
-data with simulated missing patterns: 200 steps training the full-modality teacher, then 600
-steps of MMIN (every non-empty, non-full pattern of the two modalities (image only, audio only) drawn per sample).
+"""MMIN (missing modality imagination network) on AV-MNIST-offline: complete training data with
+simulated missing patterns. 200 steps train the full-modality teacher (LeNet-5 + sound CNN), then
+600 steps train MMIN, each sample drawn with image only or audio only.
 
 Command:
   mmjax train --config configs/avmnist_offline/mmin.py --workdir runs/avmnist_offline_mmin
@@ -9,8 +9,8 @@ Released defaults (scripts/CAP_mmin.sh): CRA widths 256-128-64, 5 blocks, loss w
 forward imagination 4, cycle 2; classifier on the CRA latents. --set method.head_input=imagined
 classifies the joint representation with only the missing modality imagined.
 
-Expected (test accuracy, mean ± std of 3 seeds, measured by the experiments/baselines/README.md
-command): see MEASURED below.
+Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA"):
+not measured yet.
 """
 
 import dataclasses
@@ -25,7 +25,8 @@ TEACHER_STEPS, MMIN_STEPS = 200, 600
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 60 steps)."""
     quick = arg == "quick"
-    config = experiment("avmnist_offline", MminConfig(teacher_steps=40 if quick else TEACHER_STEPS), arg)
+    method = MminConfig(teacher_steps=40 if quick else TEACHER_STEPS)
+    config = experiment("avmnist_offline", method, arg)
     if quick:
         return config
     train = dataclasses.replace(config.train, steps=TEACHER_STEPS + MMIN_STEPS)

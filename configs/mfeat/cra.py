@@ -1,14 +1,14 @@
 """CRA imputation (cascaded residual autoencoder, Tran et al. 2017) + concat fusion on UCI mfeat,
-all six views, complete training data with simulated missing patterns (every non-empty, non-full
-pattern of the six views drawn per sample, as MMIN trains); 1000 steps.
+all six views: complete training data with simulated missing patterns (each sample drawn with
+one of the 62 non-empty, non-full patterns of the six views, as MMIN trains); 1000 steps.
 
 Command:
   mmjax train --config configs/mfeat/cra.py --workdir runs/mfeat_cra
 
-Widths as MMIN's released CRA (256-128-64, 5 blocks) on the 649 concatenated input features.
+Widths as MMIN's released CRA (256-128-64, 5 blocks), on the 649 concatenated input features.
 
-Expected (test accuracy, mean ± std of 3 seeds, measured by the experiments/baselines/README.md
-command): see MEASURED below.
+Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA"):
+all six views 0.987 ± 0.003, average over the 63 view subsets 0.959 ± 0.002.
 """
 
 from mmjax.methods.mmin import CraConfig

@@ -1,6 +1,6 @@
-"""MMIN (missing modality imagination network) on UCI mfeat, all six views, complete training
-data with simulated missing patterns: 300 steps training the full-modality teacher, then 1000
-steps of MMIN (every non-empty, non-full pattern of the six views drawn per sample).
+"""MMIN (missing modality imagination network) on UCI mfeat, all six views: complete training
+data with simulated missing patterns. 300 steps train the full-modality teacher, then 1000 steps
+train MMIN, each sample drawn with one of the 62 non-empty, non-full patterns of the six views.
 
 Command:
   mmjax train --config configs/mfeat/mmin.py --workdir runs/mfeat_mmin
@@ -9,8 +9,8 @@ Released defaults (scripts/CAP_mmin.sh): CRA widths 256-128-64, 5 blocks, loss w
 forward imagination 4, cycle 2; classifier on the CRA latents. --set method.head_input=imagined
 classifies the joint representation with only the missing views imagined.
 
-Expected (test accuracy, mean ± std of 3 seeds, measured by the experiments/baselines/README.md
-command): see MEASURED below.
+Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA"):
+all six views 0.984 ± 0.001, average over the 63 view subsets 0.961 ± 0.001.
 """
 
 import dataclasses

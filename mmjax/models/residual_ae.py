@@ -59,7 +59,7 @@ class CascadedResidualAE(nnx.Module):
         self.latent_act = latent_act
 
     def cascade(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(x_hat, latents)``: x_hat = x + sum_k dZ_k (eq. 1), latents ``[B, blocks * layers[-1]]``.
+        """``(x_hat, latents)``: x_hat = x + sum_k dZ_k (eq. 1), latents ``[B, B * layers[-1]]``.
 
         The released loop: x_in = x, x_out = 0; per block x_in <- x_in + x_out,
         x_out <- dec_k(enc_k(x_in)); x_hat = x_in + x_out.
