@@ -41,6 +41,9 @@ train() {  # name config [--set ...]
 reeval() {  # name tag [--set method.* ...]: the trained model, evaluated with other method switches
   local name=$1 tag=$2; shift 2
   if [[ -f $OUT/$name/eval_$tag.json ]]; then echo "skip $name/$tag"; return; fi
+  if [[ ! -f $OUT/$name/eval.json ]]; then echo "no run $name: skip $name/$tag"; return; fi
+  if [[ -n ${STOP_AFTER:-} && $(date -u +%H%M) > $STOP_AFTER ]]; then
+    echo "not started: $name/$tag (after $STOP_AFTER UTC)"; return; fi
   "$PY" experiments/mla/reeval.py --workdir "$OUT/$name" --tag "$tag" "$@"
 }
 
