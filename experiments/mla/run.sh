@@ -2,7 +2,8 @@
 # MLA's Tables 1-3 and the modality-gap analysis on the offline datasets (3 seeds per run).
 #   bash experiments/mla/run.sh [PART ...]
 # PART in: t1_mfeat t3_mfeat t1_av t3_av t1_av_rest t2_mfeat t2_av gap (default: all, in that
-# order; or single AV-MNIST runs: av_concat av_mla av_late av_qmf av_ogm_ge av_sum;
+# order; or single AV-MNIST runs: av_concat av_mla av_late av_qmf av_ogm_ge av_sum; av_mla600
+# re-runs the first session's 600-step MLA ablation;
 # RATES="0.1 0.2 ..." / RATES_AV=... set Table 2's missing rates on mfeat / AV-MNIST). Runs go to runs/mla/<name>/ (skipped if eval.json exists);
 # experiments/mla/make_table.py then writes experiments/mla/results.md.
 set -euo pipefail
@@ -77,6 +78,13 @@ t3_av() {
   train av_mla_nohgm configs/avmnist_offline/mla.py "${AV_MLA[@]}" --set method.head_projection=none
   reeval av_mla avg --set method.fusion=average
   reeval av_mla_nohgm avg --set method.fusion=average
+}
+
+av_mla600() {  # the first session's shrunk MLA runs (half the encoder updates), kept for comparison
+  train av_mla600 configs/avmnist_offline/mla.py "${AV_MLA600[@]}"
+  train av_mla600_nohgm configs/avmnist_offline/mla.py "${AV_MLA600[@]}" --set method.head_projection=none
+  reeval av_mla600 avg --set method.fusion=average
+  reeval av_mla600_nohgm avg --set method.fusion=average
 }
 
 t2_mfeat() {  # Table 2: the same entry-wise missing rate (at least one view kept) in train and test
