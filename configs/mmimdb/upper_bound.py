@@ -1,0 +1,22 @@
+"""SMIL's Upper-Bound on MM-IMDb (papers/004, Table 2): concat fusion of both modalities (one FC
+layer each, 4096 -> 2048 and 300 -> 2048, then 4096 -> 512 -> 23), trained on 100% image + 100%
+text.
+
+Command:
+  mmjax train --config configs/mmimdb/upper_bound.py --workdir runs/mmimdb_upper_bound
+
+Data, encoders, optimiser and batch are configs/mmimdb/smil.py's (``paper_experiment``); 10,000
+steps, as SMIL's meta-iterations. The positive-label weight 2.0 of the paper's loss is not applied
+here: the upper_bound method has no ``pos_weight`` setting yet (SMIL has, ``method.pos_weight``).
+
+Expected: not measured (MM-IMDb is not on our machines; no result was produced with this config).
+"""
+
+from mmjax.config import MethodConfig
+
+from configs.mmimdb.smil import paper_experiment
+
+
+def get_config(arg=None):
+    """The experiment; ``arg``: ``quick`` (100 steps, one seed) or nothing."""
+    return paper_experiment(MethodConfig(name="upper_bound"), arg, 10000, paired=False)
