@@ -167,7 +167,7 @@ class LSTMMaxPool(AbstractSequenceEncoder):
                  rngs: nnx.Rngs | None = None):
         del deterministic, rngs  # no dropout
         x, mask = self._mask_padding(x, lengths)
-        zeros = jnp.zeros((x.shape[0], self.out_dim), jnp.float32)
+        zeros = jnp.zeros((x.shape[0], self.out_dim), x.dtype)  # the compute dtype's carry
         h = self.rnn(x, initial_carry=(zeros, zeros))  # [B, T, H]
         pooled = jnp.max(jnp.where(mask[:, :, None], h, -jnp.inf), axis=1)
         return jnp.where(mask.any(1, keepdims=True), pooled, jnp.zeros((), pooled.dtype))
