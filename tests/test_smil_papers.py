@@ -1,5 +1,5 @@
-"""SMIL on the paper's feature datasets: the positive-label weight of MM-IMDb's loss, SMIL's MM-IMDb /
-CMU-MOSI encoders (mmjax/models/smil_encoders.py), and the configs configs/mmimdb/{smil,
+"""SMIL on the paper's feature datasets: the positive-label weight of MM-IMDb's loss, SMIL's
+MM-IMDb / CMU-MOSI encoders (mmjax/models/smil_encoders.py), and the configs configs/mmimdb/{smil,
 lower_bound, upper_bound, ae_imputation}.py and configs/mosi/smil.py trained a few steps on
 fixtures in the published layouts (writers shared with tests/test_data_papers2.py).
 

@@ -22,6 +22,7 @@ AE_STEPS, FUSION_STEPS = 1000, 10000
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` (40 autoencoder + 60 fusion steps, one seed) or nothing."""
+    """The experiment; ``arg``: ``quick`` (40 autoencoder + 60 fusion steps, one seed) or
+    nothing."""
     ae_steps = 40 if arg == "quick" else AE_STEPS
     return paper_experiment(AeImputationConfig(ae_steps=ae_steps), arg, AE_STEPS + FUSION_STEPS)

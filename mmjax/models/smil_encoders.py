@@ -38,8 +38,8 @@ __all__ = ["FCEncoder", "LSTMLast", "MeanMLP3"]
 
 
 class FCEncoder(nnx.Module):
-    """One FC layer on a flattened feature vector: ``relu(W x + b)``, ``[B, *shape] -> [B, out_dim]``;
-    dropout on the output."""
+    """One FC layer on a flattened feature vector: ``relu(W x + b)``,
+    ``[B, *shape] -> [B, out_dim]``; dropout on the output."""
 
     def __init__(self, in_shape, out_dim: int, dropout: float, *, dtype=None, rngs: nnx.Rngs):
         self.fc = nnx.Linear(math.prod(in_shape), out_dim, dtype=dtype, rngs=rngs)
@@ -76,7 +76,8 @@ class MeanMLP3(AbstractSequenceEncoder):
 
 class LSTMLast(AbstractSequenceEncoder):
     """One-layer LSTM of width ``out_dim``; the output is ``h_{L_b - 1}``, the hidden state after
-    sample b's last valid step (zeros for ``L_b = 0``): ``[B, T, D] -> [B, out_dim]``. No dropout."""
+    sample b's last valid step (zeros for ``L_b = 0``): ``[B, T, D] -> [B, out_dim]``. No
+    dropout."""
 
     def __init__(self, in_dim: int, out_dim: int, *, dtype=None, rngs: nnx.Rngs):
         self.cell = nnx.OptimizedLSTMCell(in_dim, out_dim, dtype=dtype, rngs=rngs)
