@@ -89,7 +89,7 @@ class LSTMLast(AbstractSequenceEncoder):
                  rngs: nnx.Rngs | None = None):
         del deterministic, rngs  # no dropout
         x, mask = self._mask_padding(x, lengths)
-        zeros = jnp.zeros((x.shape[0], self.out_dim), jnp.float32)
+        zeros = jnp.zeros((x.shape[0], self.out_dim), x.dtype)  # the compute dtype's carry
         h = self.rnn(x, initial_carry=(zeros, zeros))  # [B, T, H]
         length = mask.sum(1)  # [B]
         last = jnp.take_along_axis(h, jnp.maximum(length - 1, 0)[:, None, None], axis=1)[:, 0]
