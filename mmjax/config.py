@@ -90,9 +90,12 @@ class ModelConfig:
     """Encoders and widths shared by the baselines.
 
     Attributes:
-      encoders: one encoder name per modality (``mlp`` | ``lenet5`` | ``sound_cnn`` |
-        ``spec_lenet``, MultiBench's 112x112 spectrogram LeNet); empty =
-        chosen from the modality's shape (image -> lenet5, 20x20 MFCC -> sound_cnn, vector -> mlp).
+      encoders: one encoder name per modality, from ``mmjax.models.encoders.ENCODERS``: ``mlp`` |
+        ``fc`` for vectors; ``lenet5`` | ``sound_cnn`` | ``spec_lenet`` (MultiBench's 112x112
+        spectrogram LeNet) for images; ``transformer`` | ``lstm_maxpool`` | ``textcnn`` |
+        ``mean_mlp3`` | ``lstm_last`` for padded sequences (``mmjax.models.sequence``,
+        ``mmjax.models.smil_encoders``); empty = chosen from the modality's shape
+        (image -> lenet5, 20x20 MFCC -> sound_cnn, vector -> mlp).
       hidden: hidden width of MLP encoders and of the fusion MLP.
       feature_dim: output width of MLP encoders and of sum fusion's projections (LeNet-5 and the
         sound CNN have fixed widths, 160 and 320, as released by SMIL).

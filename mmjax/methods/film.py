@@ -37,11 +37,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import Method, NNXModel, compute_dtype
 from mmjax.methods.baselines import fused_loss, make_supervised
-from mmjax.models.encoders import default_encoder, make_encoder, masked_features
+from mmjax.models.encoders import default_encoder, encode, make_encoder, masked_features
 from mmjax.models.fusion import MLPHead
 
 
@@ -110,7 +110,8 @@ class FilmNet(nnx.Module):
         """``(outputs [B, C], aux)``; aux holds each modality's features, gamma and beta."""
         aux, feats = {}, {}
         for c, m in enumerate(self.modalities):
-            f = self.encoders[m](inputs[m], deterministic=deterministic, rngs=rngs)
+            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                       deterministic=deterministic, rngs=rngs)
             feats[m] = masked_features(f, present[:, c])
             aux[f"{m}/features"] = f
         gamma, beta = jnp.split(self.film(feats[self.condition]), 2, axis=-1)

@@ -31,11 +31,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.methods.base import Method, NNXModel, compute_dtype
 from mmjax.methods.baselines import fused_loss, make_supervised
 from mmjax.methods.film import build_encoders, pick_modality
-from mmjax.models.encoders import masked_features
+from mmjax.models.encoders import encode, masked_features
 from mmjax.models.fusion import MLPHead
 
 
@@ -76,7 +76,8 @@ class GatedNet(nnx.Module):
         """``(outputs [B, C], aux)``; aux holds each modality's features and hidden state."""
         aux, hidden = {}, {}
         for c, m in enumerate(self.modalities):
-            f = self.encoders[m](inputs[m], deterministic=deterministic, rngs=rngs)
+            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                       deterministic=deterministic, rngs=rngs)
             aux[f"{m}/features"] = f
             hidden[m] = masked_features(self.project[m](f), present[:, c])
             aux[f"{m}/hidden"] = hidden[m]

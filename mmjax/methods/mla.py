@@ -65,11 +65,11 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 init_state, make_optimizer, norms, step_keys)
-from mmjax.models.encoders import default_encoder, make_encoder
+from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
 @frozen
@@ -130,9 +130,11 @@ class ProjectedEncoders(nnx.Module):
             for m in self.names
         })
 
-    def encode(self, m: str, x, *, deterministic: bool, rngs=None):
-        """``h_m(x)``: features ``[B, s]`` of modality ``m`` (a Python string: static)."""
-        f = self.encoders[m](x, deterministic=deterministic, rngs=rngs)
+    def encode(self, m: str, inputs: dict, *, deterministic: bool, rngs=None):
+        """``h_m(x_m)``: features ``[B, s]`` of modality ``m`` (a Python string: static) of the
+        batch's ``inputs`` (a sequence modality's encoder also gets its lengths)."""
+        f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                   deterministic=deterministic, rngs=rngs)
         return jax.nn.relu(self.project[m](f))
 
 
@@ -150,7 +152,7 @@ class SharedHeadNet(nnx.Module):
         ``(logits [B, M, C], features [B, M, s])``. ``present`` is not read here."""
         del present
         names = (only,) if only is not None else self.enc.names
-        feats = [self.enc.encode(m, inputs[m], deterministic=deterministic, rngs=rngs)
+        feats = [self.enc.encode(m, inputs, deterministic=deterministic, rngs=rngs)
                  for m in names]
         logits = [self.head(h) for h in feats]
         if only is not None:

@@ -51,11 +51,12 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 make_optimizer, norms, step_keys)
 from mmjax.methods.film import build_encoders
+from mmjax.models.encoders import encode
 
 
 @frozen
@@ -157,7 +158,8 @@ class MvaeNet(nnx.Module):
         """
         mus, logvars = [], []
         for m in self.modalities:
-            f = self.encoders[m](inputs[m], deterministic=deterministic, rngs=rngs)
+            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                       deterministic=deterministic, rngs=rngs)
             mu, logvar = jnp.split(self.experts[m](f).astype(jnp.float32), 2, axis=-1)
             mus.append(mu)
             logvars.append(logvar)

@@ -79,7 +79,7 @@ class ConcatLinearNet(nnx.Module):
     def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
                  rngs: nnx.Rngs | None = None):
         """``(fused [B, C], unimodal logits [B, M, C])``; ``f_m = W_m h_m p_m + b / M``."""
-        feats = [self.enc.encode(m, inputs[m], deterministic=deterministic, rngs=rngs)
+        feats = [self.enc.encode(m, inputs, deterministic=deterministic, rngs=rngs)
                  * present[:, c, None].astype(jnp.float32)
                  for c, m in enumerate(self.enc.names)]
         fused = self.head(jnp.concatenate(feats, -1))

@@ -81,7 +81,7 @@ class LateHeadsNet(nnx.Module):
                  rngs: nnx.Rngs | None = None):
         """``(logits [B, M, C], features [B, M, s])``; ``present`` is read by the fusion."""
         del present
-        feats = [self.enc.encode(m, inputs[m], deterministic=deterministic, rngs=rngs)
+        feats = [self.enc.encode(m, inputs, deterministic=deterministic, rngs=rngs)
                  for m in self.enc.names]
         logits = [self.heads[m](h) for m, h in zip(self.enc.names, feats)]
         return jnp.stack(logits, 1), jnp.stack(feats, 1)

@@ -91,7 +91,7 @@ from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -176,7 +176,8 @@ class SmilNet(nnx.Module):
         self.dims = (d1, d2, h)
 
     def __call__(self, *args, **kwargs):  # only used abstractly by NNXModel; see the functions
-        raise NotImplementedError
+        raise NotImplementedError("SmilNet is applied through smil.forward and its phase "
+                                  "functions, never called as a whole")
 
 
 class Noise(NamedTuple):
@@ -432,8 +433,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return per.mean() if weight is None else losses.weighted_mean(per, weight)
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
         label = batch["label"]
         p = mc.memory_size
         extra = {"x1": jnp.zeros((p, *spec.shape_of(m1)), jnp.float32),
@@ -444,9 +443,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         for i, m in ((1, m1), (2, m2)):  # sequence modalities: their lengths are kept too
             if length_key(m) in batch["inputs"]:
                 extra[f"len{i}"] = jnp.zeros((p,), jnp.int32)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=(tx1.init(params), tx2.init(params), tx3.init(params)),
-                          key=state_key, extra=extra)
+        return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p), tx3.init(p)),
+                          extra=extra)
 
     def compute_priors(extra, params, model_state, key):
         """M from modality-2 features of every sample in the memory (eval-mode encoder)."""

@@ -44,12 +44,12 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
                                 compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.methods.film import build_encoders
-from mmjax.models.encoders import masked_features
+from mmjax.models.encoders import encode, masked_features
 from mmjax.models.fusion import MLPHead
 
 
@@ -163,7 +163,8 @@ class EvidenceNet(nnx.Module):
         """Every view's ``alpha = softplus(logits) + 1`` and their combination."""
         aux, logits, feats = {}, [], []
         for c, m in enumerate(self.modalities):
-            f = self.encoders[m](inputs[m], deterministic=deterministic, rngs=rngs)
+            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                       deterministic=deterministic, rngs=rngs)
             aux[f"{m}/features"] = f
             feats.append(masked_features(f, present[:, c]))
             logits.append(self.heads[m](f, deterministic=deterministic, rngs=rngs))

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mmjax.config import ModelConfig
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.models.encoders import default_encoder, make_encoder, masked_features
+from mmjax.models.encoders import default_encoder, encode, make_encoder, masked_features
 
 FUSIONS = ("concat", "sum", "late", "ensemble")
 
@@ -101,7 +101,8 @@ class MultimodalNet(nnx.Module):
         """Maps a batch to ``(outputs [B, C], aux)``; ``present`` is ``bool[B, M]``."""
         aux, feats, masks = {}, [], []
         for m, c in zip(self.names, self.columns):
-            f = self.encoders[m](inputs[m], deterministic=deterministic, rngs=rngs)  # [B, D_m]
+            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                       deterministic=deterministic, rngs=rngs)  # [B, D_m]
             aux[f"{m}/features"] = f
             feats.append(f)
             masks.append(present[:, c])
