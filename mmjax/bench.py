@@ -31,7 +31,7 @@ from mmjax import config as config_lib
 from mmjax import methods, parallel, train
 from mmjax.config import ExperimentConfig
 from mmjax.data import avmnist_offline, mfeat
-from mmjax.data.base import Dataset, DatasetSpec, Split
+from mmjax.data.base import Dataset, DatasetSpec, Split, length_key
 from mmjax.errors import UserError
 
 
@@ -56,8 +56,13 @@ SHAPES = {
     # RAML's Food-101 / N24News features: 512-d image (CLIP/ResNet), 1024-d text (BERT-large).
     "food_features": _features("food_features", {"image": 512, "text": 1024}, 101),
     # IEMOCAP utterance-level features in MMIN's layout widths: A 130 (ComParE), V 342
-    # (DenseFace), L 1024 (BERT-large); 4 classes. Frame sequences need the sequence encoders.
+    # (DenseFace), L 1024 (BERT-large); 4 classes; mfeat's MLP-encoder configs.
     "iemocap_utterance": _features("iemocap_utterance", {"A": 130, "V": 342, "L": 1024}, 4),
+    # The same widths as padded sequences of 50 steps (MMSA's padded length; real IEMOCAP
+    # utterances vary), random valid lengths, run by configs/iemocap's Transformer encoders.
+    "iemocap_sequences": Shapes(DatasetSpec(
+        "iemocap_sequences", ("A", "V", "L"), ((50, 130), (50, 342), (50, 1024)),
+        "classification", 4, time_axes=(1, 1, 1)), "iemocap"),
 }
 
 # The paper shapes and batch size of each method (issue "Throughput"); any other registered method
@@ -65,7 +70,7 @@ SHAPES = {
 PAPER_SUITE = {
     "smil": ("avmnist_offline", 64),
     "ume_mma": ("avmnist_offline", 64),
-    "redcore": ("iemocap_utterance", 128),
+    "redcore": ("iemocap_sequences", 128),
     "mla": ("features512", 64),
     "raml": ("food_features", 128),
 }
@@ -97,10 +102,17 @@ def steps_counted(steps_per_call: int, unroll: int) -> int:
 
 
 def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
-    """A dataset of ``n`` random examples of ``spec``'s shapes (complete, balanced labels)."""
+    """A dataset of ``n`` random examples of ``spec``'s shapes (complete, balanced labels; each
+    sequence modality padded after a random length, given in ``inputs["<m>_len"]``)."""
     rng = np.random.default_rng(seed)
     inputs = {m: rng.standard_normal((n, *s), dtype=np.float32)
               for m, s in zip(spec.modalities, spec.shapes)}
+    for m, axis in zip(spec.modalities, spec.time_axes):
+        if axis is not None:  # a padded sequence: random valid lengths, zeros after them
+            steps = spec.shape_of(m)[0]
+            lengths = rng.integers(1, steps + 1, n).astype(np.int32)
+            inputs[m] *= (np.arange(steps)[None, :] < lengths[:, None])[..., None]
+            inputs[length_key(m)] = lengths
     split = Split(inputs, np.ones((n, spec.num_modalities), bool),
                   (np.arange(n) % spec.num_classes).astype(np.int32))
     return Dataset(spec, {"train": split, "test": split})

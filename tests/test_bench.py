@@ -11,6 +11,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from mmjax import bench, train
@@ -56,8 +57,9 @@ def test_paper_suite_uses_each_papers_shapes_and_batch():
     plan = dict((m, (s, b)) for m, s, b in bench.cases(["ume_mma", "concat"], "mfeat", [32],
                                                           suite="paper"))
     assert plan == {"ume_mma": ("avmnist_offline", 64), "concat": bench.DEFAULT_CASE}
-    assert bench.PAPER_SUITE["redcore"] == ("iemocap_utterance", 128)
+    assert bench.PAPER_SUITE["redcore"] == ("iemocap_sequences", 128)
     assert bench.SHAPES["iemocap_utterance"].spec.shapes == ((130,), (342,), (1024,))
+    assert bench.SHAPES["iemocap_sequences"].spec.shapes == ((50, 130), (50, 342), (50, 1024))
     assert bench.SHAPES["features512"].spec.shapes == ((512,),) * 3
     with pytest.raises(UserError, match="unknown bench suite"):
         bench.cases(None, "mfeat", [64], suite="nope")
@@ -84,6 +86,16 @@ def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
         flops.append(bench.bench_case(config, shapes.spec, repeats=1)["flops_per_step"])
     assert flops[1] == pytest.approx(flops[0], rel=0.02)
     assert [bench.steps_counted(10, u) for u in (0, 1, 5, 20)] == [10, 1, 5, 10]
+
+
+def test_random_sequences_are_padded_after_their_lengths():
+    spec = bench.SHAPES["iemocap_sequences"].spec
+    inputs = bench.random_dataset(spec, 16).splits["train"].inputs
+    for m in spec.modalities:
+        lengths = inputs[f"{m}_len"]
+        assert lengths.min() >= 1 and lengths.max() <= 50
+        valid = np.abs(inputs[m]).sum(-1) > 0  # [N, T]
+        np.testing.assert_array_equal(valid, np.arange(50)[None, :] < lengths[:, None])
 
 
 def test_peak_flops_lookup():
