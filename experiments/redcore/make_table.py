@@ -5,7 +5,8 @@ Usage: python experiments/redcore/make_table.py RUNS_DIR
 Reads ``eval.json`` (weighted F1 per test subset, mean and std over the seed replicas) and
 ``metrics.jsonl`` (relative advantages r_m, eta_m and the spread max_m r_m - min_m r_m logged from
 the training step, each averaged over the seed replicas). A run that has not finished is left out.
-Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png.
+Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png,
+fig5_avmnist.png.
 """
 
 import json
@@ -155,6 +156,51 @@ def table_avmnist(runs: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
+def table_avmnist_spread(runs: pathlib.Path) -> str:
+    """End-of-training r spread (= 2 |r_image|, eq. 8 with two modalities) and eta, rates (0.8, 0.2)."""
+    group = runs / "imb_avmnist" / "0.8_0.2"
+    rows = ["| method | max r - min r | eta_image | eta_audio |", "|---|---|---|---|"]
+    for name, label in METHODS[1:]:
+        found = _rows(group / name)
+        if not found:
+            continue
+        k = max(1, len(found) // 10)
+        tail = {key: float(np.mean([r[key] for r in found[-k:]]))
+                for key in ("ra_spread", "eta_image", "eta_audio")}
+        rows.append(f"| {label} | {tail['ra_spread']:.3f} | {tail['eta_image']:.3f} "
+                    f"| {tail['eta_audio']:.3f} |")
+    return "\n".join(rows)
+
+
+def plot_avmnist(runs: pathlib.Path, plt) -> list[str]:
+    """Figure 5 on AV-MNIST-offline, rates (image, audio) = (0.8, 0.2): r_image and eta_m."""
+    group = runs / "imb_avmnist" / "0.8_0.2"
+    found = {n: _rows(group / n) for n, _ in METHODS[1:]}
+    if not found["redcore"]:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for n, label in METHODS[1:]:
+        if found[n]:
+            axes[0].plot([r["step"] for r in found[n]], [r["ra_image"] for r in found[n]],
+                         label=label)
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_title("relative advantage r_image (r_audio = -r_image)")
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    rows = found["redcore"]
+    for m, rate in (("image", 0.8), ("audio", 0.2)):
+        axes[1].plot([r["step"] for r in rows], [r[f"eta_{m}"] for r in rows],
+                     label=f"{m} (missing {rate})")
+    axes[1].set_title("RedCore: supervision eta_m")
+    axes[1].set_xlabel("step")
+    axes[1].legend()
+    fig.suptitle("AV-MNIST-offline, missing rates (image, audio) = (0.8, 0.2), mean of the seeds")
+    fig.tight_layout()
+    fig.savefig(HERE / "fig5_avmnist.png", dpi=90)
+    plt.close(fig)
+    return ["fig5_avmnist.png"]
+
+
 def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     import matplotlib
 
@@ -224,6 +270,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
         fig.savefig(HERE / "fig3_mfeat.png", dpi=90)
         plt.close(fig)
         made.append("fig3_mfeat.png")
+    made += plot_avmnist(runs, plt)
     return made
 
 
@@ -247,6 +294,9 @@ def main(runs: str) -> None:
     print(text + "\n")
     print("### AV-MNIST-offline, rates (image, audio); seeds as stated in the README\n")
     print(table_avmnist(runs) + "\n")
+    print("Relative advantages on AV-MNIST-offline, rates (0.8, 0.2), mean over the last 10% of "
+          "logged steps and over seeds:\n")
+    print(table_avmnist_spread(runs) + "\n")
     made = plots(runs, curves)
     print("Plots: " + (", ".join(made) if made else "none yet") + "\n")
 

@@ -13,12 +13,12 @@ MFEAT_STEPS=${MFEAT_STEPS:-1000}
 # Programs do not depend on missing rates (masks are data), so one compile serves every rate.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$runs/jax-cache}
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-# mfeat: the paper's widths halved for CPU time (latent 64, RA-layers 128-64-32-16-32-64-128).
+# mfeat and AV-MNIST: the paper's widths halved for CPU time (latent 64, RA-layers 128-64-32-16-32-64-128).
 SMALL="--set method.latent_dim=64 --set method.xenc_layers=64,32,16"
 AV_STEPS=${AV_STEPS:-600}
-# AV-MNIST: a rolled step loop (unroll 1) compiles in a fraction of the fully unrolled program's
-# time; the configs' unroll 0 is faster per step but its compile did not finish in 20 minutes on
-# the loaded 2-core machine.
+# AV-MNIST: the step loop unrolled (unroll 0, XLA:CPU runs the convolutions of a rolled loop
+# several times slower) over 2 steps per call instead of the configs' 10: 3 seeds x 2 copies of
+# the step compile in ~3 minutes, where the configs' 3 x 10 did not finish in 20 (README).
 
 train() {  # train WORKDIR CONFIG [--set ...]
   local dir=$1 config=$2
@@ -69,12 +69,13 @@ for part in $parts; do
     ;;
   av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l).
     for rates in ${AV_RATES:-0.8,0.2}; do
-      for meth in ${AV_METHODS:-redcore core augmentation}; do
+      for meth in ${AV_METHODS:-redcore augmentation core red}; do
         read -r stem sets <<<"$(variant $meth)"
         # shellcheck disable=SC2086
         train "$runs/imb_avmnist/${rates/,/_}/$meth" "configs/avmnist_offline/$stem.py" $sets \
           --set missing.protocol=independent --set missing.rates=$rates \
-          --set train.steps=$AV_STEPS --set train.log_every=10 --set train.unroll=${AV_UNROLL:-1} \
+          --set train.steps=$AV_STEPS --set train.log_every=10 --set train.unroll=${AV_UNROLL:-0} \
+          --set train.steps_per_call=${AV_SPC:-2} \
           --set train.num_seeds=${AV_SEEDS:-3}
       done
     done
