@@ -4,7 +4,8 @@ Runs the case's compiled training chunk (``mmjax.bench.compile_case``) a few tim
 ``jax.profiler.trace`` and reads the Perfetto trace back: device-op (kernel) time per step, the
 number of device ops per step, the busy fraction (device-op time over wall time: far below 1 means
 the step is bound by launch latency and host gaps, not by arithmetic; on a CPU it sums over XLA's
-worker threads, so it can exceed 1), and the ops that take most time. Prints one JSON line; the trace stays in ``--trace-dir`` for Perfetto / TensorBoard.
+worker threads, so it can exceed 1), and the ops that take most time. Prints one JSON line; the
+trace stays in ``--trace-dir`` for Perfetto / TensorBoard.
 
 Usage: python benchmarks/profile.py METHOD [--shapes S] [--batch B] [--num-seeds N]
            [--steps-per-call K] [--set key=value ...] [--trace-dir DIR]
@@ -32,16 +33,19 @@ def device_ops(trace_file: pathlib.Path) -> tuple[list[tuple[str, float]], list[
     on its "tf_XLAEigen" worker threads, which is where they are read on a CPU-only host.
     """
     events = json.loads(gzip.open(trace_file).read())["traceEvents"]
-    meta = lambda kind: {(e["pid"], e.get("tid")) if kind == "thread_name" else e["pid"]:  # noqa: E731
-                         e["args"]["name"] for e in events
-                         if e.get("ph") == "M" and e.get("name") == kind}
-    processes, threads = meta("process_name"), meta("thread_name")
+    processes, threads = {}, {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "process_name":
+            processes[e["pid"]] = e["args"]["name"]
+        elif e.get("ph") == "M" and e.get("name") == "thread_name":
+            threads[e["pid"], e.get("tid")] = e["args"]["name"]
     device = {pid for pid, name in processes.items() if "/device:" in name}
-    if device:
-        on_device = lambda e: e.get("pid") in device  # noqa: E731
-    else:
-        on_device = lambda e: threads.get((e.get("pid"), e.get("tid")), "").startswith(  # noqa: E731
-            "tf_XLAEigen")
+
+    def on_device(e: dict) -> bool:
+        if device:
+            return e.get("pid") in device
+        return threads.get((e.get("pid"), e.get("tid")), "").startswith("tf_XLAEigen")
+
     ops = [(e["name"], float(e["dur"])) for e in events
            if e.get("ph") == "X" and "dur" in e and on_device(e)
            and not e["name"].startswith("ThunkExecutor")]  # the executor wraps the ops
@@ -49,6 +53,7 @@ def device_ops(trace_file: pathlib.Path) -> tuple[list[tuple[str, float]], list[
 
 
 def main() -> None:
+    """Parses the command line, traces the case and prints the summary line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("method")
     p.add_argument("--shapes", default=None, help="bench.SHAPES name (default: the paper suite's)")
@@ -75,7 +80,8 @@ def main() -> None:
             states, _ = jax.block_until_ready(compiled(states, *args))
         wall_us = (time.perf_counter() - tic) * 1e6
     steps = a.calls * a.steps_per_call
-    ops, tracks = device_ops(max(trace_dir.rglob("perfetto_trace.json.gz"), key=lambda f: f.stat().st_mtime))
+    newest = max(trace_dir.rglob("perfetto_trace.json.gz"), key=lambda f: f.stat().st_mtime)
+    ops, tracks = device_ops(newest)
     per_name = collections.defaultdict(float)
     for name, us in ops:
         per_name[name] += us

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks as JSON lines in benchmarks/results/<device>_<what>.jsonl (one line per case).
-#   bash benchmarks/run.sh methods [DEVICE]  every registered method, batch 64, both offline datasets
-#   bash benchmarks/run.sh suite   [DEVICE]  mmjax bench --suite paper (each method at its paper shapes)
-#   bash benchmarks/run.sh sweeps  [DEVICE]  batch, seeds, steps-per-call, dtype and device sweeps
-#   bash benchmarks/run.sh phases  [DEVICE]  the later phases of SMIL and UME-MMA (the suite times step 0)
-#   bash benchmarks/run.sh accel-sweeps [DEVICE]  the sweeps at accelerator sizes (one real device)
+#   bash benchmarks/run.sh methods [DEVICE]  every method, batch 64, both offline datasets
+#   bash benchmarks/run.sh suite   [DEVICE]  mmjax bench --suite paper (each at its paper shapes)
+#   bash benchmarks/run.sh sweeps  [DEVICE]  batch, seeds, steps-per-call, dtype, device sweeps
+#   bash benchmarks/run.sh phases  [DEVICE]  SMIL's and UME-MMA's later phases (suite: step 0)
+#   bash benchmarks/run.sh accel-sweeps [DEVICE]  the sweeps at accelerator sizes (one device)
 # On a host where mmjax is not installed: MMJAX="python3 -m mmjax" PYTHONPATH=$PWD bash ...
 # then: .venv/bin/python benchmarks/tables.py benchmarks/results/<file>.jsonl   (markdown + plot)
 # Compare with an earlier file: .venv/bin/mmjax bench ... --compare benchmarks/results/<file>.jsonl
@@ -54,5 +54,5 @@ sweeps)
     XLA_FLAGS=--xla_force_host_platform_device_count=$n \
       bench --methods concat --dataset mfeat --batch 256 --repeats 10
   done ;;
-*) echo "unknown benchmark set $what (use methods, suite, phases, sweeps or accel-sweeps)" >&2; exit 2 ;;
+*) echo "unknown benchmark set $what (methods, suite, phases, sweeps, accel-sweeps)" >&2; exit 2 ;;
 esac

@@ -95,10 +95,13 @@ def steps_counted(steps_per_call: int, unroll: int) -> int:
     """How many training steps XLA's cost analysis counts in a chunk's compiled program.
 
     The cost analysis counts a while loop's body once, whatever its trip count: a rolled scan
-    (``unroll=1``) is counted as one step, a scan unrolled ``u`` times as ``u`` steps, a fully
-    unrolled one (``unroll=0``) as all ``steps_per_call``.
+    (``unroll=1``) is counted as one step, a scan unrolled ``u`` times as ``u`` steps plus the
+    ``steps_per_call % u`` left over (unrolled after the loop), a fully unrolled one (``unroll=0``)
+    as all ``steps_per_call``.
     """
-    return min(unroll, steps_per_call) if unroll else steps_per_call
+    if not unroll or unroll >= steps_per_call:
+        return steps_per_call
+    return unroll + steps_per_call % unroll
 
 
 def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
@@ -165,7 +168,8 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
         "dtype": t.dtype,
         "devices": jax.device_count(), "device_kind": kind,
         "jax": jax.__version__, "compile_s": round(compile_s, 3),
-        "us_per_step_median": round(median, 1), "us_per_step_p90": round(float(np.percentile(us, 90)), 1),
+        "us_per_step_median": round(median, 1),
+        "us_per_step_p90": round(float(np.percentile(us, 90)), 1),
         "samples_per_s": round(t.batch_size * t.num_seeds / median * 1e6, 1),
         "flops_per_step": flops, "gflops_per_s": round(achieved * 1e-9, 3),
         "fraction_of_peak": (round(achieved / (peak_device * jax.device_count()), 5)

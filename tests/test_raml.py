@@ -18,8 +18,6 @@ from toy import TOY_SPEC, random_batch
 SPEC = TOY_SPEC
 
 
-
-
 def _config(steps=10, **method):
     # Dropout 0 and MLP encoders (no BatchNorm): the shared-encoding augmentation is then exactly
     # the replicated zero-filled batch.

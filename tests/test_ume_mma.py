@@ -22,8 +22,6 @@ from toy import TOY_SPEC, random_batch
 SPEC = TOY_SPEC
 
 
-
-
 def _config(method, steps=10, lr=1e-3):
     return ExperimentConfig(method=method, model=ModelConfig(hidden=8, feature_dim=4),
                             optim=OptimConfig(lr=lr), train=TrainConfig(steps=steps))

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.data.base import length_key
 from mmjax.errors import UserError
 
 __all__ = [
@@ -537,7 +538,8 @@ def apply(
 
     ``modalities`` gives the column of ``present`` for each input and is required: dicts passed
     through ``jax.jit`` come back with sorted keys, so the dict's own order cannot be trusted.
-    Entries of ``inputs`` that are not modalities (e.g. a ``"text_len"`` or a time mask) are
+    A sequence modality's lengths (``inputs["<m>_len"]``) are zeroed with it: a missing sequence
+    is an empty one, so not even its length reaches a model. Other entries (e.g. a time mask) are
     passed through unchanged. Works for any trailing shape and dtype (``jnp.where``, so NaN or inf
     in a missing input does not leak through).
 
@@ -547,7 +549,8 @@ def apply(
       modalities: modality names in the dataset's fixed order.
 
     Returns:
-      A new dict with the same keys; ``out[m][b]`` is zero where ``present[b, m]`` is False.
+      A new dict with the same keys; ``out[m][b]`` (and ``out[m + "_len"][b]``) is zero where
+      ``present[b, m]`` is False.
     """
     present = jnp.asarray(present, jnp.bool_)
     if present.ndim != 2 or present.shape[1] != len(modalities):
@@ -559,4 +562,6 @@ def apply(
         x = jnp.asarray(inputs[name])
         keep = present[:, j].reshape((x.shape[0],) + (1,) * (x.ndim - 1))  # [B, 1, ...]
         out[name] = jnp.where(keep, x, jnp.zeros((), x.dtype))
+        if length_key(name) in inputs:
+            out[length_key(name)] = jnp.where(present[:, j], inputs[length_key(name)], 0)
     return out

@@ -198,7 +198,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         (loss, (model_state, metrics, new_history)), grads = jax.value_and_grad(
             objective, has_aux=True)(state.params)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state, extra={"history": new_history})
+        new_state = apply_gradients(state, tx, grads, model_state=model_state,
+                                    extra={"history": new_history})
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:

@@ -21,8 +21,8 @@ Algorithm (one jitted ``train_step``; every choice that depends on data is arith
 
 Symbols -> code: f_m: ``encoders`` (mmjax/models/encoders.py: the two-layer MLP for vector
 features, LeNet-5 / SMIL's sound CNN on AV-MNIST; section IV-A's LSTM + max-pool and TextCNN on
-frame / token sequences, mmjax/models/sequence.py, given the batch's lengths); g^mu_m, g^s_m: ``mu_heads`` / ``logvar_heads``
-(linear, D = ``latent_dim`` = 128, "the dimension of the Gaussian distribution is 128");
+frame / token sequences, mmjax/models/sequence.py, given the batch's lengths); g^mu_m, g^s_m:
+``mu_heads`` / ``logvar_heads`` (linear, D = ``latent_dim`` = 128, "the dimension of the Gaussian distribution is 128");
 f: ``predictors["shared"]``; delta: ``present`` (times the pattern); lambda_1, lambda_2:
 ``lambda_unimodal``, ``lambda_sparsity``. Optimiser (configs): Adam, lr 1e-3, weight decay 5e-4
 (added to the gradient, PyTorch Adam's convention), batch 128 (section IV-A).

@@ -42,8 +42,8 @@ dataset's (softmax CE; binary CE on multi-label MM-IMDb with positives weighted 
 ``pos_weight``, 2.0 in the paper); "CE" below stands for it. The reconstruction network phi_c
 (eq. 2) maps f1(x1) to K prior weights; the regularisation network phi_r (eq. 3) perturbs the
 concatenated features (site 1, computed from f1(x1), as released) and the fc1 activations (site
-2, computed from the concat); psi = {phi_c, phi_r}. Only theta is adapted in the inner loop (the modality-2 encoder is not on the D^m path,
-so it gets a zero inner gradient, as in the released code which excludes it explicitly).
+2, computed from the concat); psi = {phi_c, phi_r}. Only theta is adapted in the inner loop
+(the modality-2 encoder is not on the D^m path, so it gets a zero inner gradient, as in the released code which excludes it explicitly).
 
 Symbols -> paper: M, x2_hat = <omega, M>, omega ~ N(1, sigma), sigma = f_phi_c(x1): eq. 2;
 h <- h o softplus(r), r ~ N(mu, sigma), (mu, sigma) = f_phi_r(h_prev): eq. 3; theta* = theta -

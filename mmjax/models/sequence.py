@@ -10,12 +10,12 @@ more padding, or changing the padding's values, leaves the output unchanged and 
 respect to padded steps is exactly zero. A sample of length 0 (an empty sequence) gets a constant
 encoding that does not depend on ``x``.
 
-``lengths`` is an optional keyword: methods pass the batch's lengths through
-:func:`mmjax.models.encoders.encode` (RedCore and RAML do). Called without lengths, an encoder
-takes each sample's length to be 1 + the index of its last non-zero step
+``lengths`` is an optional keyword: every method passes the batch's lengths through
+:func:`mmjax.models.encoders.encode`, and :func:`mmjax.data.missing.apply` zeroes the length of a
+missing modality with its input, so a missing sequence is an empty one. Called without lengths, an
+encoder takes each sample's length to be 1 + the index of its last non-zero step
 (:func:`lengths_from_padding`), which is the true length under the batch contract except when a
-sample's last valid steps are exactly zero vectors (those steps are then dropped); a zero-filled
-(missing) modality then counts as empty.
+sample's last valid steps are exactly zero vectors (those steps are then dropped).
 
 - :class:`TransformerEncoder` (``transformer``): RedCore's self-modal encoder (papers/000,
   Implementation Details: 3 self-attention layers, 8 heads, 128-d embeddings). Linear ``D -> width``
@@ -143,10 +143,15 @@ class TransformerEncoder(AbstractSequenceEncoder):
         for block in self.blocks:
             h = block(h, key_mask, deterministic=deterministic, rngs=rngs)
         h = self.ln(h)
-        # Masked mean over the valid steps; an empty sequence pools to zeros.
-        count = jnp.maximum(mask.sum(1, keepdims=True), 1).astype(h.dtype)  # [B, 1]
-        pooled = jnp.where(mask[:, :, None], h, jnp.zeros((), h.dtype)).sum(1) / count
-        return jax.nn.relu(self.out(pooled))
+        return jax.nn.relu(self.out(masked_mean(h, mask)))
+
+
+def masked_mean(h: jax.Array, mask: jax.Array) -> jax.Array:
+    """The mean of ``h [B, T, D]`` over the steps where ``mask [B, T]`` is True (zeros for an empty
+    sequence), summed and counted in float32 (bfloat16 counts exactly only up to 256 steps) and
+    returned in ``h``'s dtype."""
+    total = jnp.where(mask[:, :, None], h.astype(jnp.float32), 0.0).sum(1)
+    return (total / jnp.maximum(mask.sum(1, keepdims=True), 1)).astype(h.dtype)
 
 
 class LSTMMaxPool(AbstractSequenceEncoder):

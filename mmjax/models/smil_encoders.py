@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mmjax.models.sequence import AbstractSequenceEncoder
+from mmjax.models.sequence import AbstractSequenceEncoder, masked_mean
 
 __all__ = ["FCEncoder", "LSTMLast", "MeanMLP3"]
 
@@ -65,8 +65,7 @@ class MeanMLP3(AbstractSequenceEncoder):
     def __call__(self, x, *, lengths: jax.Array | None = None, deterministic: bool,
                  rngs: nnx.Rngs | None = None):
         x, mask = self._mask_padding(x, lengths)
-        count = jnp.maximum(mask.sum(1, keepdims=True), 1).astype(x.dtype)  # [B, 1]
-        h = x.sum(1) / count  # the mean of the valid steps; 0 for an empty sequence
+        h = masked_mean(x, mask)  # the mean of the valid steps; 0 for an empty sequence
         for i, layer in enumerate(self.layers):
             h = jax.nn.relu(layer(h))
             if i < len(self.layers) - 1:
