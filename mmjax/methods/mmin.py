@@ -64,11 +64,11 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec
+from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 make_optimizer, norms, step_keys)
-from mmjax.models.encoders import default_encoder, make_encoder
+from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
 
@@ -158,8 +158,9 @@ def cycle_loss(h: jax.Array, h_cycle: jax.Array, weight: jax.Array) -> jax.Array
 
 
 def zero_missing(inputs: dict, present: jax.Array, modalities) -> dict:
-    """Inputs with every missing modality replaced by a constant zero (no value, no gradient)."""
-    out = {}
+    """Inputs with every missing modality replaced by a constant zero (no value, no gradient);
+    other entries (sequence lengths) pass through."""
+    out = dict(inputs)
     for c, m in enumerate(modalities):
         x = inputs[m]
         out[m] = jnp.where(present[:, c].reshape((-1,) + (1,) * (x.ndim - 1)), x,
@@ -201,9 +202,11 @@ class Teacher(nnx.Module):
                             rngs=rngs)
 
     def features(self, inputs: dict, *, deterministic: bool, rngs=None) -> jax.Array:
-        """``[B, D]``: the concatenated teacher features of ``inputs`` (as given)."""
-        return jnp.concatenate([self.encoders[m](inputs[m], deterministic=deterministic,
-                                                 rngs=rngs) for m in self.modalities], -1)
+        """``[B, D]``: the concatenated teacher features of ``inputs`` (as given; sequence
+        lengths ``inputs["<m>_len"]`` reach sequence encoders)."""
+        return jnp.concatenate([encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                                       deterministic=deterministic, rngs=rngs)
+                                for m in self.modalities], -1)
 
 
 class MminNet(nnx.Module):
@@ -230,7 +233,8 @@ class MminNet(nnx.Module):
                  rngs: nnx.Rngs | None = None) -> dict:
         """Stage 2's forward pass: ``h``, ``h_prime``, ``h_cycle``, ``imagined``, ``logits``."""
         x = zero_missing(inputs, present, self.modalities)
-        h = jnp.concatenate([self.encoders[m](x[m], deterministic=deterministic, rngs=rngs)
+        h = jnp.concatenate([encode(self.encoders[m], x[m], x.get(length_key(m)),
+                                    deterministic=deterministic, rngs=rngs)
                              for m in self.modalities], -1)
         h_prime, latents = self.imagination(h)
         h_cycle, _ = self.backward_ae(h_prime)
@@ -373,8 +377,8 @@ class CraNet(nnx.Module):
         x_hat, _ = self.cra(x_tilde)
         done = imagine(x, jax.lax.stop_gradient(x_hat), present, self.dims)
         parts = jnp.split(done, list(itertools.accumulate(self.dims))[:-1], -1)
-        completed = {m: part.reshape((-1, *shape))
-                     for m, part, shape in zip(self.modalities, parts, self.shapes)}
+        completed = {**inputs, **{m: part.reshape((-1, *shape))
+                                  for m, part, shape in zip(self.modalities, parts, self.shapes)}}
         return x, x_hat, completed
 
     def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
