@@ -8,8 +8,8 @@ Command:
 Widths as MMIN's released CRA (256-128-64, 5 blocks), on the 1,184 concatenated input values
 (784 pixels and the 20x20 MFCC).
 
-Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA"):
-not measured yet.
+Expected (test accuracy, mean ± std of 3 seeds): not measured (no time left in the session after
+the MMIN run, experiments/baselines/README.md "MMIN and CRA").
 """
 
 from mmjax.methods.mmin import CraConfig

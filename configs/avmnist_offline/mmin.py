@@ -9,8 +9,9 @@ Released defaults (scripts/CAP_mmin.sh): CRA widths 256-128-64, 5 blocks, loss w
 forward imagination 4, cycle 2; classifier on the CRA latents. --set method.head_input=imagined
 classifies the joint representation with only the missing modality imagined.
 
-Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA"):
-not measured yet.
+Expected (test accuracy, mean ± std of 3 seeds, experiments/baselines/README.md "MMIN and CRA";
+measured with --set train.steps_per_call=2, 55 min on the shared 2-core CPU): image+audio
+0.993 ± 0.002, image 0.952 ± 0.006, audio 0.937 ± 0.006, average 0.961 ± 0.001.
 """
 
 import dataclasses
