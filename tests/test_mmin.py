@@ -99,6 +99,21 @@ def test_cycle_loss_hand_computed_and_stops_the_gradient_to_h():
     np.testing.assert_allclose(gc, jnp.array([[-0.5, 0.0], [0.0, 1.0]]), rtol=1e-6)
 
 
+def test_forward_loss_ignores_modalities_missing_from_the_data():
+    """Slots (2, 1): sample 0 has both, sample 1 lacks modality 2, whose slot is left out:
+    sample 0: ((1-0)^2 + (2-0)^2 + (3-0)^2) / 3 = 14/3; sample 1: (2-1)^2 / 2 = 1/2 over its two
+    present slots; mean 31/12. With every slot present it is the plain MSE."""
+    a = jnp.array([[1.0, 2.0, 3.0], [2.0, 0.0, 100.0]])
+    b = jnp.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    present = jnp.array([[True, True], [True, False]])
+    slots = mmin.slot_mask(present, (2, 1))
+    weight = jnp.ones(2, bool)
+    np.testing.assert_allclose(mmin.slot_mse(a, b, slots, weight), 31 / 12, rtol=1e-6)
+    full = jnp.ones_like(slots)
+    np.testing.assert_allclose(mmin.slot_mse(a, b, full, weight), mmin.mse(a, b, weight),
+                               rtol=1e-6)
+
+
 def test_cascade_is_the_sum_of_block_residuals():
     """Tran et al. eq. (1): x_hat = x + dZ_1 + dZ_2, dZ_2 = AE_2(x + dZ_1)."""
     cra = CascadedResidualAE(5, (4, 2), 2, None, rngs=nnx.Rngs(0))

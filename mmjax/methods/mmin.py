@@ -64,10 +64,11 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
@@ -152,20 +153,20 @@ def mse(a: jax.Array, b: jax.Array, weight: jax.Array) -> jax.Array:
     return losses.weighted_mean(per, weight)
 
 
+def slot_mse(a: jax.Array, b: jax.Array, slots: jax.Array, weight: jax.Array) -> jax.Array:
+    """``mse`` over the feature slots where ``slots`` (bool ``[B, D]``) is True: the forward
+    imagination loss compares only the modalities the sample really has (a modality missing from
+    the data has no teacher target, only the teacher's encoding of zeros). With every slot True
+    (the released code's complete training data) it is ``mse``."""
+    w = slots.astype(jnp.float32)
+    sq = (a.astype(jnp.float32) - b.astype(jnp.float32)) ** 2
+    per = jnp.sum(w * sq, -1) / jnp.maximum(w.sum(-1), 1.0)
+    return losses.weighted_mean(per, weight)
+
+
 def cycle_loss(h: jax.Array, h_cycle: jax.Array, weight: jax.Array) -> jax.Array:
     """MMIN §3.2 backward imagination: ``MSE(h'', stop_grad(h))`` (released ``feat.detach()``)."""
     return mse(jax.lax.stop_gradient(h), h_cycle, weight)
-
-
-def zero_missing(inputs: dict, present: jax.Array, modalities) -> dict:
-    """Inputs with every missing modality replaced by a constant zero (no value, no gradient);
-    other entries (sequence lengths) pass through."""
-    out = dict(inputs)
-    for c, m in enumerate(modalities):
-        x = inputs[m]
-        out[m] = jnp.where(present[:, c].reshape((-1,) + (1,) * (x.ndim - 1)), x,
-                           jnp.zeros_like(x))
-    return out
 
 
 def _check_common(name: str, mc, spec: DatasetSpec) -> None:
@@ -232,7 +233,7 @@ class MminNet(nnx.Module):
     def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
                  rngs: nnx.Rngs | None = None) -> dict:
         """Stage 2's forward pass: ``h``, ``h_prime``, ``h_cycle``, ``imagined``, ``logits``."""
-        x = zero_missing(inputs, present, self.modalities)
+        x = missing.apply(inputs, present, self.modalities)
         h = jnp.concatenate([encode(self.encoders[m], x[m], x.get(length_key(m)),
                                     deterministic=deterministic, rngs=rngs)
                              for m in self.modalities], -1)
@@ -281,10 +282,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=(tx1.init(params), tx2.init(params)), key=state_key)
+        return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "pattern")
@@ -298,7 +296,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         def teacher_loss(p):
             module, r = bind(p, model_state), rngs()
-            x = zero_missing(batch["inputs"], present, mods)
+            x = missing.apply(batch["inputs"], present, mods)
             logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=r),
                                          deterministic=False, rngs=r)
             ce = losses.weighted_mean(losses.per_example(spec.task, logits, label),
@@ -311,11 +309,12 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
             out = module(batch["inputs"], sim, deterministic=False, rngs=rngs())
             # Teacher representations of the missing modalities (released A_reverse etc.).
-            target = module.teacher.features(zero_missing(batch["inputs"], ~sim, mods),
+            target = module.teacher.features(missing.apply(batch["inputs"], ~sim, mods),
                                              deterministic=True)
             weight = sim.any(-1)
             ce = losses.weighted_mean(losses.per_example(spec.task, out["logits"], label), weight)
-            fwd = mse(out["h_prime"], jax.lax.stop_gradient(target), weight)
+            fwd = slot_mse(out["h_prime"], jax.lax.stop_gradient(target),
+                           slot_mask(present, module.dims), weight)
             cyc = cycle_loss(out["h"], out["h_cycle"], weight)
             loss = mc.ce_weight * ce + mc.mse_weight * fwd + mc.cycle_weight * cyc
             return loss, (nnx.state(module, nnx.Not(nnx.Param)),
@@ -401,10 +400,7 @@ def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
-        init_key, state_key = jax.random.split(key)
-        params, model_state = model.init(init_key)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                          opt_state=tx.init(params), key=state_key)
+        return init_state(model, key, tx.init)
 
     def objective(params, state: TrainState, batch: Batch, keys: dict):
         present = batch["present"]
@@ -426,10 +422,7 @@ def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         batch = cast_inputs(batch, dtype)
         (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params, state, batch, keys)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state)
+        new_state = apply_gradients(state, tx, grads, model_state=model_state)
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
