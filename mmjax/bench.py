@@ -106,12 +106,15 @@ def steps_counted(steps_per_call: int, unroll: int) -> int:
 
 def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
     """A dataset of ``n`` random examples of ``spec``'s shapes (complete, balanced labels; each
-    sequence modality padded after a random length, given in ``inputs["<m>_len"]``)."""
+    ``[T, D]`` sequence modality padded after a random length, given in ``inputs["<m>_len"]``)."""
     rng = np.random.default_rng(seed)
     inputs = {m: rng.standard_normal((n, *s), dtype=np.float32)
               for m, s in zip(spec.modalities, spec.shapes)}
     for m, axis in zip(spec.modalities, spec.time_axes):
-        if axis is not None:  # a padded sequence: random valid lengths, zeros after them
+        # A [T, D] modality with a time axis is a padded sequence (mmjax's layout for frames and
+        # tokens): random valid lengths, zeros after them. Images and MFCC maps with a time axis
+        # (for time-step masking) have no lengths.
+        if axis is not None and len(spec.shape_of(m)) == 2:
             steps = spec.shape_of(m)[0]
             lengths = rng.integers(1, steps + 1, n).astype(np.int32)
             inputs[m] *= (np.arange(steps)[None, :] < lengths[:, None])[..., None]

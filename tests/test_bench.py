@@ -89,6 +89,10 @@ def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
 
 
 def test_random_sequences_are_padded_after_their_lengths():
+    """[T, D] sequences get lengths and padding; AV-MNIST's MFCC map, which has a time axis for
+    time-step masking but no lengths, is left whole."""
+    avmnist = bench.random_dataset(bench.SHAPES["avmnist_offline"].spec, 8).splits["train"]
+    assert set(avmnist.inputs) == {"image", "audio"} and np.abs(avmnist.inputs["audio"]).min() > 0
     spec = bench.SHAPES["iemocap_sequences"].spec
     inputs = bench.random_dataset(spec, 16).splits["train"].inputs
     for m in spec.modalities:
