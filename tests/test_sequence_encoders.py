@@ -315,13 +315,13 @@ def _redcore_net(s):
 
 
 def test_raml_mosi_config_passes_validation(capsys, data_dir, tmp_path):
-    """configs/mosi/raml.py on an MMSA aligned fixture: set up, one step, the mosei variant."""
+    """configs/mmsa_mosi/raml.py on an MMSA aligned fixture: set up, one step, the mosei variant."""
     from mmjax import config as config_lib
     from mmjax import train
 
     write_mmsa(tmp_path / "aligned_50.pkl", aligned=True, dims=(768, 5, 20))
     prepare(capsys, "mmsa_mosi", tmp_path / "aligned_50.pkl")
-    config = config_lib.load(str(CONFIGS / "mosi" / "raml.py") + ":quick")
+    config = config_lib.load(str(CONFIGS / "mmsa_mosi" / "raml.py") + ":quick")
     assert config.model.encoders == ("lstm_maxpool",) * 3 and config.optim.weight_decay == 5e-4
     s = train.setup(config_lib.override(config, ["train.batch_size=2"]))
     assert s.dataset.spec.num_classes == 3
@@ -329,7 +329,7 @@ def test_raml_mosi_config_passes_validation(capsys, data_dir, tmp_path):
     state = s.method.init(jax.random.key(0), batch)
     state, metrics = jax.jit(s.method.train_step)(state, batch)
     assert np.isfinite(float(metrics["loss"]))
-    mosei = config_lib.load(str(CONFIGS / "mosi" / "raml.py") + ":mosei,quick")
+    mosei = config_lib.load(str(CONFIGS / "mmsa_mosi" / "raml.py") + ":mosei,quick")
     assert mosei.data.name == "mmsa_mosei" and mosei.train.steps == 100
     with pytest.raises(UserError, match="unknown config variant"):
-        config_lib.load(str(CONFIGS / "mosi" / "raml.py") + ":mosi")
+        config_lib.load(str(CONFIGS / "mmsa_mosi" / "raml.py") + ":mosi")

@@ -1,7 +1,8 @@
 """SMIL on the paper's feature datasets: the positive-label weight of MM-IMDb's loss, SMIL's
-MM-IMDb / CMU-MOSI encoders (mmjax/models/smil_encoders.py), and the configs configs/mmimdb/{smil,
-lower_bound, upper_bound, ae_imputation}.py and configs/mosi/smil.py trained a few steps on
-fixtures in the published layouts (writers shared with tests/test_data_papers2.py).
+MM-IMDb / CMU-MOSI encoders (mmjax/models/smil_encoders.py), and the configs
+configs/mmimdb/{smil, lower_bound, upper_bound, ae_imputation}.py and
+configs/multibench_mosi/smil.py trained a few steps on fixtures in the published layouts (writers
+shared with tests/test_data_papers2.py).
 
 Tolerances are fixed: 1e-6 relative for float32 values computed two ways, 1e-5 for losses.
 """
@@ -246,18 +247,18 @@ def test_mmimdb_baseline_configs_train_a_step(capsys, data_dir, tmp_path, name):
 
 
 def test_mosi_smil_config_trains_and_predicts(capsys, data_dir, tmp_path):  # noqa: F811
-    """configs/mosi/smil.py:quick on MultiBench's mosi_raw.pkl layout (Facet 35, COVAREP 74,
-    GloVe 300): vision + text kept (image first), binary labels, the text lengths stored in the
+    """configs/multibench_mosi/smil.py:quick on MultiBench's mosi_raw.pkl layout (Facet 35,
+    COVAREP 74, GloVe 300): vision + text kept (image first), binary labels, the text lengths stored in the
     paired memory with their samples."""
     write_multibench_mosi(tmp_path / "mosi_raw.pkl")
     prepare(capsys, "multibench_mosi", tmp_path / "mosi_raw.pkl")
-    config = config_lib.load(str(CONFIGS / "mosi" / "smil.py") + ":quick")
+    config = config_lib.load(str(CONFIGS / "multibench_mosi" / "smil.py") + ":quick")
     assert config.model.encoders == ("mean_mlp3", "lstm_last") and config.model.hidden == 16
     assert config.optim.lr == config.method.inner_lr == 1e-4 and config.train.batch_size == 32
-    full = config_lib.load(str(CONFIGS / "mosi" / "smil.py"))
+    full = config_lib.load(str(CONFIGS / "multibench_mosi" / "smil.py"))
     assert full.train.steps - full.method.phase1_steps - full.method.phase2_steps == 5000
     with pytest.raises(UserError, match="unknown config variant"):
-        config_lib.load(str(CONFIGS / "mosi" / "smil.py") + ":mosei")
+        config_lib.load(str(CONFIGS / "multibench_mosi" / "smil.py") + ":mosei")
     s = train.setup(config_lib.override(config, SMALL))
     spec = s.dataset.spec
     assert spec.modalities == ("vision", "text") and spec.num_classes == 2

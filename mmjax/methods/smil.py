@@ -35,7 +35,7 @@ Networks (f_theta, the "main network"): f1, f2 = encoders of x1, x2 (AV-MNIST: t
 LeNet-5 -> 160 and sound CNN -> 320; vectors: MLPs; MM-IMDb: one FC layer per modality, ``fc``;
 CMU-MOSI: three FC layers of width 16 on the time-averaged Facet frames, ``mean_mlp3``, and a
 one-layer LSTM on the GloVe words, ``lstm_last``; see mmjax/models/smil_encoders.py and
-configs/mmimdb/smil.py, configs/mosi/smil.py), fusion g: concat -> fc1 -> ReLU -> fc2
+configs/mmimdb/smil.py, configs/multibench_mosi/smil.py), fusion g: concat -> fc1 -> ReLU -> fc2
 (AV-MNIST 480 -> 64 -> 10). Sequence modalities are encoded with their valid lengths
 (``inputs["<m>_len"]``), which the paired memory keeps with the samples. The task loss is the
 dataset's (softmax CE; binary CE on multi-label MM-IMDb with positives weighted by
@@ -43,7 +43,8 @@ dataset's (softmax CE; binary CE on multi-label MM-IMDb with positives weighted 
 (eq. 2) maps f1(x1) to K prior weights; the regularisation network phi_r (eq. 3) perturbs the
 concatenated features (site 1, computed from f1(x1), as released) and the fc1 activations (site
 2, computed from the concat); psi = {phi_c, phi_r}. Only theta is adapted in the inner loop
-(the modality-2 encoder is not on the D^m path, so it gets a zero inner gradient, as in the released code which excludes it explicitly).
+(the modality-2 encoder is not on the D^m path, so it gets a zero inner gradient, as in the
+released code which excludes it explicitly).
 
 Symbols -> paper: M, x2_hat = <omega, M>, omega ~ N(1, sigma), sigma = f_phi_c(x1): eq. 2;
 h <- h o softplus(r), r ~ N(mu, sigma), (mu, sigma) = f_phi_r(h_prev): eq. 3; theta* = theta -
@@ -72,7 +73,8 @@ Our choices where paper and code are silent or cannot apply here: meta-training 
 off and BatchNorm on its running statistics (what the released code does, §5.6 item 4); the
 modality-2 memory replaces the released separate paired loader (the pipeline serves random
 batches of the whole training set); phase lengths are config fields (the paper gives 15,000
-meta-iterations, the released script 8,000; we train far fewer, see configs/avmnist_offline/smil.py).
+meta-iterations, the released script 8,000; we train far fewer, see
+configs/avmnist_offline/smil.py).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ video 20-d / Facet 35-d; 50 aligned steps, lengths in ``inputs["<m>_len"]``); pr
   mmjax data prepare mmsa_mosi --from PATH/aligned_50.pkl      (or mmsa_mosei for ``:mosei``)
 
 Command:
-  mmjax train --config configs/mosi/raml.py --workdir runs/mosi_raml
-  mmjax train --config configs/mosi/raml.py:mosei --workdir runs/mosei_raml
+  mmjax train --config configs/mmsa_mosi/raml.py --workdir runs/mosi_raml
+  mmjax train --config configs/mmsa_mosi/raml.py:mosei --workdir runs/mosei_raml
 
 Paper settings (papers/001 section IV-A, CMU-MOSEI): aligned features as [28], [42] (MMSA's);
 "three one-layer LSTM networks with the max-pooling operation" (``lstm_maxpool``,

@@ -9,7 +9,7 @@ SMIL uses the image and text modalities only: ``data.views=(vision, text)`` keep
 first (modality 1, complete), text second (modality 2, on eta of the training clips).
 
 Command:
-  mmjax train --config configs/mosi/smil.py --workdir runs/mosi_smil
+  mmjax train --config configs/multibench_mosi/smil.py --workdir runs/mosi_smil
   (eta: --set missing.paired_fraction=0.1)
 
 Paper settings (papers/004, "Implementation details, CMU-MOSI"): "three fully-connected (FC) layers
