@@ -111,8 +111,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     tx1 = make_optimizer(config.optim, max(mc.ae_steps, 1))
     tx2 = make_optimizer(config.optim, max(config.train.steps - mc.ae_steps, 1))
 
-    def bind(params, model_state):
-        return nnx.merge(model.graphdef, params, model_state, copy=True)
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
@@ -125,7 +123,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         m1, m2 = modalities
 
         def ae_loss(params):
-            module = bind(params, state.model_state)
+            module = model.bind(params, state.model_state)
             recon = module.ae(batch["inputs"][m1])
             per = ((recon - batch["inputs"][m2]) ** 2).reshape(recon.shape[0], -1).mean(-1)
             # The autoencoder learns x1 -> x2 on complete samples only (x1 and x2 both present).
@@ -133,7 +131,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             return loss, (state.model_state, {"loss_ae": loss, "loss_fused": jnp.zeros(())})
 
         def fused_loss(params):
-            module = bind(params, state.model_state)
+            module = model.bind(params, state.model_state)
             imputed = impute(module.ae, batch, modalities)
             outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=False,
                                     rngs=nnx.Rngs(dropout=keys["dropout"]))
@@ -159,7 +157,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
-        module = bind(state.params, state.model_state)
+        module = model.bind(state.params, state.model_state)
         imputed = impute(module.ae, batch, modalities)
         outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=True)
         return outputs.astype(jnp.float32)

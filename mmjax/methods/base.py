@@ -74,6 +74,11 @@ class NNXModel:
         _, params, model_state = nnx.split(self.build_fn(nnx.Rngs(params=key)), nnx.Param, ...)
         return params, model_state
 
+    def bind(self, params, model_state) -> nnx.Module:
+        """The module with these parameters and state, merged from copies (calls may mutate
+        BatchNorm statistics inside a trace)."""
+        return nnx.merge(self.graphdef, params, model_state, copy=True)
+
     def apply(self, params, model_state, *args, train: bool, key: jax.Array | None = None,
               **kwargs):
         """Calls the module; returns ``(module output, new model_state)``.
@@ -81,7 +86,7 @@ class NNXModel:
         ``train`` turns dropout on (keyed by ``key``) and BatchNorm to batch statistics. The module
         is merged from copies because the call mutates BatchNorm statistics inside a trace.
         """
-        module = nnx.merge(self.graphdef, params, model_state, copy=True)
+        module = self.bind(params, model_state)
         rngs = nnx.Rngs(dropout=key) if key is not None else None
         out = module(*args, deterministic=not train, rngs=rngs, **kwargs)
         return out, nnx.state(module, nnx.Not(nnx.Param))

@@ -277,8 +277,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     tx2 = make_optimizer(config.optim, config.train.steps - mc.teacher_steps)
     mods = spec.modalities
 
-    def bind(params, model_state):
-        return nnx.merge(model.graphdef, params, model_state, copy=True)
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
@@ -295,7 +293,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         zero = jnp.zeros((), jnp.float32)
 
         def teacher_loss(p):
-            module, r = bind(p, model_state), rngs()
+            module, r = model.bind(p, model_state), rngs()
             x = missing.apply(batch["inputs"], present, mods)
             logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=r),
                                          deterministic=False, rngs=r)
@@ -305,7 +303,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                         {"ce_teacher": ce, "ce": zero, "mse_forward": zero, "cycle": zero})
 
         def mmin_loss(p):
-            module = bind(p, model_state)
+            module = model.bind(p, model_state)
             sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
             out = module(batch["inputs"], sim, deterministic=False, rngs=rngs())
             # Teacher representations of the missing modalities (released A_reverse etc.).
@@ -343,7 +341,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
-        module = bind(state.params, state.model_state)
+        module = model.bind(state.params, state.model_state)
         out = module(batch["inputs"], batch["present"], deterministic=True)
         return out["logits"].astype(jnp.float32)
 

@@ -22,7 +22,8 @@ Algorithm (one jitted ``train_step``; every choice that depends on data is arith
 Symbols -> code: f_m: ``encoders`` (mmjax/models/encoders.py: the two-layer MLP for vector
 features, LeNet-5 / SMIL's sound CNN on AV-MNIST; section IV-A's LSTM + max-pool and TextCNN on
 frame / token sequences, mmjax/models/sequence.py, given the batch's lengths); g^mu_m, g^s_m:
-``mu_heads`` / ``logvar_heads`` (linear, D = ``latent_dim`` = 128, "the dimension of the Gaussian distribution is 128");
+``mu_heads`` / ``logvar_heads`` (linear, D = ``latent_dim`` = 128, "the dimension of the
+Gaussian distribution is 128");
 f: ``predictors["shared"]``; delta: ``present`` (times the pattern); lambda_1, lambda_2:
 ``lambda_unimodal``, ``lambda_sparsity``. Optimiser (configs): Adam, lr 1e-3, weight decay 5e-4
 (added to the gradient, PyTorch Adam's convention), batch 128 (section IV-A).
@@ -324,7 +325,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         valid = delta.any(-1)  # [P, B]
 
         def objective(params):
-            module = nnx.merge(model.graphdef, params, state.model_state, copy=True)
+            module = model.bind(params, state.model_state)
             rngs = nnx.Rngs(dropout=keys["dropout"])
             mu, logvar, mu0, logvar0 = module(batch["inputs"], zero_row=True,
                                               deterministic=False, rngs=rngs)
@@ -404,7 +405,7 @@ def make_inspect(config: ExperimentConfig, spec: DatasetSpec):
 
     def inspect(state: TrainState, batch: Batch) -> dict:
         batch = cast_inputs(batch, dtype)
-        module = nnx.merge(model.graphdef, state.params, state.model_state, copy=True)
+        module = model.bind(state.params, state.model_state)
         mu, logvar = module(batch["inputs"], deterministic=True)
         mu, logvar = mu.astype(jnp.float32), logvar.astype(jnp.float32)
         w = _weights(mc, state.params, logvar, batch["present"])

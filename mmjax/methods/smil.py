@@ -427,8 +427,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     r1 = jax.random.normal(fp_keys[0], (math.prod(spec.shape_of(m1)),))
     r2 = jax.random.normal(fp_keys[1], (math.prod(spec.shape_of(m2)),))
 
-    def bind(params, model_state) -> SmilNet:
-        return nnx.merge(model.graphdef, params, model_state, copy=True)
 
     def task_loss(logits, label, weight=None):
         per = losses.per_example(spec.task, logits, label, mc.pos_weight)
@@ -452,8 +450,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         """M from modality-2 features of every sample in the memory (eval-mode encoder)."""
         if mc.reconstruction == "direct":  # "w/o K-means" uses no priors
             return extra
-        feats = encode(bind(params, model_state).enc2, extra["x2"].astype(dtype or jnp.float32),
-                       extra.get("len2"), deterministic=True).astype(jnp.float32)
+        enc2 = model.bind(params, model_state).enc2
+        feats = encode(enc2, extra["x2"].astype(dtype or jnp.float32), extra.get("len2"),
+                       deterministic=True).astype(jnp.float32)
         weights = (jnp.arange(feats.shape[0]) < extra["count"]).astype(jnp.float32)
         if mc.priors == "kmeans":
             priors = smil_priors.kmeans(key, feats, weights, k, mc.kmeans_iters)
@@ -466,7 +465,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         phase1 = state.step < mc.phase1_steps
 
         def objective(params):
-            net = bind(params, state.model_state)
+            net = model.bind(params, state.model_state)
             rngs = nnx.Rngs(dropout=keys["dropout"])
             h1 = encode(net.enc1, batch["inputs"][m1], batch["inputs"].get(length_key(m1)),
                         deterministic=False, rngs=rngs)
@@ -509,14 +508,14 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             return None if mc.deterministic else draw_noise(key, n, k, dims)
 
         def inner_loss(p, key):  # D^m: modality 2 reconstructed for every sample
-            logits, _, _, kl = forward(bind(p, model_state), mc, x1, None, None, priors,
+            logits, _, _, kl = forward(model.bind(p, model_state), mc, x1, None, None, priors,
                                        noise(key, b), len1)
             return task_loss(logits, y), kl.mean()
 
         theta_star, (inner_losses, inner_kls) = adapt(
             inner_loss, params, theta_mask(params), alphas,
             jax.random.split(keys["inner"], mc.inner_steps), first_order)
-        net_star = bind(theta_star, model_state)
+        net_star = model.bind(theta_star, model_state)
         ones = jnp.ones_like(mw, jnp.float32)
         if mc.outer_loss == "paper":
             outer, kl_f = 0.0, 0.0
@@ -574,7 +573,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
-        net = bind(state.params, state.model_state)
+        net = model.bind(state.params, state.model_state)
         inputs = batch["inputs"]
         logits, _, _, _ = forward(net, mc, inputs[m1], inputs[m2], batch["present"][:, 1],
                                   state.extra["priors"], None, inputs.get(length_key(m1)),

@@ -168,12 +168,16 @@ class LSTMMaxPool(AbstractSequenceEncoder):
         self.rnn = nnx.RNN(self.cell, rngs=False)
         self.out_dim = out_dim
 
+    def outputs(self, x, lengths: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        """The LSTM outputs ``[B, T, H]`` over the padding-zeroed input, and the valid mask."""
+        x, mask = self._mask_padding(x, lengths)
+        zeros = jnp.zeros((x.shape[0], self.out_dim), x.dtype)  # the compute dtype's carry
+        return self.rnn(x, initial_carry=(zeros, zeros)), mask
+
     def __call__(self, x, *, lengths: jax.Array | None = None, deterministic: bool,
                  rngs: nnx.Rngs | None = None):
         del deterministic, rngs  # no dropout
-        x, mask = self._mask_padding(x, lengths)
-        zeros = jnp.zeros((x.shape[0], self.out_dim), x.dtype)  # the compute dtype's carry
-        h = self.rnn(x, initial_carry=(zeros, zeros))  # [B, T, H]
+        h, mask = self.outputs(x, lengths)
         pooled = jnp.max(jnp.where(mask[:, :, None], h, -jnp.inf), axis=1)
         return jnp.where(mask.any(1, keepdims=True), pooled, jnp.zeros((), pooled.dtype))
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mmjax.models.sequence import AbstractSequenceEncoder, masked_mean
+from mmjax.models.sequence import AbstractSequenceEncoder, LSTMMaxPool, masked_mean
 
 __all__ = ["FCEncoder", "LSTMLast", "MeanMLP3"]
 
@@ -73,23 +73,15 @@ class MeanMLP3(AbstractSequenceEncoder):
         return h
 
 
-class LSTMLast(AbstractSequenceEncoder):
-    """One-layer LSTM of width ``out_dim``; the output is ``h_{L_b - 1}``, the hidden state after
-    sample b's last valid step (zeros for ``L_b = 0``): ``[B, T, D] -> [B, out_dim]``. No
-    dropout."""
-
-    def __init__(self, in_dim: int, out_dim: int, *, dtype=None, rngs: nnx.Rngs):
-        self.cell = nnx.OptimizedLSTMCell(in_dim, out_dim, dtype=dtype, rngs=rngs)
-        # rngs=False: no RNG stream stored on the module (the carry starts at zero, given below).
-        self.rnn = nnx.RNN(self.cell, rngs=False)
-        self.out_dim = out_dim
+class LSTMLast(LSTMMaxPool):
+    """``LSTMMaxPool``'s one-layer LSTM of width ``out_dim``, read out at ``h_{L_b - 1}``, the
+    hidden state after sample b's last valid step (zeros for ``L_b = 0``):
+    ``[B, T, D] -> [B, out_dim]``. No dropout."""
 
     def __call__(self, x, *, lengths: jax.Array | None = None, deterministic: bool,
                  rngs: nnx.Rngs | None = None):
         del deterministic, rngs  # no dropout
-        x, mask = self._mask_padding(x, lengths)
-        zeros = jnp.zeros((x.shape[0], self.out_dim), x.dtype)  # the compute dtype's carry
-        h = self.rnn(x, initial_carry=(zeros, zeros))  # [B, T, H]
+        h, mask = self.outputs(x, lengths)  # [B, T, H]
         length = mask.sum(1)  # [B]
         last = jnp.take_along_axis(h, jnp.maximum(length - 1, 0)[:, None, None], axis=1)[:, 0]
         return jnp.where((length > 0)[:, None], last, jnp.zeros((), last.dtype))
