@@ -30,3 +30,10 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def key():
     """A fresh typed PRNG key."""
     return jax.random.key(0)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A private, empty ``MMJAX_DATA_DIR`` for tests that prepare datasets from fixture files."""
+    monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"

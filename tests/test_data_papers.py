@@ -70,12 +70,6 @@ def multibench(tmp_path_factory):
     return src, write_multibench(src)
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def test_multibench_prepare_load_info(capsys, multibench, data_dir):
     src, raw = multibench
     code, _, err = run_cli(capsys, ["data", "info", "multibench_avmnist"])

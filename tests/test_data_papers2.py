@@ -43,12 +43,6 @@ def one_line_error(capsys, argv, *names: str) -> str:
     return err
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def prepare(capsys, name, src):
     code, out, err = run_cli(capsys, ["data", "prepare", name, "--from", str(src)])
     assert code == 0, err

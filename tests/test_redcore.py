@@ -1,7 +1,6 @@
 """RedCore: relative advantage, the eta update and its projections, masked losses, imperfect-data
 training (no gradient reaches a missing input), no recompilation, the ablation switches, a run."""
 
-import itertools
 import json
 
 import jax
@@ -11,7 +10,7 @@ import pytest
 from flax import nnx
 
 from mmjax import config as config_lib
-from mmjax import losses, methods, train
+from mmjax import methods, train
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError

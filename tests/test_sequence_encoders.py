@@ -266,12 +266,6 @@ def test_redcore_and_raml_encoders_receive_the_lengths():
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def _first_batch(s, size):
     from mmjax.data import pipeline
 

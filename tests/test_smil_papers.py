@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from test_data_papers2 import data_dir, prepare, write_mmimdb, write_multibench_mosi  # noqa: F401
+from test_data_papers2 import prepare, write_mmimdb, write_multibench_mosi
 
 from mmjax import config as config_lib
 from mmjax import losses, methods, train

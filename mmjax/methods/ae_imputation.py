@@ -33,7 +33,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, phased_update,
+                                step_keys)
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -145,13 +146,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
-        s1, s2 = state.opt_state
-        u1, n1 = tx1.update(grads, s1, state.params)
-        u2, n2 = tx2.update(grads, s2, state.params)
-        sel = lambda a, b: jax.tree.map(lambda x, y: jnp.where(phase1, x, y), a, b)  # noqa: E731
-        params = optax.apply_updates(state.params, sel(u1, u2))
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=(sel(n1, s1), sel(s2, n2)))
+        updates, opt_state = phased_update(phase1, tx1, tx2, grads, state.opt_state, state.params)
+        new_state = state.replace(step=state.step + 1,
+                                  params=optax.apply_updates(state.params, updates),
+                                  model_state=model_state, opt_state=opt_state)
         metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 

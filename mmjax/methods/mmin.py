@@ -68,7 +68,8 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, phased_update,
+                                select_tree, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
@@ -246,17 +247,13 @@ class MminNet(nnx.Module):
                 "logits": logits}
 
 
-def _where_tree(cond, a, b):
-    return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
-
-
 def start_student(params, model_state, first: jax.Array):
     """Where ``first``: student encoders (params and BatchNorm statistics) := the teacher's."""
     params = jax.tree.map(lambda x: x, params)
-    params["encoders"] = _where_tree(first, params["teacher"]["encoders"], params["encoders"])
+    params["encoders"] = select_tree(first, params["teacher"]["encoders"], params["encoders"])
     if "encoders" in model_state:
         model_state = jax.tree.map(lambda x: x, model_state)
-        model_state["encoders"] = _where_tree(first, model_state["teacher"]["encoders"],
+        model_state["encoders"] = select_tree(first, model_state["teacher"]["encoders"],
                                               model_state["encoders"])
     return params, model_state
 
@@ -323,19 +320,14 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         (loss, (new_model_state, metrics)), grads = jax.value_and_grad(
             objective, has_aux=True)(params)
-        s1, s2 = state.opt_state
-        u1, n1 = tx1.update(grads, s1, params)
-        u2, n2 = tx2.update(grads, s2, params)
-        updates = _where_tree(phase1, u1, u2)
+        updates, opt_state = phased_update(phase1, tx1, tx2, grads, state.opt_state, params)
         # Stage 1 moves the teacher only; stage 2 everything but the (frozen) teacher.
         teacher = jax.tree.map(lambda u: jnp.where(phase1, u, 0.0), updates["teacher"])
         updates = jax.tree.map(lambda u: jnp.where(phase1, 0.0, u), updates)
         updates["teacher"] = teacher
         new_params = optax.apply_updates(params, updates)
         new_state = state.replace(step=state.step + 1, params=new_params,
-                                  model_state=new_model_state,
-                                  opt_state=(_where_tree(phase1, n1, s1),
-                                             _where_tree(phase1, s2, n2)))
+                                  model_state=new_model_state, opt_state=opt_state)
         metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
         return new_state, {"loss": loss, **metrics, **norms(grads, params)}
 

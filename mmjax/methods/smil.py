@@ -93,7 +93,8 @@ from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, phased_update,
+                                step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -484,12 +485,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
         s1, s2, s3 = state.opt_state
-        u1, n1 = tx1.update(grads, s1, state.params)
-        u2, n2 = tx2.update(grads, s2, state.params)
-        updates = jax.tree.map(lambda a, b: jnp.where(phase1, a, b), u1, u2)
-        opt_state = (_select(phase1, n1, s1), _select(phase1, s2, n2), s3)
+        updates, (n1, n2) = phased_update(phase1, tx1, tx2, grads, (s1, s2), state.params)
         new = state.replace(params=optax.apply_updates(state.params, updates),
-                            model_state=model_state, opt_state=opt_state)
+                            model_state=model_state, opt_state=(n1, n2, s3))
         metrics.update(loss=loss, loss_inner=jnp.zeros(()), loss_outer=jnp.zeros(()),
                        kl=jnp.zeros(()), phase=jnp.where(phase1, 1.0, 2.0),
                        **norms(grads, state.params))
@@ -581,7 +579,3 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return logits.astype(jnp.float32)
 
     return Method(init=init, train_step=train_step, predict=predict)
-
-
-def _select(pred, on_true, on_false):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)

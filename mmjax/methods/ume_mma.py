@@ -58,7 +58,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, phased_update,
+                                select_tree, step_keys)
 from mmjax.methods.baselines import augment_batch, check_dropout, fused_loss, make_supervised
 from mmjax.models.fusion import MultimodalNet
 
@@ -106,10 +107,6 @@ def ensemble_net(config: ExperimentConfig, spec: DatasetSpec, num_classes: int |
 def is_encoder(path) -> bool:
     """Whether a parameter path (``jax.tree_util`` keys) lies in an encoder of ``MultimodalNet``."""
     return bool(path) and getattr(path[0], "key", None) == "encoders"
-
-
-def _select(pred, on_true, on_false):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 def _keep_encoders(keep, old, new):
@@ -174,14 +171,12 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
         (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
-        s1, s2 = state.opt_state
-        u1, new_s1 = tx1.update(grads, s1, state.params)
-        u2, new_s2 = tx2.update(grads, s2, state.params)
-        params = optax.apply_updates(state.params, _select(phase1, u1, u2))
-        opt_state = (_select(phase1, new_s1, s1), _select(phase1, s2, new_s2))
+        updates, opt_state = phased_update(phase1, tx1, tx2, grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
         if mc.freeze_encoders:
             params = _keep_encoders(~phase1, state.params, params)
-            model_state = _select(phase1, model_state, state.model_state)  # only encoders have any
+            # Only the encoders have model state (BatchNorm statistics).
+            model_state = select_tree(phase1, model_state, state.model_state)
         new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
                                   opt_state=opt_state)
         metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
