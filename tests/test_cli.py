@@ -22,6 +22,8 @@ import mmjax.data
 from mmjax import cli, evaluate, train
 from mmjax.data.base import Dataset, Split
 
+from toy import run_cli
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MFEAT_CONCAT = str(ROOT / "configs" / "mfeat" / "concat.py") + ":quick"
 MFEAT_AUG = str(ROOT / "configs" / "mfeat" / "augmentation.py") + ":quick"
@@ -48,16 +50,6 @@ def assert_one_line_error(stderr: str, *fragments: str) -> str:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     return lines[0]
 
-
-def main_in_process(capsys, argv: list[str]) -> tuple[int, str, str]:
-    """``mmjax.cli.main(argv)`` -> (exit code, stdout, stderr); argparse exits become codes."""
-    capsys.readouterr()
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(directory: pathlib.Path) -> dict:
@@ -138,7 +130,7 @@ def test_bad_config_exits_2(capsys, tmp_path, config, args, fragments):
     """Rates outside [0, 1], unknown modality/dataset/method, bad loop settings: one line, exit 2,
     and the workdir is never created (the checks run before training)."""
     workdir = tmp_path / "run"
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["train", "--config", config, "--workdir", str(workdir), *args])
     assert code == 2
     assert_one_line_error(err, *fragments)
@@ -198,7 +190,7 @@ def test_bad_data_exits_2(capsys, monkeypatch, tmp_path, split_name, how, fragme
     naming the split and the problem, exit 2, before any training or workdir write."""
     monkeypatch.setattr(mmjax.data, "load", _corrupt(split_name, how))
     workdir = tmp_path / "run"
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["train", "--config", MFEAT_CONCAT, "--workdir", str(workdir), *SMALL])
     assert code == 2
     assert_one_line_error(err, *fragments)
@@ -211,7 +203,7 @@ def test_workdir_with_foreign_files_is_left_alone(capsys, tmp_path):
     workdir.mkdir()
     (workdir / "notes.txt").write_text("my thesis\n")
     before = snapshot(workdir)
-    code, _, err = main_in_process(
+    code, _, err = run_cli(
         capsys, ["train", "--config", MFEAT_CONCAT, "--workdir", str(workdir), *SMALL])
     assert code == 2
     assert_one_line_error(err, "is not an mmjax run", str(workdir))
@@ -251,7 +243,7 @@ def test_resume_with_a_different_config_is_refused(capsys, finished_run):
     """Re-running a workdir with another --set: exit 2 naming the differing key; nothing written."""
     workdir, _ = finished_run
     before = snapshot(workdir)
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["train", "--config", MFEAT_CONCAT, "--workdir", str(workdir), *SMALL,
                  "--set", "optim.lr=0.01"])
     assert code == 2
@@ -273,7 +265,7 @@ def test_rerunning_a_finished_run_does_not_train(capsys, monkeypatch, finished_r
         return chunk
 
     monkeypatch.setattr(train, "make_train_chunk", no_chunk)
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["train", "--config", MFEAT_CONCAT, "--workdir", str(workdir), *SMALL])
     assert code == 0, err
     assert out == first_stdout
@@ -312,12 +304,12 @@ def test_eval_protocols_write_documented_schema(capsys, finished_run):
     metrics = set(trained["subsets"]["fac+pix"]) & METRICS
     assert metrics == METRICS
 
-    code, out, err = main_in_process(capsys, ["eval", "--workdir", str(workdir)])
+    code, out, err = run_cli(capsys, ["eval", "--workdir", str(workdir)])
     assert code == 0, err
     assert json.loads((workdir / "eval.json").read_text()) == trained
     _check_schema(trained, "subsets", ["fac+pix", "fac", "pix"], set(trained["average"]))
 
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["eval", "--workdir", str(workdir), "--protocol", "missing-rate"])
     assert code == 0, err
     result = json.loads((workdir / "eval_missing_rate.json").read_text())
@@ -328,7 +320,7 @@ def test_eval_protocols_write_documented_schema(capsys, finished_run):
     # Rate 0 is the complete test set: the same accuracy as the fac+pix subset.
     assert result["subsets"]["rate=0"]["accuracy"] == trained["subsets"]["fac+pix"]["accuracy"]
 
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["eval", "--workdir", str(workdir), "--protocol", "corruption",
                  "--set", "eval.noise_sigmas=0.1,0.3", "--set", "eval.mask_probs=[0.2]"])
     assert code == 0, err
@@ -343,14 +335,14 @@ def test_eval_protocols_write_documented_schema(capsys, finished_run):
 def test_eval_user_errors(capsys, tmp_path, finished_run):
     """eval on a directory that is no run, a non-eval override, an unknown protocol: exit 2."""
     workdir, _ = finished_run
-    code, _, err = main_in_process(capsys, ["eval", "--workdir", str(tmp_path)])
+    code, _, err = run_cli(capsys, ["eval", "--workdir", str(tmp_path)])
     assert code == 2
     assert_one_line_error(err, "is not an mmjax run")
-    code, _, err = main_in_process(
+    code, _, err = run_cli(
         capsys, ["eval", "--workdir", str(workdir), "--set", "train.steps=5"])
     assert code == 2
     assert_one_line_error(err, "eval.*")
-    code, _, err = main_in_process(
+    code, _, err = run_cli(
         capsys, ["eval", "--workdir", str(workdir), "--protocol", "nope"])
     assert code == 2
     assert_one_line_error(err, "nope")
@@ -363,7 +355,7 @@ def test_eval_user_errors(capsys, tmp_path, finished_run):
 
 def test_data_info_mfeat(capsys):
     """``mmjax data info mfeat`` describes the six views and the 1400/200/400 split."""
-    code, out, err = main_in_process(capsys, ["data", "info", "mfeat"])
+    code, out, err = run_cli(capsys, ["data", "info", "mfeat"])
     assert code == 0, err
     assert out.startswith("mfeat: classification, 10 classes")
     for view, dim in (("fac", 216), ("fou", 76), ("kar", 64), ("mor", 6), ("pix", 240),
@@ -372,10 +364,10 @@ def test_data_info_mfeat(capsys):
     for split, n in (("train", 1400), ("val", 200), ("test", 400)):
         assert f"{split:<5s} {n:5d} samples" in out
 
-    code, _, err = main_in_process(capsys, ["data", "info", "nope"])
+    code, _, err = run_cli(capsys, ["data", "info", "nope"])
     assert code == 2
     assert_one_line_error(err, "unknown dataset 'nope'")
-    code, _, err = main_in_process(capsys, ["data", "info", "mfeat", "--set", "train.steps=1"])
+    code, _, err = run_cli(capsys, ["data", "info", "mfeat", "--set", "train.steps=1"])
     assert code == 2
     assert_one_line_error(err, "data.*")
 
@@ -383,7 +375,7 @@ def test_data_info_mfeat(capsys):
 def test_bench_prints_one_json_line(capsys):
     """``mmjax bench --methods concat --dataset mfeat --repeats 2``: one JSON record on stdout
     with the documented fields (µs/step, samples/s, compile s, peak memory, device kind)."""
-    code, out, err = main_in_process(
+    code, out, err = run_cli(
         capsys, ["bench", "--methods", "concat", "--dataset", "mfeat", "--repeats", "2",
                  "--steps-per-call", "2", "--batch", "32"])
     assert code == 0, err
@@ -400,6 +392,6 @@ def test_bench_prints_one_json_line(capsys):
     assert record["samples_per_s"] == pytest.approx(32 / record["us_per_step_median"] * 1e6,
                                                     rel=1e-3)
 
-    code, _, err = main_in_process(capsys, ["bench", "--methods", "nope", "--dataset", "mfeat"])
+    code, _, err = run_cli(capsys, ["bench", "--methods", "nope", "--dataset", "mfeat"])
     assert code == 2
     assert_one_line_error(err, "unknown method 'nope'")

@@ -22,17 +22,10 @@ from mmjax.data import mfcc, multibench_avmnist, smil_avmnist
 from mmjax.data.base import validate_split
 from mmjax.errors import UserError
 
+from toy import run_cli
+
 N_TRAIN, N_TEST = 12, 5
 
-
-def run_cli(capsys, argv):
-    capsys.readouterr()
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(capsys, argv, names: str) -> str:

@@ -18,19 +18,10 @@ import numpy as np
 import pytest
 
 import mmjax.data
-from mmjax import cli
 from mmjax.data.base import validate_split
 from mmjax.errors import UserError
 
-
-def run_cli(capsys, argv):
-    capsys.readouterr()
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from toy import run_cli
 
 
 def one_line_error(capsys, argv, *names: str) -> str:

@@ -1,11 +1,13 @@
-"""Shared by the method tests: a three-modality toy dataset spec and random complete batches.
+"""Shared by the tests: a three-modality toy dataset spec, random complete batches, and the CLI
+run in-process.
 
-Imported as ``from toy import TOY_SPEC, random_batch`` (pytest puts tests/ on the path).
+Imported as ``from toy import TOY_SPEC, random_batch, run_cli`` (pytest puts tests/ on the path).
 """
 
 import jax
 import jax.numpy as jnp
 
+from mmjax import cli
 from mmjax.data.base import DatasetSpec
 
 TOY_SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
@@ -18,3 +20,14 @@ def random_batch(key, spec=TOY_SPEC, n=8):
                                                                    keys)}
     return {"inputs": inputs, "present": jnp.ones((n, spec.num_modalities), bool),
             "label": jax.random.randint(keys[-1], (n,), 0, spec.num_classes)}
+
+
+def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """``mmjax.cli.main(argv)`` -> (exit code, stdout, stderr); argparse exits become codes."""
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
