@@ -157,18 +157,19 @@ def table_avmnist(runs: pathlib.Path) -> str:
 
 
 def table_avmnist_spread(runs: pathlib.Path) -> str:
-    """End-of-training r spread (= 2 |r_image|, eq. 8 with two modalities) and eta, rates (0.8, 0.2)."""
-    group = runs / "imb_avmnist" / "0.8_0.2"
-    rows = ["| method | max r - min r | eta_image | eta_audio |", "|---|---|---|---|"]
-    for name, label in METHODS[1:]:
-        found = _rows(group / name)
-        if not found:
-            continue
-        k = max(1, len(found) // 10)
-        tail = {key: float(np.mean([r[key] for r in found[-k:]]))
-                for key in ("ra_spread", "eta_image", "eta_audio")}
-        rows.append(f"| {label} | {tail['ra_spread']:.3f} | {tail['eta_image']:.3f} "
-                    f"| {tail['eta_audio']:.3f} |")
+    """End-of-training r spread (= 2 |r_image|, eq. 8 with two modalities) and eta, per setting."""
+    rows = ["| rates (image, audio) | method | max r - min r | eta_image | eta_audio |",
+            "|---|---|---|---|---|"]
+    for setting in ("0.8_0.2", "0.2_0.8"):
+        for name, label in METHODS[1:]:
+            found = _rows(runs / "imb_avmnist" / setting / name)
+            if not found:
+                continue
+            k = max(1, len(found) // 10)
+            tail = {key: float(np.mean([r[key] for r in found[-k:]]))
+                    for key in ("ra_spread", "eta_image", "eta_audio")}
+            rows.append(f"| ({setting.replace('_', ', ')}) | {label} | {tail['ra_spread']:.3f} "
+                        f"| {tail['eta_image']:.3f} | {tail['eta_audio']:.3f} |")
     return "\n".join(rows)
 
 
@@ -294,7 +295,7 @@ def main(runs: str) -> None:
     print(text + "\n")
     print("### AV-MNIST-offline, rates (image, audio); seeds as stated in the README\n")
     print(table_avmnist(runs) + "\n")
-    print("Relative advantages on AV-MNIST-offline, rates (0.8, 0.2), mean over the last 10% of "
+    print("Relative advantages on AV-MNIST-offline, mean over the last 10% of "
           "logged steps and over seeds:\n")
     print(table_avmnist_spread(runs) + "\n")
     made = plots(runs, curves)

@@ -67,8 +67,8 @@ for part in $parts; do
       done
     done
     ;;
-  av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l).
-    for rates in ${AV_RATES:-0.8,0.2}; do
+  av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l) (AV_RATES).
+    for rates in ${AV_RATES:-0.8,0.2 0.2,0.8}; do
       for meth in ${AV_METHODS:-redcore augmentation core red}; do
         read -r stem sets <<<"$(variant $meth)"
         # shellcheck disable=SC2086
