@@ -5,7 +5,7 @@
 #   bash experiments/smil/run.sh DATASET [PARTS] [RUNS_DIR]
 #     DATASET  mfeat (views $VIEWS, default fou,kar: fou is modality 1) or avmnist_offline
 #     PARTS    default "main ablations curve": main = eta 10% and 20%, ablations = Table 3 at
-#              10% and 20%, curve = eta 5%, 50%, 100%
+#              10% and 20% (ABL_ETAS="0.1 0.2"), curve = eta 5%, 50%, 100%
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 # The lower and upper bounds do not depend on eta (100% modality 1; 100% of both). On
 # avmnist_offline they are the same commands and configs as experiments/baselines/run.sh, whose
@@ -61,7 +61,7 @@ for part in $parts; do
     for eta in 0.1 0.2; do eta_runs $eta; done
     ;;
   ablations)  # Table 3 (the paper's is on MM-IMDb) and the released-code switches
-    for eta in 0.1 0.2; do
+    for eta in ${ABL_ETAS:-0.1 0.2}; do
       c=configs/$dataset/smil.py
       s="--set missing.paired_fraction=$eta"
       train "$runs/eta$eta/wo_kmeans" $c $s --set method.reconstruction=direct
