@@ -6,8 +6,9 @@ Command:
   mmjax train --config configs/avmnist_offline/ae_imputation.py --workdir runs/avmnist_offline_ae
   (eta: --set missing.paired_fraction=0.1)
 
-Expected (test accuracy, mean of 3 seeds): not measured (the shared CPU was too loaded during
-the session, experiments/smil/README.md).
+Expected (test accuracy, mean of 3 seeds, experiments/smil/README.md): image alone 0.934,
+image+audio 0.959 (eta 10%: 0.937, 0.931). The step loop of that run: --set train.steps_per_call=2
+(experiments/smil/run.sh; the arithmetic is the same).
 """
 
 import dataclasses
