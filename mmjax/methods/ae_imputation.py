@@ -33,8 +33,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, phased_update,
-                                step_keys)
+                                init_state, make_optimizer, norms, phased_update, step_keys)
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -111,7 +110,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     model = NNXModel(lambda rngs: AeFusion(spec, config, dtype=dtype, rngs=rngs))
     tx1 = make_optimizer(config.optim, max(mc.ae_steps, 1))
     tx2 = make_optimizer(config.optim, max(config.train.steps - mc.ae_steps, 1))
-
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch

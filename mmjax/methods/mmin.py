@@ -274,7 +274,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     tx2 = make_optimizer(config.optim, config.train.steps - mc.teacher_steps)
     mods = spec.modalities
 
-
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch
         return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))

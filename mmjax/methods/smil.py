@@ -93,8 +93,7 @@ from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, phased_update,
-                                step_keys)
+                                init_state, make_optimizer, norms, phased_update, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -427,7 +426,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     fp_keys = jax.random.split(jax.random.key(12345))
     r1 = jax.random.normal(fp_keys[0], (math.prod(spec.shape_of(m1)),))
     r2 = jax.random.normal(fp_keys[1], (math.prod(spec.shape_of(m2)),))
-
 
     def task_loss(logits, label, weight=None):
         per = losses.per_example(spec.task, logits, label, mc.pos_weight)
