@@ -17,7 +17,9 @@ METHODS = (("lower_bound", "Lower bound (modality 1 only)"), ("ae_imputation", "
            ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
 ABLATIONS = (("wo_kmeans", "SMIL w/o K-means"), ("wo_regularization", "SMIL w/o Regularization"),
              ("fixed_gaussian", "SMIL w/ Fixed Gaussian"), ("deterministic", "SMIL w/ Deterministic"),
-             ("released", "SMIL, released-code switches"), ("smil", "SMIL (Full)"))
+             ("released", "SMIL, released-code switches"),
+             ("released_reconstruction", "SMIL, released reconstruction only"),
+             ("smil", "SMIL (Full)"))
 
 
 def _load(run: pathlib.Path):

@@ -71,6 +71,8 @@ for part in $parts; do
       train "$runs/eta$eta/released" $c $s --set method.reconstruction=released \
         --set method.reg_sigma=fixed --set method.outer_loss=released --set method.kl_weight=0 \
         --set method.inner_lr_decay_every=1000
+      # the released reconstruction alone (input-dependent x2_hat), everything else the paper's
+      train "$runs/eta$eta/released_reconstruction" $c $s --set method.reconstruction=released
     done
     ;;
   curve)  # the rest of Figure 4's x axis
