@@ -6,6 +6,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mmjax.errors import UserError
+
+
+def check_pos_weight(pos_weight: float, task: str, dataset: str) -> None:
+    """``UserError`` unless ``method.pos_weight`` is positive, and 1.0 on a task without labels
+    to weigh (only multi-label tasks have positive labels)."""
+    if not pos_weight > 0:
+        raise UserError(f"method.pos_weight must be positive, got {pos_weight}")
+    if pos_weight != 1.0 and task != "multilabel":
+        raise UserError(f"method.pos_weight weighs the positive labels of a multi-label task; "
+                        f"{dataset} is {task} (leave it at 1.0)")
+
 
 def per_example(task: str, outputs: jax.Array, label: jax.Array,
                 pos_weight: float = 1.0) -> jax.Array:

@@ -194,22 +194,36 @@ def init_states(s: Setup, data):
 def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
     """Creates ``workdir`` with ``config.json``, or checks an existing run used the same config.
 
-    Never writes into a directory that holds anything but an mmjax run of this config.
+    Never writes into a directory that holds anything but an mmjax run of this config. A field
+    added to a config class after the run started counts as the same run when the config sets it
+    to its default (defaults keep the earlier behaviour).
     """
     resolved = json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True)
     config_file = workdir / "config.json"
     if config_file.exists():
         if config_file.read_text() != resolved:
-            old = json.loads(config_file.read_text())
-            diff = _first_difference(old, json.loads(resolved))  # both sides as JSON (lists)
-            raise UserError(f"workdir {workdir} holds a run with a different config ({diff}); "
-                            "use a new --workdir")
+            old = _with_defaults(json.loads(config_file.read_text()))
+            new = json.loads(resolved)  # both sides as JSON (tuples as lists)
+            if old != new:
+                raise UserError(f"workdir {workdir} holds a run with a different config "
+                                f"({_first_difference(old, new)}); use a new --workdir")
         return
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
         write_atomic(config_file, resolved)
+
+
+def _with_defaults(raw: dict) -> dict:
+    """A ``config.json``'s dict with the fields it lacks at their defaults (``raw`` itself if it
+    is not a config this version reads)."""
+    try:
+        method_cls = methods.entry(raw["method"]["name"]).config_class
+        config = config_lib.from_dict(ExperimentConfig, raw, method_cls)
+    except (UserError, KeyError, TypeError, ValueError):
+        return raw
+    return json.loads(json.dumps(config_lib.to_dict(config)))
 
 
 def _first_difference(old: dict, new: dict, prefix: str = "") -> str:

@@ -1,5 +1,7 @@
 """The first baselines: each one's defining rule, and a short training run clearing a threshold."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,9 @@ from mmjax import config as config_lib
 from mmjax import losses, methods, train
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig
 from mmjax.data.base import DatasetSpec
-from mmjax.methods.baselines import LowerBoundConfig, MultiTaskConfig
+from mmjax.errors import UserError
+from mmjax.methods.ae_imputation import AeImputationConfig
+from mmjax.methods.baselines import LowerBoundConfig, MultiTaskConfig, UpperBoundConfig
 
 SPEC = DatasetSpec("toy", ("a", "b"), ((5,), (3,)), "classification", 3)
 
@@ -33,7 +37,7 @@ def _update(method, state, batch):
 
 def test_upper_bound_learns_only_from_complete_samples(key):
     """Changing the labels of incomplete samples leaves the upper bound's update unchanged."""
-    method = methods.make(_config(MethodConfig(name="upper_bound")), SPEC)
+    method = methods.make(_config(UpperBoundConfig()), SPEC)
     batch = _batch(key)
     batch["present"] = batch["present"].at[:3, 1].set(False)
     state = method.init(jax.random.key(1), batch)
@@ -81,6 +85,40 @@ def test_multilabel_loss_weights_positive_labels():
     """BCE with pos_weight w on one logit 0 (p = 1/2): -(w y + (1 - y)) log(1/2)."""
     out = losses.per_example("multilabel", jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]]), 2.0)
     np.testing.assert_allclose(out, [(2.0 + 1.0) / 2 * np.log(2.0)], rtol=1e-6)
+
+
+MULTI = DatasetSpec("toy", ("a", "b"), ((5,), (3,)), "multilabel", 4)
+
+
+@pytest.mark.parametrize("method_config, selected", [
+    (LowerBoundConfig(pos_weight=2.0), slice(None)),   # where modality a is present: all 8
+    (UpperBoundConfig(pos_weight=2.0), slice(0, 4)),   # the complete samples
+    (AeImputationConfig(ae_steps=0, ae_hidden=8, pos_weight=2.0), slice(None)),  # imputed too
+])
+def test_baselines_weigh_positive_labels(key, method_config, selected):
+    """SMIL's MM-IMDb baselines use its loss: the training loss equals, by hand from the
+    predicted logits x, mean over the selected samples of mean_c -(2 y log s(x) + (1 - y)
+    log(1 - s(x))) (no dropout, so training and prediction compute the same logits)."""
+    batch = {**_batch(key), "present": jnp.ones((8, 2), bool).at[4:, 1].set(False),
+             "label": (jax.random.uniform(jax.random.key(5), (8, 4)) < 0.5).astype(jnp.float32)}
+    batch["inputs"]["b"] = batch["inputs"]["b"].at[4:].set(0.0)
+    config = _config(method_config)
+    method = methods.make(dataclasses.replace(
+        config, train=dataclasses.replace(config.train, steps=4)), MULTI)
+    state = method.init(jax.random.key(1), batch)
+    s = jax.nn.sigmoid(np.asarray(method.predict(state, batch), np.float64))
+    y = np.asarray(batch["label"])
+    bce = -(2.0 * y * np.log(s) + (1 - y) * np.log(1 - s)).mean(-1)
+    _, metrics = method.train_step(state, batch)
+    np.testing.assert_allclose(metrics["loss"], bce[selected].mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("method_config", [
+    LowerBoundConfig(pos_weight=2.0), UpperBoundConfig(pos_weight=0.0),
+    AeImputationConfig(pos_weight=-1.0)])
+def test_pos_weight_outside_multilabel_or_not_positive_fails(method_config):
+    with pytest.raises(UserError, match="pos_weight"):
+        methods.make(_config(method_config), SPEC)
 
 
 # ----------------------------------------------------------------------------------------------

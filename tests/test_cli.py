@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ import pytest
 
 import mmjax.data
 from mmjax import cli, evaluate, train
+from mmjax.config import DataConfig, TrainConfig
 from mmjax.data.base import Dataset, Split
 
 from toy import run_cli
@@ -271,6 +273,31 @@ def test_rerunning_a_finished_run_does_not_train(capsys, monkeypatch, finished_r
     assert out == first_stdout
     assert (workdir / "metrics.jsonl").read_text() == log
     assert snapshot(workdir / "checkpoints") == before
+
+
+def test_a_field_added_since_the_run_reads_as_its_default(capsys, tmp_path, finished_run):
+    """A config.json written before a field existed (here: without ``data.seed``, whose default
+    the run used) resumes as the same run, and is left as it was; without ``train.steps``, whose
+    default it did not use, it is refused naming the field."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run[0], workdir)
+    config_file = workdir / "config.json"
+    old = json.loads(config_file.read_text())
+    assert old["data"]["seed"] == DataConfig().seed and old["train"]["steps"] != TrainConfig().steps
+    del old["data"]["seed"]
+    config_file.write_text(json.dumps(old))
+    before = config_file.read_text()
+    code, out, err = run_cli(
+        capsys, ["train", "--config", MFEAT_CONCAT, "--workdir", str(workdir), *SMALL])
+    assert code == 0, err
+    assert out == finished_run[1]
+    assert config_file.read_text() == before
+    del old["train"]["steps"]
+    config_file.write_text(json.dumps(old))
+    code, out, err = run_cli(
+        capsys, ["train", "--config", MFEAT_CONCAT, "--workdir", str(workdir), *SMALL])
+    assert code == 2
+    assert_one_line_error(err, "different config", "train.steps")
 
 
 def _check_schema(result: dict, protocol: str, conditions: list[str], metrics: set[str]):

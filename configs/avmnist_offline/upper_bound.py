@@ -8,11 +8,11 @@ experiments/baselines/README.md):
   image+audio 0.984, image 0.744, audio 0.797; average 0.841
 """
 
-from mmjax.config import MethodConfig
+from mmjax.methods.baselines import UpperBoundConfig
 
 from configs.common import experiment
 
 
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
-    return experiment("avmnist_offline", MethodConfig(name="upper_bound"), arg)
+    return experiment("avmnist_offline", UpperBoundConfig(), arg)

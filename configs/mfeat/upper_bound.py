@@ -8,11 +8,11 @@ experiments/baselines/README.md):
   all six views 0.985, fac alone 0.706; average over the 63 subsets 0.840
 """
 
-from mmjax.config import MethodConfig
+from mmjax.methods.baselines import UpperBoundConfig
 
 from configs.common import experiment
 
 
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
-    return experiment("mfeat", MethodConfig(name="upper_bound"), arg)
+    return experiment("mfeat", UpperBoundConfig(), arg)

@@ -7,9 +7,9 @@ Command:
   mmjax train --config configs/mmimdb/ae_imputation.py --workdir runs/mmimdb_ae
   (eta: --set missing.paired_fraction=0.1)
 
-Data, encoders, optimiser and batch are configs/mmimdb/smil.py's (``paper_experiment``). The
-positive-label weight 2.0 of the paper's loss is not applied here: ae_imputation has no
-``pos_weight`` setting yet (SMIL has, ``method.pos_weight``).
+Data, encoders, optimiser and batch are configs/mmimdb/smil.py's (``paper_experiment``); the
+fusion model trains on the paper's loss, with positive labels weighted 2.0
+(``method.pos_weight``), as SMIL's.
 
 Expected: not measured (MM-IMDb is not on our machines; no result was produced with this config).
 """
@@ -25,4 +25,5 @@ def get_config(arg=None):
     """The experiment; ``arg``: ``quick`` (40 autoencoder + 60 fusion steps, one seed) or
     nothing."""
     ae_steps = 40 if arg == "quick" else AE_STEPS
-    return paper_experiment(AeImputationConfig(ae_steps=ae_steps), arg, AE_STEPS + FUSION_STEPS)
+    return paper_experiment(AeImputationConfig(ae_steps=ae_steps, pos_weight=2.0), arg,
+                            AE_STEPS + FUSION_STEPS)

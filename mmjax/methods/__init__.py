@@ -28,7 +28,7 @@ class Entry(NamedTuple):
 
 REGISTRY: dict[str, Entry] = {
     "lower_bound": Entry(baselines.LowerBoundConfig, baselines.make_lower_bound),
-    "upper_bound": Entry(MethodConfig, baselines.make_upper_bound),
+    "upper_bound": Entry(baselines.UpperBoundConfig, baselines.make_upper_bound),
     "concat": Entry(MethodConfig, baselines.make_fusion("concat")),
     "sum": Entry(MethodConfig, baselines.make_fusion("sum")),
     "late": Entry(MethodConfig, baselines.make_fusion("late")),

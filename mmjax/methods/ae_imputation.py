@@ -44,11 +44,14 @@ class AeImputationConfig(MethodConfig):
     Attributes:
       ae_steps: phase-1 steps (autoencoder on complete samples); the rest train the fusion model.
       ae_hidden: hidden width of the autoencoder MLP.
+      pos_weight: multi-label tasks: weight of the positive labels in the fusion model's binary
+        cross-entropy (``losses.per_example``; SMIL's MM-IMDb loss uses 2.0); 1.0 elsewhere.
     """
 
     name: str = "ae_imputation"
     ae_steps: int = 200
     ae_hidden: int = 256
+    pos_weight: float = 1.0
 
 
 class Imputer(nnx.Module):
@@ -105,6 +108,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     if not 0 <= mc.ae_steps <= config.train.steps:
         raise UserError(f"method.ae_steps={mc.ae_steps} must lie in [0, train.steps="
                         f"{config.train.steps}]")
+    losses.check_pos_weight(mc.pos_weight, spec.task, spec.name)
     modalities = spec.modalities
     dtype = compute_dtype(config.train.dtype)
     model = NNXModel(lambda rngs: AeFusion(spec, config, dtype=dtype, rngs=rngs))
@@ -134,8 +138,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             imputed = impute(module.ae, batch, modalities)
             outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=False,
                                     rngs=nnx.Rngs(dropout=keys["dropout"]))
-            loss = losses.weighted_mean(losses.per_example(spec.task, outputs, batch["label"]),
-                                        batch["present"].any(-1))
+            per = losses.per_example(spec.task, outputs, batch["label"], mc.pos_weight)
+            loss = losses.weighted_mean(per, batch["present"].any(-1))
             return loss, (nnx.state(module, nnx.Not(nnx.Param)),
                           {"loss_ae": jnp.zeros(()), "loss_fused": loss})
 

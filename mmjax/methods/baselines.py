@@ -37,15 +37,30 @@ from mmjax.models.fusion import MultimodalNet
 
 
 @frozen
+class UpperBoundConfig(MethodConfig):
+    """Upper bound: concat fusion trained on the complete samples.
+
+    Attributes:
+      pos_weight: multi-label tasks: weight of the positive labels in the binary cross-entropy
+        (``losses.per_example``; SMIL's MM-IMDb loss uses 2.0); 1.0 elsewhere.
+    """
+
+    name: str = "upper_bound"
+    pos_weight: float = 1.0
+
+
+@frozen
 class LowerBoundConfig(MethodConfig):
     """Lower bound: a model of one modality only.
 
     Attributes:
       modality: the modality used; empty = the dataset's first.
+      pos_weight: as ``UpperBoundConfig.pos_weight``.
     """
 
     name: str = "lower_bound"
     modality: str = ""
+    pos_weight: float = 1.0
 
 
 @frozen
@@ -133,12 +148,13 @@ def make_supervised(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel
 # ----------------------------------------------------------------------------------------------
 
 
-def fused_loss(weight_fn: Callable[[Batch], jax.Array]) -> LossFn:
-    """Task loss of the fused output, averaged over the samples ``weight_fn`` selects."""
+def fused_loss(weight_fn: Callable[[Batch], jax.Array], pos_weight: float = 1.0) -> LossFn:
+    """Task loss of the fused output, averaged over the samples ``weight_fn`` selects
+    (``pos_weight``: see ``losses.per_example``)."""
 
     def loss_fn(outputs, aux, batch, spec):
         del aux
-        values = losses.per_example(spec.task, outputs, batch["label"])
+        values = losses.per_example(spec.task, outputs, batch["label"], pos_weight)
         return losses.weighted_mean(values, weight_fn(batch)), {}
 
     return loss_fn
@@ -192,8 +208,9 @@ def make_fusion(fusion: str) -> Callable[[ExperimentConfig, DatasetSpec], Method
 
 def make_upper_bound(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """Concat fusion trained on complete samples only."""
+    losses.check_pos_weight(config.method.pos_weight, spec.task, spec.name)
     return make_supervised(config, spec, _net(config, spec, fusion="concat"),
-                           fused_loss(_all_present))
+                           fused_loss(_all_present, config.method.pos_weight))
 
 
 def make_lower_bound(config: ExperimentConfig, spec: DatasetSpec) -> Method:
@@ -203,9 +220,11 @@ def make_lower_bound(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         raise UserError(
             f"method.modality {modality!r} is not a modality of {spec.name} {spec.modalities}"
         )
+    losses.check_pos_weight(config.method.pos_weight, spec.task, spec.name)
     column = spec.modalities.index(modality)
     net = _net(config, spec, fusion="concat", modalities=(modality,))
-    return make_supervised(config, spec, net, fused_loss(lambda b: b["present"][:, column]))
+    return make_supervised(config, spec, net, fused_loss(lambda b: b["present"][:, column],
+                                                         config.method.pos_weight))
 
 
 def augment_batch(batch: Batch, key: jax.Array, p, modalities: tuple[str, ...],

@@ -398,11 +398,7 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
     for field in ("num_priors", "inner_steps", "mc_samples", "memory_size", "kmeans_iters"):
         if getattr(mc, field) <= 0:
             raise UserError(f"method.{field} must be positive, got {getattr(mc, field)}")
-    if not mc.pos_weight > 0:
-        raise UserError(f"method.pos_weight must be positive, got {mc.pos_weight}")
-    if mc.pos_weight != 1.0 and spec.task != "multilabel":
-        raise UserError(f"method.pos_weight weighs the positive labels of a multi-label task; "
-                        f"{spec.name} is {spec.task} (leave it at 1.0)")
+    losses.check_pos_weight(mc.pos_weight, spec.task, spec.name)
     if mc.phase1_steps + mc.phase2_steps > config.train.steps:
         raise UserError(f"method.phase1_steps + phase2_steps = "
                         f"{mc.phase1_steps + mc.phase2_steps} exceeds train.steps="
