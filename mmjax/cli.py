@@ -119,18 +119,15 @@ def _eval(args) -> int:
 
 
 def _load_workdir_config(workdir: pathlib.Path):
-    from mmjax import config as config_lib
-    from mmjax import methods
+    from mmjax import train
 
     file = workdir / "config.json"
     if not file.is_file():
         raise UserError(f"{workdir} is not an mmjax run (no config.json)")
     try:
-        raw = json.loads(file.read_text())
-        method_cls = methods.entry(raw["method"]["name"]).config_class
+        return train.config_from_json(json.loads(file.read_text()))
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{file} is not a readable mmjax config ({type(e).__name__}: {e})") from e
-    return config_lib.from_dict(config_lib.ExperimentConfig, raw, method_cls)
 
 
 def _headline_metrics(result: dict) -> tuple[str, ...]:

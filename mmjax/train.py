@@ -215,12 +215,18 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
         write_atomic(config_file, resolved)
 
 
+def config_from_json(raw: dict) -> ExperimentConfig:
+    """Rebuilds the config of a ``config.json``'s dict (the registry names the method's class);
+    fields the dict lacks take their defaults."""
+    method_cls = methods.entry(raw["method"]["name"]).config_class
+    return config_lib.from_dict(ExperimentConfig, raw, method_cls)
+
+
 def _with_defaults(raw: dict) -> dict:
     """A ``config.json``'s dict with the fields it lacks at their defaults (``raw`` itself if it
     is not a config this version reads)."""
     try:
-        method_cls = methods.entry(raw["method"]["name"]).config_class
-        config = config_lib.from_dict(ExperimentConfig, raw, method_cls)
+        config = config_from_json(raw)
     except (UserError, KeyError, TypeError, ValueError):
         return raw
     return json.loads(json.dumps(config_lib.to_dict(config)))
