@@ -399,6 +399,17 @@ def test_data_info_mfeat(capsys):
     assert_one_line_error(err, "data.*")
 
 
+
+def test_data_build_prints_only_the_path(capsys, monkeypatch, tmp_path):
+    """On an empty cache ``mmjax data build`` prepares the data and prints one line, where it is:
+    tfds' own "downloaded and prepared" line goes to stderr, so stdout can be piped (the same
+    holds for the result table of a ``train`` that builds its data first)."""
+    monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path))
+    code, out, err = run_cli(capsys, ["data", "build", "mfeat"])
+    assert code == 0, err
+    assert out.splitlines() == [str(mmjax.data.build("mfeat"))]
+    assert "prepared" in err
+
 def test_bench_prints_one_json_line(capsys):
     """``mmjax bench --methods concat --dataset mfeat --repeats 2``: one JSON record on stdout
     with the documented fields (µs/step, samples/s, compile s, peak memory, device kind)."""

@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -115,7 +116,9 @@ class MmjaxMfeat(tfds.core.GeneratorBasedBuilder):
 
 @contextlib.contextmanager
 def _quiet():
-    """Silences tfds' progress bars and its "custom data configuration" warning for a moment."""
+    """Silences tfds' progress bars and its "custom data configuration" warning for a moment, and
+    sends its "downloaded and prepared" lines, which it prints, to stderr: stdout carries only
+    what the command reports (a result table a user may pipe)."""
     from tensorflow_datasets.core.utils import tqdm_utils
 
     absl_logger = logging.getLogger("absl")
@@ -123,7 +126,8 @@ def _quiet():
     absl_logger.setLevel(logging.ERROR)
     tfds.display_progress_bar(False)
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         absl_logger.setLevel(level)
         tfds.display_progress_bar(active)
