@@ -1,6 +1,9 @@
 """Prints the tables of experiments/smil/README.md from the runs' eval.json files (and the plot).
 
-Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE]
+Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE] [--keep RESULTS.md]
+
+``--keep`` fills the cells of runs that are not in RUNS_DIR from a table this script printed
+before (runs/ is not committed, so a fresh checkout that adds runs keeps the earlier cells).
 
 Cells are test accuracy in %, mean ± std over the seed replicas, for the two test patterns of
 SMIL's Figure 4: modality 1 only ("image": modality 2 missing for every test sample,
@@ -10,6 +13,7 @@ On mfeat, modality 1 and 2 are the two views of the run. A run that has not fini
 
 import json
 import pathlib
+import re
 import sys
 
 ETAS = ("0.05", "0.1", "0.2", "0.5", "1.0")
@@ -35,43 +39,64 @@ def _acc(result, subset):
             100 * result["std"]["subsets"][subset]["accuracy"])
 
 
+def _previous(path: str | None) -> dict:
+    """{(section, row label, column header): (mean, std)} of the tables in a results file."""
+    cells, section, header = {}, None, None
+    for line in pathlib.Path(path).read_text().splitlines() if path else ():
+        if line.startswith("#### "):
+            section = line[5:]
+        elif line.startswith("| method |"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+        elif line.startswith("| ") and header:
+            row = [c.strip() for c in line.strip("|").split("|")]
+            for column, cell in zip(header[1:], row[1:]):
+                if m := re.fullmatch(r"([\d.]+) ± ([\d.]+)", cell):
+                    cells[(section, row[0], column)] = (float(m[1]), float(m[2]))
+    return cells
+
+
 def _run(runs: pathlib.Path, method: str, eta: str) -> pathlib.Path:
     # The bounds do not depend on eta (100% image; 100% image + 100% audio).
     return runs / method if method in ("lower_bound", "upper_bound") else runs / f"eta{eta}" / method
 
 
-def figure4(runs: pathlib.Path, subset: str) -> tuple[str, dict]:
-    rows = ["| method | " + " | ".join(f"eta = {float(e) * 100:g}%" for e in ETAS) + " |",
-            "|---|" + "---|" * len(ETAS)]
+FIG4 = {"one": "Figure 4 (left): test with modality 1 only",
+        "both": "Figure 4 (right): test with both modalities"}
+TABLE3 = "Table 3 ablations (columns: test modality 1 only / both)"
+
+
+def _cell(run: pathlib.Path, subset: str, kept: tuple | None):
+    """(mean, std) of the finished run, else the kept cell, else None."""
+    result = _load(run)
+    return kept if result is None else _acc(result, subset)
+
+
+def _fmt(cell) -> str:
+    return "" if cell is None else "{:.2f} ± {:.2f}".format(*cell)
+
+
+def figure4(runs: pathlib.Path, subset: str, keep: dict) -> tuple[str, dict]:
+    columns = [f"eta = {float(e) * 100:g}%" for e in ETAS]
+    rows = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(ETAS)]
     curves = {}
     for method, label in METHODS:
-        cells, curve = [], []
-        for eta in ETAS:
-            result = _load(_run(runs, method, eta))
-            if result is None:
-                cells.append("")
-                continue
-            mean, std = _acc(result, subset)
-            cells.append(f"{mean:.2f} ± {std:.2f}")
-            curve.append((float(eta) * 100, mean, std))
+        cells = [_cell(_run(runs, method, eta), subset, keep.get((FIG4[subset], label, column)))
+                 for eta, column in zip(ETAS, columns)]
         if any(cells):
-            rows.append(f"| {label} | " + " | ".join(cells) + " |")
-            curves[label] = curve
+            rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
+            curves[label] = [(float(eta) * 100, *c) for eta, c in zip(ETAS, cells) if c]
     return "\n".join(rows), curves
 
 
-def table3(runs: pathlib.Path) -> str:
+def table3(runs: pathlib.Path, keep: dict) -> str:
     rows = ["| method | one, eta = 10% | both, eta = 10% | one, eta = 20% | both, eta = 20% |",
             "|---|---|---|---|---|"]
     for name, label in ABLATIONS:
-        cells = []
-        for eta in ("0.1", "0.2"):
-            result = _load(runs / f"eta{eta}" / name)
-            for subset in ("one", "both"):
-                cells.append("" if result is None else "{:.2f} ± {:.2f}".format(
-                    *_acc(result, subset)))
+        cells = [_cell(runs / f"eta{eta}" / name, subset,
+                       keep.get((TABLE3, label, f"{subset}, eta = {pct}%")))
+                 for eta, pct in (("0.1", 10), ("0.2", 20)) for subset in ("one", "both")]
         if any(cells):
-            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+            rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
     return "\n".join(rows)
 
 
@@ -103,15 +128,21 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
 
 
 def main() -> None:
-    runs = pathlib.Path(sys.argv[1])
-    image, c1 = figure4(runs, "one")
-    both, c2 = figure4(runs, "both")
-    print("#### Figure 4 (left): test with modality 1 only\n\n" + image + "\n")
-    print("#### Figure 4 (right): test with both modalities\n\n" + both + "\n")
-    print("#### Table 3 ablations (columns: test modality 1 only / both)\n\n" + table3(runs))
-    if len(sys.argv) > 2:
-        title = sys.argv[3] if len(sys.argv) > 3 else "100% modality 1 + eta% modality 2 (3 seeds)"
-        plot({"test: modality 1 only": c1, "test: both modalities": c2}, sys.argv[2], title)
+    args = sys.argv[1:]
+    keep = {}
+    if "--keep" in args:
+        i = args.index("--keep")
+        keep = _previous(args[i + 1])
+        del args[i:i + 2]
+    runs = pathlib.Path(args[0])
+    image, c1 = figure4(runs, "one", keep)
+    both, c2 = figure4(runs, "both", keep)
+    print(f"#### {FIG4['one']}\n\n{image}\n")
+    print(f"#### {FIG4['both']}\n\n{both}\n")
+    print(f"#### {TABLE3}\n\n{table3(runs, keep)}")
+    if len(args) > 1:
+        title = args[2] if len(args) > 2 else "100% modality 1 + eta% modality 2 (3 seeds)"
+        plot({"test: modality 1 only": c1, "test: both modalities": c2}, args[1], title)
 
 
 if __name__ == "__main__":

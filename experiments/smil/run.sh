@@ -81,7 +81,13 @@ for part in $parts; do
   *) echo "unknown part $part (use main ablations curve)" >&2; exit 2 ;;
   esac
 done
-title="$dataset$([ "$dataset" = mfeat ] && echo " ($views)"), 100% modality 1 + eta% modality 2 (3 seeds)"
+if [ "$dataset" = mfeat ]; then title="mfeat ($views), 100% ${views%%,*} + eta% ${views##*,}"
+else title="$dataset, 100% image + eta% audio"; fi
+# Cells of runs not in $runs (runs/ is not committed) are kept from the results file as it was.
+results=experiments/smil/results_$dataset.md
+keep=()
+[ -f "$results" ] && keep=(--keep "$results")
 .venv/bin/python experiments/smil/make_table.py "$runs" "experiments/smil/figure4_$dataset.png" \
-  "$title" > "experiments/smil/results_$dataset.md"
-cat "experiments/smil/results_$dataset.md"
+  "$title (3 seeds)" "${keep[@]}" > "$results.new"
+mv "$results.new" "$results"
+cat "$results"
