@@ -6,6 +6,8 @@
 #     DATASET  mfeat (views $VIEWS, default fou,kar: fou is modality 1) or avmnist_offline
 #     PARTS    default "main ablations curve": main = eta 10% and 20%, ablations = Table 3 at
 #              10% and 20% (ABL_ETAS="0.1 0.2"), curve = eta 5%, 50%, 100%
+#   STEPS=N  (optional) every run trains N steps (the AE: its autoencoder steps + N), into
+#            runs/smil/DATASET/stepsN, tables results_DATASET_stepsN.md, figure4_DATASET_stepsN.png
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 # The lower and upper bounds do not depend on eta (100% modality 1; 100% of both). On
 # avmnist_offline they are the same commands and configs as experiments/baselines/run.sh, whose
@@ -14,12 +16,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dataset=${1:?usage: run.sh DATASET [PARTS] [RUNS_DIR]}
 parts=${2:-main ablations curve}
-runs=${3:-runs/smil/$dataset}
+suffix=${STEPS:+_steps$STEPS}
+runs=${3:-runs/smil/$dataset${STEPS:+/steps$STEPS}}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 views=${VIEWS:-fou,kar}
 data=()
 lower=(--set method.modality=image)
+ae_steps=200  # the AE's autoencoder phase (configs/*/ae_imputation.py AE_STEPS)
 if [ "$dataset" = mfeat ]; then
+  ae_steps=300
   data=(--set data.views=$views)
   lower=(--set method.modality=${views%%,*})
 else
@@ -29,15 +34,21 @@ else
 fi
 
 train() {  # train WORKDIR CONFIG [--set ...]
-  local dir=$1 config=$2
+  local dir=$1 config=$2 steps=()
   shift 2
   [ -f "$dir/eval.json" ] && return
+  if [ -n "${STEPS:-}" ]; then
+    case $config in
+    */ae_imputation.py) steps=(--set train.steps=$((STEPS + ae_steps))) ;;
+    *) steps=(--set train.steps=$STEPS) ;;
+    esac
+  fi
   echo "== $dir" >&2
-  "$mmjax" train --config "$config" --workdir "$dir" "${data[@]}" "$@" >/dev/null
+  "$mmjax" train --config "$config" --workdir "$dir" "${data[@]}" "${steps[@]}" "$@" >/dev/null
 }
 
 bounds() {
-  if [ "$dataset" = avmnist_offline ]; then
+  if [ "$dataset" = avmnist_offline ] && [ -z "${STEPS:-}" ]; then
     for b in lower_bound upper_bound; do
       if [ ! -f "$runs/$b/eval.json" ] && [ -f "runs/baselines/avmnist/$b/eval.json" ]; then
         mkdir -p "$runs" && cp -r "runs/baselines/avmnist/$b" "$runs/$b"
@@ -84,10 +95,10 @@ done
 if [ "$dataset" = mfeat ]; then title="mfeat ($views), 100% ${views%%,*} + eta% ${views##*,}"
 else title="$dataset, 100% image + eta% audio"; fi
 # Cells of runs not in $runs (runs/ is not committed) are kept from the results file as it was.
-results=experiments/smil/results_$dataset.md
+results=experiments/smil/results_$dataset$suffix.md
 keep=()
 [ -f "$results" ] && keep=(--keep "$results")
-.venv/bin/python experiments/smil/make_table.py "$runs" "experiments/smil/figure4_$dataset.png" \
-  "$title (3 seeds)" "${keep[@]}" > "$results.new"
+.venv/bin/python experiments/smil/make_table.py "$runs" "experiments/smil/figure4_$dataset$suffix.png" \
+  "$title${STEPS:+, $STEPS steps} (3 seeds)" "${keep[@]}" > "$results.new"
 mv "$results.new" "$results"
 cat "$results"
