@@ -399,7 +399,6 @@ def test_data_info_mfeat(capsys):
     assert_one_line_error(err, "data.*")
 
 
-
 def test_data_build_prints_only_the_path(capsys, monkeypatch, tmp_path):
     """On an empty cache ``mmjax data build`` prepares the data and prints one line, where it is:
     tfds' own "downloaded and prepared" line goes to stderr, so stdout can be piped (the same
@@ -409,6 +408,7 @@ def test_data_build_prints_only_the_path(capsys, monkeypatch, tmp_path):
     assert code == 0, err
     assert out.splitlines() == [str(mmjax.data.build("mfeat"))]
     assert "prepared" in err
+
 
 def test_bench_prints_one_json_line(capsys):
     """``mmjax bench --methods concat --dataset mfeat --repeats 2``: one JSON record on stdout

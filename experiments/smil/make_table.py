@@ -39,10 +39,10 @@ def _acc(result, subset):
             100 * result["std"]["subsets"][subset]["accuracy"])
 
 
-def _previous(path: str | None) -> dict:
+def _previous(path: str) -> dict:
     """{(section, row label, column header): (mean, std)} of the tables in a results file."""
     cells, section, header = {}, None, None
-    for line in pathlib.Path(path).read_text().splitlines() if path else ():
+    for line in pathlib.Path(path).read_text().splitlines():
         if line.startswith("#### "):
             section = line[5:]
         elif line.startswith("| method |"):
@@ -89,12 +89,13 @@ def figure4(runs: pathlib.Path, subset: str, keep: dict) -> tuple[str, dict]:
 
 
 def table3(runs: pathlib.Path, keep: dict) -> str:
-    rows = ["| method | one, eta = 10% | both, eta = 10% | one, eta = 20% | both, eta = 20% |",
-            "|---|---|---|---|---|"]
+    cases = [(eta, subset, f"{subset}, eta = {float(eta) * 100:g}%")
+             for eta in ("0.1", "0.2") for subset in ("one", "both")]
+    rows = ["| method | " + " | ".join(column for *_, column in cases) + " |",
+            "|---|" + "---|" * len(cases)]
     for name, label in ABLATIONS:
-        cells = [_cell(runs / f"eta{eta}" / name, subset,
-                       keep.get((TABLE3, label, f"{subset}, eta = {pct}%")))
-                 for eta, pct in (("0.1", 10), ("0.2", 20)) for subset in ("one", "both")]
+        cells = [_cell(runs / f"eta{eta}" / name, subset, keep.get((TABLE3, label, column)))
+                 for eta, subset, column in cases]
         if any(cells):
             rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
     return "\n".join(rows)

@@ -22,9 +22,7 @@ mmjax=${MMJAX:-.venv/bin/mmjax}
 views=${VIEWS:-fou,kar}
 data=()
 lower=(--set method.modality=image)
-ae_steps=200  # the AE's autoencoder phase (configs/*/ae_imputation.py AE_STEPS)
 if [ "$dataset" = mfeat ]; then
-  ae_steps=300
   data=(--set data.views=$views)
   lower=(--set method.modality=${views%%,*})
 else
@@ -39,7 +37,10 @@ train() {  # train WORKDIR CONFIG [--set ...]
   [ -f "$dir/eval.json" ] && return
   if [ -n "${STEPS:-}" ]; then
     case $config in
-    */ae_imputation.py) steps=(--set train.steps=$((STEPS + ae_steps))) ;;
+    */ae_imputation.py)  # STEPS fusion steps after the config's autoencoder phase (AE_STEPS)
+      local ae_steps
+      ae_steps=$(.venv/bin/python -c "from configs.$dataset.ae_imputation import AE_STEPS; print(AE_STEPS)")
+      steps=(--set train.steps=$((STEPS + ae_steps))) ;;
     *) steps=(--set train.steps=$STEPS) ;;
     esac
   fi
