@@ -2,8 +2,8 @@
 
 Each case times the training program of ``configs/<configs>/<method>.py`` (its model, optimiser,
 unroll and seed settings) with the batch size, seed count, steps per call and dtype given on the
-command line: ``train.make_train_chunk``, a ``lax.scan`` of ``steps_per_call`` steps over all
-seed replicas with the state donated, fed random data of the shapes' spec (no dataset is built).
+command line: ``train.make_train_chunk`` of the method's main phase (``timed_phase``; the record
+names it), a ``lax.scan`` of ``steps_per_call`` steps over all seed replicas with the state donated, fed random data of the shapes' spec (no dataset is built).
 Compile time is measured with ``lower().compile()``; steady time over ``repeats`` calls of the
 compiled executable (which cannot recompile) after three warm-up calls, each blocked on its result.
 Compare numbers only between runs on the same device kind.
@@ -33,6 +33,7 @@ from mmjax.config import ExperimentConfig
 from mmjax.data import avmnist_offline, mfeat
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key
 from mmjax.errors import UserError
+from mmjax.methods.base import schedule
 
 
 class Shapes(NamedTuple):
@@ -124,26 +125,38 @@ def random_dataset(spec: DatasetSpec, n: int, seed: int = 0) -> Dataset:
     return Dataset(spec, {"train": split, "test": split})
 
 
-def compile_case(config: ExperimentConfig, spec: DatasetSpec):
-    """The compiled training chunk of a case on random data of ``spec``'s shapes.
+def timed_phase(config: ExperimentConfig, method) -> int:
+    """The index of the phase a case times: the one that runs the most of ``train.steps`` (the
+    later one on a tie), e.g. SMIL's meta-training, MMIN's student."""
+    spans = schedule(method.phases, config.train.steps)
+    return max(spans, key=lambda span: (span.end - span.start, span.index)).index
 
-    Returns ``(compiled, states, args, compile_s)``: call ``compiled(states, *args)``, which
-    returns ``(states, metrics)`` (the states are donated).
+
+def compile_case(config: ExperimentConfig, spec: DatasetSpec):
+    """The compiled training chunk of a case's main phase (``timed_phase``) on random data of
+    ``spec``'s shapes, from states that have entered that phase.
+
+    Returns ``(compiled, states, args, compile_s, phase_name)``: call ``compiled(states, *args)``,
+    which returns ``(states, metrics)`` (the states are donated).
     """
     dataset = random_dataset(spec, n=max(4 * config.train.batch_size, 256))
     s = train.make_setup(config, dataset)
     data, present = train.device_data(s)
     states = train.init_states(s, data)
+    phase = timed_phase(config, s.method)
+    enter = train.make_enter(s, phase)
+    if enter is not None:
+        states = enter(states)
     args = (present, s.data_keys, data)
     tic = time.perf_counter()
-    compiled = train.make_train_chunk(s).lower(states, *args).compile()
-    return compiled, states, args, time.perf_counter() - tic
+    compiled = train.make_train_chunk(s, phase).lower(states, *args).compile()
+    return compiled, states, args, time.perf_counter() - tic, s.method.phases[phase].name
 
 
 def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dict:
     """Times one (method, shapes, batch, seeds) case; returns its JSON record."""
     t = config.train
-    compiled, states, args, compile_s = compile_case(config, spec)
+    compiled, states, args, compile_s, phase = compile_case(config, spec)
     for _ in range(3):
         states, _ = jax.block_until_ready(compiled(states, *args))
     times = []
@@ -165,7 +178,7 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     peak_device = peak_flops(kind, t.dtype)
     achieved = flops / median * 1e6
     return {
-        "method": config.method.name, "dataset": spec.name, "batch": t.batch_size,
+        "method": config.method.name, "phase": phase, "dataset": spec.name, "batch": t.batch_size,
         "num_seeds": t.num_seeds, "vmap_seeds": t.vmap_seeds, "steps_per_call": t.steps_per_call,
         "unroll": t.unroll,
         "dtype": t.dtype,

@@ -1,7 +1,7 @@
 """The training loop: setup -> restore_or_init -> run -> evaluate.
 
 ``train(config, workdir)`` is what ``mmjax train`` calls. The whole training set lives on the
-device; one jitted call runs ``train.steps_per_call`` steps with ``lax.scan`` for all
+device; one jitted call runs ``train.steps_per_call`` steps of one training phase with ``lax.scan`` for all
 ``train.num_seeds`` replicas at once (``vmap`` over the state), with the state donated and the
 batch sharded over the ``"data"`` mesh axis. The host only reads back the small metrics array after
 each call, to log, to stop on a non-finite value, and to checkpoint.
@@ -33,7 +33,7 @@ from mmjax.data import missing, pipeline
 from mmjax.data.base import Dataset, validate_split
 from mmjax.errors import UserError
 from mmjax.log import MetricsWriter, progress, write_atomic
-from mmjax.methods.base import Method
+from mmjax.methods.base import Method, schedule, span_at
 
 
 class TrainingDiverged(RuntimeError):
@@ -149,18 +149,21 @@ def make_setup(config: ExperimentConfig, dataset: Dataset) -> Setup:
 # ----------------------------------------------------------------------------------------------
 
 
-def make_train_chunk(s: Setup):
+def make_train_chunk(s: Setup, phase: int = 0, length: int | None = None):
     """``chunk(states, present, data_keys, data) -> (states, metrics[K, S])``, jitted, donating
-    ``states``: ``steps_per_call`` steps of every seed replica."""
+    ``states``: ``length`` (default ``train.steps_per_call``) steps of phase ``phase`` of every
+    seed replica. Each phase and length is its own program: a call never crosses a phase."""
     n = len(s.dataset.splits["train"])
     batch_size = s.config.train.batch_size
     sharding = parallel.batch_sharding(s.mesh)
+    step_fn = s.method.phases[phase].step
+    length = length or s.config.train.steps_per_call
 
     def one_step(state, present, data_key, data):
         indices = pipeline.batch_indices(data_key, state.step, n, batch_size)
         batch = pipeline.gather(data, present, indices, s.dataset.spec.modalities)
         batch = jax.lax.with_sharding_constraint(batch, sharding)
-        return s.method.train_step(state, batch)
+        return step_fn(state, batch)
 
     if s.config.train.vmap_seeds:
         all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
@@ -171,11 +174,47 @@ def make_train_chunk(s: Setup):
             return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     def chunk(states, present, data_keys, data):
-        t = s.config.train
         return jax.lax.scan(lambda st, _: all_seeds(st, present, data_keys, data), states,
-                            length=t.steps_per_call, unroll=t.unroll or t.steps_per_call)
+                            length=length, unroll=s.config.train.unroll or length)
 
     return jax.jit(chunk, donate_argnums=0)
+
+
+def make_enter(s: Setup, phase: int):
+    """The jitted ``states -> states`` that starts phase ``phase`` for every seed replica (None
+    if the phase has no ``enter``)."""
+    enter = s.method.phases[phase].enter
+    return None if enter is None else jax.jit(jax.vmap(enter), donate_argnums=0)
+
+
+class Programs:
+    """The compiled programs of a run, built on first use: one per (phase, chunk length), and one
+    ``enter`` per phase."""
+
+    def __init__(self, s: Setup):
+        self.s = s
+        self.spans = schedule(s.method.phases, s.config.train.steps)
+        self._chunks, self._enters = {}, {}
+
+    def next_call(self, step: int):
+        """``(span, length)``: the phase that runs at ``step`` and how many steps the next call
+        takes. Calls stay on the ``steps_per_call`` grid (so logging and checkpoint steps, its
+        multiples, are hit) and end at the phase's end."""
+        k = self.s.config.train.steps_per_call
+        span = span_at(self.spans, step)
+        return span, min(k - step % k, span.end - step)
+
+    def chunk(self, phase: int, length: int):
+        """The training chunk of ``length`` steps of phase ``phase``."""
+        if (phase, length) not in self._chunks:
+            self._chunks[phase, length] = make_train_chunk(self.s, phase, length)
+        return self._chunks[phase, length]
+
+    def enter(self, phase: int):
+        """Phase ``phase``'s jitted ``enter`` (None if it has none)."""
+        if phase not in self._enters:
+            self._enters[phase] = make_enter(self.s, phase)
+        return self._enters[phase]
 
 
 def init_states(s: Setup, data):
@@ -308,18 +347,24 @@ def run(s: Setup, workdir: pathlib.Path):
         states = jax.device_put(ckpt.restore(states, start), parallel.replicated(s.mesh))
     writer = MetricsWriter(workdir / "metrics.jsonl", resume_step=start)
     step = start or 0
-    chunk = make_train_chunk(s)
+    programs = Programs(s)
     bar = progress(t.steps, step, f"{s.config.method.name} on {s.config.data.name}")
     try:
         with _StopFlag() as stop:
             # steps_per_sec of the first logged window includes compilation.
             tic, last_logged = time.perf_counter(), step
             while step < t.steps:
+                span, length = programs.next_call(step)
+                # Checkpoints are saved after calls, so a state at a phase's first step (fresh,
+                # or restored from the previous phase's last checkpoint) has not entered it yet.
+                if step == span.start and programs.enter(span.index) is not None:
+                    states = programs.enter(span.index)(states)
+                chunk = programs.chunk(span.index, length)
                 states, metrics = chunk(states, present, s.data_keys, data)
                 metrics = jax.device_get(metrics)
                 check_finite(metrics, step)
-                step += t.steps_per_call
-                bar.update(t.steps_per_call)
+                step += length
+                bar.update(length)
                 bar.set_postfix(loss=f"{float(metrics['loss'][-1].mean()):.4f}")
                 if step % t.log_every == 0:
                     toc = time.perf_counter()

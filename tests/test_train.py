@@ -23,7 +23,7 @@ from mmjax import bench, cli, methods, parallel, train
 from mmjax import config as config_lib
 from mmjax.config import DataConfig, ExperimentConfig, MethodConfig, ModelConfig, TrainConfig
 from mmjax.data.base import DatasetSpec
-from mmjax.methods.base import Method
+from mmjax.methods.base import Method, Phase, one_phase
 from mmjax.methods.baselines import AugmentationConfig, LowerBoundConfig
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ def _run_chunk(vmap_seeds: bool, masks: list[np.ndarray]):
         traces.append(1)
         return real.train_step(state, batch)
 
-    s = _random_setup(real._replace(train_step=counting_step), config)
+    s = _random_setup(real._replace(phases=one_phase(counting_step)), config)
     data, _ = train.device_data(s)
     chunk = train.make_train_chunk(s)
     losses = []

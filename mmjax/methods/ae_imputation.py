@@ -33,7 +33,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, phased_update, step_keys)
+                                init_state, make_optimizer, norms, one_phase, phased_update,
+                                step_keys)
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -162,4 +163,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=True)
         return outputs.astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

@@ -1,9 +1,15 @@
 """The method contract: a ``Method`` bundle of pure functions over an explicit ``TrainState``.
 
 Every method and baseline is ``make(config, spec) -> Method``. ``init(key, batch)`` builds the
-state, ``train_step(state, batch)`` returns the next state and a flat dict of scalar metrics, and
-``predict(state, batch)`` maps a batch with any ``present`` mask to outputs ``[B, C]``. All three are
-pure and jit-able; the runtime vmaps them over seeds, scans them over steps and shards the batch.
+state; ``phases`` is the sequence of training phases, each a ``Phase`` with its own pure
+``step(state, batch) -> (state, metrics)``, its length, and an optional ``enter(state) -> state``
+run once when the phase starts (SMIL's priors, MMIN's copy of the teacher's encoders); and
+``predict(state, batch)`` maps a batch with any ``present`` mask to outputs ``[B, C]``. All are pure
+and jit-able; the runtime vmaps them over seeds, scans a phase's step over steps and shards the
+batch. The host picks the phase from the step number (``schedule``), so each phase is its own
+compiled program and no step branches on the step number: XLA:CPU runs convolutions inside a
+``lax.cond`` branch several times slower, and vmapped over seeds a ``lax.cond`` computes every
+branch.
 
 Models are Flax NNX modules used through ``nnx.split``/``nnx.merge`` inside the traced function, so
 ``params`` is a plain pytree that optax (and SMIL's inner loop, RedCore's eta update, MLA's
@@ -49,12 +55,68 @@ class TrainState:
     extra: Any = None
 
 
+class Phase(NamedTuple):
+    """One training phase: ``steps`` steps of ``step`` (``None``: until ``train.steps``), after
+    ``enter`` has been applied once to the state at the phase's first step (``None``: nothing).
+    A phase with ``steps=0`` is skipped, its ``enter`` too."""
+
+    name: str
+    steps: int | None
+    step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
+    enter: Callable[[TrainState], TrainState] | None = None
+
+
 class Method(NamedTuple):
     """A method as pure functions; see the module docstring."""
 
     init: Callable[[jax.Array, Batch], TrainState]
-    train_step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
+    phases: tuple[Phase, ...]
     predict: Callable[[TrainState, Batch], jax.Array]
+
+    @property
+    def train_step(self) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+        """The step of a one-phase method (a multi-phase method has one per phase)."""
+        if len(self.phases) != 1:
+            raise ValueError(f"this method has {len(self.phases)} phases; use method.phases")
+        return self.phases[0].step
+
+
+def one_phase(step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
+              ) -> tuple[Phase, ...]:
+    """The ``phases`` of a method trained by one step function throughout."""
+    return (Phase("train", None, step),)
+
+
+class Span(NamedTuple):
+    """Where phase ``index`` of a method runs: steps ``[start, end)``."""
+
+    index: int
+    start: int
+    end: int
+
+
+def schedule(phases: tuple[Phase, ...], total_steps: int) -> tuple[Span, ...]:
+    """The spans of the phases that run in ``total_steps`` steps, in order: each phase follows
+    the previous one, the first with ``steps=None`` (or the last) runs to ``total_steps``, and
+    phases that get no steps are left out."""
+    spans, start = [], 0
+    for index, phase in enumerate(phases):
+        last = phase.steps is None or index == len(phases) - 1
+        end = total_steps if last else min(start + phase.steps, total_steps)
+        if end > start:
+            spans.append(Span(index, start, end))
+        start = end
+        if last:
+            break
+    return tuple(spans)
+
+
+def span_at(spans: tuple[Span, ...], step: int) -> Span:
+    """The span that holds ``step`` (the host's choice of the phase to run next)."""
+    for span in spans:
+        if span.start <= step < span.end:
+            return span
+    raise ValueError(f"step {step} is outside every phase ({spans})")
 
 
 class NNXModel:

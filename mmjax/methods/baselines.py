@@ -32,7 +32,8 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, one_phase,
+                                step_keys)
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -140,7 +141,7 @@ def make_supervised(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel
             outputs = readout_fn(outputs, aux)
         return outputs.astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)
 
 
 # ----------------------------------------------------------------------------------------------

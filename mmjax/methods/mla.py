@@ -68,7 +68,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, step_keys)
+                                init_state, make_optimizer, norms, one_phase, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -424,7 +424,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                      batch["present"], train=False)
         return fuse(logits, batch["present"], mc.fusion, mc.entropy)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)
 
 
 def make_embed(config: ExperimentConfig, spec: DatasetSpec):

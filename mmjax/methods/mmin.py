@@ -68,8 +68,8 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, phased_update,
-                                select_tree, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, one_phase,
+                                phased_update, select_tree, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
@@ -336,7 +336,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         out = module(batch["inputs"], batch["present"], deterministic=True)
         return out["logits"].astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,4 +420,4 @@ def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                         batch["present"], train=False)
         return logits.astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

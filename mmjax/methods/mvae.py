@@ -54,7 +54,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                make_optimizer, norms, step_keys)
+                                make_optimizer, norms, one_phase, step_keys)
 from mmjax.methods.film import build_encoders
 from mmjax.models.encoders import encode
 
@@ -287,4 +287,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         mu = latent_mean(state.params["vae"], state.model_state, batch)
         return probe_apply(state.params["probe"], mu).astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

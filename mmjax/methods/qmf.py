@@ -44,7 +44,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, one_phase,
+                                step_keys)
 from mmjax.methods.mla import ProjectedEncoders
 
 
@@ -208,4 +209,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                      batch["present"], train=False)
         return fuse(logits, batch["present"], mc.temperature)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

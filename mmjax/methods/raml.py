@@ -70,7 +70,8 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, one_phase,
+                                step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead
 
@@ -388,7 +389,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         return inspect(state, batch)["logits"]
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)
 
 
 def make_inspect(config: ExperimentConfig, spec: DatasetSpec):

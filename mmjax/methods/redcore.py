@@ -67,7 +67,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, one_phase,
+                                step_keys)
 from mmjax.methods.redcore_projection import (PROJECTIONS, check_constraints, moving_average,
                                               relative_advantage, update_eta)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
@@ -341,4 +342,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                              train=False, noise_key=noise_key)
         return out["joint"].astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

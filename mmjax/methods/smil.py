@@ -93,7 +93,8 @@ from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, phased_update, step_keys)
+                                init_state, make_optimizer, norms, one_phase, phased_update,
+                                step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -572,4 +573,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                   inputs.get(length_key(m2)))
         return logits.astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

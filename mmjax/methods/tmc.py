@@ -47,7 +47,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, init_state, make_optimizer, norms, one_phase,
+                                step_keys)
 from mmjax.methods.film import build_encoders
 from mmjax.models.encoders import encode, masked_features
 from mmjax.models.fusion import MLPHead
@@ -239,4 +240,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                       batch["present"], train=False)
         return outputs.astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)

@@ -58,7 +58,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, phased_update,
+                                init_state, make_optimizer, norms, one_phase, phased_update,
                                 select_tree, step_keys)
 from mmjax.methods.baselines import augment_batch, check_dropout, fused_loss, make_supervised
 from mmjax.models.fusion import MultimodalNet
@@ -188,7 +188,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                       batch["present"], train=False)
         return outputs.astype(jnp.float32)
 
-    return Method(init=init, train_step=train_step, predict=predict)
+    return Method(init=init, phases=one_phase(train_step), predict=predict)
 
 
 def make_naive(config: ExperimentConfig, spec: DatasetSpec) -> Method:
