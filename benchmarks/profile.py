@@ -70,7 +70,7 @@ def main() -> None:
     config = bench.case_config(a.method, pathlib.Path("configs") / bench.SHAPES[shapes].configs,
                                tuple(a.overrides), batch_size=batch, num_seeds=a.num_seeds,
                                steps_per_call=a.steps_per_call)
-    compiled, states, args, _, _ = bench.compile_case(config, bench.SHAPES[shapes].spec)
+    compiled, states, args, *_ = bench.compile_case(config, bench.SHAPES[shapes].spec)
     for _ in range(3):
         states, _ = jax.block_until_ready(compiled(states, *args))
     trace_dir = pathlib.Path(a.trace_dir) / f"{a.method}_{shapes}_b{batch}_s{a.num_seeds}"

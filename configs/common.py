@@ -12,20 +12,18 @@ from mmjax.config import DataConfig, ExperimentConfig, MethodConfig, ModelConfig
 from mmjax.errors import UserError
 
 # 600 steps of batch 64 is ~11 epochs of the 3,500 training pairs; 3 seeds trained together.
-# The conv nets of avmnist_offline run ~6x faster on XLA:CPU with the step loop unrolled, and 2x
-# faster with one copy of the step per seed than vmapped (see TrainConfig).
+# train.unroll / train.vmap_seeds stay "auto": the backend policy (mmjax/policy.py) picks them.
 TRAIN = {
-    "avmnist_offline": TrainConfig(steps=600, batch_size=64, num_seeds=3, vmap_seeds=False,
-                                   steps_per_call=10, unroll=0, log_every=100,
-                                   checkpoint_every=200),
+    "avmnist_offline": TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
+                                   log_every=100, checkpoint_every=200),
     "mfeat": TrainConfig(steps=1000, batch_size=64, num_seeds=3, steps_per_call=10,
                          log_every=100, checkpoint_every=500),
     # ~7 epochs of MultiBench's 55,000 training pairs (not measured here: no data on our machines).
     "multibench_avmnist": TrainConfig(steps=6000, batch_size=64, num_seeds=3, steps_per_call=10,
                                       log_every=500, checkpoint_every=1000),
     # ~36 epochs of SMIL's 1,050 training images, as avmnist_offline's schedule.
-    "smil_avmnist": TrainConfig(steps=600, batch_size=64, num_seeds=3, vmap_seeds=False,
-                                steps_per_call=10, unroll=0, log_every=100, checkpoint_every=200),
+    "smil_avmnist": TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
+                                log_every=100, checkpoint_every=200),
     # ~20 epochs of MM-IMDb's 15,552 training movies (not measured here: no data on our machines).
     "mmimdb": TrainConfig(steps=2400, batch_size=128, num_seeds=3, steps_per_call=10,
                           log_every=200, checkpoint_every=600),

@@ -136,8 +136,8 @@ def compile_case(config: ExperimentConfig, spec: DatasetSpec):
     """The compiled training chunk of a case's main phase (``timed_phase``) on random data of
     ``spec``'s shapes, from states that have entered that phase.
 
-    Returns ``(compiled, states, args, compile_s, phase_name)``: call ``compiled(states, *args)``,
-    which returns ``(states, metrics)`` (the states are donated).
+    Returns ``(compiled, states, args, compile_s, phase_name, policy)``: call
+    ``compiled(states, *args)``, which returns ``(states, metrics)`` (the states are donated).
     """
     dataset = random_dataset(spec, n=max(4 * config.train.batch_size, 256))
     s = train.make_setup(config, dataset)
@@ -150,13 +150,14 @@ def compile_case(config: ExperimentConfig, spec: DatasetSpec):
     args = (present, s.data_keys, data)
     tic = time.perf_counter()
     compiled = train.make_train_chunk(s, phase).lower(states, *args).compile()
-    return compiled, states, args, time.perf_counter() - tic, s.method.phases[phase].name
+    return (compiled, states, args, time.perf_counter() - tic, s.method.phases[phase].name,
+            s.policy)
 
 
 def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dict:
     """Times one (method, shapes, batch, seeds) case; returns its JSON record."""
     t = config.train
-    compiled, states, args, compile_s, phase = compile_case(config, spec)
+    compiled, states, args, compile_s, phase, policy = compile_case(config, spec)
     for _ in range(3):
         states, _ = jax.block_until_ready(compiled(states, *args))
     times = []
@@ -167,7 +168,8 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     us = np.asarray(times) * 1e6
     cost = (compiled.cost_analysis() or {})
     cost = cost[0] if isinstance(cost, list) else cost
-    flops = float(cost.get("flops", float("nan"))) / steps_counted(t.steps_per_call, t.unroll)
+    flops = float(cost.get("flops", float("nan"))) / steps_counted(t.steps_per_call,
+                                                                     policy.unroll)
     memory = compiled.memory_analysis()
     peak = None
     if memory is not None:
@@ -179,8 +181,8 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     achieved = flops / median * 1e6
     return {
         "method": config.method.name, "phase": phase, "dataset": spec.name, "batch": t.batch_size,
-        "num_seeds": t.num_seeds, "vmap_seeds": t.vmap_seeds, "steps_per_call": t.steps_per_call,
-        "unroll": t.unroll,
+        "num_seeds": t.num_seeds, "vmap_seeds": policy.vmap_seeds,
+        "steps_per_call": t.steps_per_call, "unroll": policy.unroll,
         "dtype": t.dtype,
         "devices": jax.device_count(), "device_kind": kind,
         "jax": jax.__version__, "compile_s": round(compile_s, 3),

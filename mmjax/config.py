@@ -153,14 +153,12 @@ class TrainConfig:
       seed: root seed; replica ``i`` of ``num_seeds`` uses seed ``seed + i``.
       num_seeds: independent replicas trained in one program; eval reports mean ± std.
       vmap_seeds: batch the replicas with ``vmap`` (one batched program); False writes one copy
-        of the step per replica into the same program. XLA:CPU turns vmapped convolutions with
-        per-replica weights into grouped convolutions, measured 2x slower than separate copies,
-        so the conv-net configs set False; MLPs and accelerators batch well.
-      steps_per_call: steps fused into one jitted call with ``lax.scan``.
-      unroll: unroll factor of that scan; 0 unrolls it fully. XLA:CPU ran the convolutions of a
-        rolled loop body about 6x slower than unrolled ones (measured, benchmarks/README.md), so
-        the conv-net configs unroll fully; for MLPs a rolled loop is as fast and compiles ~3x
-        faster.
+        of the step per replica into the same program. ``"auto"`` (default): chosen by the
+        backend policy (``mmjax.policy``) from the backend and the network's layers.
+      steps_per_call: steps fused into one jitted call with ``lax.scan`` (a call never crosses a
+        training phase: the call at a phase's end is shorter).
+      unroll: unroll factor of that scan; 0 unrolls it fully. ``"auto"`` (default): chosen by
+        the backend policy (fully unrolled for convolutions on the CPU, rolled otherwise).
       log_every: steps between lines of ``metrics.jsonl`` (a multiple of ``steps_per_call``);
         each line holds that step's metrics averaged over seed replicas.
       checkpoint_every: steps between checkpoints (a multiple of ``steps_per_call``).
@@ -173,9 +171,9 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     num_seeds: int = 1
-    vmap_seeds: bool = True
+    vmap_seeds: bool | str = "auto"
     steps_per_call: int = 10
-    unroll: int = 1
+    unroll: int | str = "auto"
     log_every: int = 100
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2

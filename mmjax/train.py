@@ -26,7 +26,7 @@ import numpy as np
 
 from mmjax import config as config_lib
 from mmjax import data as data_lib
-from mmjax import evaluate, methods, parallel
+from mmjax import evaluate, methods, parallel, policy
 from mmjax.checkpoint import Checkpointer
 from mmjax.config import ExperimentConfig
 from mmjax.data import missing, pipeline
@@ -34,6 +34,7 @@ from mmjax.data.base import Dataset, validate_split
 from mmjax.errors import UserError
 from mmjax.log import MetricsWriter, progress, write_atomic
 from mmjax.methods.base import Method, schedule, span_at
+from mmjax.policy import AUTO, Policy
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,6 +60,11 @@ class Setup:
     init_keys: jax.Array  # [S] one per seed replica
     data_keys: jax.Array  # [S]
     train_present: np.ndarray  # [S, N, M] the training mask of each replica
+    policy: Policy | None = None  # train.unroll/vmap_seeds resolved (None: as for an MLP)
+
+    def __post_init__(self):
+        if self.policy is None:
+            self.policy = policy.resolve(self.config.train, has_convolution=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,8 +102,10 @@ def dataset_options(config: ExperimentConfig) -> dict:
 def check_config(config: ExperimentConfig) -> None:
     """Static checks of the loop's settings; one ``UserError`` line per problem."""
     t = config.train
-    if t.unroll < 0:
-        raise UserError(f"train.unroll must be >= 0, got {t.unroll}")
+    if t.unroll != AUTO and (isinstance(t.unroll, str) or t.unroll < 0):
+        raise UserError(f"train.unroll must be 'auto' or an integer >= 0, got {t.unroll!r}")
+    if t.vmap_seeds != AUTO and not isinstance(t.vmap_seeds, bool):
+        raise UserError(f"train.vmap_seeds must be 'auto', true or false, got {t.vmap_seeds!r}")
     for name in ("steps", "steps_per_call", "num_seeds", "log_every", "checkpoint_every"):
         if getattr(t, name) <= 0:
             raise UserError(f"train.{name} must be positive, got {getattr(t, name)}")
@@ -141,7 +149,20 @@ def make_setup(config: ExperimentConfig, dataset: Dataset) -> Setup:
     roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)  # [S, 3]
     train_split = dataset.splits["train"]
     masks = np.stack([pipeline.train_mask(config.missing, k, train_split) for k in roots[:, 2]])
-    return Setup(config, dataset, method, parallel.make_mesh(), roots[:, 0], roots[:, 1], masks)
+    return Setup(config, dataset, method, parallel.make_mesh(), roots[:, 0], roots[:, 1], masks,
+                 resolve_policy(config, method, train_split, dataset.spec.modalities))
+
+
+def resolve_policy(config: ExperimentConfig, method: Method, split, modalities) -> Policy:
+    """``train.unroll`` / ``train.vmap_seeds`` with ``"auto"`` resolved (``mmjax.policy``); the
+    network is traced abstractly once, only when a field is ``"auto"``."""
+    t = config.train
+    if AUTO not in (t.unroll, t.vmap_seeds):
+        return policy.resolve(t, has_convolution=False)
+    example = pipeline.gather(pipeline.to_arrays(split), split.present,
+                              np.arange(min(t.batch_size, len(split))), modalities)
+    state = jax.eval_shape(method.init, jax.random.key(0), example)
+    return policy.resolve(t, policy.convolves(method.predict, state, example))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,7 +186,7 @@ def make_train_chunk(s: Setup, phase: int = 0, length: int | None = None):
         batch = jax.lax.with_sharding_constraint(batch, sharding)
         return step_fn(state, batch)
 
-    if s.config.train.vmap_seeds:
+    if s.policy.vmap_seeds:
         all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
     else:
         def all_seeds(states, present, data_keys, data):
@@ -174,8 +195,15 @@ def make_train_chunk(s: Setup, phase: int = 0, length: int | None = None):
             return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     def chunk(states, present, data_keys, data):
+        unroll = s.policy.unroll or length
+        if unroll >= length:  # fully unrolled: straight-line code, no while loop at all
+            rows = []
+            for _ in range(length):
+                states, row = all_seeds(states, present, data_keys, data)
+                rows.append(row)
+            return states, jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
         return jax.lax.scan(lambda st, _: all_seeds(st, present, data_keys, data), states,
-                            length=length, unroll=s.config.train.unroll or length)
+                            length=length, unroll=unroll)
 
     return jax.jit(chunk, donate_argnums=0)
 

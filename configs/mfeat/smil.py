@@ -29,8 +29,6 @@ def get_config(arg=None):
     config = experiment("mfeat", method, arg,
                         missing=MissingConfig(protocol="paired", paired_fraction=0.2))
     config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fou", "kar")))
-    # One copy of the step per seed: vmapped, lax.cond would run every phase at every step.
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, vmap_seeds=False))
     if quick:
         return config
     train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS)

@@ -53,12 +53,8 @@ def paper_experiment(method: MethodConfig, arg: str | None, steps: int,
         missing=(MissingConfig(protocol="paired", paired_fraction=0.2) if paired
                  else MissingConfig(protocol="none")),
         model=MODEL, method=method, optim=OptimConfig(name="adam", lr=1e-3),
-        # Phased methods get one copy of the step per seed: vmapped, lax.cond would run every
-        # phase at every step.
         train=TrainConfig(steps=100 if quick else steps, batch_size=128,
-                          num_seeds=1 if quick else 3,
-                          vmap_seeds=method.name not in ("smil", "ae_imputation"),
-                          steps_per_call=10, log_every=50 if quick else 500,
+                          num_seeds=1 if quick else 3, steps_per_call=10, log_every=50 if quick else 500,
                           checkpoint_every=50 if quick else 2500))
 
 

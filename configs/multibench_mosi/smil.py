@@ -52,8 +52,7 @@ def get_config(arg=None):
         model=ModelConfig(encoders=("mean_mlp3", "lstm_last"), hidden=16, feature_dim=64,
                           dropout=0.0),
         method=method, optim=OptimConfig(name="adam", lr=1e-4),
-        # One copy of the step per seed: vmapped, lax.cond would run every phase at every step.
         train=TrainConfig(steps=100 if quick else PHASE1_STEPS + PHASE2_STEPS + META_STEPS,
-                          batch_size=32, num_seeds=1 if quick else 3, vmap_seeds=False,
+                          batch_size=32, num_seeds=1 if quick else 3,
                           steps_per_call=10, log_every=50 if quick else 200,
                           checkpoint_every=50 if quick else 1000))

@@ -1,0 +1,60 @@
+"""Backend policy: the runtime settings that depend on XLA's backend, not on the experiment.
+
+``train.unroll`` and ``train.vmap_seeds`` default to ``"auto"``, resolved here from
+``jax.default_backend()`` and from whether the method's network convolves, by the rules measured
+in benchmarks/README.md ("Backend policy"):
+
+- XLA:CPU runs the convolutions of a rolled ``lax.scan`` body about 9x slower than unrolled ones,
+  and vmapped over seed replicas (a grouped convolution with per-replica kernels) 2.2x slower than
+  one copy of the step per replica: a network with convolutions on the CPU unrolls the scan fully
+  and copies the step per replica.
+- Without convolutions, or on a GPU/TPU, rolled and unrolled run at the same speed (the rolled
+  loop compiles ~3x faster) and vmapped replicas batch well: rolled scan, vmapped replicas.
+
+A config that sets either field to a value keeps that value, so a measured exception stays
+possible without changing the rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+from mmjax.config import TrainConfig
+
+AUTO = "auto"
+
+
+class Policy(NamedTuple):
+    """The resolved runtime settings: ``unroll`` (0 = fully unrolled) and ``vmap_seeds``."""
+
+    unroll: int
+    vmap_seeds: bool
+
+
+def _has_convolution(jaxpr) -> bool:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            return True
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
+                if hasattr(inner, "eqns") and _has_convolution(inner):
+                    return True
+    return False
+
+
+def convolves(predict, state: Any, batch: Any) -> bool:
+    """Whether ``predict(state, batch)`` runs a convolution (traced abstractly, nothing runs)."""
+    return _has_convolution(jax.make_jaxpr(predict)(state, batch).jaxpr)
+
+
+def resolve(train: TrainConfig, has_convolution: bool, backend: str | None = None) -> Policy:
+    """``train``'s ``unroll`` and ``vmap_seeds``, with ``"auto"`` replaced by the rule for
+    ``backend`` (default: ``jax.default_backend()``) and a network that does or does not
+    convolve."""
+    cpu_convnet = (backend or jax.default_backend()) == "cpu" and has_convolution
+    unroll = (0 if cpu_convnet else 1) if train.unroll == AUTO else train.unroll
+    vmap_seeds = (not cpu_convnet) if train.vmap_seeds == AUTO else train.vmap_seeds
+    return Policy(unroll, vmap_seeds)
