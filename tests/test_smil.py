@@ -12,6 +12,7 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import smil, smil_priors
+from mmjax.methods.base import schedule, span_at
 from mmjax.methods.smil import SmilConfig
 
 SPEC = DatasetSpec("toy", ("a", "b"), ((6,), (5,)), "classification", 3)
@@ -32,6 +33,31 @@ def _batch(key, n=8, present=None):
     inputs = missing.apply(inputs, present, SPEC.modalities)
     return {"inputs": inputs, "present": present,
             "label": jax.random.randint(k3, (n,), 0, 3)}
+
+
+def _stepper(method, total_steps, traces=None):
+    """``step(state, batch)`` as the runtime runs it: the phase of ``state.step`` (its own jitted
+    step), after that phase's ``enter`` at its first step. ``traces`` (a list) records the name of
+    the phase each trace of a step belongs to."""
+    spans = schedule(method.phases, total_steps)
+
+    def traced(phase):
+        def f(state, batch):
+            if traces is not None:
+                traces.append(phase.name)
+            return phase.step(state, batch)
+        return jax.jit(f)
+
+    steps = [traced(p) for p in method.phases]
+    enters = [p.enter and jax.jit(p.enter) for p in method.phases]
+
+    def step(state, batch):
+        span = span_at(spans, int(state.step))
+        if int(state.step) == span.start and enters[span.index] is not None:
+            state = enters[span.index](state)
+        return steps[span.index](state, batch)
+
+    return step
 
 
 def _net(config, state):
@@ -148,11 +174,11 @@ def test_pca_priors_are_mean_plus_one_std_along_the_leading_axes():
 def test_method_priors_are_reproducible_for_a_seed():
     """Same seed -> bit-identical priors at the first meta step; another seed -> different."""
     method = methods.make(_config(), SPEC)
-    step = jax.jit(method.train_step)
+    step = _stepper(method, 8)
 
     def priors(seed):
         state = method.init(jax.random.key(seed), _batch(jax.random.key(0)))
-        for i in range(5):  # phases 1 and 2, then the first meta step computes the priors
+        for i in range(5):  # phases 1 and 2, then the meta phase's enter computes the priors
             state, _ = step(state, _batch(jax.random.key(i % 2)))
         return np.asarray(state.extra["priors"])
 
@@ -258,16 +284,13 @@ def test_predict_uses_x2_where_present_and_the_reconstruction_where_missing():
 # --- the jitted step ----------------------------------------------------------------------------
 
 def test_changing_eta_never_recompiles_and_phases_run():
-    """Masks from paired_fraction at eta = 0.1, 0.5, 1.0 go through one trace of train_step;
-    the step crosses both phase boundaries (phase metric 1, 2, 3), losses stay finite."""
+    """Masks from paired_fraction at eta = 0.1, 0.5, 1.0 go through one trace of each phase's
+    step; the run crosses both phase boundaries (phase metric 1, 2, 3), losses stay finite."""
     traces = []
     method = methods.make(_config(), SPEC)
-
-    def counted(state, batch):
-        traces.append(1)
-        return method.train_step(state, batch)
-
-    step = jax.jit(counted)
+    assert [p.name for p in method.phases] == ["pretrain_unimodal", "pretrain_fusion", "meta"]
+    assert [p.steps for p in method.phases] == [2, 2, None]
+    step = _stepper(method, 8, traces)
     state = method.init(jax.random.key(0), _batch(jax.random.key(0)))
     phases = []
     for i, eta in enumerate((0.1, 0.5, 1.0, 0.5, 0.1, 0.5)):
@@ -275,7 +298,7 @@ def test_changing_eta_never_recompiles_and_phases_run():
         state, metrics = step(state, _batch(jax.random.key(i), present=present))
         assert np.isfinite(float(metrics["loss"]))
         phases.append(float(metrics["phase"]))
-    assert len(traces) == 1
+    assert traces == ["pretrain_unimodal", "pretrain_fusion", "meta"]
     assert phases == [1, 1, 2, 2, 3, 3]
     assert int(state.extra["count"]) > 0
 
@@ -289,7 +312,7 @@ def test_changing_eta_never_recompiles_and_phases_run():
 def test_switch_combinations_train(overrides):
     """The released-code settings and the ablations run through both phases and meta steps."""
     method = methods.make(_config(steps=4, phase1_steps=1, phase2_steps=1, **overrides), SPEC)
-    step = jax.jit(method.train_step)
+    step = _stepper(method, 4)
     state = method.init(jax.random.key(0), _batch(jax.random.key(0)))
     for i in range(4):
         state, metrics = step(state, _batch(jax.random.key(i)))

@@ -24,6 +24,7 @@ from mmjax.data import missing, pipeline
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil
+from mmjax.methods.base import schedule, span_at
 from mmjax.methods.smil import SmilConfig
 from mmjax.models import encoders, sequence
 
@@ -70,7 +71,7 @@ def test_smil_losses_use_pos_weight():
     config = _multilabel_config(2.0)
     method = methods.make(config, MULTI)
     state = method.init(jax.random.key(0), batch)
-    _, metrics = jax.jit(method.train_step)(state, batch)
+    _, metrics = jax.jit(method.phases[0].step)(state, batch)  # step 0: phase 1
     model = smil.NNXModel(lambda rngs: smil.SmilNet(MULTI, config.model, 3, rngs=rngs))
     net = nnx.merge(model.graphdef, state.params, state.model_state)
     z = np.asarray(net.head1(net.enc1(batch["inputs"]["a"], deterministic=True)), np.float64)
@@ -168,14 +169,26 @@ def _batch(s, present, indices, split="train"):
 
 
 def _train_six_steps(s):
-    """Six jitted steps with masks drawn at three values of eta: one trace, phases 1 1 2 2 3 3."""
+    """Six jitted steps with masks drawn at three values of eta, run as the runtime does (the
+    phase of the step, its enter at its first step): one trace per phase, phases 1 1 2 2 3 3."""
     traces = []
+    spans = schedule(s.method.phases, s.config.train.steps)
 
-    def counted(state, batch):
-        traces.append(1)
-        return s.method.train_step(state, batch)
+    def counted(phase):
+        def f(state, batch):
+            traces.append(phase.name)
+            return phase.step(state, batch)
+        return jax.jit(f)
 
-    step = jax.jit(counted)
+    steps = [counted(p) for p in s.method.phases]
+
+    def step(state, batch):
+        span = span_at(spans, int(state.step))
+        enter = s.method.phases[span.index].enter
+        if int(state.step) == span.start and enter is not None:
+            state = jax.jit(enter)(state)
+        return steps[span.index](state, batch)
+
     n = len(s.dataset.splits["train"])
     state = s.method.init(jax.random.key(0), _batch(s, s.train_present[0], np.arange(4)))
     phases = []
@@ -185,7 +198,7 @@ def _train_six_steps(s):
         state, metrics = step(state, _batch(s, present, idx))
         assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
         phases.append(float(metrics["phase"]))
-    assert len(traces) == 1
+    assert traces == ["pretrain_unimodal", "pretrain_fusion", "meta"]
     assert phases == [1, 1, 2, 2, 3, 3]
     assert int(state.extra["count"]) > 0
     return state

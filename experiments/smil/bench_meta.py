@@ -1,8 +1,11 @@
 """Times SMIL's meta-training step (not its cheap pretraining steps) with mmjax's bench harness.
 
 ``mmjax bench --methods smil`` times the config's program from step 0, which is unimodal
-pretraining; this script sets both pretraining phases to 0 steps so that every timed step is a
-meta-update (the priors are computed once, in the warm-up). Prints one JSON line per case.
+pretraining; this script sets both pretraining phases to 0 steps so that the run is the meta
+phase alone and every timed step is a meta-update (the harness applies the phase's ``enter``, which
+computes the priors, once before compiling; with no pretraining the memory is still empty then, so
+the priors are meaningless but finite, which does not change the cost of a step). Prints one JSON
+line per case.
 
 Usage: python experiments/smil/bench_meta.py [DATASET] [BATCH] [SEEDS]   (avmnist_offline 64 1)
 

@@ -5,20 +5,33 @@ released code ``deep-real/SMIL`` (official-code-notes §5). Two modalities: moda
 e.g. image) is always present, modality 2 (``x2``, e.g. audio) only on a fraction eta of the
 training samples (``missing.protocol=paired``, ``missing.paired_fraction=eta``).
 
-One ``mmjax train`` runs the whole pipeline; ``train_step`` selects the phase from ``state.step``
-inside the jitted step (``lax.cond``), so crossing a boundary never recompiles::
+One ``mmjax train`` runs the whole pipeline as three ``Phase``s, each its own compiled program
+(the host picks the phase from the step number; no step branches on ``state.step``). Every phase
+advances only its own optimiser state, ``opt_state = (tx1's, tx2's, tx3's)``, so phase 2 and phase
+3 start from fresh optimiser states and schedules; the metrics of every phase have the same keys
+(the losses a phase does not use are reported as 0, ``phase`` is 1, 2 or 3)::
 
-    memory     every step: the batch's complete samples (x1, x2, y) are written, once each, into a
-               fixed-size paired memory in ``state.extra`` (the modality-complete set D^f; a
-               fingerprint of the inputs skips samples already stored). D^f batches are drawn
-               from it, as the released code draws its paired "meta-val" loader.
-    phase 1    [0, phase1_steps): unimodal pretraining (released train_mnist.py/train_sound.py):
-               CE(head1(f1(x1))) on the batch + CE(head2(f2(x2))) on a D^f batch.
-    phase 2    [phase1_steps, +phase2_steps): full-modality training of the fusion model on D^f
-               batches (released train_soundmnist.py): CE(g(f1(x1), f2(x2))), no regulariser.
-    priors     at the first meta step: M = K-means (or PCA) of f2(x2) over the memory (eq. 2's
-               modality priors; released get_sound_mean_kmean.py, K = 10).
-    phase 3    meta-training (eq. 4-7, Algorithm 1), one update per step:
+    memory     every step of every phase: the batch's complete samples (x1, x2, y) are written,
+               once each, into a fixed-size paired memory in ``state.extra`` (the
+               modality-complete set D^f; a fingerprint of the inputs skips samples already
+               stored), then a D^f batch is drawn from it, as the released code draws its paired
+               "meta-val" loader.
+    phase 1    "pretrain_unimodal", [0, phase1_steps): unimodal pretraining (released
+               train_mnist.py/train_sound.py): CE(head1(f1(x1))) on the batch + CE(head2(f2(x2)))
+               on a D^f batch; ``tx1``.
+    phase 2    "pretrain_fusion", [phase1_steps, +phase2_steps): full-modality training of the
+               fusion model on D^f batches (released train_soundmnist.py): CE(g(f1(x1), f2(x2))),
+               no regulariser; ``tx2``.
+    priors     the meta phase's ``enter``, run once by the host before the first meta step:
+               M = K-means (or PCA) of f2(x2) over the memory (eq. 2's modality priors; released
+               get_sound_mean_kmean.py, K = 10), key ``fold_in(state.key, 7)``. The memory is the
+               one pretraining ended with: the first meta step's batch is inserted after the
+               priors are computed (a step that computed them after its own insert would have to
+               branch on the step number). So the priors miss that one batch's complete samples
+               when they are new and the memory has room; with ``phase1_steps = phase2_steps = 0``
+               they come from an empty memory (finite, meaningless priors).
+    phase 3    "meta", the remaining steps: meta-training (eq. 4-7, Algorithm 1), one update per
+               step with ``tx3``:
                  D^m = the batch with x2 treated as missing (reconstructed for every sample),
                  D^f = a memory batch;
                  theta_0 = theta;  for k < K:  z_k ~ q(z | x1; psi, theta_k)
@@ -92,9 +105,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, one_phase, phased_update,
-                                step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -456,37 +468,44 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             priors = smil_priors.pca(feats, weights, k)
         return {**extra, "priors": priors}
 
-    def pretrain(state: TrainState, batch: Batch, mem, keys) -> tuple[TrainState, dict]:
-        """Phases 1 and 2 (selected arithmetically; both are cheap next to a meta step)."""
-        phase1 = state.step < mc.phase1_steps
+    def pretrain_objective(params, model_state, batch: Batch, mem: Memory, keys):
+        """The losses of phases 1 and 2 on the batch and a D^f batch (every phase reports all
+        three, as metrics); returns ``(l_img, l_snd, l_fus), (model_state, metrics)``."""
+        net = model.bind(params, model_state)
+        rngs = nnx.Rngs(dropout=keys["dropout"])
+        h1 = encode(net.enc1, batch["inputs"][m1], batch["inputs"].get(length_key(m1)),
+                    deterministic=False, rngs=rngs)
+        l_img = task_loss(net.head1(h1), batch["label"], batch["present"][:, 0])
+        h1m = encode(net.enc1, mem.x1, mem.len1, deterministic=False, rngs=rngs)
+        # BatchNorm (sound CNN): batch statistics of complete samples only
+        h2m = encode(net.enc2, mem.x2, mem.len2, deterministic=False, rngs=rngs)
+        l_snd = task_loss(net.head2(h2m), mem.y, mem.weight)
+        logits, _, _, _ = fusion(net, mc, h1m, h2m, None, regularize_on=False)
+        l_fus = task_loss(logits, mem.y, mem.weight)
+        metrics = {"loss_pre_image": l_img, "loss_pre_audio": l_snd, "loss_pre_fusion": l_fus}
+        return (l_img, l_snd, l_fus), (nnx.state(net, nnx.Not(nnx.Param)), metrics)
 
-        def objective(params):
-            net = model.bind(params, state.model_state)
-            rngs = nnx.Rngs(dropout=keys["dropout"])
-            h1 = encode(net.enc1, batch["inputs"][m1], batch["inputs"].get(length_key(m1)),
-                        deterministic=False, rngs=rngs)
-            l_img = task_loss(net.head1(h1), batch["label"], batch["present"][:, 0])
-            h1m = encode(net.enc1, mem.x1, mem.len1, deterministic=False, rngs=rngs)
-            # BatchNorm (sound CNN): batch statistics of complete samples only
-            h2m = encode(net.enc2, mem.x2, mem.len2, deterministic=False, rngs=rngs)
-            l_snd = task_loss(net.head2(h2m), mem.y, mem.weight)
-            logits, _, _, _ = fusion(net, mc, h1m, h2m, None, regularize_on=False)
-            l_fus = task_loss(logits, mem.y, mem.weight)
-            loss = jnp.where(phase1, l_img + l_snd, l_fus)
-            metrics = {"loss_pre_image": l_img, "loss_pre_audio": l_snd,
-                       "loss_pre_fusion": l_fus}
-            return loss, (nnx.state(net, nnx.Not(nnx.Param)), metrics)
+    def pretrain(index: int, tx: optax.GradientTransformation, pick):
+        """The update of pretraining phase ``index + 1`` (phase 1: ``pick`` = l_img + l_snd with
+        ``tx1``; phase 2: l_fus with ``tx2``); it advances only ``opt_state[index]``."""
 
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        s1, s2, s3 = state.opt_state
-        updates, (n1, n2) = phased_update(phase1, tx1, tx2, grads, (s1, s2), state.params)
-        new = state.replace(params=optax.apply_updates(state.params, updates),
-                            model_state=model_state, opt_state=(n1, n2, s3))
-        metrics.update(loss=loss, loss_inner=jnp.zeros(()), loss_outer=jnp.zeros(()),
-                       kl=jnp.zeros(()), phase=jnp.where(phase1, 1.0, 2.0),
-                       **norms(grads, state.params))
-        return new, metrics
+        def update(state: TrainState, batch: Batch, mem, keys) -> tuple[TrainState, dict]:
+            def objective(params):
+                parts, aux = pretrain_objective(params, state.model_state, batch, mem, keys)
+                return pick(*parts), aux
+
+            (loss, (model_state, metrics)), grads = jax.value_and_grad(
+                objective, has_aux=True)(state.params)
+            updates, opt = tx.update(grads, state.opt_state[index], state.params)
+            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
+            new = state.replace(params=optax.apply_updates(state.params, updates),
+                                model_state=model_state, opt_state=opt_state)
+            metrics.update(loss=loss, loss_inner=jnp.zeros(()), loss_outer=jnp.zeros(()),
+                           kl=jnp.zeros(()), phase=jnp.asarray(float(index + 1)),
+                           **norms(grads, state.params))
+            return new, metrics
+
+        return update
 
     def meta_objective(params, model_state, priors, x1, len1, y, mem: Memory, keys, first_order):
         """The outer loss of one meta-update (eq. 4-7, Algorithm 1) and its parts."""
@@ -549,20 +568,37 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                        **norms(grads, state.params))
         return new, metrics
 
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        keys = step_keys(state, "memory", "dropout", "inner", "outer", "priors")
-        batch = cast_inputs(batch, dtype)
-        extra = memory_insert(state.extra, batch, spec.modalities, r1, r2)
-        extra = jax.lax.cond(state.step == meta_start, compute_priors,
-                             lambda e, *_: e, extra, state.params, state.model_state,
-                             jax.random.fold_in(state.key, 7))  # priors key: fixed per seed
-        state = state.replace(extra=extra)
-        mem = memory_batch(extra, keys["memory"], batch_size, dtype)
-        new, metrics = jax.lax.cond(state.step >= meta_start, meta, pretrain, state, batch,
-                                    mem, keys)
-        metrics["memory"] = extra["count"].astype(jnp.float32)
-        return new.replace(step=state.step + 1), {m: metrics[m] for m in
-                                                  (*METRICS, "grad_norm", "param_norm")}
+    def phase_step(update):
+        """A phase's step: the batch's complete samples go into the memory, a D^f batch is drawn
+        from it, then ``update`` (the phase's own parameter update) runs."""
+
+        def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+            keys = step_keys(state, "memory", "dropout", "inner", "outer", "priors")
+            batch = cast_inputs(batch, dtype)
+            extra = memory_insert(state.extra, batch, spec.modalities, r1, r2)
+            state = state.replace(extra=extra)
+            mem = memory_batch(extra, keys["memory"], batch_size, dtype)
+            new, metrics = update(state, batch, mem, keys)
+            metrics["memory"] = extra["count"].astype(jnp.float32)
+            return new.replace(step=state.step + 1), {m: metrics[m] for m in
+                                                      (*METRICS, "grad_norm", "param_norm")}
+
+        return step
+
+    def enter_meta(state: TrainState) -> TrainState:
+        """The priors M, from the memory as it stands when meta-training starts (after the last
+        pretraining step's insert, before the first meta step's); key: fixed per seed."""
+        return state.replace(extra=compute_priors(state.extra, state.params, state.model_state,
+                                                  jax.random.fold_in(state.key, 7)))
+
+    phases = (
+        Phase("pretrain_unimodal", mc.phase1_steps,
+              phase_step(pretrain(0, tx1, lambda l_img, l_snd, l_fus: l_img + l_snd))),
+        Phase("pretrain_fusion", mc.phase2_steps,
+              phase_step(pretrain(1, tx2, lambda l_img, l_snd, l_fus: l_fus))),
+        Phase("meta", None, phase_step(meta),
+              enter=None if mc.reconstruction == "direct" else enter_meta),
+    )
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
@@ -573,4 +609,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                   inputs.get(length_key(m2)))
         return logits.astype(jnp.float32)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    return Method(init=init, phases=phases, predict=predict)
