@@ -1,6 +1,6 @@
 """MMIN and CRA: imagination replaces only missing features, missing inputs get no gradient,
 the cycle loss and the cascade match hand computations, the two stages train the right parts,
-one compiled step serves every mask, and a short mfeat run learns."""
+one compiled step per stage serves every mask, and a short mfeat run learns."""
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,7 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import mmin
+from mmjax.methods.base import schedule, span_at
 from mmjax.methods.mmin import CraConfig, MminConfig
 from mmjax.models.residual_ae import CascadedResidualAE
 
@@ -141,48 +142,67 @@ def test_patterns_are_every_nonempty_nonfull_subset():
 
 def test_student_starts_from_teacher_and_stages_train_their_parts():
     method = methods.make(_config(), SPEC)  # teacher_steps = 2
+    assert [(p.name, p.steps) for p in method.phases] == [("teacher", 2), ("student", None)]
     batch = _batch(jax.random.key(0), present=jnp.ones((8, 3), bool))
     state = method.init(jax.random.key(1), batch)
-    step = jax.jit(method.train_step)
-    s1, m1 = step(state, batch)  # stage 1: only the teacher moves
+    teacher_step, student_step = (jax.jit(p.step) for p in method.phases)
+    s1, m1 = teacher_step(state, batch)  # stage 1: only the teacher moves
     assert float(m1["phase"]) == 1.0 and float(m1["ce_teacher"]) > 0
     for name in ("encoders", "imagination", "backward_ae", "head"):
         for a, b in zip(_part(state.params, name), _part(s1.params, name)):
             np.testing.assert_array_equal(a, b)
     assert any(np.abs(np.asarray(a - b)).max() > 0
                for a, b in zip(_part(state.params, "teacher"), _part(s1.params, "teacher")))
-    s2, _ = step(s1, batch)
-    s3, m3 = step(s2, batch)  # step 2 == teacher_steps: student := teacher, teacher frozen
+    s2, _ = teacher_step(s1, batch)
+    # Stage 2's enter (the host runs it before step 2 == teacher_steps): student := teacher.
+    entered = jax.jit(method.phases[1].enter)(s2)
+    for a, b in zip(jax.tree.leaves(entered.params["encoders"]),
+                    jax.tree.leaves(s2.params["teacher"]["encoders"])):
+        np.testing.assert_array_equal(a, b)
+    for name in ("teacher", "imagination", "backward_ae", "head"):
+        for a, b in zip(_part(s2.params, name), _part(entered.params, name)):
+            np.testing.assert_array_equal(a, b)
+    jax.tree.map(np.testing.assert_array_equal, entered.opt_state, s2.opt_state)
+    assert int(entered.step) == int(s2.step) == 2
+    s3, m3 = student_step(entered, batch)  # stage 2: the teacher is frozen
     assert float(m3["phase"]) == 2.0 and float(m3["cycle"]) > 0
     for a, b in zip(_part(s2.params, "teacher"), _part(s3.params, "teacher")):
         np.testing.assert_array_equal(a, b)
-    copied, _ = mmin.start_student(s2.params, s2.model_state, jnp.array(True))
+    copied, _ = mmin.start_student(s2.params, s2.model_state)
     for a, b in zip(jax.tree.leaves(copied["encoders"]),
                     jax.tree.leaves(s2.params["teacher"]["encoders"])):
         np.testing.assert_array_equal(a, b)
-    kept, _ = mmin.start_student(s2.params, s2.model_state, jnp.array(False))
-    for a, b in zip(jax.tree.leaves(kept["encoders"]), jax.tree.leaves(s2.params["encoders"])):
-        np.testing.assert_array_equal(a, b)
+    # Each stage advances only its own optimiser state: stage 1 left tx2's at init, stage 2
+    # leaves tx1's as stage 1 left it.
+    jax.tree.map(np.testing.assert_array_equal, s2.opt_state[1], state.opt_state[1])
+    jax.tree.map(np.testing.assert_array_equal, s3.opt_state[0], s2.opt_state[0])
 
 
 @pytest.mark.parametrize("name", ["mmin", "cra"])
 def test_one_compiled_step_for_every_mask_and_both_stages(name):
+    """One trace per phase (MMIN: teacher and student, CRA: one) serves every mask."""
     config = (_config() if name == "mmin"
               else _config(CraConfig(ae_layers=(6, 3), ae_blocks=2)))
     method = methods.make(config, SPEC)
-    traces = []
+    traces = [0] * len(method.phases)
 
-    def counted(state, batch):
-        traces.append(1)
-        return method.train_step(state, batch)
+    def counted(index):
+        def step(state, batch):
+            traces[index] += 1
+            return method.phases[index].step(state, batch)
+        return jax.jit(step)
 
-    step = jax.jit(counted)
+    steps = [counted(i) for i in range(len(method.phases))]
+    spans = schedule(method.phases, config.train.steps)
     state = method.init(jax.random.key(1), _batch(jax.random.key(0)))
     for i, rate in enumerate((0.0, 0.3, 0.6, 0.9)):
+        span = span_at(spans, i)
+        if i == span.start and method.phases[span.index].enter is not None:
+            state = method.phases[span.index].enter(state)
         present = jax.random.bernoulli(jax.random.key(i), 1 - rate, (8, 3)).at[:, 1].set(True)
-        state, metrics = step(state, _batch(jax.random.key(0), present))
+        state, metrics = steps[span.index](state, _batch(jax.random.key(0), present))
         assert np.isfinite(float(metrics["loss"]))
-    assert len(traces) == 1 and int(state.step) == 4
+    assert traces == ([1, 1] if name == "mmin" else [1]) and int(state.step) == 4
 
 
 def test_bad_settings_fail_with_one_line():

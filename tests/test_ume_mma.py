@@ -13,7 +13,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfi
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import missing_detection, ume_mma
-from mmjax.methods.base import step_keys
+from mmjax.methods.base import Span, schedule, step_keys
 from mmjax.methods.missing_detection import MissingDetectionConfig
 from mmjax.methods.ume_mma import UmeMmaConfig
 
@@ -100,7 +100,7 @@ def test_phase_one_trains_each_unimodal_model_alone_on_its_present_samples(key):
     batch["inputs"]["a"] = batch["inputs"]["a"].at[:3].set(0.0)
     state = method.init(jax.random.key(1), batch)
 
-    step = jax.jit(method.train_step)
+    step = jax.jit(method.phases[0].step)
 
     def update(b):
         new, metrics = step(state, b)
@@ -131,13 +131,18 @@ def test_phase_two_starts_from_the_phase_one_result_with_a_fresh_optimiser(key):
     method = methods.make(config, SPEC)
     batch = random_batch(key)
     state = init = method.init(jax.random.key(1), batch)
-    step = jax.jit(method.train_step)
+    assert schedule(method.phases, config.train.steps) == (Span(0, 0, phase1), Span(1, phase1, 10))
+    assert all(p.enter is None for p in method.phases)
+    step1, step2 = (jax.jit(p.step) for p in method.phases)
     for _ in range(phase1):
-        state, metrics = step(state, batch)
+        state, metrics = step1(state, batch)
         assert float(metrics["phase"]) == 1.0
     assert all(np.abs(np.asarray(x - y)).max() > 1e-3 for x, y in zip(
         jax.tree.leaves(init.params), jax.tree.leaves(state.params)))  # phase 1 trained all
-    new, metrics = step(state, batch)
+    # Phase 1 left the phase-2 optimiser state as init made it.
+    jax.tree.map(np.testing.assert_array_equal, state.opt_state[1], init.opt_state[1])
+    new, metrics = step2(state, batch)
+    jax.tree.map(np.testing.assert_array_equal, new.opt_state[0], state.opt_state[0])
     assert float(metrics["phase"]) == 2.0
     # By hand: the same augmentation key, the fused loss, a fresh optax.adam(lr2).
     keys = step_keys(state, "prepare", "dropout")
@@ -164,12 +169,12 @@ def test_frozen_encoders_stay_bit_identical_through_phase_two(key):
     method = methods.make(_config(UmeMmaConfig(phase1_steps=2, freeze_encoders=True)), spec)
     batch = random_batch(key, spec)
     state = method.init(jax.random.key(1), batch)
-    step = jax.jit(method.train_step)
+    step1, step2 = (jax.jit(p.step) for p in method.phases)
     for _ in range(2):
-        state, _ = step(state, batch)
+        state, _ = step1(state, batch)
     after_phase1 = state
     for _ in range(3):
-        state, _ = step(state, batch)
+        state, _ = step2(state, batch)
 
     def split(params):
         parts = {True: [], False: []}
@@ -195,9 +200,12 @@ def test_naive_is_ume_mma_without_pretraining_or_augmentation(key):
     for mc in (MethodConfig(name="naive"),
                UmeMmaConfig(phase1_steps=5, pretrain=False, augment=False)):
         method = methods.make(_config(mc), SPEC)
+        # ume_mma without pretraining: its phase 1 gets no steps, phase 2 runs throughout.
+        (span,) = schedule(method.phases, 10)
+        assert (span.start, span.end) == (0, 10)
         state = method.init(jax.random.key(1), batch)
         for _ in range(2):
-            state, _ = method.train_step(state, batch)
+            state, _ = method.phases[span.index].step(state, batch)
         states.append(state.params)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), *states)
 

@@ -7,15 +7,16 @@ imputed data. The paper gives no architecture; ours is an MLP ``x1 -> hidden -> 
 input space (AV-MNIST: 784 -> 20x20 MFCC), and the fusion model is the concat baseline's
 (``MultimodalNet``, AV-MNIST: LeNet-5 + sound CNN -> 480 -> 64 -> 10).
 
-One ``mmjax train`` runs both phases; ``train_step`` picks the phase from ``state.step`` with
-``lax.cond`` (one program, no recompilation)::
+One ``mmjax train`` runs both phases, ``Method.phases`` ``autoencoder`` then ``fusion``, each its
+own compiled program with its own step::
 
     phase 1  [0, ae_steps):  L_ae = mean_{b: x2 present} ||AE(x1_b) - x2_b||^2 / dim(x2)
     phase 2  [ae_steps, train.steps):  x2' = x2 where present, stop_grad(AE(x1)) where missing;
              present' = present with modality 2 set; L = CE(fusion(x1, x2'), y) over the batch
     predict  the same imputation (x2 given: reconstruction off; missing: on), then fusion.
 
-Each phase has its own optimiser state (``config.optim``). Modality 1 missing at test time is
+Each phase has its own optimiser (``config.optim`` over the phase's steps) and optimiser state,
+``opt_state = (tx1's, tx2's)``, each phase advancing only its own element. Modality 1 missing at test time is
 not imputed (it is the model's anchor); its features are masked as in the concat baseline.
 """
 
@@ -32,9 +33,8 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, one_phase, phased_update,
-                                step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -120,41 +120,45 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         del batch
         return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
 
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        keys = step_keys(state, "dropout")
-        batch = cast_inputs(batch, dtype)
-        phase1 = state.step < mc.ae_steps
-        m1, m2 = modalities
+    m1, m2 = modalities
 
-        def ae_loss(params):
-            module = model.bind(params, state.model_state)
-            recon = module.ae(batch["inputs"][m1])
-            per = ((recon - batch["inputs"][m2]) ** 2).reshape(recon.shape[0], -1).mean(-1)
-            # The autoencoder learns x1 -> x2 on complete samples only (x1 and x2 both present).
-            loss = losses.weighted_mean(per.astype(jnp.float32), batch["present"].all(-1))
-            return loss, (state.model_state, {"loss_ae": loss, "loss_fused": jnp.zeros(())})
+    def ae_loss(params, state: TrainState, batch: Batch, keys: dict):
+        del keys
+        module = model.bind(params, state.model_state)
+        recon = module.ae(batch["inputs"][m1])
+        per = ((recon - batch["inputs"][m2]) ** 2).reshape(recon.shape[0], -1).mean(-1)
+        # The autoencoder learns x1 -> x2 on complete samples only (x1 and x2 both present).
+        loss = losses.weighted_mean(per.astype(jnp.float32), batch["present"].all(-1))
+        return loss, (state.model_state, {"loss_ae": loss, "loss_fused": jnp.zeros(())})
 
-        def fused_loss(params):
-            module = model.bind(params, state.model_state)
-            imputed = impute(module.ae, batch, modalities)
-            outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=False,
-                                    rngs=nnx.Rngs(dropout=keys["dropout"]))
-            per = losses.per_example(spec.task, outputs, batch["label"], mc.pos_weight)
-            loss = losses.weighted_mean(per, batch["present"].any(-1))
-            return loss, (nnx.state(module, nnx.Not(nnx.Param)),
-                          {"loss_ae": jnp.zeros(()), "loss_fused": loss})
+    def fused_loss(params, state: TrainState, batch: Batch, keys: dict):
+        module = model.bind(params, state.model_state)
+        imputed = impute(module.ae, batch, modalities)
+        outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=False,
+                                rngs=nnx.Rngs(dropout=keys["dropout"]))
+        per = losses.per_example(spec.task, outputs, batch["label"], mc.pos_weight)
+        loss = losses.weighted_mean(per, batch["present"].any(-1))
+        return loss, (nnx.state(module, nnx.Not(nnx.Param)),
+                      {"loss_ae": jnp.zeros(()), "loss_fused": loss})
 
-        def objective(params):
-            return jax.lax.cond(phase1, ae_loss, fused_loss, params)
+    def phase_step(index: int, tx, objective):
+        """Phase ``index + 1``'s step: ``objective``'s gradient through ``tx``, which advances
+        only ``opt_state[index]``."""
 
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        updates, opt_state = phased_update(phase1, tx1, tx2, grads, state.opt_state, state.params)
-        new_state = state.replace(step=state.step + 1,
-                                  params=optax.apply_updates(state.params, updates),
-                                  model_state=model_state, opt_state=opt_state)
-        metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+        def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+            keys = step_keys(state, "dropout")
+            batch = cast_inputs(batch, dtype)
+            (loss, (model_state, metrics)), grads = jax.value_and_grad(
+                objective, has_aux=True)(state.params, state, batch, keys)
+            updates, opt = tx.update(grads, state.opt_state[index], state.params)
+            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
+            new_state = state.replace(step=state.step + 1,
+                                      params=optax.apply_updates(state.params, updates),
+                                      model_state=model_state, opt_state=opt_state)
+            metrics["phase"] = jnp.float32(index + 1)
+            return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+
+        return step
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
@@ -163,4 +167,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=True)
         return outputs.astype(jnp.float32)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    phases = (Phase("autoencoder", mc.ae_steps, phase_step(0, tx1, ae_loss)),
+              Phase("fusion", None, phase_step(1, tx2, fused_loss)))
+    return Method(init=init, phases=phases, predict=predict)

@@ -4,13 +4,17 @@
 Uncertain Missing Modalities", ACL 2021; released code ``AIM3-RUC/MMIN`` (branch ``master``,
 official-code-notes §6.2; ``models/mmin_model.py``, ``scripts/CAP_mmin.sh``); RedCore's main
 comparator. The paper's text is not in papers/, so the citations below name the paper's sections
-and the released code's lines rather than equation numbers. One ``mmjax train`` runs both stages;
-``train_step`` picks the stage from ``state.step`` with ``lax.cond`` (one program)::
+and the released code's lines rather than equation numbers. One ``mmjax train`` runs both stages
+as two phases (``Method.phases``, ``teacher`` then ``student``), each its own compiled program
+with its own step and optimiser (``tx1``, ``tx2``; ``opt_state = (tx1's, tx2's)``, each phase
+advancing only its own)::
 
     stage 1 [0, teacher_steps): the full-modality teacher (released ``UttFusionModel``):
-             L_T = CE(head_T([T_1(x_1); ...; T_M(x_M)]), y) on complete samples.
-    at step teacher_steps: the student encoders E_m start from the teacher's T_m (released
-             ``post_process``); the teacher is frozen from then on (eval mode, no gradient).
+             L_T = CE(head_T([T_1(x_1); ...; T_M(x_M)]), y) on complete samples; only the
+             teacher's parameters move.
+    at step teacher_steps (stage 2's ``enter``): the student encoders E_m start from the
+             teacher's T_m (released ``post_process``); the teacher is frozen from then on (eval
+             mode, no gradient).
     stage 2 [teacher_steps, train.steps): every sample gets one of the 2^M - 2 non-empty,
              non-full patterns p uniformly at random (§3.1 "missing-condition training"; released
              ``multimodal_miss_dataset``: one of the 6 patterns of 3 modalities per item):
@@ -68,8 +72,8 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, one_phase,
-                                phased_update, select_tree, step_keys)
+                                Phase, compute_dtype, init_state, make_optimizer, norms,
+                                one_phase, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
@@ -247,14 +251,13 @@ class MminNet(nnx.Module):
                 "logits": logits}
 
 
-def start_student(params, model_state, first: jax.Array):
-    """Where ``first``: student encoders (params and BatchNorm statistics) := the teacher's."""
+def start_student(params, model_state):
+    """Student encoders (params and BatchNorm statistics) := the teacher's (copies)."""
     params = jax.tree.map(lambda x: x, params)
-    params["encoders"] = select_tree(first, params["teacher"]["encoders"], params["encoders"])
+    params["encoders"] = jax.tree.map(lambda x: x, params["teacher"]["encoders"])
     if "encoders" in model_state:
         model_state = jax.tree.map(lambda x: x, model_state)
-        model_state["encoders"] = select_tree(first, model_state["teacher"]["encoders"],
-                                              model_state["encoders"])
+        model_state["encoders"] = jax.tree.map(lambda x: x, model_state["teacher"]["encoders"])
     return params, model_state
 
 
@@ -278,57 +281,70 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         del batch
         return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
 
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        keys = step_keys(state, "dropout", "pattern")
-        batch = cast_inputs(batch, dtype)
-        phase1 = state.step < mc.teacher_steps
-        params, model_state = start_student(state.params, state.model_state,
-                                            state.step == mc.teacher_steps)
+    def phase_step(index: int, tx, objective):
+        """The step of stage ``index + 1``: ``objective``'s gradient through ``tx``, which
+        advances only ``opt_state[index]``; stage 1 moves the teacher only, stage 2 everything
+        but the (frozen) teacher."""
+
+        def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+            keys = step_keys(state, "dropout", "pattern")
+            batch = cast_inputs(batch, dtype)
+            params = state.params
+            (loss, (new_model_state, metrics)), grads = jax.value_and_grad(
+                lambda p: objective(p, state.model_state, batch, keys), has_aux=True)(params)
+            updates, opt = tx.update(grads, state.opt_state[index], params)
+            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
+            teacher = updates["teacher"]
+            if index == 0:
+                updates = jax.tree.map(jnp.zeros_like, updates)
+                updates["teacher"] = teacher
+            else:
+                updates = jax.tree.map(lambda u: u, updates)
+                updates["teacher"] = jax.tree.map(jnp.zeros_like, teacher)
+            new_params = optax.apply_updates(params, updates)
+            new_state = state.replace(step=state.step + 1, params=new_params,
+                                      model_state=new_model_state, opt_state=opt_state)
+            metrics["phase"] = jnp.float32(index + 1)
+            return new_state, {"loss": loss, **metrics, **norms(grads, params)}
+
+        return step
+
+    def rngs(keys):
+        return nnx.Rngs(dropout=keys["dropout"])
+
+    def teacher_loss(p, model_state, batch, keys):
         present, label = batch["present"], batch["label"]
-        rngs = lambda: nnx.Rngs(dropout=keys["dropout"])  # noqa: E731
         zero = jnp.zeros((), jnp.float32)
+        module, r = model.bind(p, model_state), rngs(keys)
+        x = missing.apply(batch["inputs"], present, mods)
+        logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=r),
+                                     deterministic=False, rngs=r)
+        ce = losses.weighted_mean(losses.per_example(spec.task, logits, label), present.all(-1))
+        return ce, (nnx.state(module, nnx.Not(nnx.Param)),
+                    {"ce_teacher": ce, "ce": zero, "mse_forward": zero, "cycle": zero})
 
-        def teacher_loss(p):
-            module, r = model.bind(p, model_state), rngs()
-            x = missing.apply(batch["inputs"], present, mods)
-            logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=r),
-                                         deterministic=False, rngs=r)
-            ce = losses.weighted_mean(losses.per_example(spec.task, logits, label),
-                                      present.all(-1))
-            return ce, (nnx.state(module, nnx.Not(nnx.Param)),
-                        {"ce_teacher": ce, "ce": zero, "mse_forward": zero, "cycle": zero})
+    def mmin_loss(p, model_state, batch, keys):
+        present, label = batch["present"], batch["label"]
+        zero = jnp.zeros((), jnp.float32)
+        module = model.bind(p, model_state)
+        sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
+        out = module(batch["inputs"], sim, deterministic=False, rngs=rngs(keys))
+        # Teacher representations of the missing modalities (released A_reverse etc.).
+        target = module.teacher.features(missing.apply(batch["inputs"], ~sim, mods),
+                                         deterministic=True)
+        weight = sim.any(-1)
+        ce = losses.weighted_mean(losses.per_example(spec.task, out["logits"], label), weight)
+        fwd = slot_mse(out["h_prime"], jax.lax.stop_gradient(target),
+                       slot_mask(present, module.dims), weight)
+        cyc = cycle_loss(out["h"], out["h_cycle"], weight)
+        loss = mc.ce_weight * ce + mc.mse_weight * fwd + mc.cycle_weight * cyc
+        return loss, (nnx.state(module, nnx.Not(nnx.Param)),
+                      {"ce_teacher": zero, "ce": ce, "mse_forward": fwd, "cycle": cyc})
 
-        def mmin_loss(p):
-            module = model.bind(p, model_state)
-            sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
-            out = module(batch["inputs"], sim, deterministic=False, rngs=rngs())
-            # Teacher representations of the missing modalities (released A_reverse etc.).
-            target = module.teacher.features(missing.apply(batch["inputs"], ~sim, mods),
-                                             deterministic=True)
-            weight = sim.any(-1)
-            ce = losses.weighted_mean(losses.per_example(spec.task, out["logits"], label), weight)
-            fwd = slot_mse(out["h_prime"], jax.lax.stop_gradient(target),
-                           slot_mask(present, module.dims), weight)
-            cyc = cycle_loss(out["h"], out["h_cycle"], weight)
-            loss = mc.ce_weight * ce + mc.mse_weight * fwd + mc.cycle_weight * cyc
-            return loss, (nnx.state(module, nnx.Not(nnx.Param)),
-                          {"ce_teacher": zero, "ce": ce, "mse_forward": fwd, "cycle": cyc})
-
-        def objective(p):
-            return jax.lax.cond(phase1, teacher_loss, mmin_loss, p)
-
-        (loss, (new_model_state, metrics)), grads = jax.value_and_grad(
-            objective, has_aux=True)(params)
-        updates, opt_state = phased_update(phase1, tx1, tx2, grads, state.opt_state, params)
-        # Stage 1 moves the teacher only; stage 2 everything but the (frozen) teacher.
-        teacher = jax.tree.map(lambda u: jnp.where(phase1, u, 0.0), updates["teacher"])
-        updates = jax.tree.map(lambda u: jnp.where(phase1, 0.0, u), updates)
-        updates["teacher"] = teacher
-        new_params = optax.apply_updates(params, updates)
-        new_state = state.replace(step=state.step + 1, params=new_params,
-                                  model_state=new_model_state, opt_state=opt_state)
-        metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
-        return new_state, {"loss": loss, **metrics, **norms(grads, params)}
+    def enter_student(state: TrainState) -> TrainState:
+        """Stage 2 starts with the student encoders copied from the teacher's."""
+        params, model_state = start_student(state.params, state.model_state)
+        return state.replace(params=params, model_state=model_state)
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
@@ -336,7 +352,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         out = module(batch["inputs"], batch["present"], deterministic=True)
         return out["logits"].astype(jnp.float32)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    phases = (Phase("teacher", mc.teacher_steps, phase_step(0, tx1, teacher_loss)),
+              Phase("student", None, phase_step(1, tx2, mmin_loss), enter_student))
+    return Method(init=init, phases=phases, predict=predict)
 
 
 # ----------------------------------------------------------------------------------------------

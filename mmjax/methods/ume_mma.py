@@ -3,8 +3,9 @@
 Li et al., "What Makes for Robust Multi-Modal Models in the Face of Missing Modalities?", 2023
 (papers/003), section 3.3 and appendix B.1. No code was released; the paper is the specification.
 
-Algorithm (one ``mmjax train`` runs both phases; ``train_step`` picks the phase from ``state.step``
-by arithmetic selection inside the jitted step, so crossing the boundary never recompiles)::
+Algorithm (one ``mmjax train`` runs both phases, ``Method.phases`` ``unimodal`` then ``adapt``:
+each phase is its own compiled program with its own step and optimiser, ``opt_state = (tx1's,
+tx2's)``, each phase advancing only its own element)::
 
     model      o(x) = (1/M) sum_m g_m(f_m(x_m))     every modality, a missing one fed its zero
                                                     input; ``present`` is never read (unaware)
@@ -57,9 +58,8 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, one_phase, phased_update,
-                                select_tree, step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, norms, step_keys)
 from mmjax.methods.baselines import augment_batch, check_dropout, fused_loss, make_supervised
 from mmjax.models.fusion import MultimodalNet
 
@@ -109,10 +109,10 @@ def is_encoder(path) -> bool:
     return bool(path) and getattr(path[0], "key", None) == "encoders"
 
 
-def _keep_encoders(keep, old, new):
-    """``new`` with every encoder leaf replaced by ``old``'s where ``keep`` (bit-identical)."""
+def _keep_encoders(old, new):
+    """``new`` with every encoder leaf replaced by ``old``'s (bit-identical)."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, a, b: jnp.where(keep, a, b) if is_encoder(path) else b, old, new)
+        lambda path, a, b: a if is_encoder(path) else b, old, new)
 
 
 def check_config(config: ExperimentConfig) -> None:
@@ -147,40 +147,51 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         del batch  # shapes come from the spec
         return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
 
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        keys = step_keys(state, "prepare", "dropout")
-        phase1 = state.step < phase1_steps
+    def phase_step(index: int):
+        """Phase ``index + 1``'s step: phase 1 the sum of the uni-modal losses on the batch as
+        it is, phase 2 the fused loss on the augmented batch; ``tx1`` / ``tx2`` advance only
+        ``opt_state[index]``."""
+        tx = (tx1, tx2)[index]
         # Phase 1 sees the batch as it is (p = 0 changes nothing); phase 2 the augmented batch.
-        batch = augment_batch(batch, keys["prepare"], jnp.where(phase1, 0.0, p), modalities,
-                              mc.dropout_mode)
-        batch = cast_inputs(batch, dtype)
-        present, label = batch["present"], batch["label"]
+        rate = 0.0 if index == 0 else p
 
-        def objective(params):
-            (fused, aux), model_state = model.apply(params, state.model_state, batch["inputs"],
-                                                    present, train=True, key=keys["dropout"])
-            metrics = {}
-            for c, m in enumerate(modalities):
-                per = losses.per_example(spec.task, aux[f"{m}/logits"], label)
-                metrics[f"loss_{m}"] = losses.weighted_mean(per, present[:, c])
-            metrics["loss_fused"] = losses.weighted_mean(
-                losses.per_example(spec.task, fused, label), present.any(-1))
-            unimodal = sum(metrics[f"loss_{m}"] for m in modalities)
-            loss = jnp.where(phase1, unimodal, metrics["loss_fused"])
-            return loss, (model_state, metrics)
+        def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+            keys = step_keys(state, "prepare", "dropout")
+            batch = augment_batch(batch, keys["prepare"], rate, modalities, mc.dropout_mode)
+            batch = cast_inputs(batch, dtype)
+            present, label = batch["present"], batch["label"]
 
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        updates, opt_state = phased_update(phase1, tx1, tx2, grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        if mc.freeze_encoders:
-            params = _keep_encoders(~phase1, state.params, params)
-            # Only the encoders have model state (BatchNorm statistics).
-            model_state = select_tree(phase1, model_state, state.model_state)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state)
-        metrics["phase"] = jnp.where(phase1, 1.0, 2.0)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+            def objective(params):
+                (fused, aux), model_state = model.apply(params, state.model_state,
+                                                        batch["inputs"], present, train=True,
+                                                        key=keys["dropout"])
+                metrics = {}
+                for c, m in enumerate(modalities):
+                    per = losses.per_example(spec.task, aux[f"{m}/logits"], label)
+                    metrics[f"loss_{m}"] = losses.weighted_mean(per, present[:, c])
+                metrics["loss_fused"] = losses.weighted_mean(
+                    losses.per_example(spec.task, fused, label), present.any(-1))
+                if index == 0:
+                    loss = sum(metrics[f"loss_{m}"] for m in modalities)
+                else:
+                    loss = metrics["loss_fused"]
+                return loss, (model_state, metrics)
+
+            (loss, (model_state, metrics)), grads = jax.value_and_grad(
+                objective, has_aux=True)(state.params)
+            updates, opt = tx.update(grads, state.opt_state[index], state.params)
+            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
+            params = optax.apply_updates(state.params, updates)
+            if mc.freeze_encoders and index == 1:
+                params = _keep_encoders(state.params, params)
+                # Only the encoders have model state (BatchNorm statistics).
+                model_state = state.model_state
+            new_state = state.replace(step=state.step + 1, params=params,
+                                      model_state=model_state, opt_state=opt_state)
+            metrics["phase"] = jnp.float32(index + 1)
+            return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+
+        return step
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
@@ -188,7 +199,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                       batch["present"], train=False)
         return outputs.astype(jnp.float32)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    phases = (Phase("unimodal", phase1_steps, phase_step(0)),
+              Phase("adapt", None, phase_step(1)))
+    return Method(init=init, phases=phases, predict=predict)
 
 
 def make_naive(config: ExperimentConfig, spec: DatasetSpec) -> Method:
