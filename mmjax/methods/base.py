@@ -174,25 +174,6 @@ def apply_gradients(state: TrainState, tx: optax.GradientTransformation, grads,
                          opt_state=opt_state, **changes)
 
 
-def select_tree(pred: jax.Array, on_true, on_false):
-    """Leaf-wise ``where(pred, on_true, on_false)`` over two pytrees of one structure: how a
-    jitted step switches phase on ``state.step`` without a Python branch (so never recompiles)."""
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
-def phased_update(first: jax.Array, tx1: optax.GradientTransformation,
-                  tx2: optax.GradientTransformation, grads, opt_states, params):
-    """Two optimisers, one per training phase: ``tx1``'s updates while ``first``, else ``tx2``'s.
-
-    ``opt_states`` is ``(s1, s2)``; each advances only during its own phase, so phase 2 starts
-    from a fresh ``tx2`` state and schedule. Returns ``(updates, (s1', s2'))``.
-    """
-    s1, s2 = opt_states
-    u1, n1 = tx1.update(grads, s1, params)
-    u2, n2 = tx2.update(grads, s2, params)
-    return select_tree(first, u1, u2), (select_tree(first, n1, s1), select_tree(first, s2, n2))
-
-
 def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
     """The optax transformation an ``OptimConfig`` describes (clip -> decay -> optimiser)."""
     lr = config.lr
