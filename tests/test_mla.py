@@ -10,6 +10,7 @@ import pytest
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.methods import mla
+from mmjax.methods.base import make_optimizer
 
 SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (4,), (3,)), "classification", 4)
 B = 8
@@ -133,40 +134,120 @@ def _leaves(tree):
             for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def test_alternation_visits_each_modality_once_per_cycle_and_trains_only_it():
+def _mod(names):
+    """The modality whose encoder (or projection) the leaf named ``names`` belongs to."""
+    for i, n in enumerate(names[:-1]):
+        if n in ("encoders", "project"):
+            return names[i + 1]
+    return None
+
+
+def _changed(before, after, mod):
+    """Whether any leaf of modality ``mod``'s encoder (or projection) changed."""
+    return any(not np.array_equal(v, before[p]) for p, v in after.items()
+               if _mod(p) == mod)
+
+
+def test_one_step_is_a_round_of_unimodal_updates_in_order():
+    """Step s = paper iterations 3s, 3s+1, 3s+2 (modalities a, b, c in turn) on one batch: every
+    encoder and the head move, P takes one eq. 3 update per modality in order, and each modality's
+    forward pass sees the head as the previous modality's update left it."""
     method = mla.make(_config(), SPEC)
     batch = _batch()
     state = method.init(jax.random.key(0), batch)
     step = jax.jit(method.train_step)
     embed = jax.jit(mla.make_embed(_config(), SPEC))
-    seen = []
-    for t in range(6):
+    start = state
+    for s in range(3):
         before = _leaves(state.params)
-        hbar = np.asarray(embed(state, batch))[:, t % 3].mean(0)
+        feats = np.asarray(embed(state, batch), np.float64)  # [B, M, s]
         P_before = np.asarray(state.opt_state[0].P)
         state, metrics = step(state, batch)
-        seen.append(int(metrics["modality"]))
+        assert int(state.step) == s + 1
+        assert int(state.opt_state[0].count) == 3 * (s + 1)  # M projector calls per step
         after = _leaves(state.params)
-        for path, value in after.items():
-            mod = next((n for n in ("a", "b", "c") if n in path[1:3]), None)
-            changed = not np.array_equal(value, before[path])
-            if mod is not None:
-                assert changed == (mod == "abc"[t % 3]), (t, path)
-        if t >= 1:
-            np.testing.assert_allclose(np.asarray(state.opt_state[0].P),
-                                       _rls_numpy(P_before, hbar, 0.1), atol=1e-4)
-    assert seen == [0, 1, 2, 0, 1, 2]
+        for mod in "abc":  # every encoder moved this step
+            assert _changed(before, after, mod), (s, mod)
+        assert not np.array_equal(after[("head", "kernel")], before[("head", "kernel")])
+        # Eq. 3 once per modality; each hbar is its encoder's feature at the start of the round
+        # (encoder m is moved only by its own update). At t = 0 (the first update of step 0) P
+        # is left alone. (With a constant alpha, RLS does not depend on the order of the
+        # features; the losses below pin the order.)
+        P = P_before
+        for c in range(3) if s else (1, 2):
+            P = _rls_numpy(P, feats[:, c].mean(0), 0.1)
+        np.testing.assert_allclose(np.asarray(state.opt_state[0].P), P, atol=1e-4)
+        np.testing.assert_allclose(float(metrics["projector_trace"]), np.trace(P), rtol=1e-4)
+    # Step 0 by hand: a's loss uses the initial head; b's the head after a's SGD update
+    # (momentum trace starts at 0: head -= lr * grad; no projection at t = 0); c's the head after
+    # b's (trace = 0.9 g_a + P_1 g_b on the kernel, P_1 = eq. 3 with b's feature).
+    params0 = _leaves(start.params)
+    W, b = params0[("head", "kernel")], params0[("head", "bias")]
+    feats0 = jnp.asarray(embed(start, batch))
+    labels = batch["label"]
+
+    def ce(head, h):
+        logp = jax.nn.log_softmax(h @ head[0] + head[1][None], -1)
+        return -jnp.take_along_axis(logp, labels[:, None], -1).mean()
+
+    state1, metrics0 = step(start, batch)
+    np.testing.assert_allclose(float(metrics0["loss_a"]), float(ce((W, b), feats0[:, 0])),
+                               rtol=1e-5)
+    gW, gb = jax.grad(ce)((jnp.asarray(W), jnp.asarray(b)), feats0[:, 0])
+    head_a = (W - 0.1 * np.asarray(gW), b - 0.1 * np.asarray(gb))
+    np.testing.assert_allclose(float(metrics0["loss_b"]), float(ce(head_a, feats0[:, 1])),
+                               rtol=1e-5)
+    assert abs(float(ce((W, b), feats0[:, 1])) - float(metrics0["loss_b"])) > 1e-4
+    gW_b, gb_b = jax.grad(ce)((jnp.asarray(head_a[0]), jnp.asarray(head_a[1])), feats0[:, 1])
+    P1 = _rls_numpy(np.eye(6), np.asarray(feats0[:, 1], np.float64).mean(0), 0.1)
+    head_ab = (head_a[0] - 0.1 * (0.9 * np.asarray(gW) + P1 @ np.asarray(gW_b)),
+               head_a[1] - 0.1 * (0.9 * np.asarray(gb) + np.asarray(gb_b)))
+    np.testing.assert_allclose(float(metrics0["loss_c"]), float(ce(head_ab, feats0[:, 2])),
+                               rtol=1e-5)
+    assert abs(float(ce(head_a, feats0[:, 2])) - float(metrics0["loss_c"])) > 1e-4
+    np.testing.assert_allclose(float(metrics0["loss"]),
+                               np.mean([float(metrics0[f"loss_{m}"]) for m in "abc"]), rtol=1e-6)
+
+
+def test_the_step_never_branches_and_one_trace_serves_every_mask_and_step():
+    method = mla.make(_config(), SPEC)
+    batch = _batch()
+    jaxpr = str(jax.make_jaxpr(method.train_step)(method.init(jax.random.key(0), batch), batch))
+    assert " cond[" not in jaxpr and "switch" not in jaxpr
+    traces = []
+
+    def counted(state, batch):
+        traces.append(1)
+        return method.train_step(state, batch)
+
+    step = jax.jit(counted)
+    state = method.init(jax.random.key(0), batch)
+    for t in range(4):
+        present = jnp.ones((B, 3), bool).at[: t + 1, t % 3].set(False)
+        state, metrics = step(state, _batch(present))
+        assert bool(jnp.isfinite(metrics["loss"]))
+    assert len(traces) == 1
 
 
 def test_absent_modality_contributes_nothing():
-    present = jnp.ones((B, 3), bool).at[:, 0].set(False)  # step 0 trains "a", absent everywhere
+    present = jnp.ones((B, 3), bool).at[:, 0].set(False)  # "a" absent everywhere
     method = mla.make(_config(), SPEC)
     batch = _batch(present)
     state = method.init(jax.random.key(0), batch)
     new, metrics = jax.jit(method.train_step)(state, batch)
-    assert float(metrics["loss"]) == 0.0
-    for path, value in _leaves(new.params).items():
-        np.testing.assert_array_equal(value, _leaves(state.params)[path])
+    assert float(metrics["loss_a"]) == 0.0 and float(metrics["train_acc_a"]) == 0.0
+    before, after = _leaves(state.params), _leaves(new.params)
+    for path, value in after.items():  # a's encoder, its projection and optimiser state held
+        if _mod(path) == "a":
+            np.testing.assert_array_equal(value, before[path])
+    for path, value in _leaves(new.opt_state).items():
+        if _mod(path) == "a":
+            np.testing.assert_array_equal(value, _leaves(state.opt_state)[path])
+    assert _changed(before, after, "b") and _changed(before, after, "c")
+    # a's update stored nothing in P (and was t = 0 anyway): P saw b's and c's features only.
+    feats = np.asarray(mla.make_embed(_config(), SPEC)(state, batch), np.float64)
+    P = _rls_numpy(_rls_numpy(np.eye(6), feats[:, 1].mean(0), 0.1), feats[:, 2].mean(0), 0.1)
+    np.testing.assert_allclose(np.asarray(new.opt_state[0].P), P, atol=1e-4)
 
 
 def test_none_projection_and_switches():
@@ -195,17 +276,35 @@ def test_config_files_build():
         assert dataclasses.replace(cfg.method).head_projection == "paper"
 
 
-def test_select_all_equals_switch():
-    batch = _batch(jnp.ones((B, 3), bool).at[:3, 1].set(False))
-    states = []
-    for select in ("switch", "all"):
-        method = mla.make(_config(select=select), SPEC)
-        state = method.init(jax.random.key(0), batch)
-        step = jax.jit(method.train_step)
-        for _ in range(4):
-            state, _ = step(state, batch)
-        states.append(state)
-    for a, b in zip(jax.tree.leaves(states[0].params), jax.tree.leaves(states[1].params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(states[0].opt_state[0].P),
-                               np.asarray(states[1].opt_state[0].P), rtol=1e-5, atol=1e-6)
+def test_select_is_gone_and_schedules_count_rounds():
+    assert "select" not in {f.name for f in dataclasses.fields(mla.MlaConfig)}
+    with pytest.raises(TypeError):
+        mla.MlaConfig(select="all")
+    # A staircase decay every 2 steps = every 2 rounds = every 6 optimiser updates (M = 3).
+    optim = mla.round_optim(OptimConfig(name="sgd", lr=1.0, momentum=0.0, schedule="step",
+                                        decay_steps=2, decay_rate=0.1, warmup_steps=1), 3)
+    assert (optim.decay_steps, optim.warmup_steps) == (6, 3)
+    tx = make_optimizer(dataclasses.replace(optim, warmup_steps=0), 30)
+    g = {"w": jnp.ones(())}
+    st = tx.init(g)
+    lrs = []
+    for _ in range(13):
+        u, st = tx.update(g, st)
+        lrs.append(-float(u["w"]))
+    np.testing.assert_allclose(lrs, [1.0] * 6 + [0.1] * 6 + [0.01], rtol=1e-6)
+    method = mla.make(_config(), SPEC)
+    assert [(p.name, p.steps) for p in method.phases] == [("train", None)]
+    # The released alpha is per batch: the same for the M updates of one step.
+    tx = mla.head_gradient_projection(6, _kernel_only, alpha=0.1, alpha_epoch_steps=10,
+                                      updates_per_step=3)
+    grads = {"kernel": jnp.ones((6, 4)), "bias": jnp.ones(4)}
+    hs = jnp.asarray(np.random.default_rng(4).normal(size=(17, 6)), jnp.float32)
+    st = tx.init(grads)
+    for h in hs[:16]:
+        _, st = tx.update(grads, st, feature=h)
+    P16 = np.asarray(st.P)
+    _, st = tx.update(grads, st, feature=hs[16])  # update 16 = step 16 // 3 = 5: alpha 0.1 ** 1.5
+    np.testing.assert_allclose(np.asarray(st.P), _rls_numpy(P16, hs[16], 0.1 ** 1.5),
+                               rtol=1e-4, atol=1e-5)
+    per_update = _rls_numpy(P16, hs[16], 0.1 ** 1.6)  # what counting updates would give
+    assert np.abs(per_update - np.asarray(st.P)).max() > 1e-4

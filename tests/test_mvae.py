@@ -10,6 +10,7 @@ from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.errors import UserError
 from mmjax.methods import mvae
+from mmjax.methods.base import Span, schedule, span_at
 from mmjax.methods.mvae import MvaeConfig
 
 from toy import TOY_SPEC, random_batch
@@ -79,12 +80,19 @@ def test_elbo_subsets_are_the_present_set_each_single_modality_and_random_subset
 
 def test_phase_one_trains_only_the_vae_and_phase_two_only_the_probe(key):
     method = methods.make(_config(vae_steps=2, steps=4), SPEC)
+    assert [(p.name, p.steps, p.enter) for p in method.phases] == [("vae", 2, None),
+                                                                  ("probe", None, None)]
+    assert schedule(method.phases, 4) == (Span(0, 0, 2), Span(1, 2, 4))
     batch = _batch(key)
-    step = jax.jit(method.train_step)
+    steps = [jax.jit(p.step) for p in method.phases]
     states = [method.init(jax.random.key(1), batch)]
-    for _ in range(4):
-        state, metrics = step(states[-1], batch)
+    for t in range(4):
+        state, metrics = steps[span_at(schedule(method.phases, 4), t).index](states[-1], batch)
         states.append(state)
+        assert int(state.step) == t + 1
+    keys = set(metrics)
+    _, vae_metrics = steps[0](states[0], batch)
+    assert set(vae_metrics) == keys  # both phases report the same metrics
 
     def same(a, b):
         return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -121,7 +129,9 @@ def test_elbo_training_lowers_the_loss(key):
     method = methods.make(_config(vae_steps=30, steps=30, kl_annealing_steps=1), SPEC)
     batch = _batch(key)
     state = method.init(jax.random.key(1), batch)
-    step = jax.jit(method.train_step)
+    assert [p.name for p in method.phases] == ["vae", "probe"]
+    step = jax.jit(method.phases[0].step)  # vae_steps = steps: the probe phase never runs
+    assert schedule(method.phases, 30) == (Span(0, 0, 30),)
     losses = []
     for _ in range(30):
         state, metrics = step(state, batch)

@@ -4,11 +4,11 @@ Zhang, Latham, Yao, "Multimodal Representation Learning by Alternating Unimodal 
 2024 (papers/002); released code ``Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-
 Adaptation`` (official-code-notes §3).
 
-Algorithm (Algorithm 1 of the paper)::
+Algorithm (Algorithm 1 of the paper), paper iteration t::
 
     model      f_m = g o h_m: one encoder h_m per modality (output width s) and ONE shared linear
                head g (s -> C, parameters phi = (W, b)).
-    step t     m_t = t mod M                                                        (eq. 1)
+    iteration t  m_t = t mod M                                                      (eq. 1)
                L_t = mean_{b: present[b, m_t]} CE(g(h_{m_t}(x_{b, m_t})), y_b)       (eq. 2)
                only theta_{m_t} (encoder m_t) and phi are updated; the other encoders keep their
                parameters, optimiser state and BatchNorm statistics.
@@ -21,9 +21,21 @@ Algorithm (Algorithm 1 of the paper)::
                yhat = sum_m lambda_m f_m(x_m)  (logits, as the released code fuses)    (eq. 5)
                missing modalities get lambda = 0 (the softmax runs over present ones; the max too).
 
-Selecting m_t is arithmetic on ``state.step`` inside the jitted step (``lax.switch``), so no
-modality ever recompiles. Eq. 3-4 are ``head_gradient_projection``, an optax gradient
-transformation whose state is P (and a step count); it is chained before the optimiser.
+One training step is one ROUND of M paper iterations: step s runs t = M s, M s + 1, ...,
+M s + M - 1, i.e. the unimodal updates of modalities 0, 1, ..., M - 1 in this order, each a full
+iteration (its own forward pass with the parameters the previous one left, its own eq. 3 update of
+P, its own optimiser update), all on the step's batch. This is the released code's loop (per batch,
+``CE(fc_out(m)).backward(); optimizer.step()`` for m = a, v[, t]; notes §3.2). The paper's eq. 1
+alternates one modality per iteration and feeds each iteration from D_{m_t}; it does not say whether
+consecutive iterations share a batch, and the released code has them share it. The alternation is
+static (a Python loop unrolled in the trace): no conditional or switch, nothing branches on
+``state.step``, one program for every step and every mask. So ``train.steps`` counts rounds: T
+steps are M T paper iterations, T updates of every encoder and M T of the head and of P. The
+optimiser's schedule lengths (``optim.warmup_steps``, ``optim.decay_steps``, cosine's total) and
+``alpha_epoch_steps`` stay in training steps (``round_optim``; the optimiser counts M T updates).
+(Before this contract a step was ONE paper iteration, m_t = step mod M picked by a switch.)
+Eq. 3-4 are ``head_gradient_projection``, an optax gradient transformation whose state is P (and a
+count of updates); it is chained before the optimiser.
 
 Paper vs released code (config switches; defaults are the paper):
 
@@ -43,8 +55,9 @@ Choices where the paper is silent: alpha is a constant (``alpha``; the released 
 not updated and the gradient not projected at t = 0 (eq. 4's first case; the code skips it too);
 the head bias gradient is never projected (P is s x s; the code does the same); P is symmetrised
 after each update (exact arithmetic keeps it symmetric, float32 drifts). With SGD momentum the
-encoders not trained at step t would still move with their stale momentum (PyTorch < 2 as
-released); here they are held still, eq. 2's "optimization is solely on" f_{m_t}.
+encoders not trained at iteration t would still move with their stale momentum (PyTorch < 2 as
+released); here they are held still, eq. 2's "optimization is solely on" f_{m_t}. Each unimodal
+update of a round gets its own dropout key (``step_keys(state, *modalities)``).
 
 Encoders: the dataset's encoder of ``config.model`` (``mlp``: two FC layers hidden -> feature_dim;
 LeNet-5 / sound CNN for AV-MNIST) followed by a projection FC to the shared width s
@@ -56,6 +69,7 @@ ogm_ge.py) so that they use the same backbones, as in the paper's comparison.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
@@ -64,11 +78,11 @@ import optax
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, norms, one_phase, step_keys)
+                                init_state, make_optimizer, one_phase, step_keys)
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 
 
@@ -85,11 +99,6 @@ class MlaConfig(MethodConfig):
         E = this many steps per epoch (0.1 -> 0.01 over each epoch); 0 keeps alpha constant.
       fusion: ``dynamic`` (eq. 5-7) or ``average`` (mean of present modalities' logits).
       entropy: ``per_sample`` (eq. 6, paper) or ``per_batch`` (released code).
-      select: how the step runs only modality m_t: ``switch`` (``lax.switch``, one branch
-        executes) or ``all`` (every modality's loss and gradient computed, m_t's kept by
-        arithmetic selection). Same result (tested); ``all`` exists because XLA:CPU runs
-        convolutions inside a conditional's branch about as slowly as inside a rolled loop
-        (measured ~6x slower, benchmarks/README.md), so the conv-net configs use it.
     """
 
     name: str = "mla"
@@ -99,7 +108,6 @@ class MlaConfig(MethodConfig):
     alpha_epoch_steps: int = 0
     fusion: str = "dynamic"
     entropy: str = "per_sample"
-    select: str = "switch"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,14 +200,17 @@ def alpha_at(alpha: float, epoch_steps: int, count: jax.Array) -> jax.Array:
 
 
 def head_gradient_projection(dim: int, is_head_kernel: Callable[[tuple], bool], *,
-                             alpha: float = 0.1, alpha_epoch_steps: int = 0
+                             alpha: float = 0.1, alpha_epoch_steps: int = 0,
+                             updates_per_step: int = 1
                              ) -> optax.GradientTransformationExtraArgs:
     """Eq. 3-4 as a gradient transformation; ``update(grads, state, params, *, feature)``.
 
     Each call first updates ``P`` with ``feature`` (the batch-mean feature h-bar of the modality
     whose loss produced ``grads``; eq. 3), then left-multiplies the head kernel's gradient
     (``[s, C]``, the leaf where ``is_head_kernel(path)``) by the new ``P`` (eq. 4). The first call
-    (t = 0) does neither. Every other leaf passes through unchanged.
+    (t = 0) does neither. Every other leaf passes through unchanged. ``alpha_epoch_steps`` counts
+    training steps of ``updates_per_step`` calls each (MLA: M, one round), so alpha is the same
+    for every update of one step, as the released code's per-batch alpha.
     """
 
     def init(params):
@@ -209,7 +220,7 @@ def head_gradient_projection(dim: int, is_head_kernel: Callable[[tuple], bool], 
     def update(updates, state, params=None, *, feature, **extra):
         del params, extra
         first = state.count == 0
-        a = alpha_at(alpha, alpha_epoch_steps, state.count)
+        a = alpha_at(alpha, alpha_epoch_steps, state.count // updates_per_step)
         P = jnp.where(first, state.P, rls_step(state.P, feature.astype(jnp.float32), a))
 
         def project(path, g):
@@ -303,15 +314,15 @@ def encoder_modality(path) -> str | None:
     return None
 
 
-def hold_other_encoders(active: jax.Array, modalities: tuple[str, ...], old, new):
-    """``new`` with the leaves of encoders of modalities other than ``modalities[active]``
-    replaced by ``old``'s (works on params and on optimiser states alike)."""
+def hold_other_encoders(active: str, modalities: tuple[str, ...], old, new):
+    """``new`` with the leaves of the encoders of modalities other than ``active`` (a modality
+    name, static) replaced by ``old``'s (works on params and on optimiser states alike)."""
 
     def pick(path, a, b):
         m = encoder_modality(path)
-        if m is None or m not in modalities:
+        if m is None or m not in modalities or m == active:
             return b
-        return jnp.where(active == modalities.index(m), b, a)
+        return a
 
     return jax.tree_util.tree_map_with_path(pick, old, new)
 
@@ -326,8 +337,6 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
         raise UserError(f"method.fusion must be 'dynamic' or 'average', got {mc.fusion!r}")
     if mc.entropy not in ("per_sample", "per_batch"):
         raise UserError(f"method.entropy must be 'per_sample' or 'per_batch', got {mc.entropy!r}")
-    if mc.select not in ("switch", "all"):
-        raise UserError(f"method.select must be 'switch' or 'all', got {mc.select!r}")
     if mc.alpha <= 0:
         raise UserError(f"method.alpha must be positive, got {mc.alpha}")
     if mc.head_dim <= 0:
@@ -348,6 +357,14 @@ def make_net(config: ExperimentConfig, spec: DatasetSpec) -> NNXModel:
     return NNXModel(lambda rngs: SharedHeadNet(spec, config.model, s, dtype=dtype, rngs=rngs))
 
 
+def round_optim(optim: OptimConfig, updates_per_step: int) -> OptimConfig:
+    """``optim`` with its schedule lengths (``warmup_steps``, ``decay_steps``) counted in
+    optimiser updates, ``updates_per_step`` of which make one training step: the config's
+    lengths stay in training steps (rounds), and a staircase decay never falls inside a round."""
+    return dataclasses.replace(optim, warmup_steps=optim.warmup_steps * updates_per_step,
+                               decay_steps=optim.decay_steps * updates_per_step)
+
+
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """MLA on the Method contract; see the module docstring."""
     check_config(config, spec)
@@ -359,64 +376,64 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     parts = []
     if mc.head_projection == "paper":
         parts.append(head_gradient_projection(mc.head_dim, _is_head_kernel, alpha=mc.alpha,
-                                              alpha_epoch_steps=mc.alpha_epoch_steps))
-    parts.append(make_optimizer(config.optim, config.train.steps))
+                                              alpha_epoch_steps=mc.alpha_epoch_steps,
+                                              updates_per_step=M))
+    parts.append(make_optimizer(round_optim(config.optim, M), M * config.train.steps))
     tx = optax.chain(*parts)
 
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch  # shapes come from the spec
         return init_state(model, key, tx.init)
 
-    def branch(c: int):
+    def unimodal_update(c: int, state: TrainState, batch: Batch, key: jax.Array):
+        """Paper iteration t with m_t = c (a Python int: static): eq. 2's loss of modality c on
+        ``batch``, eq. 3-4 on its batch-mean feature, one optimiser update of encoder c and the
+        head (the other encoders, their optimiser state and statistics held). ``state.step`` is
+        left to the caller."""
         m = modalities[c]
+        w = batch["present"][:, c]
 
-        def run(params, model_state, batch, key):
-            w = batch["present"][:, c]
+        def objective(params):
+            (logits, feats), new_ms = model.apply(params, state.model_state, batch["inputs"],
+                                                  batch["present"], train=True, key=key, only=m)
+            per = losses.per_example(spec.task, logits, batch["label"])
+            return losses.weighted_mean(per, w), (new_ms, logits, feats)
 
-            def objective(params):
-                (logits, feats), new_ms = model.apply(params, model_state, batch["inputs"],
-                                                      batch["present"], train=True, key=key,
-                                                      only=m)
-                per = losses.per_example(spec.task, logits, batch["label"])
-                return losses.weighted_mean(per, w), (new_ms, logits, feats)
-
-            (loss, (new_ms, logits, feats)), grads = jax.value_and_grad(
-                objective, has_aux=True)(params)
-            wf = w.astype(jnp.float32)
-            hbar = (feats.astype(jnp.float32) * wf[:, None]).sum(0) / jnp.maximum(wf.sum(), 1.0)
-            correct = (logits.argmax(-1) == batch["label"]).astype(jnp.float32)
-            acc = (correct * wf).sum() / jnp.maximum(wf.sum(), 1.0)
-            return loss, grads, new_ms, hbar, acc
-
-        return run
-
-    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        keys = step_keys(state, "dropout")
-        batch = cast_inputs(batch, dtype)
-        active = state.step % M  # eq. 1 (a traced int: lax.switch runs one branch)
-        args = (state.params, state.model_state, batch, keys["dropout"])
-        if mc.select == "switch":
-            loss, grads, model_state, hbar, acc = jax.lax.switch(
-                active, [branch(c) for c in range(M)], *args)
-        else:  # every branch computed, m_t's outputs picked by index (no conditional)
-            outs = [branch(c)(*args) for c in range(M)]
-            loss, grads, model_state, hbar, acc = jax.tree.map(
-                lambda *xs: jnp.stack(xs)[active], *outs)
+        (loss, (model_state, logits, feats)), grads = jax.value_and_grad(
+            objective, has_aux=True)(state.params)
+        wf = w.astype(jnp.float32)
+        hbar = (feats.astype(jnp.float32) * wf[:, None]).sum(0) / jnp.maximum(wf.sum(), 1.0)
+        correct = (logits.argmax(-1) == batch["label"]).astype(jnp.float32)
+        acc = (correct * wf).sum() / jnp.maximum(wf.sum(), 1.0)
         if mc.head_projection == "paper":
             updates, opt_state = tx.update(grads, state.opt_state, state.params, feature=hbar)
         else:
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # Eq. 2: only encoder m_t and the head move; momentum must not move the others.
-        params = hold_other_encoders(active, modalities, state.params, params)
-        opt_state = hold_other_encoders(active, modalities, state.opt_state, opt_state)
-        new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                                  opt_state=opt_state)
-        metrics = {"loss": loss, "train_acc_active": acc, "modality": active.astype(jnp.float32),
-                   **norms(grads, state.params)}
+        params = hold_other_encoders(m, modalities, state.params, params)
+        opt_state = hold_other_encoders(m, modalities, state.opt_state, opt_state)
+        new_state = state.replace(params=params, model_state=model_state, opt_state=opt_state)
+        return new_state, loss, acc, optax.tree.norm(grads)
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        """One round: paper iterations t = M s, ..., M s + M - 1 (s = ``state.step``), i.e. the
+        unimodal updates of modalities 0, 1, ..., M - 1 in turn, all on this step's batch."""
+        keys = step_keys(state, *modalities)  # one dropout key per unimodal update
+        batch = cast_inputs(batch, dtype)
+        start = state
+        metrics, grad_sq = {}, 0.0
+        for c, m in enumerate(modalities):  # static: eq. 1's m_t = t mod M, unrolled
+            state, loss, acc, gnorm = unimodal_update(c, state, batch, keys[m])
+            metrics[f"loss_{m}"] = loss
+            metrics[f"train_acc_{m}"] = acc
+            grad_sq = grad_sq + gnorm ** 2
+        metrics["loss"] = sum(metrics[f"loss_{m}"] for m in modalities) / M
+        metrics["grad_norm"] = jnp.sqrt(grad_sq)
+        metrics["param_norm"] = optax.tree.norm(start.params)
         if mc.head_projection == "paper":
-            metrics["projector_trace"] = jnp.trace(opt_state[0].P)
-        return new_state, metrics
+            metrics["projector_trace"] = jnp.trace(state.opt_state[0].P)
+        return state.replace(step=start.step + 1), metrics
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
