@@ -43,7 +43,17 @@ def _avmnist(batch: int, gen: torch.Generator):
             torch.arange(batch) % 10)
 
 
-class SmilMeta:
+class Case:
+    """A timed case: ``step()`` is one training step (one MLA round) returning its loss."""
+
+    def run(self, steps: int) -> float:
+        """Runs ``steps`` steps; returns the last loss."""
+        for _ in range(steps):
+            loss = self.step()
+        return float(loss.detach())
+
+
+class SmilMeta(Case):
     """SMIL's meta-training step at AV-MNIST shapes (configs/avmnist_offline/smil.py defaults:
     paper reconstruction, additive regulariser with learned sigma, one inner step at lr 1e-3,
     second order, one MC sample, KL weight 1e-3, the D^m term in the outer loss; Adam 1e-3).
@@ -142,14 +152,8 @@ class SmilMeta:
         self.opt.step()
         return total
 
-    def run(self, steps: int):
-        """``steps`` meta-updates."""
-        for _ in range(steps):
-            loss = self.step()
-        return float(loss.detach())
 
-
-class Concat:
+class Concat(Case):
     """Concat fusion on AV-MNIST shapes (configs/avmnist_offline/concat.py: LeNet-5 160-d + sound
     CNN 320-d, head 480 -> 64 -> 10, dropout 0, Adam 1e-3, CE over samples with any modality)."""
 
@@ -173,14 +177,8 @@ class Concat:
         self.opt.step()
         return loss
 
-    def run(self, steps: int):
-        """``steps`` training steps."""
-        for _ in range(steps):
-            loss = self.step()
-        return float(loss.detach())
 
-
-class RedCore:
+class RedCore(Case):
     """RedCore at IEMOCAP-like sequence shapes (configs/iemocap/redcore.py: Transformers of width
     128, 3 layers, 8 heads, dropout 0.2; latent 128; RA-layers 128-64-32 x 5 blocks; gamma 0.008
     on the KL; beta 0.7; eta updated every 3 steps; Adam 2e-4).
@@ -240,14 +238,8 @@ class RedCore:
         self.t += 1
         return loss
 
-    def run(self, steps: int):
-        """``steps`` training steps."""
-        for _ in range(steps):
-            loss = self.step()
-        return float(loss.detach())
 
-
-class Mla:
+class Mla(Case):
     """One MLA round per step at three 512-d features (configs/mfeat/mla.py at
     SHAPES['features512']: MLP encoders 512 -> 128 -> 128 (dropout 0.1), projection 128 -> 128 +
     ReLU, shared head 128 -> 10; RLS head-gradient projection, alpha 0.1; SGD lr 1e-2, momentum
@@ -309,12 +301,6 @@ class Mla:
             loss = self.update(m)
         return loss
 
-    def run(self, steps: int):
-        """``steps`` rounds."""
-        for _ in range(steps):
-            loss = self.step()
-        return float(loss.detach())
-
 
 def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over axis -2 (modalities) of ``logits [..., M, D]`` restricted to ``mask [..., M]``
@@ -327,7 +313,7 @@ def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return e / torch.where(total > 0, total, 1.0)
 
 
-class Raml:
+class Raml(Case):
     """RAML at SHAPES['food_features'] (configs/mfeat/raml.py: MLP encoders hidden 128 -> 64,
     dropout 0.1, Gaussians of width 128, a shared linear predictor to 101 classes, 3 sampled
     patterns per sample, lambda_1 = 1, lambda_2 = 0.01; Adam 1e-3 with weight decay 5e-4 added to
@@ -373,12 +359,6 @@ class Raml:
         loss.backward()
         self.opt.step()
         return loss
-
-    def run(self, steps: int):
-        """``steps`` training steps."""
-        for _ in range(steps):
-            loss = self.step()
-        return float(loss.detach())
 
 
 CASES = {c.name: c for c in (SmilMeta, Concat, RedCore, Mla, Raml)}

@@ -8,7 +8,7 @@ run once when the phase starts (SMIL's priors, MMIN's copy of the teacher's enco
 and jit-able; the runtime vmaps them over seeds, scans a phase's step over steps and shards the
 batch. The host picks the phase from the step number (``schedule``), so each phase is its own
 compiled program and no step branches on the step number: XLA:CPU runs convolutions inside a
-``lax.cond`` branch several times slower, and vmapped over seeds a ``lax.cond`` computes every
+conditional's branch several times slower, and vmapped over seeds a conditional computes every
 branch.
 
 Models are Flax NNX modules used through ``nnx.split``/``nnx.merge`` inside the traced function, so
