@@ -15,9 +15,9 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import mmin
-from mmjax.methods.base import schedule, span_at
 from mmjax.methods.mmin import CraConfig, MminConfig
 from mmjax.models.residual_ae import CascadedResidualAE
+from toy import phase_stepper
 
 SPEC = DatasetSpec("toy", ("a", "b", "c"), ((6,), (5,), (4,)), "classification", 3)
 MODEL = ModelConfig(hidden=8, feature_dim=4, dropout=0.0)
@@ -184,25 +184,15 @@ def test_one_compiled_step_for_every_mask_and_both_stages(name):
     config = (_config() if name == "mmin"
               else _config(CraConfig(ae_layers=(6, 3), ae_blocks=2)))
     method = methods.make(config, SPEC)
-    traces = [0] * len(method.phases)
-
-    def counted(index):
-        def step(state, batch):
-            traces[index] += 1
-            return method.phases[index].step(state, batch)
-        return jax.jit(step)
-
-    steps = [counted(i) for i in range(len(method.phases))]
-    spans = schedule(method.phases, config.train.steps)
+    traces = []
+    step = phase_stepper(method, config.train.steps, traces)
     state = method.init(jax.random.key(1), _batch(jax.random.key(0)))
     for i, rate in enumerate((0.0, 0.3, 0.6, 0.9)):
-        span = span_at(spans, i)
-        if i == span.start and method.phases[span.index].enter is not None:
-            state = method.phases[span.index].enter(state)
         present = jax.random.bernoulli(jax.random.key(i), 1 - rate, (8, 3)).at[:, 1].set(True)
-        state, metrics = steps[span.index](state, _batch(jax.random.key(0), present))
+        state, metrics = step(state, _batch(jax.random.key(0), present))
         assert np.isfinite(float(metrics["loss"]))
-    assert traces == ([1, 1] if name == "mmin" else [1]) and int(state.step) == 4
+    assert traces == (["teacher", "student"] if name == "mmin" else ["train"])
+    assert int(state.step) == 4
 
 
 def test_bad_settings_fail_with_one_line():

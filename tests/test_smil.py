@@ -12,8 +12,8 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import smil, smil_priors
-from mmjax.methods.base import schedule, span_at
 from mmjax.methods.smil import SmilConfig
+from toy import phase_stepper
 
 SPEC = DatasetSpec("toy", ("a", "b"), ((6,), (5,)), "classification", 3)
 
@@ -33,31 +33,6 @@ def _batch(key, n=8, present=None):
     inputs = missing.apply(inputs, present, SPEC.modalities)
     return {"inputs": inputs, "present": present,
             "label": jax.random.randint(k3, (n,), 0, 3)}
-
-
-def _stepper(method, total_steps, traces=None):
-    """``step(state, batch)`` as the runtime runs it: the phase of ``state.step`` (its own jitted
-    step), after that phase's ``enter`` at its first step. ``traces`` (a list) records the name of
-    the phase each trace of a step belongs to."""
-    spans = schedule(method.phases, total_steps)
-
-    def traced(phase):
-        def f(state, batch):
-            if traces is not None:
-                traces.append(phase.name)
-            return phase.step(state, batch)
-        return jax.jit(f)
-
-    steps = [traced(p) for p in method.phases]
-    enters = [p.enter and jax.jit(p.enter) for p in method.phases]
-
-    def step(state, batch):
-        span = span_at(spans, int(state.step))
-        if int(state.step) == span.start and enters[span.index] is not None:
-            state = enters[span.index](state)
-        return steps[span.index](state, batch)
-
-    return step
 
 
 def _net(config, state):
@@ -174,7 +149,7 @@ def test_pca_priors_are_mean_plus_one_std_along_the_leading_axes():
 def test_method_priors_are_reproducible_for_a_seed():
     """Same seed -> bit-identical priors at the first meta step; another seed -> different."""
     method = methods.make(_config(), SPEC)
-    step = _stepper(method, 8)
+    step = phase_stepper(method, 8)
 
     def priors(seed):
         state = method.init(jax.random.key(seed), _batch(jax.random.key(0)))
@@ -290,7 +265,7 @@ def test_changing_eta_never_recompiles_and_phases_run():
     method = methods.make(_config(), SPEC)
     assert [p.name for p in method.phases] == ["pretrain_unimodal", "pretrain_fusion", "meta"]
     assert [p.steps for p in method.phases] == [2, 2, None]
-    step = _stepper(method, 8, traces)
+    step = phase_stepper(method, 8, traces)
     state = method.init(jax.random.key(0), _batch(jax.random.key(0)))
     phases = []
     for i, eta in enumerate((0.1, 0.5, 1.0, 0.5, 0.1, 0.5)):
@@ -312,7 +287,7 @@ def test_changing_eta_never_recompiles_and_phases_run():
 def test_switch_combinations_train(overrides):
     """The released-code settings and the ablations run through both phases and meta steps."""
     method = methods.make(_config(steps=4, phase1_steps=1, phase2_steps=1, **overrides), SPEC)
-    step = _stepper(method, 4)
+    step = phase_stepper(method, 4)
     state = method.init(jax.random.key(0), _batch(jax.random.key(0)))
     for i in range(4):
         state, metrics = step(state, _batch(jax.random.key(i)))

@@ -24,9 +24,9 @@ from mmjax.data import missing, pipeline
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil
-from mmjax.methods.base import schedule, span_at
 from mmjax.methods.smil import SmilConfig
 from mmjax.models import encoders, sequence
+from toy import phase_stepper
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 TOL = dict(rtol=1e-6, atol=1e-6)
@@ -172,22 +172,7 @@ def _train_six_steps(s):
     """Six jitted steps with masks drawn at three values of eta, run as the runtime does (the
     phase of the step, its enter at its first step): one trace per phase, phases 1 1 2 2 3 3."""
     traces = []
-    spans = schedule(s.method.phases, s.config.train.steps)
-
-    def counted(phase):
-        def f(state, batch):
-            traces.append(phase.name)
-            return phase.step(state, batch)
-        return jax.jit(f)
-
-    steps = [counted(p) for p in s.method.phases]
-
-    def step(state, batch):
-        span = span_at(spans, int(state.step))
-        enter = s.method.phases[span.index].enter
-        if int(state.step) == span.start and enter is not None:
-            state = jax.jit(enter)(state)
-        return steps[span.index](state, batch)
+    step = phase_stepper(s.method, s.config.train.steps, traces)
 
     n = len(s.dataset.splits["train"])
     state = s.method.init(jax.random.key(0), _batch(s, s.train_present[0], np.arange(4)))
@@ -254,7 +239,7 @@ def test_mmimdb_baseline_configs_train_a_step(capsys, data_dir, tmp_path, name):
                                                  "model.hidden=16"]))
     batch = _batch(s, s.train_present[0], np.arange(4))
     state = s.method.init(jax.random.key(0), batch)
-    state, metrics = jax.jit(s.method.train_step)(state, batch)
+    state, metrics = phase_stepper(s.method, s.config.train.steps)(state, batch)  # step 0
     assert np.isfinite(float(metrics["loss"]))
     assert s.method.predict(state, batch).shape == (4, 23)
 

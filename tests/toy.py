@@ -1,13 +1,15 @@
-"""Shared by the tests: a three-modality toy dataset spec, random complete batches, and the CLI
-run in-process.
+"""Shared by the tests: a three-modality toy dataset spec, random complete batches, the CLI
+run in-process, and a method's phases stepped as the runtime steps them.
 
-Imported as ``from toy import TOY_SPEC, random_batch, run_cli`` (pytest puts tests/ on the path).
+Imported as ``from toy import TOY_SPEC, random_batch, run_cli, phase_stepper`` (pytest puts tests/
+on the path).
 """
 
 import jax
 import jax.numpy as jnp
 
 from mmjax import cli
+from mmjax.methods.base import schedule, span_at
 from mmjax.data.base import DatasetSpec
 
 TOY_SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification", 3)
@@ -31,3 +33,28 @@ def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def phase_stepper(method, total_steps, traces=None):
+    """``step(state, batch)`` as the runtime runs it: the phase of ``state.step`` (its own jitted
+    step), after that phase's ``enter`` at its first step. ``traces`` (a list) records the name of
+    the phase each trace of a step belongs to."""
+    spans = schedule(method.phases, total_steps)
+
+    def traced(phase):
+        def f(state, batch):
+            if traces is not None:
+                traces.append(phase.name)
+            return phase.step(state, batch)
+        return jax.jit(f)
+
+    steps = [traced(p) for p in method.phases]
+    enters = [p.enter and jax.jit(p.enter) for p in method.phases]
+
+    def step(state, batch):
+        span = span_at(spans, int(state.step))
+        if int(state.step) == span.start and enters[span.index] is not None:
+            state = enters[span.index](state)
+        return steps[span.index](state, batch)
+
+    return step
