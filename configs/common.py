@@ -1,12 +1,16 @@
 """Defaults shared by the config files: per-dataset training settings and the ``:arg`` variants.
 
-Variants (the text after ``:`` in ``--config PATH:ARG``):
+Variants (the text after ``:`` in ``--config PATH:ARG``; several join with ``+``, applied left to
+right, e.g. ``configs/mfeat/redcore.py:released+quick``):
 
 - ``quick``: 100 steps, one seed; a smoke run for tests and for trying a config out.
+- ``released``: every switch that makes the method behave as the authors' released code (only for
+  configs that define it, through ``experiment(..., released=...)``).
 - empty: the full run the config's docstring describes.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 from mmjax.config import DataConfig, ExperimentConfig, MethodConfig, ModelConfig, TrainConfig
 from mmjax.errors import UserError
@@ -42,17 +46,31 @@ MODEL = {
 }
 
 
-def experiment(dataset: str, method: MethodConfig, arg: str | None, **sections) -> ExperimentConfig:
-    """The experiment for ``method`` on ``dataset`` with the shared defaults, then variant ``arg``.
+def quick(config: ExperimentConfig) -> ExperimentConfig:
+    """The ``quick`` variant: 100 steps, one seed."""
+    train = dataclasses.replace(config.train, steps=100, num_seeds=1, log_every=50,
+                                checkpoint_every=50)
+    return dataclasses.replace(config, train=train)
 
-    ``sections`` replace whole sections (e.g. ``missing=MissingConfig(...)``).
+
+def experiment(dataset: str, method: MethodConfig, arg: str | None,
+               released: Callable[[ExperimentConfig], ExperimentConfig] | None = None,
+               **sections) -> ExperimentConfig:
+    """The experiment for ``method`` on ``dataset`` with the shared defaults, then variants ``arg``.
+
+    ``released`` maps the paper-form experiment to the released-code one (the ``released``
+    variant); ``sections`` replace whole sections (e.g. ``missing=MissingConfig(...)``).
     """
     config = ExperimentConfig(data=DataConfig(name=dataset), model=MODEL[dataset], method=method,
                               train=TRAIN[dataset], **sections)
-    if not arg:
-        return config
-    if arg == "quick":
-        train = dataclasses.replace(config.train, steps=100, num_seeds=1, log_every=50,
-                                    checkpoint_every=50)
-        return dataclasses.replace(config, train=train)
-    raise UserError(f"unknown config variant {arg!r}; use 'quick' or nothing")
+    variants = {"quick": quick}
+    if released is not None:
+        variants["released"] = released
+    for name in (arg or "").split("+"):
+        if not name:
+            continue
+        if name not in variants:
+            raise UserError(f"unknown config variant {name!r}; this config has: "
+                            f"{', '.join(sorted(variants))} (join several with '+')")
+        config = variants[name](config)
+    return config

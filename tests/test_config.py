@@ -187,6 +187,27 @@ def test_load_config_file_and_quick_variant():
     assert dataclasses.replace(quick, train=full.train) == full
 
 
+def test_variants_compose_and_released_is_per_config(tmp_path):
+    """``a+b`` applies both variants left to right; ``released`` exists only where a config defines it."""
+    (tmp_path / "toy.py").write_text(
+        "import dataclasses\n"
+        "from configs.common import experiment\n"
+        "from mmjax.methods.baselines import AugmentationConfig\n"
+        "def released(c):\n"
+        "    return dataclasses.replace(c, method=dataclasses.replace(c.method, dropout_p=0.9))\n"
+        "def get_config(arg=None):\n"
+        "    return experiment('mfeat', AugmentationConfig(), arg, released=released)\n")
+    import sys
+    sys.path.insert(0, str(CONFIGS.parent))
+    try:
+        both = config_lib.load(f"{tmp_path / 'toy.py'}:released+quick")
+    finally:
+        sys.path.remove(str(CONFIGS.parent))
+    assert (both.method.dropout_p, both.train.steps, both.train.num_seeds) == (0.9, 100, 1)
+    with pytest.raises(UserError, match="this config has: quick "):
+        config_lib.load(str(CONFIGS / "mfeat" / "concat.py") + ":released")
+
+
 def test_every_shipped_config_loads(tmp_path):
     """Every configs/<dataset>/<method>.py loads, in both variants, with a registered method."""
     from mmjax import methods
