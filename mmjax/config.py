@@ -6,6 +6,12 @@ selects a variant (``configs/avmnist_offline/augmentation.py:quick``). Overrides
 dotted path (``--set train.steps=200 --set method.dropout_p=0.5``); values are parsed and checked
 against the field's declared type, and unknown keys are rejected, so a typo fails before training.
 
+Every value, whether a config file or ``--set`` gave it, is checked by ``validate``: its type
+(strictly: a string where a tuple is meant is refused) and the range a field declares with
+``typing.Annotated[T, Range(...)]`` (``POSITIVE``, ``NON_NEGATIVE``, ``PROBABILITY``, ...), and
+the needs a method declares in its config class's ``requires`` (e.g. SMIL's paired data). Each
+problem is one ``UserError`` line naming the field and the allowed values.
+
 Method hyper-parameters live in a subclass of ``MethodConfig`` declared next to the method
 (``mmjax/methods/*.py``), so each method's knobs are typed and documented where they are used.
 """
@@ -19,11 +25,40 @@ import pathlib
 import sys
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from mmjax.errors import UserError
 
 frozen = dataclasses.dataclass(frozen=True, slots=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric field (of each element, for a tuple), declared with
+    ``typing.Annotated[float, Range(0, 1, high_open=True)]``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def allows(self, value: float) -> bool:
+        """Whether ``value`` lies in the range."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+PROBABILITY = Range(0, 1, high_open=True)  # a dropout rate: 1 would drop everything
+FRACTION = Range(0, 1)
 
 
 @frozen
@@ -51,13 +86,13 @@ class DataConfig:
     name: str = "avmnist_offline"
     views: tuple[str, ...] = ()
     snr_db: tuple[float, float] = (5.0, 30.0)
-    image_pca_energy: float = 1.0
-    per_class_num: int = 21
+    image_pca_energy: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    per_class_num: Annotated[int, POSITIVE] = 21
     mfcc_variant: str = "mmjax"
-    num_valid: int = 5000
+    num_valid: Annotated[int, NON_NEGATIVE] = 5000
     label_view: str = "regression"
-    fold: int = 1
-    seed: int = 0
+    fold: Annotated[int, POSITIVE] = 1
+    seed: Annotated[int, NON_NEGATIVE] = 0
 
 
 @frozen
@@ -78,9 +113,9 @@ class MissingConfig:
     """
 
     protocol: str = "none"
-    rates: tuple[float, ...] = ()
-    rate: float = 0.0
-    paired_fraction: float = 1.0
+    rates: Annotated[tuple[float, ...], FRACTION] = ()
+    rate: Annotated[float, FRACTION] = 0.0
+    paired_fraction: Annotated[float, FRACTION] = 1.0
     exact: bool = True
     forbid_empty: bool = True
 
@@ -103,15 +138,20 @@ class ModelConfig:
     """
 
     encoders: tuple[str, ...] = ()
-    hidden: int = 128
-    feature_dim: int = 64
-    dropout: float = 0.0
+    hidden: Annotated[int, POSITIVE] = 128
+    feature_dim: Annotated[int, POSITIVE] = 64
+    dropout: Annotated[float, PROBABILITY] = 0.0
 
 
 @frozen
 class MethodConfig:
-    """Base class of every method's hyper-parameters; ``name`` picks the method in the registry."""
+    """Base class of every method's hyper-parameters; ``name`` picks the method in the registry.
 
+    A subclass declares what the method needs of the rest of the config in ``requires`` (names
+    of ``REQUIREMENTS``), e.g. ``("paired_data",)``; ``validate`` checks them.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ()
     name: str = "concat"
 
 
@@ -124,6 +164,7 @@ class OptimConfig:
       lr: peak learning rate.
       weight_decay: L2 weight decay (decoupled for adamw, added to the gradient otherwise).
       momentum: SGD momentum.
+      beta1: Adam's first-moment decay (MMIN's released scripts use 0.5).
       schedule: ``constant`` | ``cosine`` (decay to 0 over train.steps) | ``step`` (multiply by
         ``decay_rate`` every ``decay_steps``).
       warmup_steps: linear warm-up length.
@@ -133,14 +174,15 @@ class OptimConfig:
     """
 
     name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
+    lr: Annotated[float, POSITIVE] = 1e-3
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
+    momentum: Annotated[float, PROBABILITY] = 0.9
+    beta1: Annotated[float, PROBABILITY] = 0.9
     schedule: str = "constant"
-    warmup_steps: int = 0
-    decay_steps: int = 1000
-    decay_rate: float = 0.1
-    grad_clip: float = 0.0
+    warmup_steps: Annotated[int, NON_NEGATIVE] = 0
+    decay_steps: Annotated[int, POSITIVE] = 1000
+    decay_rate: Annotated[float, POSITIVE] = 0.1
+    grad_clip: Annotated[float, NON_NEGATIVE] = 0.0
 
 
 @frozen
@@ -167,16 +209,16 @@ class TrainConfig:
       distributed: call ``jax.distributed.initialize()`` first (multi-host).
     """
 
-    steps: int = 3000
-    batch_size: int = 64
-    seed: int = 0
-    num_seeds: int = 1
+    steps: Annotated[int, POSITIVE] = 3000
+    batch_size: Annotated[int, POSITIVE] = 64
+    seed: Annotated[int, NON_NEGATIVE] = 0
+    num_seeds: Annotated[int, POSITIVE] = 1
     vmap_seeds: bool | str = "auto"
-    steps_per_call: int = 10
+    steps_per_call: Annotated[int, POSITIVE] = 10
     unroll: int | str = "auto"
-    log_every: int = 100
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
+    log_every: Annotated[int, POSITIVE] = 100
+    checkpoint_every: Annotated[int, POSITIVE] = 1000
+    keep_checkpoints: Annotated[int, POSITIVE] = 2
     dtype: str = "float32"
     distributed: bool = False
 
@@ -195,10 +237,10 @@ class EvalConfig:
     """
 
     split: str = "test"
-    batch_size: int = 512
-    missing_rates: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
-    noise_sigmas: tuple[float, ...] = (0.08, 0.12, 0.18, 0.26, 0.38)
-    mask_probs: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25)
+    batch_size: Annotated[int, POSITIVE] = 512
+    missing_rates: Annotated[tuple[float, ...], FRACTION] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
+    noise_sigmas: Annotated[tuple[float, ...], NON_NEGATIVE] = (0.08, 0.12, 0.18, 0.26, 0.38)
+    mask_probs: Annotated[tuple[float, ...], FRACTION] = (0.05, 0.1, 0.15, 0.2, 0.25)
 
 
 @frozen
@@ -247,7 +289,94 @@ def load(spec: str) -> ExperimentConfig:
         raise UserError(f"config {path}: get_config failed: {type(e).__name__}: {e}") from e
     if not isinstance(config, ExperimentConfig):
         raise UserError(f"config {path}: get_config must return an ExperimentConfig")
+    try:
+        validate(config)
+    except UserError as e:
+        raise UserError(f"config {path}: {e}") from None
     return config
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation: types, declared ranges, the method's declared requirements.
+# ----------------------------------------------------------------------------------------------
+
+
+def _paired_data(config: ExperimentConfig) -> str | None:
+    m = config.missing
+    if m.protocol == "paired" and m.paired_fraction <= 0:
+        return (f"method {config.method.name} needs paired (complete) training samples: "
+                f"missing.paired_fraction must be in (0, 1], got {m.paired_fraction}")
+    return None
+
+
+# What a method may declare in ``MethodConfig.requires``: name -> check (a message, or None).
+REQUIREMENTS = {"paired_data": _paired_data}
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Checks every field's type and declared range, and the method's requirements.
+
+    Raises:
+      UserError: one line naming the first bad field and its allowed values.
+    """
+    _validate_section(config, "")
+    for need in type(config.method).requires:
+        problem = REQUIREMENTS[need](config)
+        if problem:
+            raise UserError(problem)
+
+
+def _validate_section(node: Any, prefix: str) -> None:
+    hints = typing.get_type_hints(type(node), include_extras=True)
+    for f in dataclasses.fields(node):
+        key, value, hint = prefix + f.name, getattr(node, f.name), hints[f.name]
+        bare, ranges = hint, ()
+        if typing.get_origin(hint) is Annotated:
+            bare, *extras = typing.get_args(hint)
+            ranges = tuple(x for x in extras if isinstance(x, Range))
+        if dataclasses.is_dataclass(bare):
+            if not isinstance(value, bare):
+                raise UserError(f"config section {key!r} must be a {bare.__name__}, got "
+                                f"{type(value).__name__}")
+            _validate_section(value, key + ".")
+            continue
+        if not _is_instance(value, bare):
+            raise UserError(f"{key} must be {_type_name(bare)}, got {value!r} "
+                            f"({type(value).__name__})")
+        elements = value if isinstance(value, tuple) else (value,)
+        for i, v in enumerate(elements):
+            for r in ranges:
+                if not r.allows(v):
+                    where = f"{key}[{i}]" if isinstance(value, tuple) else key
+                    raise UserError(f"{where} must be {r}, got {v!r}")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of type ``hint`` exactly as a config file should give it (an int is
+    a float; a bool is not an int; a tuple must be a tuple)."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return _is_instance(value, typing.get_args(hint)[0])
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_is_instance(v, args[0]) for v in value)
+        return len(value) == len(args) and all(map(_is_instance, value, args))
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a hint this check does not model (Any, Callable): not checked
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,6 +399,7 @@ def override(config: ExperimentConfig, assignments: list[str]) -> ExperimentConf
         if not sep or not key:
             raise UserError(f"--set expects key=value, got {assignment!r}")
         config = _replace_path(config, key.split("."), raw, key)
+    validate(config)
     return config
 
 
@@ -355,7 +485,9 @@ def _coerce(value: Any, hint: Any, key: str, raw: Any) -> Any:
 
 
 def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    if typing.get_origin(hint) is not None:  # tuple[str, ...], bool | str: spelled out
+        return str(hint).replace("typing.", "")
+    return getattr(hint, "__name__", None) or str(hint)
 
 
 def to_dict(config: Any) -> dict:

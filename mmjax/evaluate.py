@@ -11,11 +11,18 @@
 Every protocol reports the mean over seed replicas and the sample standard deviation. The result
 schema is the same for every dataset and method::
 
-    {"dataset", "method", "protocol", "num_seeds",
+    {"dataset", "method", "protocol", "split", "num_seeds",
      "subsets": {name: {metric: mean}}, "average": {metric: mean},
-     "std": {"subsets": {...}, "average": {...}}}
+     "std": {"subsets": {...}, "average": {...}},
+     "seeds": {"subsets": {name: {metric: [per seed]}}, "average": {...}}}
 
-(``missing_rate`` and ``corruption`` name their conditions instead of modality subsets.)
+(``seeds`` lists the replicas' values in seed order, ``train.seed + i``, for paired tests across
+runs: ``mmjax report --paired``.)
+
+(``missing_rate`` and ``corruption`` name their conditions instead of modality subsets.) A
+written result also records the checkpoint ``step`` it evaluated (``at_step``). Training writes
+``eval.json`` / ``eval.md``; ``mmjax eval`` writes ``file_stem(protocol, split)``, e.g.
+``eval-test.json``, ``eval-val.json``, ``eval-corruption-test.json``, never training's files.
 """
 
 from __future__ import annotations
@@ -83,14 +90,17 @@ def _summarize(dataset: Dataset, config: ExperimentConfig, protocol: str,
     averages = [{k: float(np.mean([per_condition[c][s][k] for c in names]))
                  for k in per_condition[names[0]][s]} for s in range(num_seeds)]
     result = {"dataset": dataset.spec.name, "method": config.method.name, "protocol": protocol,
-              "num_seeds": num_seeds, "subsets": {}, "std": {"subsets": {}}}
+              "split": config.eval.split, "num_seeds": num_seeds, "subsets": {},
+              "std": {"subsets": {}}, "seeds": {"subsets": {}}}
     for name, rows in per_condition.items():
         stats = metrics_lib.mean_std(rows)
         result["subsets"][name] = {k: v["mean"] for k, v in stats.items()}
         result["std"]["subsets"][name] = {k: v["std"] for k, v in stats.items()}
+        result["seeds"]["subsets"][name] = {k: [float(r[k]) for r in rows] for k in stats}
     stats = metrics_lib.mean_std(averages)
     result["average"] = {k: v["mean"] for k, v in stats.items()}
     result["std"]["average"] = {k: v["std"] for k, v in stats.items()}
+    result["seeds"]["average"] = {k: [a[k] for a in averages] for k in stats}
     return result
 
 
@@ -173,6 +183,23 @@ def _corrupt(key, kind: str, amount: float, x: np.ndarray, train_x: np.ndarray,
 RUNNERS = {"subsets": subsets, "missing-rate": missing_rate, "corruption": corruption_sweep}
 
 
+def at_step(result: dict, step: int) -> dict:
+    """``result`` recording the checkpoint step it evaluated (``"step"``, after ``"split"``)."""
+    out = {}
+    for k, v in result.items():
+        out[k] = v
+        if k == "split":
+            out["step"] = step
+    out.setdefault("step", step)
+    return out
+
+
+def file_stem(protocol: str, split: str) -> str:
+    """The file name (without suffix) ``mmjax eval`` writes: ``eval-[<protocol>-]<split>``
+    (``subsets`` is left out), so that it never replaces training's ``eval.json``."""
+    return "-".join(["eval", *([protocol] if protocol != "subsets" else []), split])
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables.
 # ----------------------------------------------------------------------------------------------
@@ -183,8 +210,11 @@ def to_markdown(result: dict, metrics: tuple[str, ...] | None = None) -> str:
     first = next(iter(result["subsets"].values()))
     metrics = metrics or tuple(first)
     header = f"| {result['protocol']} | " + " | ".join(metrics) + " |"
-    lines = [f"**{result['method']}** on **{result['dataset']}**, "
-             f"{result['num_seeds']} seed(s), mean ± std", "", header,
+    where = ", ".join(x for x in (f"{result['split']} split" if "split" in result else "",
+                                  f"step {result['step']}" if "step" in result else "") if x)
+    lines = [f"**{result['method']}** on **{result['dataset']}**"
+             + (f" ({where})" if where else "")
+             + f", {result['num_seeds']} seed(s), mean ± std", "", header,
              "|" + "---|" * (len(metrics) + 1)]
     rows = [(n, result["subsets"][n], result["std"]["subsets"][n]) for n in result["subsets"]]
     rows.append(("average", result["average"], result["std"]["average"]))

@@ -1,8 +1,9 @@
 """Run logging: ``metrics.jsonl`` (one JSON object per logged step) and a progress bar.
 
-The writer appends; on resume, lines past the restored step (and a line a killed process left
-half-written) are dropped first, so that a resumed run's log reads exactly like an uninterrupted
-one. Only process 0 writes the log.
+The writer appends; on resume, lines past the restored step are dropped first, so that a resumed
+run's log reads exactly like an uninterrupted one. Lines that are not complete JSON log rows (one a
+killed process left half-written, a damaged file) are dropped too, with one line on stderr saying
+how many. Only process 0 writes the log.
 """
 
 from __future__ import annotations
@@ -33,10 +34,19 @@ class MetricsWriter:
         self.path = pathlib.Path(path)
         if not _is_main():
             return
-        kept = []
+        kept, damaged = [], []
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if _step_of(line) is not None and _step_of(line) <= resume_step]
+            for number, line in enumerate(
+                    self.path.read_text(errors="replace").splitlines(), start=1):
+                step = _step_of(line)
+                if step is None:
+                    damaged.append(number)
+                elif step <= resume_step:
+                    kept.append(line)
+        if damaged:
+            print(f"mmjax: {self.path}: dropped {len(damaged)} damaged line(s) (line "
+                  f"{', '.join(map(str, damaged[:5]))}{', ...' if len(damaged) > 5 else ''}); "
+                  f"appending after the last complete one", file=sys.stderr)
         write_atomic(self.path, "".join(line + "\n" for line in kept))
         self._file = open(self.path, "a")
 
@@ -58,7 +68,8 @@ class MetricsWriter:
 def _step_of(line: str) -> int | None:
     """The step of a log line; None for a line a killed process left half-written."""
     try:
-        return int(json.loads(line)["step"])
+        row = json.loads(line)
+        return int(row["step"]) if isinstance(row, dict) else None
     except (ValueError, KeyError, TypeError):
         return None
 

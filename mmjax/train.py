@@ -7,9 +7,15 @@ batch sharded over the ``"data"`` mesh axis. The host only reads back the small 
 each call, to log, to stop on a non-finite value, and to checkpoint.
 
 Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``checkpoints/``,
-``eval.json`` and ``eval.md``. Running ``train`` again on the same workdir resumes from the newest
-checkpoint; a run killed and resumed ends exactly where an uninterrupted one does, because the
-data order and every random draw derive from (seed, step).
+``eval.json`` and ``eval.md`` (written once, when training finishes). Running ``train`` again on
+the same workdir resumes from the newest readable checkpoint; a run killed and resumed ends exactly
+where an uninterrupted one does, because the data order and every random draw derive from
+(seed, step). One process at a time writes a workdir (``mmjax.workdir.WorkdirLock``), and every
+file of an existing run is checked before anything is written.
+
+SIGINT/SIGTERM: inside the loop they set a flag, so the current call finishes and a checkpoint is
+saved; anywhere else (start-up, compilation, the final evaluation) ``errors.raising_signals`` turns them
+into ``Interrupted`` at once. Either way the command ends with one line and exit 128 + signal.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import dataclasses
 import json
 import pathlib
 import signal
+import sys
+import threading
 import time
 
 import jax
@@ -27,26 +35,17 @@ import numpy as np
 from mmjax import config as config_lib
 from mmjax import data as data_lib
 from mmjax import evaluate, methods, parallel, policy
+from mmjax import workdir as workdir_lib
 from mmjax.checkpoint import Checkpointer
 from mmjax.config import ExperimentConfig
 from mmjax.data import missing, pipeline
 from mmjax.data.base import Dataset, validate_split
-from mmjax.errors import UserError
+# Interrupted and TrainingDiverged are part of this module's interface (defined with UserError).
+from mmjax.errors import Interrupted, TrainingDiverged, UserError  # noqa: F401
+from mmjax.errors import check_signals, pending_signal
 from mmjax.log import MetricsWriter, progress, write_atomic
 from mmjax.methods.base import Method, schedule, span_at
 from mmjax.policy import AUTO, Policy
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or metric became NaN/inf; the message names the step and the quantity."""
-
-
-class Interrupted(RuntimeError):
-    """SIGTERM/SIGINT arrived; a checkpoint of the current step was saved first."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 @dataclasses.dataclass
@@ -101,6 +100,7 @@ def dataset_options(config: ExperimentConfig) -> dict:
 
 def check_config(config: ExperimentConfig) -> None:
     """Static checks of the loop's settings; one ``UserError`` line per problem."""
+    config_lib.validate(config)
     t = config.train
     if t.unroll != AUTO and (isinstance(t.unroll, str) or t.unroll < 0):
         raise UserError(f"train.unroll must be 'auto' or an integer >= 0, got {t.unroll!r}")
@@ -258,18 +258,20 @@ def init_states(s: Setup, data):
 # ----------------------------------------------------------------------------------------------
 
 
-def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
+def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
+                    lock: workdir_lib.WorkdirLock | None = None) -> None:
     """Creates ``workdir`` with ``config.json``, or checks an existing run used the same config.
 
     Never writes into a directory that holds anything but an mmjax run of this config. A field
     added to a config class after the run started counts as the same run when the config sets it
-    to its default (defaults keep the earlier behaviour).
+    to its default (defaults keep the earlier behaviour). ``lock`` is taken before the first write.
     """
     resolved = json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True)
     config_file = workdir / "config.json"
     if config_file.exists():
-        if config_file.read_text() != resolved:
-            old = _with_defaults(json.loads(config_file.read_text()))
+        text = config_file.read_text(errors="replace")
+        if text != resolved:
+            old = _with_defaults(read_config_json(config_file))
             new = json.loads(resolved)  # both sides as JSON (tuples as lists)
             if old != new:
                 raise UserError(f"workdir {workdir} holds a run with a different config "
@@ -279,7 +281,22 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path) -> None:
         raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
+        if lock is not None:
+            lock.acquire()
         write_atomic(config_file, resolved)
+
+
+def read_config_json(file: pathlib.Path) -> dict:
+    """The dict of a run's ``config.json``; one ``UserError`` line if it is not JSON."""
+    try:
+        raw = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{file} is damaged ({type(e).__name__}: {e}); it was left as it is: "
+                        "restore it, or use a new --workdir") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{file} is damaged (not a JSON object); it was left as it is: "
+                        "restore it, or use a new --workdir")
+    return raw
 
 
 def config_from_json(raw: dict) -> ExperimentConfig:
@@ -328,11 +345,13 @@ class _StopFlag:
     """Turns SIGTERM/SIGINT into a flag the loop checks between calls (restored on exit)."""
 
     def __init__(self):
-        self.signum = None
+        self.signum = pending_signal()  # one that arrived during start-up and was swallowed
 
     def __enter__(self):
-        self._old = {sig: signal.signal(sig, self._handle)
-                     for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            self._old = {sig: signal.signal(sig, self._handle)
+                         for sig in (signal.SIGTERM, signal.SIGINT)}
         return self
 
     def _handle(self, signum, frame):
@@ -351,17 +370,33 @@ def device_data(s: Setup):
             jax.device_put(s.train_present, replicated))
 
 
-def restore_states(s: Setup, workdir: pathlib.Path):
-    """The newest checkpoint's states (for ``mmjax eval``); ``UserError`` if there is none."""
+def _say(line: str) -> None:
+    """One line on stderr, from process 0."""
+    if jax.process_index() == 0:
+        print(f"mmjax: {line}", file=sys.stderr)
+
+
+def restore_states(s: Setup, workdir: pathlib.Path, with_step: bool = False):
+    """The newest readable checkpoint's states (for ``mmjax eval``), or ``(step, states)`` with
+    ``with_step``; an unreadable newer checkpoint is skipped with one line; ``UserError`` if
+    there is none."""
     data, _ = device_data(s)
     like = jax.eval_shape(lambda: init_states(s, data))
-    ckpt = Checkpointer(workdir / "checkpoints")
+    directory = workdir / "checkpoints"
+    if not directory.exists():
+        raise UserError(f"{workdir} has no checkpoint to evaluate")
+    ckpt = Checkpointer(directory)
+    unreadable = []  # reported once a readable one is found (else the error says it all)
     try:
-        if ckpt.latest_step() is None:
+        step, states = ckpt.restore_readable(like, lambda bad, why: unreadable.append((bad, why)))
+        if step is None:
             raise UserError(f"{workdir} has no checkpoint to evaluate")
-        return jax.device_put(ckpt.restore(like), parallel.replicated(s.mesh))
     finally:
         ckpt.close()
+    for bad, why in unreadable:
+        _say(f"skipping checkpoint {bad} in {directory}: unreadable ({why}); using step {step}")
+    states = jax.device_put(states, parallel.replicated(s.mesh))
+    return (step, states) if with_step else states
 
 
 def run(s: Setup, workdir: pathlib.Path):
@@ -370,9 +405,15 @@ def run(s: Setup, workdir: pathlib.Path):
     data, present = device_data(s)
     states = init_states(s, data)
     ckpt = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
-    start = ckpt.latest_step()
-    if start is not None:
-        states = jax.device_put(ckpt.restore(states, start), parallel.replicated(s.mesh))
+    unreadable = []
+    start, restored = ckpt.restore_readable(states, lambda bad, why: unreadable.append((bad, why)))
+    if restored is not None:
+        states = jax.device_put(restored, parallel.replicated(s.mesh))
+    if unreadable:  # moved aside (kept), so that training can save these steps again
+        aside = ckpt.set_aside([bad for bad, _ in unreadable]) if jax.process_index() == 0 else None
+        for bad, why in unreadable:
+            _say(f"checkpoint {bad} in {ckpt.directory} is unreadable ({why}); moved to "
+                 f"{aside}/, resuming from step {start}")
     writer = MetricsWriter(workdir / "metrics.jsonl", resume_step=start)
     step = start or 0
     programs = Programs(s)
@@ -403,10 +444,15 @@ def run(s: Setup, workdir: pathlib.Path):
                     tic, last_logged = toc, step
                 if step % t.checkpoint_every == 0 or step == t.steps or stop.signum:
                     ckpt.save(step, states)
-                if stop.signum and step < t.steps:
-                    raise Interrupted(f"stopped by signal {stop.signum} at step {step}; "
-                                      f"checkpoint saved in {workdir}; run the same command "
-                                      "to resume", stop.signum)
+                if stop.signum:  # also in the last call: the final evaluation has not run
+                    saved = ckpt.latest_step() == step
+                    raise Interrupted(
+                        f"stopped by signal {stop.signum} at step {step}"
+                        + (" (training done, not yet evaluated)" if step == t.steps else "")
+                        + (f"; checkpoint saved in {workdir}" if saved else
+                           f"; no checkpoint of step {step} could be saved "
+                           f"(newest: {ckpt.latest_step()})")
+                        + "; run the same command to resume", stop.signum)
     finally:
         bar.close()
         writer.close()
@@ -418,13 +464,41 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path) -> dict:
     """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint), then evaluates it.
 
     Returns:
-      The ``subsets`` evaluation (also written to ``eval.json`` and ``eval.md``).
+      The ``subsets`` evaluation at ``train.steps`` (written once to ``eval.json`` and
+      ``eval.md``; a finished run's are read back, not rewritten).
     """
     parallel.maybe_initialize_distributed(config.train.distributed)
     workdir = pathlib.Path(workdir)
-    s = setup(config)
-    prepare_workdir(config, workdir)
-    states = run(s, workdir)
-    result = evaluate.subsets(s.method, states, s.dataset, s.config, s.mesh)
-    evaluate.write(workdir, "eval", result)
+    with workdir_lib.WorkdirLock(workdir, enabled=jax.process_index() == 0) as lock:
+        if (workdir / "config.json").exists():  # an existing run: one writer, checked files
+            workdir_lib.check_run_files(workdir, write=True)
+            lock.acquire()
+        s = setup(config)
+        check_signals()
+        prepare_workdir(config, workdir, lock)
+        finished = _finished_result(workdir, config)
+        if finished is not None:
+            return finished
+        states = run(s, workdir)
+        try:
+            result = evaluate.subsets(s.method, states, s.dataset, s.config, s.mesh)
+            check_signals()
+        except Interrupted as e:
+            raise Interrupted(f"stopped by signal {e.signum} during the final evaluation; "
+                              f"training is done (checkpoint of step {config.train.steps} in "
+                              f"{workdir}); run the same command to evaluate", e.signum) from None
+        result = evaluate.at_step(result, config.train.steps)
+        evaluate.write(workdir, "eval", result)
     return result
+
+
+def _finished_result(workdir: pathlib.Path, config: ExperimentConfig) -> dict | None:
+    """The ``eval.json`` training wrote at ``train.steps`` (None if absent, damaged, or from
+    another step or split)."""
+    try:
+        result = json.loads((workdir / "eval.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = (isinstance(result, dict) and result.get("step") == config.train.steps
+            and result.get("split") == config.eval.split and result.get("protocol") == "subsets")
+    return result if same else None

@@ -301,8 +301,9 @@ def test_a_field_added_since_the_run_reads_as_its_default(capsys, tmp_path, fini
 
 
 def _check_schema(result: dict, protocol: str, conditions: list[str], metrics: set[str]):
-    assert set(result) == {"dataset", "method", "protocol", "num_seeds", "subsets", "average",
-                           "std"}
+    assert set(result) == {"dataset", "method", "protocol", "split", "step", "num_seeds",
+                           "subsets", "average", "std", "seeds"}
+    assert (result["split"], result["step"]) == ("test", 20)
     assert (result["dataset"], result["method"], result["protocol"]) == ("mfeat", "concat",
                                                                         protocol)
     assert result["num_seeds"] == 1
@@ -324,25 +325,28 @@ METRICS = {"accuracy", "macro_recall", "weighted_f1", "macro_f1"}
 
 
 def test_eval_protocols_write_documented_schema(capsys, finished_run):
-    """``mmjax eval --protocol subsets|missing-rate|corruption`` write ``eval*.json`` and ``.md``
-    with the documented schema; ``subsets`` reproduces the eval.json that training wrote."""
+    """``mmjax eval --protocol subsets|missing-rate|corruption`` write ``eval-[<protocol>-]<split>
+    .json`` and ``.md`` with the documented schema, never training's eval.json / eval.md;
+    ``subsets`` reproduces the eval.json that training wrote."""
     workdir, _ = finished_run
     trained = json.loads((workdir / "eval.json").read_text())
     metrics = set(trained["subsets"]["fac+pix"]) & METRICS
     assert metrics == METRICS
+    before = snapshot(workdir)
 
     code, out, err = run_cli(capsys, ["eval", "--workdir", str(workdir)])
     assert code == 0, err
-    assert json.loads((workdir / "eval.json").read_text()) == trained
+    assert err == ""  # a finished run: no warning
+    assert json.loads((workdir / "eval-test.json").read_text()) == trained
     _check_schema(trained, "subsets", ["fac+pix", "fac", "pix"], set(trained["average"]))
 
     code, out, err = run_cli(
         capsys, ["eval", "--workdir", str(workdir), "--protocol", "missing-rate"])
     assert code == 0, err
-    result = json.loads((workdir / "eval_missing_rate.json").read_text())
+    result = json.loads((workdir / "eval-missing-rate-test.json").read_text())
     rates = ["rate=0", "rate=0.1", "rate=0.3", "rate=0.5", "rate=0.7", "rate=0.9"]
     _check_schema(result, "missing-rate", rates, set(trained["average"]))
-    assert (workdir / "eval_missing_rate.md").read_text() == evaluate.to_markdown(result)
+    assert (workdir / "eval-missing-rate-test.md").read_text() == evaluate.to_markdown(result)
     assert out == evaluate.to_markdown(result, HEADLINE) + "\n"
     # Rate 0 is the complete test set: the same accuracy as the fac+pix subset.
     assert result["subsets"]["rate=0"]["accuracy"] == trained["subsets"]["fac+pix"]["accuracy"]
@@ -351,12 +355,17 @@ def test_eval_protocols_write_documented_schema(capsys, finished_run):
         capsys, ["eval", "--workdir", str(workdir), "--protocol", "corruption",
                  "--set", "eval.noise_sigmas=0.1,0.3", "--set", "eval.mask_probs=[0.2]"])
     assert code == 0, err
-    result = json.loads((workdir / "eval_corruption.json").read_text())
+    result = json.loads((workdir / "eval-corruption-test.json").read_text())
     conditions = ["clean"] + [f"{m} {c}" for m in ("fac", "pix")
                               for c in ("noise sigma=0.1", "noise sigma=0.3", "mask p=0.2")]
     _check_schema(result, "corruption", conditions, set(trained["average"]))
     assert result["subsets"]["clean"] == trained["subsets"]["fac+pix"]
-    assert (workdir / "eval_corruption.md").read_text() == evaluate.to_markdown(result)
+    assert (workdir / "eval-corruption-test.md").read_text() == evaluate.to_markdown(result)
+    after = snapshot(workdir)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing rewritten
+    for name in ("eval-test", "eval-missing-rate-test", "eval-corruption-test"):  # leave the
+        (workdir / f"{name}.json").unlink()  # fixture's workdir as training left it
+        (workdir / f"{name}.md").unlink()
 
 
 def test_eval_user_errors(capsys, tmp_path, finished_run):
@@ -433,3 +442,41 @@ def test_bench_prints_one_json_line(capsys):
     code, _, err = run_cli(capsys, ["bench", "--methods", "nope", "--dataset", "mfeat"])
     assert code == 2
     assert_one_line_error(err, "unknown method 'nope'")
+
+
+def test_version_list_and_help(capsys):
+    """``--version`` names the package version; ``list`` prints the registries one name per line;
+    the top-level help is plain text (no reStructuredText backticks)."""
+    import mmjax
+    from mmjax import methods
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"mmjax {mmjax.__version__}"
+    code, out, _ = run_cli(capsys, ["list", "methods"])
+    assert code == 0 and out.split() == sorted(methods.REGISTRY)
+    code, out, _ = run_cli(capsys, ["list", "datasets"])
+    assert code == 0 and out.split() == list(mmjax.data.NAMES)
+    code, out, _ = run_cli(capsys, ["list", "configs"])
+    assert code == 0 and str(ROOT / "configs" / "mfeat" / "concat.py") in out.split()
+    help_text = cli._parser().format_help()
+    assert "report" in help_text and "``" not in help_text
+
+
+def test_compile_cache_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    """Without ``$JAX_COMPILATION_CACHE_DIR`` compiled programs go to ~/.cache/mmjax/jax-compile
+    (``$XDG_CACHE_HOME``); ``--no-compile-cache`` turns the cache off; the variable wins."""
+    import jax
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        assert cli.compile_cache(True) == str(tmp_path / "mmjax" / "jax-compile")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mmjax" / "jax-compile")
+        assert cli.compile_cache(False) is None and jax.config.jax_compilation_cache_dir is None
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/somewhere/else")
+        assert cli.compile_cache(True) == "/somewhere/else"
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)

@@ -268,14 +268,6 @@ def test_none_projection_and_switches():
     np.testing.assert_allclose(float(mla.alpha_at(0.1, 10, jnp.array(10))), 0.1, rtol=1e-6)
 
 
-def test_config_files_build():
-    from mmjax import config as config_lib
-    for ds in ("mfeat", "avmnist_offline"):
-        cfg = config_lib.load(f"configs/{ds}/mla.py")
-        assert cfg.method.name == "mla" and cfg.optim.name == "sgd"
-        assert dataclasses.replace(cfg.method).head_projection == "paper"
-
-
 def test_select_is_gone_and_schedules_count_rounds():
     assert "select" not in {f.name for f in dataclasses.fields(mla.MlaConfig)}
     with pytest.raises(TypeError):

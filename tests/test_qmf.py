@@ -39,20 +39,21 @@ def test_ranking_loss_hand_example():
     np.testing.assert_allclose(got, 0.1 / 1, rtol=1e-5)
 
 
-def test_released_history_normalisation_is_min_of_batch_max_of_table():
-    table = jnp.array([0.0, 1.0, 2.0, 3.0, 5.0])
-    hist = jnp.array([1.0, 2.0, 3.0, 4.0])
-    got = qmf.normalize_history(hist, table, jnp.array([False, True, True, True]))
-    np.testing.assert_allclose(np.asarray(got), [-1 / 3, 0.0, 1 / 3, 2 / 3], rtol=1e-6)
+def test_released_history_normalisation_is_min_and_max_of_the_table():
+    # released History.correctness_normalize: (c - table.min()) / (table.max() - table.min())
+    table = jnp.array([0.5, 1.0, 2.0, 3.0, 5.0])
+    hist = jnp.array([1.0, 2.0, 3.0, 4.0])  # the batch's min (1) is not the table's (0.5)
+    got = qmf.normalize_history(hist, table)
+    np.testing.assert_allclose(np.asarray(got), [0.5 / 4.5, 1.5 / 4.5, 2.5 / 4.5, 3.5 / 4.5],
+                               rtol=1e-6)
     # with normalised targets the margins stay in [0, 1] however long the training
     np.testing.assert_allclose(
         float(qmf.ranking_loss(jnp.array([0.5, 0.2, 0.9]),
                                qmf.normalize_history(jnp.array([12.0, 10.0, 30.0]),
-                                                     jnp.array([10.0, 12.0, 30.0]),
-                                                     jnp.ones(3, bool)),
+                                                     jnp.array([10.0, 12.0, 30.0])),
                                jnp.ones(3, bool))),
         (0.3 - 0.1) / 3, rtol=1e-5)  # pair (0,1): t=+1, d=0.1; others inactive
-    assert float(qmf.normalize_history(hist, jnp.zeros(5), jnp.zeros(4, bool)).sum()) == 0.0
+    assert float(qmf.normalize_history(hist, jnp.zeros(5)).sum()) == 0.0
 
 
 def test_history_accumulates_losses_of_present_samples():

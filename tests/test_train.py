@@ -206,5 +206,5 @@ def test_non_finite_loss_stops_with_exit_1_and_keeps_last_good_checkpoint(capsys
     # The kept checkpoint is the good one: it evaluates to finite, better-than-chance accuracy.
     capsys.readouterr()
     assert cli.main(["eval", "--workdir", str(workdir)]) == 0
-    evaluated = json.loads((workdir / "eval.json").read_text())
+    evaluated = json.loads((workdir / "eval-test.json").read_text())
     assert evaluated["average"]["accuracy"] > 0.5

@@ -9,6 +9,8 @@ so that neither modality is near-perfect alone and the image is the weaker one.
 Encoders: SMIL's LeNet-5 (160-d) and sound CNN (320-d), each + a projection FC to s = 128; one
 shared linear head. SGD momentum 0.9, step decay x0.1 (MLA appendix A.3.1).
 Ablations (Table 3): --set method.head_projection=none, method.fusion=average.
+As released (``:released``): no head-gradient projection (the released GSPlugin never fires),
+fixed fusion 0.55 f_image + 0.45 f_audio (released av_alpha), SGD weight decay 1e-4.
 
 Expected (test accuracy, mean of 3 seeds; measured on the shared 2-core CPU by
 experiments/mla/run.sh, see experiments/mla/README.md, with the earlier form of the same 1,200
@@ -27,14 +29,19 @@ DATA = {"image_pca_energy": 0.25, "snr_db": (-5.0, 15.0)}
 METHOD = MlaConfig()
 # A step is a round of M = 2 unimodal updates on one batch: the baselines' 600 steps give each
 # encoder 600 updates. decay_steps counts rounds too.
-STEPS = 600
 OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_steps=450,
                     decay_rate=0.1)
 
 
-def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
-    config = experiment("avmnist_offline", METHOD, arg, optim=OPTIM)
+def released(config):
+    """Every switch of the released code (tests/test_golden_mla.py): no head projection, fixed
+    fusion weights, SGD weight decay 1e-4."""
     return dataclasses.replace(
-        config, data=dataclasses.replace(config.data, **DATA),
-        train=config.train if arg else dataclasses.replace(config.train, steps=STEPS))
+        config, method=dataclasses.replace(config.method, head_projection="none", fusion="fixed"),
+        optim=dataclasses.replace(config.optim, weight_decay=1e-4))
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    config = experiment("avmnist_offline", METHOD, arg, optim=OPTIM, released=released)
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **DATA))

@@ -6,6 +6,9 @@ Command:
 The same encoders (+ projection to s = 128), data and optimiser (SGD momentum 0.9, step decay) as
 configs/avmnist_offline/mla.py, so the comparison of MLA's Tables 1-2 holds the backbone fixed.
 --set method.ge=False gives plain OGM; method.alpha sets eq. 10's alpha.
+As released (``:released``): only the encoders' convolution kernels are modulated, the window is
+epochs 0 to half the run's epochs, closed (an epoch = 55 steps of batch 64 = the 3,500 training
+samples), SGD weight decay 1e-4.
 
 Expected (test accuracy, mean of 3 seeds): see experiments/mla/README.md.
 """
@@ -21,8 +24,21 @@ OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_st
                     decay_rate=0.1)
 
 
+# Steps per epoch of the released window: ceil(3,500 / 64).
+EPOCH_STEPS = 55
+
+
+def released(config):
+    """Every switch of the released code (tests/test_golden_ogm_ge.py): 4-d kernels only, the
+    closed window of epochs, SGD weight decay 1e-4."""
+    return dataclasses.replace(
+        config, method=dataclasses.replace(config.method, modulate="conv",
+                                           modulation_epoch_steps=EPOCH_STEPS),
+        optim=dataclasses.replace(config.optim, weight_decay=1e-4))
+
+
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
-    config = experiment("avmnist_offline", OgmGeConfig(), arg, optim=OPTIM)
+    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    config = experiment("avmnist_offline", OgmGeConfig(), arg, optim=OPTIM, released=released)
     return dataclasses.replace(config, data=dataclasses.replace(
         config.data, image_pca_energy=0.25, snr_db=(-5.0, 15.0)))

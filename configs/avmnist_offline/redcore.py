@@ -5,7 +5,9 @@ Command (the two-modality imbalanced setting of experiments/redcore):
   mmjax train --config configs/avmnist_offline/redcore.py --workdir runs/avmnist_redcore \
     --set missing.protocol=independent --set missing.rates=0.8,0.2
 
-Ablations: --set method.regulate=False (Core), --set method.unimodal_ce=False (Red). With two
+Ablations: --set method.regulate=False (Core), --set method.unimodal_ce=False (Red). Every
+released-code switch at once: --config configs/avmnist_offline/redcore.py:released
+(mmjax.methods.redcore.released). With two
 modalities the relative advantages are +-r (eq. 8), so Red moves eta along one direction only.
 Encoders: SMIL's LeNet-5 (image, 160-d) and sound CNN (20x20 MFCC, 320-d), each followed by a
 Gaussian head to the 128-d latent; the paper's Transformer encoders are for frame sequences, which
@@ -20,11 +22,11 @@ counts every training sample has exactly one modality; with Bernoulli masks
 (--set missing.exact=False) the average is 0.934.
 """
 
-from mmjax.methods.redcore import RedCoreConfig
+from mmjax.methods.redcore import RedCoreConfig, released
 
 from configs.common import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
-    return experiment("avmnist_offline", RedCoreConfig(), arg)
+    """The experiment; ``arg``: variants of configs/common.py (``quick``, ``released``)."""
+    return experiment("avmnist_offline", RedCoreConfig(), arg, released=released)

@@ -4,9 +4,8 @@ inner SGD lr 1e-3, one inner step, second order).
 
 Command:
   mmjax train --config configs/avmnist_offline/smil.py --workdir runs/avmnist_offline_smil
-  (eta: --set missing.paired_fraction=0.1; released-code switches: --set method.reconstruction=released
-  --set method.reg_sigma=fixed --set method.outer_loss=released --set method.kl_weight=0
-  --set method.inner_lr_decay_every=1000)
+  (eta: --set missing.paired_fraction=0.1; every released-code switch: --config
+  configs/avmnist_offline/smil.py:released, see smil.released)
 
 The paper trains 15,000 meta-iterations (the released script 8,000 after two pretraining stages);
 on the 2-core CPU we train 600 steps in all, as long as the other AV-MNIST-offline baselines.
@@ -24,7 +23,7 @@ alone 0.959 (eta 10%: 0.977, 0.962), above the 2,400-step lower bound (0.955) wi
 import dataclasses
 
 from mmjax.config import MissingConfig
-from mmjax.methods.smil import SmilConfig
+from mmjax.methods.smil import SmilConfig, released
 
 from configs.common import experiment
 
@@ -32,12 +31,14 @@ PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 200, 100, 300
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 20 + 40 steps)."""
-    quick = arg == "quick"
+    """The experiment; ``arg``: variants of configs/common.py (``quick``: 40 + 20 + 40 steps;
+    ``released``: mmjax.methods.smil.released)."""
+    quick = "quick" in (arg or "").split("+")
     method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
                         phase2_steps=20 if quick else PHASE2_STEPS, memory_size=3584)
     config = experiment("avmnist_offline", method, arg,
-                        missing=MissingConfig(protocol="paired", paired_fraction=0.2))
+                        missing=MissingConfig(protocol="paired", paired_fraction=0.2),
+                        released=released)
     if quick:
         return config
     train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS)

@@ -10,9 +10,9 @@ Command (fold 1; the paper's imbalanced rates (A, V, L) = (0.2, 0.5, 0.8) of its
   mmjax train --config configs/iemocap/redcore.py --workdir runs/iemocap_redcore
 
 Other folds: --set data.fold=2..10; other rates of Table 1: --set missing.rates=0.8,0.5,0.5 etc.
-Ablations and released-code switches as in configs/mfeat/redcore.py (method.regulate=False,
-method.unimodal_ce=False, method.projection=clamp_normalize, method.alpha_schedule=released,
-method.test_latent=sample, method.gamma=0.0008). The released code also lets a training sample lose
+Ablations as in configs/mfeat/redcore.py (method.regulate=False, method.unimodal_ce=False);
+the released-code switches are mmjax.methods.redcore.released (this config has no ``released``
+variant yet; the offline configs have: configs/mfeat/redcore.py:released). The released code also lets a training sample lose
 every modality: --set missing.forbid_empty=False.
 
 Paper settings (Implementation Details): encoders ``transformer`` (mmjax/models/sequence.py) for all

@@ -3,6 +3,7 @@
 
 Command:
   mmjax train --config configs/mfeat/smil.py --workdir runs/mfeat_smil
+  (every released-code switch: --config configs/mfeat/smil.py:released, see smil.released)
 
 The two views: fou (Fourier coefficients, 76-d; 83.9% alone) plays the complete modality 1 and
 kar (Karhunen-Loeve coefficients, 64-d; 96.1% alone) the severely missing modality 2.
@@ -14,7 +15,7 @@ Expected (test accuracy, mean of 3 seeds, measured by experiments/smil/run.sh mf
 import dataclasses
 
 from mmjax.config import DataConfig, MissingConfig
-from mmjax.methods.smil import SmilConfig
+from mmjax.methods.smil import SmilConfig, released
 
 from configs.common import experiment
 
@@ -22,12 +23,14 @@ PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 300, 200, 500
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 20 + 40 steps)."""
-    quick = arg == "quick"
+    """The experiment; ``arg``: variants of configs/common.py (``quick``: 40 + 20 + 40 steps;
+    ``released``: mmjax.methods.smil.released)."""
+    quick = "quick" in (arg or "").split("+")
     method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
                         phase2_steps=20 if quick else PHASE2_STEPS, memory_size=1408)
     config = experiment("mfeat", method, arg,
-                        missing=MissingConfig(protocol="paired", paired_fraction=0.2))
+                        missing=MissingConfig(protocol="paired", paired_fraction=0.2),
+                        released=released)
     config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fou", "kar")))
     if quick:
         return config

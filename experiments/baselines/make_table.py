@@ -1,15 +1,20 @@
-"""Prints the markdown tables of experiments/baselines/README.md from the runs' eval.json files.
+"""Prints the markdown tables of experiments/baselines/README.md from the runs (``mmjax.report``).
 
-Usage: python experiments/baselines/make_table.py RUNS_DIR [METHOD ...]
+Usage: python experiments/baselines/make_table.py [RUNS_DIR] [METHOD ...]
 
+RUNS_DIR defaults to runs/baselines; a RUNS_DIR under runs/ that holds no run is read from its
+committed copy under experiments/baselines/results/ (``runs/baselines`` -> ``results/baselines``,
+written by ``mmjax report runs/baselines --export experiments/baselines/results/baselines``).
 METHODs (default ``ORDER``) pick the rows. A run without an eval.json (not finished) is marked as
 such instead of failing; a group with no finished run says so.
 """
 
-import json
 import pathlib
 import sys
 
+from mmjax import report
+
+HERE = pathlib.Path(__file__).resolve().parent
 ORDER = ("lower_bound", "lower_bound_audio", "upper_bound", "concat", "sum", "late",
          "augmentation", "multi_task")
 
@@ -18,34 +23,24 @@ def table(group: pathlib.Path, columns: tuple[str, ...] | None) -> str:
     """The markdown table of the runs in ``group``, rows in ``ORDER``; ``None`` columns = the
     subsets of the first finished run. Unfinished runs (a folder, no eval.json) get a row saying
     so; a group without any finished run gives a one-line note instead of a table."""
-    rows, unfinished = [], []
-    for name in ORDER:
-        file = group / name / "eval.json"
-        if not file.exists():
-            if (group / name).exists():
-                unfinished.append(name)
-            continue
-        result = json.loads(file.read_text())
-        columns = columns or tuple(result["subsets"])
-        cells = [f"{result['subsets'][c]['accuracy']:.3f} ± {result['std']['subsets'][c]['accuracy']:.3f}"
-                 for c in columns]
-        avg = f"{result['average']['accuracy']:.3f} ± {result['std']['average']['accuracy']:.3f}"
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {avg} |")
-    if columns is None:
+    t = report.run_table({name: group / name for name in ORDER},
+                         None if columns is None else (*columns, report.AVERAGE))
+    unfinished = [name for name in ORDER if name not in t.rows and (group / name).exists()]
+    if not t.rows:
         names = ", ".join(unfinished) or "none"
         return f"No finished run (no eval.json) in {group}; unfinished: {names}."
-    rows += [f"| {name} | " + " | ".join("not finished" for _ in columns) + " | not finished |"
-             for name in unfinished]
-    header = "| method | " + " | ".join(columns) + " | average over all subsets |"
-    return "\n".join([header, "|" + "---|" * (len(columns) + 2), *rows])
+    text = report.markdown(t, digits=3, row_label="method",
+                           col_labels=[*t.cols[:-1], "average over all subsets"])
+    return "\n".join([text, *(f"| {name} | " + " | ".join("not finished" for _ in t.cols) + " |"
+                              for name in unfinished)])
 
 
-def main(runs: str, methods: tuple[str, ...] = ()) -> None:
+def main(runs: str = "runs/baselines", methods: tuple[str, ...] = ()) -> None:
     """Prints one table per run group found under ``runs`` (rows: ``methods`` or ``ORDER``)."""
     global ORDER
     if methods:
         ORDER = tuple(methods)
-    runs = pathlib.Path(runs)
+    runs = report.runs_or_results(runs, "runs", HERE / "results")
     groups = {
         "avmnist": ("AV-MNIST-offline, complete training data", None),
         "avmnist_missing30": ("AV-MNIST-offline, 30% image and 30% audio missing in training", None),
@@ -59,4 +54,4 @@ def main(runs: str, methods: tuple[str, ...] = ()) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], tuple(sys.argv[2:]))
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/baselines", tuple(sys.argv[2:]))

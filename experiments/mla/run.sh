@@ -95,7 +95,7 @@ t2_mfeat() {  # Table 2: the same entry-wise missing rate (at least one view kep
     for m in concat late qmf mla; do
       local w=$OUT/mfeat_${m}_miss$r
       [[ -f $w/eval.json ]] || continue
-      [[ -f $w/eval_missing_rate.json ]] || "$MMJAX" eval --workdir "$w" --protocol missing-rate \
+      [[ -f $w/eval-missing-rate-test.json ]] || "$MMJAX" eval --workdir "$w" --protocol missing-rate \
         --set "eval.missing_rates=[$r]" > "$w/eval_missing_rate.log" 2>&1
     done
   done
@@ -113,7 +113,7 @@ t2_av() {  # Table 2 on AV-MNIST-offline. With M = 2 and at least one modality p
     for m in concat late qmf mla; do
       local w=$OUT/av_${m}_miss$r
       [[ -f $w/eval.json ]] || continue
-      [[ -f $w/eval_missing_rate.json ]] || "$MMJAX" eval --workdir "$w" --protocol missing-rate \
+      [[ -f $w/eval-missing-rate-test.json ]] || "$MMJAX" eval --workdir "$w" --protocol missing-rate \
         --set "eval.missing_rates=[$r]" > "$w/eval_missing_rate.log" 2>&1
     done
   done

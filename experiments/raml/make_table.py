@@ -1,6 +1,8 @@
 """Prints the tables of experiments/raml/README.md from the runs' json files.
 
-Usage: python experiments/raml/make_table.py RUNS_DIR
+Usage: python experiments/raml/make_table.py [RUNS_DIR]   (default runs/raml; when it holds no
+run, the committed copy experiments/raml/results, written by ``mmjax report runs/raml --export
+experiments/raml/results``)
 
 Cells are test accuracy in %, mean ± std over the 3 seed replicas (sample std). "Average" is the
 mean over every non-empty modality subset (Table I protocol). A run that has not finished is left
@@ -11,71 +13,58 @@ import json
 import pathlib
 import sys
 
+from mmjax import report
+
+HERE = pathlib.Path(__file__).resolve().parent
 DATASETS = {"avmnist": "AV-MNIST-offline", "mfeat": "UCI mfeat (six views)"}
 TABLE1 = ("concat", "augmentation", "late", "multi_task", "tmc", "etmc", "mvae", "raml")
+# Table II's evaluation: the name `mmjax eval --protocol corruption` writes, then the earlier one.
+CORRUPTION = ("eval-corruption-test", "eval_corruption")
 
 
 def _load(path: pathlib.Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _pct(mean, std):
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def _sub(result, name):
-    return _pct(result["subsets"][name]["accuracy"], result["std"]["subsets"][name]["accuracy"])
-
-
-def _avg(result):
-    return _pct(result["average"]["accuracy"], result["std"]["average"]["accuracy"])
+def _pct(cell: report.Stats) -> str:
+    return report.fmt(cell, scale=100, digits=2)
 
 
 def subset_table(group: pathlib.Path, rows: list[tuple[str, str]]) -> str:
     """Rows of (label, run name) with every test subset (M <= 2) or a summary (M > 2)."""
-    results = [(label, _load(group / run / "eval.json")) for label, run in rows]
-    results = [(label, r) for label, r in results if r is not None]
-    if not results:
+    t = report.run_table({label: group / run for label, run in rows}, metric="accuracy")
+    if not t.rows:
         return "(no runs yet)"
-    names = list(results[0][1]["subsets"])
+    names = t.cols[:-1]  # the subsets, without the average
     if len(names) <= 3:
-        cols = names[1:] + names[:1]  # singles first, then the full set, as the paper
-        out = ["| method | " + " | ".join(f"{{{c}}}" for c in cols) + " | Average |",
-               "|---|" + "---|" * (len(cols) + 1)]
-        for label, r in results:
-            out.append(f"| {label} | " + " | ".join(_sub(r, c) for c in cols) + f" | {_avg(r)} |")
-        return "\n".join(out)
-    singles = [n for n in names if "+" not in n]
-    out = ["| method | all views | " + " | ".join(singles) + " | Average (63 subsets) |",
-           "|---|" + "---|" * (len(singles) + 2)]
-    for label, r in results:
-        out.append(f"| {label} | {_sub(r, names[0])} | "
-                   + " | ".join(_sub(r, c) for c in singles) + f" | {_avg(r)} |")
-    return "\n".join(out)
+        # The singles, then the full set, as the paper.
+        t.cols = names[1:] + names[:1] + [report.AVERAGE]
+        labels = [f"{{{c}}}" for c in t.cols[:-1]] + ["Average"]
+    else:
+        singles = [n for n in names if "+" not in n]
+        t.cols = [names[0], *singles, report.AVERAGE]
+        labels = ["all views", *singles, "Average (63 subsets)"]
+    return report.markdown(t, scale=100, digits=2, row_label="method", col_labels=labels)
 
 
 def table2(group: pathlib.Path) -> str:
-    rows = []
-    for m in ("concat", "augmentation", "raml"):
-        r = _load(group / m / "eval_corruption.json")
-        if r is None:
-            continue
-        keys = [k for k in r["subsets"] if k != "clean"]
-        mods = list(dict.fromkeys(k.split(" ")[0] for k in keys))
-        noise = [k for k in keys if k.startswith(f"{mods[0]} noise")]
-        mask = [k for k in keys if k.startswith(f"{mods[1]} mask")]
-        second = mods[1]
-        if not rows:
-            rows += ["| method | clean | " + " | ".join(k.split(" ", 1)[1] + f" ({mods[0]})"
-                                                      for k in noise)
-                     + " | " + " | ".join(k.split(" ", 1)[1] + f" ({second})" for k in mask)
-                     + " |", "|---|" + "---|" * (1 + len(noise) + len(mask))]
-        rows.append(f"| {m} | {_sub(r, 'clean')} | " + " | ".join(_sub(r, k) for k in noise)
-                    + " | " + " | ".join(_sub(r, k) for k in mask) + " |")
-    return "\n".join(rows) or "(no runs yet)"
+    """Table II: one modality noised (sigma) or masked (p), from each run's ``CORRUPTION``."""
+    runs = {m: group / m for m in ("concat", "augmentation", "raml")}
+    first = next((r for m in runs if (r := report.load_result(runs[m], CORRUPTION))), None)
+    if first is None:
+        return "(no runs yet)"
+    keys = [k for k in first["subsets"] if k != "clean"]
+    mods = list(dict.fromkeys(k.split(" ")[0] for k in keys))
+    noise = [k for k in keys if k.startswith(f"{mods[0]} noise")]
+    mask = [k for k in keys if k.startswith(f"{mods[1]} mask")]
+    t = report.run_table(runs, ["clean", *noise, *mask], eval_file=CORRUPTION)
+    labels = (["clean"] + [k.split(" ", 1)[1] + f" ({mods[0]})" for k in noise]
+              + [k.split(" ", 1)[1] + f" ({mods[1]})" for k in mask])
+    return report.markdown(t, scale=100, digits=2, row_label="method", col_labels=labels)
 
 
 def table3(group: pathlib.Path) -> str:
+    """Table III: both modalities corrupted at once (corrupt_both.json)."""
     rows = []
     for m in ("concat", "augmentation", "raml"):
         r = _load(group / m / "corrupt_both.json")
@@ -89,13 +78,14 @@ def table3(group: pathlib.Path) -> str:
                      + " |" * (len(r["table3_noise"]) - 1)
                      + f" {r['masked']} masked p, {r['noised']} noise σ = 0.18 |"
                      + " |" * (len(r["table3_mask"]) - 1)]
-        cells = [_pct(v["mean"], v["std"]) for v in r["table3_noise"].values()]
-        cells += [_pct(v["mean"], v["std"]) for v in r["table3_mask"].values()]
+        cells = [_pct(report.Stats(v["mean"], v["std"], int(v["n"])))
+                 for v in (*r["table3_noise"].values(), *r["table3_mask"].values())]
         rows.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(rows) or "(no runs yet)"
 
 
 def weights_table(group: pathlib.Path) -> str:
+    """Figure 5 as numbers: RAML's mean fusion weight per modality under each corruption."""
     r = _load(group / "raml" / "corrupt_both.json")
     if r is None or "weights" not in r:
         return "(no runs yet)"
@@ -113,17 +103,25 @@ def weights_table(group: pathlib.Path) -> str:
     return "\n".join(out)
 
 
+def _average(run: pathlib.Path) -> str:
+    """The run's accuracy averaged over every test subset, or ``—`` before it finished."""
+    result = report.load_result(run)
+    return _pct(report.stats(result, report.AVERAGE, "accuracy")) if result else "—"
+
+
 def sweep(group: pathlib.Path) -> str:
+    """Figure 4 right: the average accuracy as lambda_1 or lambda_2 varies."""
     out = ["| λ1 (λ2 = 0.01) | Average | | λ2 (λ1 = 1) | Average |", "|---|---|---|---|---|"]
     l1 = [("0.2", "lambda1_0.2"), ("1.0", "raml"), ("1.4", "lambda1_1.4")]
     l2 = [("0.002", "lambda2_0.002"), ("0.01", "raml"), ("0.016", "lambda2_0.016")]
     for (a, ra), (b, rb) in zip(l1, l2):
-        x, y = _load(group / ra / "eval.json"), _load(group / rb / "eval.json")
-        out.append(f"| {a} | {_avg(x) if x else '—'} | | {b} | {_avg(y) if y else '—'} |")
+        out.append(f"| {a} | {_average(group / ra)} | | {b} | {_average(group / rb)} |")
     return "\n".join(out)
 
 
-def main(runs: pathlib.Path) -> None:
+def main(runs: str = "runs/raml") -> None:
+    """Prints results.md: every table of each dataset that has runs."""
+    runs = report.runs_or_results(runs, "runs/raml", HERE / "results")
     parts = []
     for d, title in DATASETS.items():
         g = runs / d
@@ -151,4 +149,4 @@ def main(runs: pathlib.Path) -> None:
 
 
 if __name__ == "__main__":
-    main(pathlib.Path(sys.argv[1]))
+    main(*sys.argv[1:2])

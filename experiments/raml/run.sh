@@ -22,7 +22,7 @@ train() {  # train WORKDIR CONFIG [--set ...]
 corrupt() {  # corrupt WORKDIR: Tables II (mmjax eval) and III + Figure 5 (corrupt_both.py)
   local dir=$1
   [ -f "$dir/eval.json" ] || { echo "skip $dir (not trained)" >&2; return 0; }
-  [ -f "$dir/eval_corruption.json" ] || "$mmjax" eval --workdir "$dir" --protocol corruption >/dev/null
+  [ -f "$dir/eval-corruption-test.json" ] || "$mmjax" eval --workdir "$dir" --protocol corruption >/dev/null
   [ -f "$dir/corrupt_both.json" ] || "$py" experiments/raml/corrupt_both.py "$dir"
 }
 

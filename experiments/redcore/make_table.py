@@ -1,19 +1,23 @@
 """Prints the tables of experiments/redcore/README.md from the runs, and draws the PNG plots.
 
-Usage: python experiments/redcore/make_table.py RUNS_DIR
+Usage: python experiments/redcore/make_table.py [RUNS_DIR]   (default runs/redcore; when it holds
+no run, the committed copy experiments/redcore/results, written by ``mmjax report runs/redcore
+--export experiments/redcore/results --columns 'loss,ra_*,eta_*'``)
 
 Reads ``eval.json`` (weighted F1 per test subset, mean and std over the seed replicas) and
 ``metrics.jsonl`` (relative advantages r_m, eta_m and the spread max_m r_m - min_m r_m logged from
-the training step, each averaged over the seed replicas). A run that has not finished is left out.
+the training step, each averaged over the seed replicas) through ``mmjax.report``. A run that has
+not finished is left out.
 Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png,
 fig5_avmnist.png.
 """
 
-import json
 import pathlib
 import sys
 
 import numpy as np
+
+from mmjax import report
 
 HERE = pathlib.Path(__file__).resolve().parent
 VIEWS = ("fou", "kar", "zer")
@@ -28,54 +32,49 @@ PAPER_T2 = {"core": (0.5696, 0.5599, 0.5653, 0.5534, 0.5481, 0.5651),
 SUBSETS3 = ("fou", "kar", "zer", "fou+kar", "fou+zer", "kar+zer", "fou+kar+zer")
 
 
-def _load(run: pathlib.Path):
-    file = run / "eval.json"
-    return json.loads(file.read_text()) if file.exists() else None
+def _avg(result) -> report.Stats:
+    return report.stats(result, report.AVERAGE, "weighted_f1")
 
 
-def _rows(run: pathlib.Path):
-    file = run / "metrics.jsonl"
-    if not file.exists():
-        return []
-    return [json.loads(x) for x in file.read_text().splitlines() if x.strip()]
+def _cell(cell: report.Stats) -> str:
+    """mean ± std in %, the mean alone for one seed."""
+    return report.fmt(cell, scale=100, digits=2)
 
 
-def _avg(result):
-    return result["average"]["weighted_f1"], result["std"]["average"]["weighted_f1"]
-
-
-def _fmt(mean, std=None):
-    return f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
 
 
 def rates_label(a: str) -> str:
+    """``"lsm"`` -> ``"(0.8, 0.2, 0.5)"``: the missing rates of an assignment."""
     return "(" + ", ".join(f"{RATE[c]}" for c in a) + ")"
 
 
 def table_imbalanced(runs: pathlib.Path) -> str:
+    """Table 2 protocol: the average over the 7 subsets per rate assignment, and the paper's."""
     group = runs / "imb_mfeat"
     head = "| method | " + " | ".join(f"{a[0]},{a[1]},{a[2]} {rates_label(a)}" for a in ASSIGN)
     rows = [head + " | mean of the six |", "|---" * (len(ASSIGN) + 2) + "|"]
     for name, label in METHODS:
         cells, means = [], []
         for a in ASSIGN:
-            result = _load(group / a / name)
+            result = report.load_result(group / a / name)
             if result is None:
                 cells.append("-")
                 continue
-            m, s = _avg(result)
-            means.append(m)
-            cells.append(_fmt(m, s))
-        mean = _fmt(float(np.mean(means))) + ("" if len(means) == 6 else f" ({len(means)}/6)")
+            means.append(_avg(result).mean)
+            cells.append(_cell(_avg(result)))
+        mean = _pct(float(np.mean(means))) + ("" if len(means) == 6 else f" ({len(means)}/6)")
         rows.append(f"| {label} | " + " | ".join(cells) + f" | {mean if means else '-'} |")
     for name, label in METHODS[1:]:
         paper = PAPER_T2[name]
-        rows.append(f"| paper {label} (IEMOCAP) | " + " | ".join(_fmt(v) for v in paper)
-                    + f" | {_fmt(float(np.mean(paper)))} |")
+        rows.append(f"| paper {label} (IEMOCAP) | " + " | ".join(_pct(v) for v in paper)
+                    + f" | {_pct(float(np.mean(paper)))} |")
     return "\n".join(rows)
 
 
 def table_subsets(runs: pathlib.Path) -> str:
+    """Table 1 protocol: each test subset, mean over the six assignments."""
     group = runs / "imb_mfeat"
     rows = ["| test subset | " + " | ".join(label for _, label in METHODS) + " |",
             "|---" * (len(METHODS) + 1) + "|"]
@@ -84,11 +83,10 @@ def table_subsets(runs: pathlib.Path) -> str:
         for name, _ in METHODS:
             vals = []
             for a in ASSIGN:
-                result = _load(group / a / name)
+                result = report.load_result(group / a / name)
                 if result is not None:
-                    vals.append(result["average"]["weighted_f1"] if subset == "average"
-                                else result["subsets"][subset]["weighted_f1"])
-            cells.append(_fmt(float(np.mean(vals))) if vals else "-")
+                    vals.append(report.stats(result, subset, "weighted_f1").mean)
+            cells.append(_pct(float(np.mean(vals))) if vals else "-")
         rows.append(f"| {subset} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -102,10 +100,11 @@ def _tail_spread(rows, frac=0.1):
 
 
 def table_spread(runs: pathlib.Path) -> str:
+    """The end-of-training spread of the relative advantages per assignment."""
     group = runs / "imb_mfeat"
     rows = ["| method | " + " | ".join(ASSIGN) + " | mean |", "|---" * (len(ASSIGN) + 2) + "|"]
     for name, label in METHODS[1:]:
-        vals = [_tail_spread(_rows(group / a / name)) for a in ASSIGN]
+        vals = [_tail_spread(report.load_metrics(group / a / name)) for a in ASSIGN]
         done = [v for v in vals if v is not None]
         rows.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals)
                     + f" | {np.mean(done):.3f} |" if done else f"| {label} | - |")
@@ -113,6 +112,7 @@ def table_spread(runs: pathlib.Path) -> str:
 
 
 def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
+    """Figure 3 protocol as a table, and its curves {method: [(rate, mean, std)]}."""
     group = runs / "fig3_mfeat"
     rates = sorted((p.name[1:] for p in group.glob("r*")), key=float) if group.exists() else []
     names = (("augmentation", "concat + augmentation"), ("core", "Core"), ("redcore", "RedCore"))
@@ -122,18 +122,18 @@ def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
     for r in rates:
         cells = []
         for n, _ in names:
-            result = _load(group / f"r{r}" / n)
+            result = report.load_result(group / f"r{r}" / n)
             if result is None:
                 cells.append("-")
                 continue
-            m, s = _avg(result)
-            curves[n].append((float(r), m, s))
-            cells.append(_fmt(m, s))
+            curves[n].append((float(r), _avg(result).mean, _avg(result).std))
+            cells.append(_cell(_avg(result)))
         rows.append(f"| {r} | " + " | ".join(cells) + " |")
     return "\n".join(rows), curves
 
 
 def table_avmnist(runs: pathlib.Path) -> str:
+    """AV-MNIST-offline, both rate settings: each subset and the average."""
     group = runs / "imb_avmnist"
     subsets = ("image", "audio", "image+audio")
     settings = ("0.8_0.2", "0.2_0.8")
@@ -143,15 +143,12 @@ def table_avmnist(runs: pathlib.Path) -> str:
     for name, label in METHODS:
         cells = []
         for s in settings:
-            result = _load(group / s / name)
+            result = report.load_result(group / s / name)
             if result is None:
                 cells += ["-"] * 4
                 continue
-            one = result["num_seeds"] == 1  # no std over seeds
-            cells += [_fmt(result["subsets"][sub]["weighted_f1"],
-                           None if one else result["std"]["subsets"][sub]["weighted_f1"])
-                      for sub in subsets]
-            cells.append(_fmt(_avg(result)[0], None if one else _avg(result)[1]))
+            cells += [_cell(report.stats(result, sub, "weighted_f1")) for sub in subsets]
+            cells.append(_cell(_avg(result)))
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -162,7 +159,7 @@ def table_avmnist_spread(runs: pathlib.Path) -> str:
             "|---|---|---|---|---|"]
     for setting in ("0.8_0.2", "0.2_0.8"):
         for name, label in METHODS[1:]:
-            found = _rows(runs / "imb_avmnist" / setting / name)
+            found = report.load_metrics(runs / "imb_avmnist" / setting / name)
             if not found:
                 continue
             k = max(1, len(found) // 10)
@@ -176,7 +173,7 @@ def table_avmnist_spread(runs: pathlib.Path) -> str:
 def plot_avmnist(runs: pathlib.Path, plt) -> list[str]:
     """Figure 5 on AV-MNIST-offline, rates (image, audio) = (0.8, 0.2): r_image and eta_m."""
     group = runs / "imb_avmnist" / "0.8_0.2"
-    found = {n: _rows(group / n) for n, _ in METHODS[1:]}
+    found = {n: report.load_metrics(group / n) for n, _ in METHODS[1:]}
     if not found["redcore"]:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -203,16 +200,13 @@ def plot_avmnist(runs: pathlib.Path, plt) -> list[str]:
 
 
 def plots(runs: pathlib.Path, curves: dict) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Figures 3 and 5 on mfeat, the r-spread curves, Figure 5 on AV-MNIST; the files made."""
+    plt = report.pyplot()
     made = []
     # Figure 5: r_m over training, Core vs RedCore, rates (l, s, m) as the paper's (0.8, 0.2, 0.5).
     a = "lsm"
     group = runs / "imb_mfeat" / a
-    found = {n: _rows(group / n) for n in ("core", "redcore")}
+    found = {n: report.load_metrics(group / n) for n in ("core", "redcore")}
     if all(found.values()):
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         for ax, (n, title) in zip(axes, (("core", "Core"), ("redcore", "RedCore"))):
@@ -241,7 +235,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     any_rows = False
     for ax, a in zip(axes.ravel(), ASSIGN):
         for n, label in METHODS[1:]:
-            rows = _rows(runs / "imb_mfeat" / a / n)
+            rows = report.load_metrics(runs / "imb_mfeat" / a / n)
             if rows:
                 any_rows = True
                 ax.plot([r["step"] for r in rows], [r["ra_spread"] for r in rows], label=label)
@@ -275,8 +269,9 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     return made
 
 
-def main(runs: str) -> None:
-    runs = pathlib.Path(runs)
+def main(runs: str = "runs/redcore") -> None:
+    """Prints results.md's tables and draws the plots next to this file."""
+    runs = report.runs_or_results(runs, "runs/redcore", HERE / "results")
     print("Weighted F1 (%), mean ± std over 3 seeds. Generated by experiments/redcore/"
           "make_table.py.\n")
     print("### Imbalanced missing rates, mfeat views (fou, kar, zer): average over the 7 test "
@@ -303,4 +298,4 @@ def main(runs: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:2])

@@ -1,21 +1,24 @@
 """Prints the tables of experiments/smil/README.md from the runs' eval.json files (and the plot).
 
-Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE] [--keep RESULTS.md]
+Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE]
 
-``--keep`` fills the cells of runs that are not in RUNS_DIR from a table this script printed
-before (runs/ is not committed, so a fresh checkout that adds runs keeps the earlier cells).
+RUNS_DIR is runs/smil/DATASET[/stepsN] (experiments/smil/run.sh's layout); when it holds no run,
+its committed copy under experiments/smil/results/ is read (``runs/smil/X`` -> ``results/X``,
+written by ``mmjax report runs/smil --export experiments/smil/results``).
 
-Cells are test accuracy in %, mean ± std over the seed replicas, for the two test patterns of
-SMIL's Figure 4: modality 1 only ("image": modality 2 missing for every test sample,
-reconstruction on) and both modalities ("image+audio": complete test samples, reconstruction off).
-On mfeat, modality 1 and 2 are the two views of the run. A run that has not finished is left out.
+Cells are test accuracy in %, mean ± std over the seed replicas (``mmjax.report``), for the two
+test patterns of SMIL's Figure 4: modality 1 only ("image": modality 2 missing for every test
+sample, reconstruction on) and both modalities ("image+audio": complete test samples,
+reconstruction off). On mfeat, modality 1 and 2 are the two views of the run. A run that has not
+finished is left out.
 """
 
-import json
 import pathlib
-import re
 import sys
 
+from mmjax import report
+
+HERE = pathlib.Path(__file__).resolve().parent
 ETAS = ("0.05", "0.1", "0.2", "0.5", "1.0")
 METHODS = (("lower_bound", "Lower bound (modality 1 only)"), ("ae_imputation", "AE imputation"),
            ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
@@ -26,33 +29,14 @@ ABLATIONS = (("wo_kmeans", "SMIL w/o K-means"), ("wo_regularization", "SMIL w/o 
              ("smil", "SMIL (Full)"))
 
 
-def _load(run: pathlib.Path):
-    file = run / "eval.json"
-    return json.loads(file.read_text()) if file.exists() else None
-
-
-def _acc(result, subset):
-    """``subset``: "one" = modality 1 alone (reconstruction on), "both" = complete."""
+def _cell(run: pathlib.Path, subset: str) -> report.Stats | None:
+    """``subset``: "one" = modality 1 alone (reconstruction on), "both" = complete; None before
+    the run finished."""
+    result = report.load_result(run)
+    if result is None:
+        return None
     both = next(k for k in result["subsets"] if "+" in k)
-    subset = both.split("+")[0] if subset == "one" else both
-    return (100 * result["subsets"][subset]["accuracy"],
-            100 * result["std"]["subsets"][subset]["accuracy"])
-
-
-def _previous(path: str) -> dict:
-    """{(section, row label, column header): (mean, std)} of the tables in a results file."""
-    cells, section, header = {}, None, None
-    for line in pathlib.Path(path).read_text().splitlines():
-        if line.startswith("#### "):
-            section = line[5:]
-        elif line.startswith("| method |"):
-            header = [c.strip() for c in line.strip("|").split("|")]
-        elif line.startswith("| ") and header:
-            row = [c.strip() for c in line.strip("|").split("|")]
-            for column, cell in zip(header[1:], row[1:]):
-                if m := re.fullmatch(r"([\d.]+) ± ([\d.]+)", cell):
-                    cells[(section, row[0], column)] = (float(m[1]), float(m[2]))
-    return cells
+    return report.stats(result, both.split("+")[0] if subset == "one" else both, "accuracy")
 
 
 def _run(runs: pathlib.Path, method: str, eta: str) -> pathlib.Path:
@@ -65,46 +49,40 @@ FIG4 = {"one": "Figure 4 (left): test with modality 1 only",
 TABLE3 = "Table 3 ablations (columns: test modality 1 only / both)"
 
 
-def _cell(run: pathlib.Path, subset: str, kept: tuple | None):
-    """(mean, std) of the finished run, else the kept cell, else None."""
-    result = _load(run)
-    return kept if result is None else _acc(result, subset)
+def _fmt(cell: report.Stats | None) -> str:
+    return report.fmt(cell, scale=100, digits=2, missing="")
 
 
-def _fmt(cell) -> str:
-    return "" if cell is None else "{:.2f} ± {:.2f}".format(*cell)
-
-
-def figure4(runs: pathlib.Path, subset: str, keep: dict) -> tuple[str, dict]:
+def figure4(runs: pathlib.Path, subset: str) -> tuple[str, dict]:
+    """Figure 4 (one panel) as a table, and its curves {label: [(eta %, mean %, std %)]}."""
     columns = [f"eta = {float(e) * 100:g}%" for e in ETAS]
     rows = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(ETAS)]
     curves = {}
     for method, label in METHODS:
-        cells = [_cell(_run(runs, method, eta), subset, keep.get((FIG4[subset], label, column)))
-                 for eta, column in zip(ETAS, columns)]
+        cells = [_cell(_run(runs, method, eta), subset) for eta in ETAS]
         if any(cells):
             rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
-            curves[label] = [(float(eta) * 100, *c) for eta, c in zip(ETAS, cells) if c]
+            curves[label] = [(float(eta) * 100, 100 * c.mean, 100 * c.std)
+                             for eta, c in zip(ETAS, cells) if c]
     return "\n".join(rows), curves
 
 
-def table3(runs: pathlib.Path, keep: dict) -> str:
+def table3(runs: pathlib.Path) -> str:
+    """Table 3's ablations at eta = 10% and 20%, both test patterns."""
     cases = [(eta, subset, f"{subset}, eta = {float(eta) * 100:g}%")
              for eta in ("0.1", "0.2") for subset in ("one", "both")]
     rows = ["| method | " + " | ".join(column for *_, column in cases) + " |",
             "|---|" + "---|" * len(cases)]
     for name, label in ABLATIONS:
-        cells = [_cell(runs / f"eta{eta}" / name, subset, keep.get((TABLE3, label, column)))
-                 for eta, subset, column in cases]
+        cells = [_cell(runs / f"eta{eta}" / name, subset) for eta, subset, _ in cases]
         if any(cells):
             rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
     return "\n".join(rows)
 
 
 def plot(curves_by_panel: dict, path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Figure 4: accuracy against eta, one panel per test pattern; the bounds as lines."""
+    plt = report.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (panel, curves) in zip(axes, curves_by_panel.items()):
         for label, curve in curves.items():
@@ -129,18 +107,15 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
 
 
 def main() -> None:
+    """Prints the three tables; draws Figure 4 when a PNG path is given."""
     args = sys.argv[1:]
-    keep = {}
-    if "--keep" in args:
-        i = args.index("--keep")
-        keep = _previous(args[i + 1])
-        del args[i:i + 2]
     runs = pathlib.Path(args[0])
-    image, c1 = figure4(runs, "one", keep)
-    both, c2 = figure4(runs, "both", keep)
+    runs = report.runs_or_results(runs, "runs/smil", HERE / "results")
+    image, c1 = figure4(runs, "one")
+    both, c2 = figure4(runs, "both")
     print(f"#### {FIG4['one']}\n\n{image}\n")
     print(f"#### {FIG4['both']}\n\n{both}\n")
-    print(f"#### {TABLE3}\n\n{table3(runs, keep)}")
+    print(f"#### {TABLE3}\n\n{table3(runs)}")
     if len(args) > 1:
         title = args[2] if len(args) > 2 else "100% modality 1 + eta% modality 2 (3 seeds)"
         plot({"test: modality 1 only": c1, "test: both modalities": c2}, args[1], title)

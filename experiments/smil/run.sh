@@ -95,11 +95,8 @@ for part in $parts; do
 done
 if [ "$dataset" = mfeat ]; then title="mfeat ($views), 100% ${views%%,*} + eta% ${views##*,}"
 else title="$dataset, 100% image + eta% audio"; fi
-# Cells of runs not in $runs (runs/ is not committed) are kept from the results file as it was.
 results=experiments/smil/results_$dataset$suffix.md
-keep=()
-[ -f "$results" ] && keep=(--keep "$results")
 .venv/bin/python experiments/smil/make_table.py "$runs" "experiments/smil/figure4_$dataset$suffix.png" \
-  "$title${STEPS:+, $STEPS steps} (3 seeds)" "${keep[@]}" > "$results.new"
+  "$title${STEPS:+, $STEPS steps} (3 seeds)" > "$results.new"
 mv "$results.new" "$results"
 cat "$results"

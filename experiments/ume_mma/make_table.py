@@ -1,43 +1,44 @@
 """Prints the tables of experiments/ume_mma/README.md from the runs' eval.json files.
 
-Usage: python experiments/ume_mma/make_table.py RUNS_DIR
+Usage: python experiments/ume_mma/make_table.py [RUNS_DIR]   (default runs/ume_mma; when it holds
+no run, the committed copy experiments/ume_mma/results, written by ``mmjax report runs/ume_mma
+--export experiments/ume_mma/results``)
 
 Columns follow the paper: Miss-V = only the second modality present (AV-MNIST: audio alone),
 Miss-A = only the first (image alone), Complete = both; Avg = the mean of the three. Cells are
-test accuracy in %, mean ± std over the seed replicas. A run that has not finished is left out.
+test accuracy in %, mean ± std over the seed replicas (``mmjax.report``). A run that has not
+finished is left out.
 """
 
-import json
 import pathlib
 import sys
+
+from mmjax import report
 
 # Column -> the evaluation subset it reads, per group (first modality plays "visual").
 COLUMNS = {
     "avmnist": {"Miss-V": "audio", "Miss-A": "image", "Complete": "image+audio"},
     "mfeat": {"Miss-V": "kar", "Miss-A": "fac", "Complete": "fac+kar"},
 }
+HERE = pathlib.Path(__file__).resolve().parent
 
 
-def _load(run: pathlib.Path):
-    file = run / "eval.json"
-    return json.loads(file.read_text()) if file.exists() else None
-
-
-def _cell(result, subset):
-    mean = 100 * result["subsets"][subset]["accuracy"]
-    std = 100 * result["std"]["subsets"][subset]["accuracy"]
-    return mean, f"{mean:.2f} ± {std:.2f}"
+def _cell(result, subset) -> tuple[float, str]:
+    """(mean accuracy %, its ``mean ± std`` cell) of one test subset."""
+    cell = report.stats(result, subset, "accuracy")
+    return 100 * cell.mean, report.fmt(cell, scale=100, digits=2)
 
 
 def table1(group: pathlib.Path, kind: str) -> str:
+    """Table 1: the unimodal models and each method, Miss-V / Miss-A / Complete / Avg."""
     cols = COLUMNS[kind]
     rows = ["| method | Miss-V | Miss-A | Complete | Avg |", "|---|---|---|---|---|"]
-    uni = [_load(group / "lower_bound_audio"), _load(group / "lower_bound_image")]
+    uni = [report.load_result(group / f"lower_bound_{m}") for m in ("audio", "image")]
     if all(uni):
         a, b = _cell(uni[0], cols["Miss-V"])[1], _cell(uni[1], cols["Miss-A"])[1]
         rows.append(f"| uni-modal models (lower_bound) | {a} | {b} | / | / |")
     for name in ("naive", "multi_task", "missing_detection", "ume_mma"):
-        result = _load(group / name)
+        result = report.load_result(group / name)
         if result is None:
             continue
         cells = [_cell(result, cols[c]) for c in ("Miss-V", "Miss-A", "Complete")]
@@ -47,13 +48,14 @@ def table1(group: pathlib.Path, kind: str) -> str:
 
 
 def table4(runs: pathlib.Path) -> str:
+    """Table 4: the ablations, Miss-V / Miss-A."""
     cols = COLUMNS["avmnist"]
     rows = ["| method | Miss-V / Miss-A |", "|---|---|"]
     for label, run in (("Only Missing-Aug", runs / "t4_avmnist/only_missing_aug"),
                        ("Only Pre-Training", runs / "t4_avmnist/only_pretraining"),
                        ("UME-MMA (Freeze Encs)", runs / "t4_avmnist/freeze_encoders"),
                        ("UME-MMA", runs / "t1_avmnist/ume_mma")):
-        result = _load(run)
+        result = report.load_result(run)
         if result is not None:
             rows.append(f"| {label} | {_cell(result, cols['Miss-V'])[1]} / "
                         f"{_cell(result, cols['Miss-A'])[1]} |")
@@ -61,11 +63,12 @@ def table4(runs: pathlib.Path) -> str:
 
 
 def table5(runs: pathlib.Path) -> str:
+    """Table 5: each test pattern as the modality drop probability varies."""
     cols = COLUMNS["avmnist"]
     sources = {"0": runs / "t4_avmnist/only_pretraining", "0.3": runs / "t1_avmnist/ume_mma"}
     sources.update({p: runs / f"t5_avmnist/p{p}" for p in ("0.1", "0.2", "0.4", "0.5")})
     order = ("0", "0.1", "0.2", "0.3", "0.4", "0.5")
-    results = {p: _load(sources[p]) for p in order}
+    results = {p: report.load_result(sources[p]) for p in order}
     done = [p for p in order if results[p] is not None]
     if not done:
         return "(no runs yet)"
@@ -78,25 +81,27 @@ def table5(runs: pathlib.Path) -> str:
 
 
 def table3(runs: pathlib.Path) -> str:
+    """Table 3 protocol: complete-test accuracy with audio on a fraction of training samples."""
     cols = COLUMNS["avmnist"]
     rows = ["| method | audio on 10% | 20% | 100% |", "|---|---|---|---|"]
     for name in ("naive", "ume_mma"):
         cells = []
         for f in ("0.1", "0.2", "1.0"):
             # Audio on 100% of the samples is complete training data: Table 1's run (same seeds).
-            result = _load(runs / (f"t1_avmnist/{name}" if f == "1.0" else
+            result = report.load_result(runs / (f"t1_avmnist/{name}" if f == "1.0" else
                                    f"t3_avmnist/paired{f}/{name}"))
             cells.append(_cell(result, cols["Complete"])[1] if result else "-")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    image = _load(runs / "t1_avmnist/lower_bound_image")
+    image = report.load_result(runs / "t1_avmnist/lower_bound_image")
     if image is not None:
         cell = _cell(image, cols["Miss-A"])[1]
         rows.append(f"| image only (lower_bound, complete images) | {cell} | {cell} | {cell} |")
     return "\n".join(rows)
 
 
-def main(runs: str) -> None:
-    runs = pathlib.Path(runs)
+def main(runs: str = "runs/ume_mma") -> None:
+    """Prints results.md: Tables 1, 4, 5 and 3."""
+    runs = report.runs_or_results(runs, "runs/ume_mma", HERE / "results")
     print("Test accuracy (%), mean ± std over 3 seeds. Generated by experiments/ume_mma/"
           "make_table.py.\n")
     print("### Table 1, AV-MNIST-offline (complete training data)\n")
@@ -113,4 +118,4 @@ def main(runs: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:2])

@@ -83,6 +83,7 @@ def prepare(name: str, source: str, *, data_dir: str | None = None) -> pathlib.P
     _check_name(name)
     if name not in _PAPERS:
         raise UserError(f"{name} is built by mmjax itself; use: mmjax data build {name}")
+    _check_root(data_dir)
     return _paper(name).prepare(source, data_dir)
 
 
@@ -99,6 +100,19 @@ def options(name: str) -> dict:
 def _check_name(name: str) -> None:
     if name not in NAMES:
         raise UserError(f"unknown dataset {name!r}; valid datasets: {', '.join(NAMES)}")
+
+
+def _check_root(data_dir: str | None) -> None:
+    """One line if the data dir (or a folder above it) is not a directory, before tfds starts."""
+    from mmjax.data import prepared
+
+    root = prepared.data_root(data_dir)
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise UserError(f"{folder}: not a directory (the data dir is {root}: set "
+                                "MMJAX_DATA_DIR to a folder)")
+            return
 
 
 def _check_options(name: str, opts: dict) -> dict:
@@ -127,21 +141,40 @@ def load(name: str, *, data_dir: str | None = None, **options) -> Dataset:
       UserError: unknown name or option, bad option value, or the data cannot be built.
     """
     opts = _check_options(name, options)
-    if name in _PAPERS:
-        views = opts.pop("views")
-        ds = _select(_paper(name).load(data_dir, **opts), views)
-    elif name == "avmnist_offline":
-        from mmjax.data import avmnist_offline
+    _check_root(data_dir)
+    try:
+        if name in _PAPERS:
+            views = opts.pop("views")
+            ds = _select(_paper(name).load(data_dir, **opts), views)
+        elif name == "avmnist_offline":
+            from mmjax.data import avmnist_offline
 
-        views = opts.pop("views")
-        ds = _select(avmnist_offline.load(data_dir, **opts), views)
-    else:
-        from mmjax.data import mfeat
+            views = opts.pop("views")
+            ds = _select(avmnist_offline.load(data_dir, **opts), views)
+        else:
+            from mmjax.data import mfeat
 
-        ds = mfeat.load(data_dir, **opts)
+            ds = mfeat.load(data_dir, **opts)
+    except (UserError, OSError):
+        raise  # already one line (an OSError names its path)
+    except (RuntimeError, ValueError, KeyError) as e:  # array_record/riegeli on a damaged copy
+        raise UserError(_damaged(name, data_dir, e)) from None
     for split_name, split in ds.splits.items():
         validate_split(ds.spec, split, f"{name}/{split_name}")
     return ds
+
+
+def _damaged(name: str, data_dir: str | None, error: Exception) -> str:
+    """The one line for a cached copy that cannot be read, with the commands that rebuild it."""
+    from mmjax.data import prepared
+
+    root = prepared.data_root(data_dir)
+    again = (f"prepare it again (that replaces the copy): mmjax data prepare {name} --from PATH"
+             if name in _PAPERS else
+             f"remove {root / 'tfds'}/mmjax_{name}/ and run: mmjax data build {name}")
+    reason = str(error).splitlines()[0][:200] if str(error) else ""
+    return (f"the cached copy of {name} in {root} is damaged ({type(error).__name__}: "
+            f"{reason}); {again}")
 
 
 def _select(ds: Dataset, views) -> Dataset:
@@ -176,6 +209,7 @@ def build(name: str, *, data_dir: str | None = None, **options) -> pathlib.Path:
       UserError: unknown name or option, or the data cannot be built.
     """
     opts = _check_options(name, options)
+    _check_root(data_dir)
     if name in _PAPERS:
         return _paper(name).build(data_dir)
     for k in _BUILD_ONLY_SKIP[name]:

@@ -189,19 +189,22 @@ def build(data_dir: str | os.PathLike | None = None, *, seed: int = 0,
     env = dict(os.environ)
     pkg_root = str(pathlib.Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(params), str(tmp)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"building {NAME} failed:\n{proc.stderr[-3000:]}")
-    sha = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    info = {"format": FORMAT_VERSION, "params": params, "versions": versions, "sha256": sha,
-            "build_seconds": round(time.perf_counter() - start, 2),
-            "python": sys.version.split()[0], "numpy": np.__version__}
     meta_tmp = folder / f".build.json.{os.getpid()}.tmp"
-    meta_tmp.write_text(json.dumps(info, indent=1, sort_keys=True))
-    os.replace(meta_tmp, folder / "build.json")
-    os.replace(tmp, npz)  # atomic: readers see either no file or a complete one
+    try:  # the temporary files go whatever happens (a failure, Ctrl-C)
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(params), str(tmp)],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"building {NAME} failed:\n{proc.stderr[-3000:]}")
+        sha = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        info = {"format": FORMAT_VERSION, "params": params, "versions": versions, "sha256": sha,
+                "build_seconds": round(time.perf_counter() - start, 2),
+                "python": sys.version.split()[0], "numpy": np.__version__}
+        meta_tmp.write_text(json.dumps(info, indent=1, sort_keys=True))
+        os.replace(meta_tmp, folder / "build.json")
+        os.replace(tmp, npz)  # atomic: readers see either no file or a complete one
+    finally:
+        tmp.unlink(missing_ok=True)
+        meta_tmp.unlink(missing_ok=True)
     return npz
 
 

@@ -4,7 +4,9 @@ The papers' datasets cannot be downloaded by mmjax; the user has them on disk in
 community circulates and runs ``mmjax data prepare NAME --from PATH`` once. That validates the
 files, then writes a tensorflow-datasets copy (``file_format="array_record"``, no TensorFlow)
 under ``<data_dir>/tfds/<builder name>/prepared/<version>/``; ``mmjax.data.load(NAME)`` reads it
-back from there and never touches the source folder again. Preparing again replaces the copy.
+back from there and never touches the source folder again. Preparing again replaces the copy only
+once the new one is complete: it is written aside (``tfds/.<builder>.preparing-<pid>/``) and
+renamed into place, so an interrupted or failed re-prepare keeps the old copy.
 
 Every problem with the user's files is a ``UserError`` whose one line starts with the path of the
 file (or folder) at fault.
@@ -70,11 +72,20 @@ def prepare(cls, root: pathlib.Path, manual_dir: pathlib.Path, config=None):
     """
     from mmjax.data import tfds_builders
 
-    old = root / "tfds" / cls.name / CONFIG_NAME
-    if old.exists():
-        shutil.rmtree(old)  # an explicit prepare replaces an earlier copy
     config = _config(str(cls.VERSION)) if config is None else config
-    return tfds_builders._make(cls, config, root, manual_dir=str(manual_dir))
+    final = root / "tfds" / cls.name / CONFIG_NAME
+    staging = root / "tfds" / f".{cls.name}.preparing-{os.getpid()}"
+    try:
+        tfds_builders._make(cls, config, staging, manual_dir=str(manual_dir))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        old = final.with_name(f".{CONFIG_NAME}.replaced-{os.getpid()}")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(staging / "tfds" / cls.name / CONFIG_NAME, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return tfds_builders._make(cls, config, root)  # finds the copy in place; prepares nothing
 
 
 def prepared(cls, root: pathlib.Path, name: str, where: str, *, read_only: bool = False):

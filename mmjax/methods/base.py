@@ -192,9 +192,9 @@ def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTrans
         schedule = optax.join_schedules([warmup, schedule], [config.warmup_steps])
     if config.name == "adam":
         parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
-        parts.append(optax.adam(schedule))
+        parts.append(optax.adam(schedule, b1=config.beta1))
     elif config.name == "adamw":
-        parts = [optax.adamw(schedule, weight_decay=config.weight_decay)]
+        parts = [optax.adamw(schedule, b1=config.beta1, weight_decay=config.weight_decay)]
     elif config.name == "sgd":
         parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
         parts.append(optax.sgd(schedule, momentum=config.momentum or None))

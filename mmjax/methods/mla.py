@@ -48,7 +48,21 @@ Paper vs released code (config switches; defaults are the paper):
   whole [B, C] block per modality (so predictions depend on the batch; notes §3.4). Per-batch
   entropy runs over the samples that have the modality.
 - ``fusion``: ``dynamic`` (eq. 5-7) or ``average`` (the mean of the present modalities' logits;
-  Table 3's "no DF" rows, whose numbers equal late fusion's).
+  Table 3's "no DF" rows, whose numbers equal late fusion's), or ``fixed``: the released
+  ``valid``'s fixed weights without ``--dynamic`` (``av_alpha`` = 0.55 as ``main()`` passes it:
+  0.55 f_a + 0.45 f_v; three modalities 0.35, 0.25, 0.40), ``fusion_weights`` to override them.
+  With missing modalities the present ones' weights are renormalised (the released code never
+  tests with a modality missing; our choice).
+- the optimiser: released SGD(momentum 0.9, ``weight_decay=1e-4``, lr 1e-3, StepLR(70 epochs,
+  0.1)); ``optim.weight_decay`` is added to the gradient of the parameters that the update
+  moves (encoder m_t and the head), as PyTorch >= 2 skips parameters whose ``.grad`` is None.
+
+"Released" (the configs' ``:released`` variant) = ``head_projection=none``, ``fusion=fixed``
+(the README's plain "MLA" command; its "MLA (dynamic fusion)" command is ``fusion=dynamic``,
+``entropy=per_batch``), ``optim.weight_decay=1e-4`` with SGD momentum 0.9. The round (M unimodal
+updates of one batch, in modality order, one optimiser update each) is the released loop in every
+mode. tests/test_golden_mla.py reproduces a recording of the released ``train_epoch`` and ``valid``
+(tools/golden/record_mla.py).
 
 Choices where the paper is silent: alpha is a constant (``alpha``; the released code uses
 ``0.1 ** (1 + i / len(loader))`` within each epoch, available as ``alpha_epoch_steps`` > 0); P is
@@ -97,7 +111,10 @@ class MlaConfig(MethodConfig):
       alpha: alpha of eq. 3 (keeps the denominator away from zero).
       alpha_epoch_steps: > 0 uses the released schedule ``alpha ** (1 + (t mod E) / E)`` with
         E = this many steps per epoch (0.1 -> 0.01 over each epoch); 0 keeps alpha constant.
-      fusion: ``dynamic`` (eq. 5-7) or ``average`` (mean of present modalities' logits).
+      fusion: ``dynamic`` (eq. 5-7), ``average`` (mean of present modalities' logits) or
+        ``fixed`` (released ``valid`` without ``--dynamic``: ``fusion_weights``).
+      fusion_weights: the ``fixed`` weights per modality; empty = the released ones (two
+        modalities: av_alpha 0.55, 0.45; three: 0.35, 0.25, 0.40).
       entropy: ``per_sample`` (eq. 6, paper) or ``per_batch`` (released code).
     """
 
@@ -107,7 +124,12 @@ class MlaConfig(MethodConfig):
     alpha: float = 0.1
     alpha_epoch_steps: int = 0
     fusion: str = "dynamic"
+    fusion_weights: tuple[float, ...] = ()
     entropy: str = "per_sample"
+
+
+# The released fixed fusion weights (main.py: ``main(av_alpha=0.55)``; ``valid``'s a/v/t_alpha).
+RELEASED_FUSION_WEIGHTS = {2: (0.55, 0.45), 3: (0.35, 0.25, 0.40)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,16 +296,20 @@ def fusion_weights(e: jax.Array, present: jax.Array) -> jax.Array:
 
 
 def fuse(logits: jax.Array, present: jax.Array, fusion: str = "dynamic",
-         entropy: str = "per_sample") -> jax.Array:
-    """Eq. 5: ``sum_m lambda_m f_m`` (``dynamic``) or the mean over present modalities
-    (``average``); ``logits [B, M, C]``, ``present bool[B, M]`` -> ``[B, C]``."""
+         entropy: str = "per_sample", weights: tuple[float, ...] = ()) -> jax.Array:
+    """Eq. 5: ``sum_m lambda_m f_m`` (``dynamic``), the mean over present modalities
+    (``average``) or fixed ``weights`` renormalised over the present ones (``fixed``);
+    ``logits [B, M, C]``, ``present bool[B, M]`` -> ``[B, C]``."""
     if fusion == "dynamic":
         w = fusion_weights(entropies(logits, present, entropy), present)
-    elif fusion == "average":
+    elif fusion in ("average", "fixed"):
         p = present.astype(jnp.float32)
-        w = p / jnp.maximum(p.sum(-1, keepdims=True), 1.0)
+        if fusion == "fixed":
+            fixed = weights or RELEASED_FUSION_WEIGHTS[logits.shape[1]]
+            p = p * jnp.asarray(fixed, jnp.float32)[None]
+        w = p / jnp.where(p.sum(-1, keepdims=True) > 0, p.sum(-1, keepdims=True), 1.0)
     else:
-        raise UserError(f"unknown method.fusion {fusion!r}; use dynamic or average")
+        raise UserError(f"unknown method.fusion {fusion!r}; use dynamic, average or fixed")
     return jnp.einsum("bmc,bm->bc", logits.astype(jnp.float32), w)
 
 
@@ -333,8 +359,16 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
     if mc.head_projection not in ("paper", "none"):
         raise UserError(f"method.head_projection must be 'paper' or 'none', got "
                         f"{mc.head_projection!r}")
-    if mc.fusion not in ("dynamic", "average"):
-        raise UserError(f"method.fusion must be 'dynamic' or 'average', got {mc.fusion!r}")
+    if mc.fusion not in ("dynamic", "average", "fixed"):
+        raise UserError(f"method.fusion must be 'dynamic', 'average' or 'fixed', got "
+                        f"{mc.fusion!r}")
+    if mc.fusion == "fixed":
+        n = len(mc.fusion_weights) or spec.num_modalities
+        if n != spec.num_modalities or (not mc.fusion_weights
+                                        and n not in RELEASED_FUSION_WEIGHTS):
+            raise UserError(f"method.fusion=fixed needs method.fusion_weights with one weight per "
+                            f"modality ({spec.num_modalities}); the released ones exist for 2 "
+                            f"or 3 modalities only")
     if mc.entropy not in ("per_sample", "per_batch"):
         raise UserError(f"method.entropy must be 'per_sample' or 'per_batch', got {mc.entropy!r}")
     if mc.alpha <= 0:
@@ -439,7 +473,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         batch = cast_inputs(batch, dtype)
         (logits, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
                                      batch["present"], train=False)
-        return fuse(logits, batch["present"], mc.fusion, mc.entropy)
+        return fuse(logits, batch["present"], mc.fusion, mc.entropy, mc.fusion_weights)
 
     return Method(init=init, phases=one_phase(train_step), predict=predict)
 

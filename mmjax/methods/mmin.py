@@ -36,6 +36,14 @@ advancing only its own)::
 missing modalities' slots by their imagination, then C reads that [B, D] vector (the RedCore
 eq. (1) reading of "imagination").
 
+"Released" (the configs' ``:released`` variant) = the defaults (released ``CAP_mmin.sh``:
+widths, blocks, loss weights, classifier on the latents) plus ``student_clip`` 1.0 and
+``teacher_clip`` 0.5 (the released ``clip_grad_norm_`` per network) and ``optim.beta1`` 0.5 (the
+released ``opts`` default; its teacher script passes 0.9). tests/test_golden_mmin.py reproduces a
+recording of the released ``MMINModel.optimize_parameters`` (tools/golden/record_mmin.py) with
+them; not reproduced: the released LSTM / TextCNN encoders and the two-hidden-layer classifier
+(128, 128; here ``MLPHead``), the teacher's pretraining script.
+
 **CRA** (registry name ``cra``): Tran, Liu, Zhou, Jin, "Missing Modalities Imputation via
 Cascaded Residual Autoencoder", CVPR 2017, the imputation alone: no teacher, no back-translation.
 The cascade (eq. 1, ``models.residual_ae``, no transition) imputes in input space: the flattened
@@ -95,6 +103,10 @@ class MminConfig(MethodConfig):
         ``CAP_utt_fusion.sh`` run); the rest of ``train.steps`` train MMIN.
       head_input: ``latents`` (paper, released: C reads the B bottleneck latents) | ``imagined``
         (C reads the joint representation with only the missing slots imagined).
+      teacher_clip: > 0 clips the gradient of each teacher network (each encoder, the head) to
+        this norm separately, as released (``UttFusionModel``: 0.5); 0 = off.
+      student_clip: the same for stage 2's networks (each encoder, the head, both CRAs;
+        released ``MMINModel``: 1.0).
     """
 
     name: str = "mmin"
@@ -105,6 +117,8 @@ class MminConfig(MethodConfig):
     cycle_weight: float = 2.0
     teacher_steps: int = 300
     head_input: str = "latents"
+    teacher_clip: float = 0.0
+    student_clip: float = 0.0
 
 
 @frozen
@@ -172,6 +186,33 @@ def slot_mse(a: jax.Array, b: jax.Array, slots: jax.Array, weight: jax.Array) ->
 def cycle_loss(h: jax.Array, h_cycle: jax.Array, weight: jax.Array) -> jax.Array:
     """MMIN §3.2 backward imagination: ``MSE(h'', stop_grad(h))`` (released ``feat.detach()``)."""
     return mse(jax.lax.stop_gradient(h), h_cycle, weight)
+
+
+def network_of(path) -> tuple[str, ...]:
+    """The released network a parameter belongs to, for per-network clipping: each encoder
+    (``encoders/<m>``, ``teacher/encoders/<m>``), the teacher's head, and every other top-level
+    module (``head``, ``imagination``, ``backward_ae``)."""
+    names = tuple(str(getattr(k, "key", getattr(k, "name", ""))) for k in path)
+    if names[0] == "teacher":
+        return names[:3] if names[1] == "encoders" else names[:2]
+    return names[:2] if names[0] == "encoders" else names[:1]
+
+
+def clip_per_network(grads, max_norm: float):
+    """PyTorch's ``clip_grad_norm_(net.parameters(), max_norm)`` for every ``network_of`` group
+    separately: a group whose gradient norm n exceeds ``max_norm`` is scaled by
+    ``max_norm / (n + 1e-6)`` (PyTorch's formula)."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(grads)
+    groups: dict[tuple, list[int]] = {}
+    for i, (path, _) in enumerate(leaves):
+        groups.setdefault(network_of(path), []).append(i)
+    out = [g for _, g in leaves]
+    for members in groups.values():
+        norm = jnp.sqrt(sum(jnp.sum(jnp.square(out[i].astype(jnp.float32))) for i in members))
+        scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+        for i in members:
+            out[i] = out[i] * scale.astype(out[i].dtype)
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def _check_common(name: str, mc, spec: DatasetSpec) -> None:
@@ -281,10 +322,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         del batch
         return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
 
-    def phase_step(index: int, tx, objective):
-        """The step of stage ``index + 1``: ``objective``'s gradient through ``tx``, which
-        advances only ``opt_state[index]``; stage 1 moves the teacher only, stage 2 everything
-        but the (frozen) teacher."""
+    def phase_step(index: int, tx, objective, clip: float):
+        """The step of stage ``index + 1``: ``objective``'s gradient (each network's clipped to
+        norm ``clip`` if > 0) through ``tx``, which advances only ``opt_state[index]``; stage 1
+        moves the teacher only, stage 2 everything but the (frozen) teacher."""
 
         def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
             keys = step_keys(state, "dropout", "pattern")
@@ -292,6 +333,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             params = state.params
             (loss, (new_model_state, metrics)), grads = jax.value_and_grad(
                 lambda p: objective(p, state.model_state, batch, keys), has_aux=True)(params)
+            if clip > 0:
+                grads = clip_per_network(grads, clip)
             updates, opt = tx.update(grads, state.opt_state[index], params)
             opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
             teacher = updates["teacher"]
@@ -352,8 +395,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         out = module(batch["inputs"], batch["present"], deterministic=True)
         return out["logits"].astype(jnp.float32)
 
-    phases = (Phase("teacher", mc.teacher_steps, phase_step(0, tx1, teacher_loss)),
-              Phase("student", None, phase_step(1, tx2, mmin_loss), enter_student))
+    phases = (Phase("teacher", mc.teacher_steps,
+                    phase_step(0, tx1, teacher_loss, mc.teacher_clip)),
+              Phase("student", None, phase_step(1, tx2, mmin_loss, mc.student_clip),
+                    enter_student))
     return Method(init=init, phases=phases, predict=predict)
 
 

@@ -16,13 +16,23 @@ Algorithm (the paper is two-modal; the generalisation to M modalities is ours, s
     OGM       grad(theta_m) <- k_m * grad(theta_m) for encoder m's weight tensors (ndim >= 2)
     GE        grad(theta_m) <- k_m * grad(theta_m) + N(0, std(grad(theta_m)) + 1e-8)
               for every modality's weight tensors, modulated or not (as released: the noise has
-              the std of the gradient before modulation)
+              the std of the gradient before modulation, PyTorch's ``Tensor.std()``, i.e. with
+              the n - 1 divisor)
 
 Modulation runs for steps in ``[modulation_start, modulation_end)`` (the paper: the first 50 of
-100 epochs; the released code's window test ``starts >= epoch >= ends`` is never true, so it
-modulates throughout: set ``modulation_end`` >= train.steps for that). The released code
-modulates only 4-d conv kernels; our encoders also have dense kernels, so every encoder (and
-projection) weight tensor with ndim >= 2 is modulated, biases and BatchNorm scales not.
+100 epochs). The released window is in epochs and closed: ``modulation_starts <= epoch <=
+modulation_ends`` (upstream commit 0f64793, June 2022, "Fixed some bugs", replaced the earlier
+``starts >= epoch >= ends``, which was never true; the recorded commit 343dc1d has the fix):
+``modulation_epoch_steps`` = E > 0 counts ``modulation_start`` / ``modulation_end`` in epochs of
+E steps and modulates step t iff ``start <= t // E <= end``. Which tensors: ``modulate=weights``
+(ours: every encoder and projection weight tensor with ndim >= 2; our encoders also have dense
+kernels) or ``conv`` (released: only the 4-d convolution kernels of the encoders); biases and
+BatchNorm scales never.
+
+"Released" (the configs' ``:released`` variant) = ``modulate=conv``, ``modulation_epoch_steps``
+= the steps of one epoch with the released window (epochs 0-50 of 100: ``modulation_end`` = half
+the run's epochs), SGD(momentum 0.9, ``weight_decay=1e-4``). tests/test_golden_ogm_ge.py
+reproduces a recording of the released ``train_epoch`` (tools/golden/record_ogm_ge.py) with it.
 
 Generalisation to M > 2: ``rho_m`` compares modality m with the mean score of the others, so a
 modality that is ahead of the rest is slowed down; for M = 2 it is the paper's rule exactly
@@ -54,9 +64,13 @@ class OgmGeConfig(MethodConfig):
       head_dim: width s of every encoder's output (the same backbone as MLA).
       alpha: alpha of eq. 10 (a required flag in the released code; 0.5 here, not tuned).
       ge: add the Gaussian generalisation enhancement (False = plain OGM).
-      modulation_start: first step with modulation.
+      modulation_start: first step (epoch, with ``modulation_epoch_steps``) with modulation.
       modulation_end: first step without it; -1 = half of train.steps (the paper's 50 of 100
-        epochs).
+        epochs). With ``modulation_epoch_steps``: the last epoch with it (closed window, as
+        released); -1 = half of the run's epochs.
+      modulation_epoch_steps: 0 = the window is in steps, ``[start, end)``; E > 0 = in epochs of
+        E steps, ``start <= step // E <= end`` (released).
+      modulate: ``weights`` (encoder tensors with ndim >= 2) or ``conv`` (released: 4-d only).
     """
 
     name: str = "ogm_ge"
@@ -65,6 +79,8 @@ class OgmGeConfig(MethodConfig):
     ge: bool = True
     modulation_start: int = 0
     modulation_end: int = -1
+    modulation_epoch_steps: int = 0
+    modulate: str = "weights"
 
 
 class ConcatLinearNet(nnx.Module):
@@ -104,21 +120,29 @@ def modulation_coefficients(uni_logits: jax.Array, label: jax.Array, present: ja
     return k, rho
 
 
-def modulate(grads, k: jax.Array, modalities: tuple[str, ...], key: jax.Array | None):
+def noise_std(g: jax.Array) -> jax.Array:
+    """GE's noise scale for gradient ``g``: ``g.std() + 1e-8`` as released (PyTorch's
+    ``Tensor.std()``, the unbiased n - 1 divisor)."""
+    return jnp.std(g.astype(jnp.float32), ddof=1) + 1e-8
+
+
+def modulate(grads, k: jax.Array, modalities: tuple[str, ...], key: jax.Array | None,
+             which: str = "weights"):
     """OGM (``key`` None) or OGM-GE: scales encoder m's weight gradients by ``k[m]`` and, with a
-    key, adds ``N(0, std + 1e-8)`` noise with the std of the gradient before scaling."""
+    key, adds ``N(0, noise_std)`` noise with the std of the gradient before scaling.
+    ``which``: ``weights`` (ndim >= 2) or ``conv`` (ndim == 4, released)."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(grads)
     keys = jax.random.split(key, len(leaves)) if key is not None else [None] * len(leaves)
     out = []
     for (path, g), kk in zip(leaves, keys):
         m = encoder_modality(path)
-        if m is None or m not in modalities or g.ndim < 2:
+        if m is None or m not in modalities or (g.ndim != 4 if which == "conv" else g.ndim < 2):
             out.append(g)
             continue
-        std = jnp.std(g)  # before modulation, as the released update reads it
+        std = noise_std(g)  # before modulation, as the released update reads it
         g = g * k[modalities.index(m)].astype(g.dtype)
         if kk is not None:
-            g = g + (std + 1e-8) * jax.random.normal(kk, g.shape, g.dtype)
+            g = g + std.astype(g.dtype) * jax.random.normal(kk, g.shape, g.dtype)
         out.append(g)
     return jax.tree_util.tree_unflatten(treedef, out)
 
@@ -132,8 +156,16 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         raise UserError("ogm_ge needs at least two modalities")
     if mc.alpha < 0:
         raise UserError(f"method.alpha must be >= 0, got {mc.alpha}")
+    if mc.modulate not in ("weights", "conv"):
+        raise UserError(f"method.modulate must be weights or conv, got {mc.modulate!r}")
+    if mc.modulation_epoch_steps < 0:
+        raise UserError("method.modulation_epoch_steps must be >= 0")
     modalities = spec.modalities
-    end = mc.modulation_end if mc.modulation_end >= 0 else config.train.steps // 2
+    epoch = mc.modulation_epoch_steps
+    if epoch:
+        end = mc.modulation_end if mc.modulation_end >= 0 else config.train.steps // epoch // 2
+    else:
+        end = mc.modulation_end if mc.modulation_end >= 0 else config.train.steps // 2
     dtype = compute_dtype(config.train.dtype)
     model = NNXModel(lambda rngs: ConcatLinearNet(spec, config.model, mc.head_dim, dtype=dtype,
                                                   rngs=rngs))
@@ -158,9 +190,12 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         (loss, (model_state, uni)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
         k, rho = modulation_coefficients(jax.lax.stop_gradient(uni), label, present, mc.alpha)
-        active = (state.step >= mc.modulation_start) & (state.step < end)
+        if epoch:  # released: a closed window of epochs
+            active = (state.step // epoch >= mc.modulation_start) & (state.step // epoch <= end)
+        else:
+            active = (state.step >= mc.modulation_start) & (state.step < end)
         k = jnp.where(active, k, 1.0)
-        modulated = modulate(grads, k, modalities, keys["noise"] if mc.ge else None)
+        modulated = modulate(grads, k, modalities, keys["noise"] if mc.ge else None, mc.modulate)
         grads = jax.tree.map(lambda a, b: jnp.where(active, a, b), modulated, grads)
         new_state = apply_gradients(state, tx, grads, model_state=model_state)
         metrics = {"loss": loss, **norms(grads, state.params)}

@@ -14,10 +14,11 @@ Algorithm::
     loss      L = sum_m mean_{present m} CE(f_m, y) + mean CE(f, y) + lambda * sum_m R_m
     history   c_m[i] += CE(f_m(x_i), y_i) every time sample i is trained (cumulative loss,
               updated before R_m is computed, as released)
-    normalise c'_m[i] = (c_m[i] - min_batch c_m) / (max_table c_m - min_batch c_m)   (the
-              released ``History.correctness_normalize``: min over the batch's samples, max over
-              the whole history; ``history_norm="none"`` uses the raw cumulative losses, whose
-              growing gaps soon switch the regulariser off)
+    normalise c'_m[i] = (c_m[i] - min_table c_m) / (max_table c_m - min_table c_m)   (the
+              released ``History.correctness_normalize``: min and max over the whole history
+              table, i.e. over every training sample, unvisited ones at 0;
+              ``history_norm="none"`` uses the raw cumulative losses, whose growing gaps soon
+              switch the regulariser off)
     ranking   pairs (i, j = next sample in the batch):  t = sign(c'_m[i] - c'_m[j]),
               d = |c'_m[i] - c'_m[j]|,  R_m = mean_pairs max(0, t (conf_m[i] - conf_m[j]) - d)
               (the released MarginRankingLoss(x_i, x_j + d / t, -t); t = 0 pairs give 0).
@@ -30,7 +31,16 @@ The per-sample history needs a sample identity. The batch contract carries none,
 identified by a hash of its (zero-filled) inputs into a table of ``history_size`` slots (if a
 batch carries ``"index"``, that is used instead). Training masks are fixed per run, so the hash of
 a training sample is stable across epochs; two samples sharing a slot share a history (with the
-default 65,536 slots and a few thousand samples, a handful of collisions).
+default 65,536 slots and a few thousand samples, a handful of collisions). The released table has
+one row per training sample; a hash table larger than the training set keeps unvisited slots at
+0, so its minimum stays 0 where the released one (after the first epoch) is the smallest
+cumulative loss: the released rule exactly needs ``"index"`` and ``history_size`` = the training
+set's size (as tests/test_golden_qmf.py runs it).
+
+"Released": the defaults are the released training rule (``text-image-classification/
+train_qmf.py`` at fe6c4c6, ``--df``; recorded by tools/golden/record_qmf.py and reproduced by
+tests/test_golden_qmf.py); the released optimiser is Adam (``optim.name=adam``) with gradient
+accumulation over 24 batches, which mmjax does not do.
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ from mmjax.methods.mla import ProjectedEncoders
 
 @frozen
 class QmfConfig(MethodConfig):
-    """QMF's hyper-parameters; defaults as released.
+    """QMF's hyper-parameters; defaults as released (see the module docstring).
 
     Attributes:
       head_dim: width s of every encoder's output (the same backbone as MLA).
@@ -118,11 +128,11 @@ def ranking_loss(conf: jax.Array, history: jax.Array, valid: jax.Array) -> jax.A
     return (per * pair).sum() / jnp.maximum(pair.sum(), 1.0)
 
 
-def normalize_history(history: jax.Array, table: jax.Array, valid: jax.Array) -> jax.Array:
-    """``(c - min_valid c) / (max(table) - min_valid c)`` of the batch's histories ``[B]``
-    (released ``correctness_normalize``); 0 where the range is empty."""
-    lo = jnp.min(jnp.where(valid, history, jnp.inf))
-    lo = jnp.where(valid.any(), lo, 0.0)
+def normalize_history(history: jax.Array, table: jax.Array) -> jax.Array:
+    """``(c - min(table)) / (max(table) - min(table))`` of the batch's histories ``[B]``, the
+    released ``History.correctness_normalize`` (min and max over the whole history table); 0
+    where the table's range is empty (the released code divides by zero there)."""
+    lo = jnp.min(table)
     span = jnp.max(table) - lo
     return jnp.where(span > 0, (history - lo) / jnp.where(span > 0, span, 1.0), 0.0)
 
@@ -188,7 +198,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                 conf = energy_confidence(logits[:, c], mc.temperature)
                 target = hist_c[slots]
                 if mc.history_norm == "minmax":
-                    target = normalize_history(target, hist_c, present[:, c])
+                    target = normalize_history(target, hist_c)
                 metrics[f"rank_{m}"] = ranking_loss(conf, target, present[:, c])
                 total = total + metrics[f"loss_{m}"] + mc.rank_weight * metrics[f"rank_{m}"]
             fused = fuse(logits, present, mc.temperature)

@@ -33,16 +33,43 @@ Ablations (paper, "Ablation Studies", Table 2), as switches of the one registry 
 ``unimodal_ce=False`` is *Red* (no per-modality VIB prediction: the CE sum runs over m = M+1 only).
 MAL and r are computed and logged in every variant (Figure 5 plots r for Core too).
 
-Paper <-> released code (official-code-notes §1.4, §1.7); defaults are the paper's:
+Paper <-> released code (official-code-notes §1.4, §1.7); defaults are the paper's, and
+``released(config)`` sets every released switch at once (the ``:released`` config variant; checked
+against numbers recorded from the released code in tests/test_golden_redcore.py):
 - ``projection``: ``exact`` Euclidean projection onto Gamma_1 (eq. 9) | ``clamp_normalize``
   (released: max(eta, xi1) then rescale to norm xi2; can leave a component below xi1).
-- ``alpha_schedule``: ``constant`` alpha1 (paper) | ``released``: alpha1 * growth^(floor(step /
-  every) + 1) (the code multiplies its step size by 1.5 every 500 iterations from iteration 0).
+- ``alpha_schedule``: ``constant`` alpha1 on eta (paper) | ``released``: the code keeps a
+  unit-norm beta = eta / xi2 (its ``mse_weight`` 0.15 = xi2 multiplies beta) and steps it by
+  alpha1 * growth^(floor(step / alpha_every) + 1) (x1.5 every 500 iterations from iteration 0),
+  which is a step of xi2 * alpha1 * growth^(...) on eta.
+- ``eta_init``: ``gamma1`` (eta_0 = xi2 / sqrt(M), on Gamma_1) | ``released`` (beta_0 = 1, i.e.
+  eta_0 = xi2 * 1, not normalised; the step-0 update normalises it).
+- ``mal_init``: ``first`` (the first moving average is the first loss) | ``zero`` (released: the
+  averages start at 0, so the first is beta * L_0 = 0.7 L_0).
 - ``test_latent``: ``mean`` (paper silent; deterministic predictions) | ``sample`` (released code
   samples z at test time; here with a fixed key folded from the state's key).
-- ``gamma_on``: ``kl`` (released code and Alemi et al.'s VIB: the coefficient weighs the KL;
-  the released value is 8e-4, the paper's 0.008 is the default) | ``ce`` (eq. 2-3 read
-  literally: KL + gamma * CE, which with gamma = 0.008 lets the KL dominate).
+- ``gamma_on``: ``kl`` (released code and Alemi et al.'s VIB: the coefficient weighs the KL) |
+  ``ce`` (eq. 2-3 read literally: KL + gamma * CE, which with gamma = 0.008 lets the KL dominate).
+  The released term is -lambda * sum(1 + logvar - mu^2 - exp(logvar)) / B with lambda = 8e-4,
+  which is 2 * lambda = 1.6e-3 times the KL: the released gamma on the KL is 1.6e-3.
+- ``xenc_slope``, ``xenc_latent_act``, ``xenc_layers``: the cross-modal encoder's LeakyReLU
+  slope 0.2 with an activated latent, widths (128, 64, 32) (ours / the paper's RA-layers) |
+  released ``ResidualXE``: slope 0.01 (PyTorch's default), a linear latent, widths 256-128-64.
+- ``cls_layers``: ``()`` = one hidden layer of ``model.hidden`` per head | released (128, 128):
+  ``FcClassifier`` with two hidden ReLU layers.
+- ``missing_latent``: ``zero`` (a missing modality's zbar is 0, so the cross-modal encoders see
+  only present modalities) | ``encoded`` (released: the encoder's sampled latent of the zeroed
+  input, which is not 0, feeds the cross-modal encoders).
+- ``transformer``: ``paper`` | ``released``: for modalities whose ``model.encoders`` entry is
+  ``transformer``, ``TransformerEncoder(form="released")`` (mmjax/models/sequence.py: no
+  positions, a LayerNorm on each branch output, unmasked mean over the padding, sigmoid), whose
+  output is the Gaussian head's input (``latent_dim`` = ``model.hidden`` in the release).
+- ``clip_per_network``: 0 (off) | 1.0 (released: ``clip_grad_norm_(net, 1.0)`` separately for
+  each network: per modality its encoder with its Gaussian head, its cross-modal encoder, its head,
+  and the joint head).
+Not reproduced: the released code averages CE over every sample (mmjax over samples with at least
+one modality; equal unless a sample has none) and fails with NaN when a batch has no sample of a
+modality (0/0 in its reconstruction loss; mmjax keeps the previous moving average).
 
 Our choices where the paper is silent: the KL of z_{M+1} (a concatenation of the per-modality
 latents) is counted once, as the sum of the present modalities' KL terms (the released code does
@@ -56,6 +83,7 @@ transition Linear(in, in) -> ReLU -> Linear(in, latent) as in MMIN's ``ResidualX
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -74,6 +102,7 @@ from mmjax.methods.redcore_projection import (PROJECTIONS, check_constraints, mo
 from mmjax.models.encoders import default_encoder, encode, make_encoder
 from mmjax.models.fusion import MLPHead
 from mmjax.models.residual_ae import CascadedResidualAE
+from mmjax.models.sequence import TransformerEncoder
 
 
 @frozen
@@ -85,7 +114,7 @@ class RedCoreConfig(MethodConfig):
       xenc_layers: hidden widths of one residual-autoencoder block's encoder, mirrored by its
         decoder (paper RA-layers 256-128-64-32-64-128-256 with a 256-d input: (128, 64, 32)).
       xenc_blocks: residual autoencoder blocks per cross-modal encoder (paper 5).
-      gamma: the VIB coefficient (paper 0.008; released code 8e-4 on the KL).
+      gamma: the VIB coefficient (paper 0.008; released 1.6e-3 on the KL, see the module doc).
       gamma_on: ``kl`` (coefficient on the KL, released/Alemi) | ``ce`` (eq. 2-3 literally).
       unimodal_ce: per-modality VIB prediction (False = the *Red* ablation).
       regulate: update eta by eq. (9) (False = the *Core* ablation, eta fixed and equal).
@@ -96,10 +125,19 @@ class RedCoreConfig(MethodConfig):
       xi2: L2 norm of eta (paper 0.15; p = 2).
       projection: ``exact`` (paper) | ``clamp_normalize`` (released).
       alpha_schedule: ``constant`` (paper) | ``released`` (x ``alpha_growth`` every
-        ``alpha_every`` steps, starting at step 0).
+        ``alpha_every`` steps, starting at step 0, on beta = eta / xi2).
       alpha_growth: released schedule factor (1.5).
       alpha_every: released schedule period in steps (500).
       test_latent: ``mean`` (default) | ``sample`` (released).
+      eta_init: ``gamma1`` (xi2 / sqrt(M) each) | ``released`` (xi2 each).
+      mal_init: ``first`` (first average = first loss) | ``zero`` (released).
+      xenc_slope: the cross-modal encoders' LeakyReLU slope (ours 0.2; released 0.01).
+      xenc_latent_act: activate their latent layer (ours True; released False).
+      cls_layers: hidden widths of every head; ``()`` = one layer of ``model.hidden``
+        (released (128, 128)).
+      missing_latent: ``zero`` | ``encoded`` (released; see the module doc).
+      transformer: ``paper`` | ``released`` form of ``transformer`` self-modal encoders.
+      clip_per_network: per-network gradient-norm clipping (0 = off; released 1.0).
     """
 
     name: str = "redcore"
@@ -120,6 +158,30 @@ class RedCoreConfig(MethodConfig):
     alpha_growth: float = 1.5
     alpha_every: int = 500
     test_latent: str = "mean"
+    eta_init: str = "gamma1"
+    mal_init: str = "first"
+    xenc_slope: float = 0.2
+    xenc_latent_act: bool = True
+    cls_layers: tuple[int, ...] = ()
+    missing_latent: str = "zero"
+    transformer: str = "paper"
+    clip_per_network: float = 0.0
+
+
+def released(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with every switch that makes RedCore the released code (the ``:released``
+    variant): clamp-normalise, the beta step schedule, beta_0 = 1, moving averages from 0, gamma
+    1.6e-3 on the KL (the released 8e-4 on twice the KL), sampled test latents, ``ResidualXE``
+    (slope 0.01, linear latent, 256-128-64, 5 blocks), heads 128-128, encoded latents of missing
+    inputs, the released Transformer form, per-network clipping at 1. The optimiser and the widths
+    of the self-modal encoders stay the config's."""
+    method = dataclasses.replace(
+        config.method, projection="clamp_normalize", alpha_schedule="released",
+        eta_init="released", mal_init="zero", gamma=1.6e-3, gamma_on="kl", test_latent="sample",
+        xenc_layers=(256, 128, 64), xenc_blocks=5, xenc_slope=0.01, xenc_latent_act=False,
+        cls_layers=(128, 128), missing_latent="encoded", transformer="released",
+        clip_per_network=1.0, beta=0.7, every=3, alpha=0.1, alpha_growth=1.5, alpha_every=500)
+    return dataclasses.replace(config, method=method)
 
 
 def check_config(mc: RedCoreConfig, spec: DatasetSpec) -> None:
@@ -129,13 +191,17 @@ def check_config(mc: RedCoreConfig, spec: DatasetSpec) -> None:
     if spec.task != "classification":
         raise UserError(f"redcore supports classification datasets, {spec.name} is {spec.task}")
     choices = {"gamma_on": ("kl", "ce"), "projection": tuple(PROJECTIONS),
-               "alpha_schedule": ("constant", "released"), "test_latent": ("mean", "sample")}
+               "alpha_schedule": ("constant", "released"), "test_latent": ("mean", "sample"),
+               "eta_init": ("gamma1", "released"), "mal_init": ("first", "zero"),
+               "missing_latent": ("zero", "encoded"), "transformer": ("paper", "released")}
     for field, allowed in choices.items():
         if getattr(mc, field) not in allowed:
             raise UserError(f"method.{field} must be one of {', '.join(allowed)}, "
                             f"got {getattr(mc, field)!r}")
     if mc.every < 1 or mc.alpha_every < 1 or mc.xenc_blocks < 1 or mc.latent_dim < 1:
         raise UserError("method.every, alpha_every, xenc_blocks and latent_dim must be >= 1")
+    if mc.clip_per_network < 0 or any(w < 1 for w in mc.cls_layers):
+        raise UserError("method.clip_per_network must be >= 0 and method.cls_layers >= 1")
     if not 0.0 < mc.beta <= 1.0:
         raise UserError(f"method.beta must lie in (0, 1] (eq. 10), got {mc.beta}")
     check_constraints(spec.num_modalities, mc.xi1, mc.xi2)
@@ -151,17 +217,51 @@ class ResidualXE(CascadedResidualAE):
 
     MMIN's ``ResidualXE``: x_in = x, x_out = 0; per block x_in <- x_in + x_out, x_out <-
     dec(enc(x_in)); finally transition(x_in + x_out), transition = Linear(in, in) -> ReLU ->
-    Linear(in, out). The shared ``models.residual_ae.CascadedResidualAE`` with every encoder
-    layer (the latent too) activated by LeakyReLU(0.2); returns the transition's output only.
+    Linear(in, out). The shared ``models.residual_ae.CascadedResidualAE``, its encoder layers
+    activated by LeakyReLU(``slope``) (the latent too with ``latent_act``: ours 0.2 and True,
+    released 0.01 and False); returns the transition's output only.
     """
 
     def __init__(self, in_dim: int, layers: tuple[int, ...], blocks: int, out_dim: int, *,
-                 dtype=None, rngs: nnx.Rngs):
-        super().__init__(in_dim, layers, blocks, out_dim, slope=0.2, latent_act=True,
+                 slope: float = 0.2, latent_act: bool = True, dtype=None, rngs: nnx.Rngs):
+        super().__init__(in_dim, layers, blocks, out_dim, slope=slope, latent_act=latent_act,
                          dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
         return super().__call__(x)[0]
+
+
+class FcClassifier(nnx.Module):
+    """The released heads: ``in -> layers[0] -> ... -> layers[-1] -> out``, ReLU and dropout
+    after every hidden layer (RedCore's ``FcClassifier`` with ``cls_layers``)."""
+
+    def __init__(self, in_dim: int, layers: tuple[int, ...], out_dim: int, dropout: float, *,
+                 dtype=None, rngs: nnx.Rngs):
+        widths = (in_dim, *layers)
+        self.hidden = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
+                                for a, b in zip(widths, widths[1:])])
+        self.out = nnx.Linear(widths[-1], out_dim, dtype=dtype, rngs=rngs)
+        self.drop = nnx.Dropout(dropout)
+
+    def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None = None):
+        for layer in self.hidden:
+            x = self.drop(jax.nn.relu(layer(x)), deterministic=deterministic, rngs=rngs)
+        return self.out(x)
+
+
+def latent_noise(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+    """epsilon ~ N(0, I) of the reparameterisation (one function, so a test can supply the
+    released code's draws)."""
+    return jax.random.normal(key, shape, dtype)
+
+
+def _encoder(name: str, shape, model: ModelConfig, mc: RedCoreConfig, *, dtype, rngs):
+    """The self-modal encoder of one modality (the released Transformer form if asked)."""
+    if name == "transformer" and mc.transformer == "released":
+        return TransformerEncoder(shape[1], model.hidden, width=model.hidden, layers=3, heads=8,
+                                  dropout=model.dropout, form="released", dtype=dtype, rngs=rngs)
+    return make_encoder(name, shape, hidden=model.hidden, out_dim=model.feature_dim,
+                        dropout=model.dropout, dtype=dtype, rngs=rngs)
 
 
 class RedCoreNet(nnx.Module):
@@ -181,19 +281,26 @@ class RedCoreNet(nnx.Module):
         d, m = mc.latent_dim, spec.num_modalities
         self.modalities = tuple(spec.modalities)  # iterate this, never the (sorted) nnx.Dicts
         self.encoders = nnx.Dict({
-            mod: make_encoder(names[c], spec.shapes[c], hidden=model.hidden,
-                              out_dim=model.feature_dim, dropout=model.dropout, dtype=dtype,
-                              rngs=rngs)
+            mod: _encoder(names[c], spec.shapes[c], model, mc, dtype=dtype, rngs=rngs)
             for c, mod in enumerate(spec.modalities)})
         self.gauss = nnx.Dict({mod: nnx.Linear(self.encoders[mod].out_dim, 2 * d, dtype=dtype,
                                                rngs=rngs) for mod in spec.modalities})
         self.xenc = nnx.Dict({mod: ResidualXE((m - 1) * d, tuple(mc.xenc_layers), mc.xenc_blocks,
-                                              d, dtype=dtype, rngs=rngs)
+                                              d, slope=mc.xenc_slope,
+                                              latent_act=mc.xenc_latent_act, dtype=dtype,
+                                              rngs=rngs)
                               for mod in spec.modalities})
-        self.heads = nnx.Dict({mod: MLPHead(d, model.hidden, spec.num_classes, model.dropout,
-                                            dtype=dtype, rngs=rngs) for mod in spec.modalities})
-        self.joint = MLPHead(m * d, model.hidden, spec.num_classes, model.dropout, dtype=dtype,
-                             rngs=rngs)
+
+        def head(in_dim):
+            if mc.cls_layers:
+                return FcClassifier(in_dim, tuple(mc.cls_layers), spec.num_classes,
+                                    model.dropout, dtype=dtype, rngs=rngs)
+            return MLPHead(in_dim, model.hidden, spec.num_classes, model.dropout, dtype=dtype,
+                           rngs=rngs)
+
+        self.heads = nnx.Dict({mod: head(d) for mod in spec.modalities})
+        self.joint = head(m * d)
+        self.missing_latent = mc.missing_latent
 
     def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
                  rngs: nnx.Rngs | None = None, noise_key: jax.Array | None = None):
@@ -211,10 +318,12 @@ class RedCoreNet(nnx.Module):
                        deterministic=deterministic, rngs=rngs)
             mu, logvar = jnp.split(self.gauss[mod](f), 2, axis=-1)
             z = mu if keys[c] is None else (
-                mu + jax.random.normal(keys[c], mu.shape, mu.dtype) * jnp.exp(0.5 * logvar))
+                mu + latent_noise(keys[c], mu.shape, mu.dtype) * jnp.exp(0.5 * logvar))
             out["mu"].append(mu)
             out["logvar"].append(logvar)
-            out["zbar"].append(jnp.where(p[:, None], z, 0.0))  # eq. (3), zero where missing
+            # eq. (3), zero where missing (released: the latent of the zeroed input)
+            out["zbar"].append(z if self.missing_latent == "encoded"
+                               else jnp.where(p[:, None], z, 0.0))
         for c, mod in enumerate(mods):
             others = jnp.concatenate([out["zbar"][o] for o in range(len(mods)) if o != c], -1)
             zhat = self.xenc[mod](others)
@@ -252,15 +361,26 @@ def masked_mse(zbar: jax.Array, zhat: jax.Array, present: jax.Array) -> jax.Arra
 
 
 def alpha_at(mc: RedCoreConfig, step: jax.Array) -> jax.Array:
-    """alpha1 at ``step``: constant, or the released growth schedule (x growth from step 0)."""
+    """alpha1 at ``step``: constant, or the released growth schedule (x growth from step 0; in
+    the released code's units, a step on beta = eta / xi2: see ``eta_step``)."""
     if mc.alpha_schedule == "constant":
         return jnp.asarray(mc.alpha, jnp.float32)
     periods = (step // mc.alpha_every + 1).astype(jnp.float32)
     return mc.alpha * jnp.asarray(mc.alpha_growth, jnp.float32) ** periods
 
 
+def eta_step(mc: RedCoreConfig, step: jax.Array) -> jax.Array:
+    """The step size of eq. (9) on eta: alpha1, or under the released schedule xi2 * alpha_at
+    (beta - a r on beta = eta / xi2 is eta - xi2 a r on eta)."""
+    scale = mc.xi2 if mc.alpha_schedule == "released" else 1.0
+    return scale * alpha_at(mc, step)
+
+
 def initial_eta(mc: RedCoreConfig, num_modalities: int) -> jax.Array:
-    """eta_0 = xi2 / sqrt(M) for every modality: equal and on Gamma_1 (Core keeps it)."""
+    """eta_0 = xi2 / sqrt(M) for every modality: equal and on Gamma_1 (Core keeps it); released:
+    xi2 for every modality (beta_0 = 1, not normalised)."""
+    if mc.eta_init == "released":
+        return jnp.full((num_modalities,), mc.xi2, jnp.float32)
     return jnp.full((num_modalities,), mc.xi2 / math.sqrt(num_modalities), jnp.float32)
 
 
@@ -270,13 +390,37 @@ def regulate(mc: RedCoreConfig, extra: dict, mse: jax.Array, valid: jax.Array,
 
     Returns the new ``{"eta", "mal"}`` and r. With ``regulate=False`` eta is returned unchanged.
     """
-    mal = moving_average(extra["mal"], mse, mc.beta, valid, step == 0)
+    first = (step == 0) if mc.mal_init == "first" else jnp.asarray(False)  # released: from 0
+    mal = moving_average(extra["mal"], mse, mc.beta, valid, first)
     ra = relative_advantage(mal)
     eta = extra["eta"]
     if mc.regulate:
-        updated = update_eta(eta, ra, alpha_at(mc, step), mc.xi1, mc.xi2, mc.projection)
+        updated = update_eta(eta, ra, eta_step(mc, step), mc.xi1, mc.xi2, mc.projection)
         eta = jnp.where(step % mc.every == 0, updated, eta)
     return {"eta": eta, "mal": mal}, ra
+
+
+def network_of(path) -> tuple[str, ...]:
+    """The released network a parameter belongs to: ``(mod,)`` for a modality's encoder and its
+    Gaussian head (the released ``Transformer`` holds both), ``("xenc", mod)``,
+    ``("heads", mod)``, ``("joint",)``."""
+    keys = [getattr(k, "key", None) for k in path]
+    if keys[0] in ("encoders", "gauss"):
+        return (keys[1],)
+    return tuple(keys[:2]) if keys[0] in ("xenc", "heads") else (keys[0],)
+
+
+def clip_per_network(grads, max_norm: float):
+    """``torch.nn.utils.clip_grad_norm_(net, max_norm)`` for each network of ``network_of``:
+    g <- g * min(1, max_norm / (||g_net||_2 + 1e-6))."""
+    leaves = jax.tree_util.tree_leaves_with_path(grads)
+    sq = {}
+    for path, g in leaves:
+        net = network_of(path)
+        sq[net] = sq.get(net, 0.0) + jnp.sum(jnp.square(g.astype(jnp.float32)))
+    factor = {net: jnp.minimum(1.0, max_norm / (jnp.sqrt(v) + 1e-6)) for net, v in sq.items()}
+    return jax.tree_util.tree_map_with_path(
+        lambda path, g: (g * factor[network_of(path)]).astype(g.dtype), grads)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,6 +475,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         batch = cast_inputs(batch, dtype)
         (loss, (model_state, extra, metrics)), grads = jax.value_and_grad(
             objective, has_aux=True)(state.params, state, batch, keys)
+        if mc.clip_per_network:
+            grads = clip_per_network(grads, mc.clip_per_network)
         new_state = apply_gradients(state, tx, grads, model_state=model_state, extra=extra)
         return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
 

@@ -77,8 +77,15 @@ Paper <-> released-code switches (``SmilConfig``; default = paper):
                   + 0.01 MSE(concat features) + 0.01 MSE(fc1 features) between the D^f pass with
                   real x2 and the one with x2_hat (KDLossAlignTwo(0.01, 0.01); its clean-CE term is
                   computed but not added in the released code, so it is not here either).
+                  The clean D^f pass (real x2) applies no regulariser, as the released mode 'two'.
   inner_lr_decay_every  0 (paper) | 1000 (released: alpha * 0.1^(meta_step // 1000)).
   kl_weight       the paper gives none; the released code has no KL (use 0).
+  meta_optimizer  config (tx3 = ``config.optim``) | released (Adam with L2 weight decay 1e-4 added
+                  to the gradient, as torch's Adam ``weight_decay``, and the rate x0.1 every 5,000
+                  meta-steps, StepLR(5000, 0.1); the rate itself stays ``optim.lr``, 1e-3 released).
+``released(config)`` sets every released switch at once (the ``:released`` config variant):
+reconstruction=released, reg_sigma=fixed, outer_loss=released, kl_weight=0,
+inner_lr_decay_every=1000, inner_steps=1, mc_samples=1, meta_optimizer=released.
 Ablations (Table 3): reconstruction=direct; regularization=none; fixed_gaussian=True (r ~ N(0, I),
 input-independent); deterministic=True (no sampling of omega or r: their means).
 
@@ -92,8 +99,9 @@ configs/avmnist_offline/smil.py).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -135,6 +143,7 @@ class SmilConfig(MethodConfig):
       mc_samples: L, Monte-Carlo samples of z in the outer loss (eq. 7).
       kl_weight: weight of KL[q(z|X; psi) || p(z)] (eq. 6-7; our default, the paper gives none).
       outer_loss: ``paper`` | ``released`` (see the module docstring).
+      meta_optimizer: ``config`` | ``released`` (Adam + weight decay 1e-4, StepLR(5000, 0.1)).
       outer_incomplete_term: paper outer loss: add the D^m likelihood factor of eq. 5
         (CE of the meta-train pass at theta); False = Algorithm 1 line 10 literally (D^f only).
       memory_size: capacity of the paired memory (complete training samples kept).
@@ -144,6 +153,7 @@ class SmilConfig(MethodConfig):
         work (Vielzeuf et al. 2018) to add a weight of 2.0 on the positive label").
     """
 
+    requires: ClassVar[tuple[str, ...]] = ("paired_data",)  # mmjax.config.REQUIREMENTS
     name: str = "smil"
     phase1_steps: int = 200
     phase2_steps: int = 100
@@ -165,6 +175,18 @@ class SmilConfig(MethodConfig):
     outer_incomplete_term: bool = True
     memory_size: int = 1024
     pos_weight: float = 1.0
+    meta_optimizer: str = "config"
+
+
+def released(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with every switch that makes SMIL's meta phase the released code's (the
+    ``:released`` variant; see the module docstring). The regulariser's form stays the config's
+    (released AV-MNIST: additive; the MM-IMDb fragment: multiplicative)."""
+    method = dataclasses.replace(
+        config.method, reconstruction="released", reg_sigma="fixed", outer_loss="released",
+        kl_weight=0.0, inner_lr_decay_every=1000, inner_steps=1, mc_samples=1,
+        meta_optimizer="released")
+    return dataclasses.replace(config, method=method)
 
 
 # Parameters of psi = {phi_c, phi_r}; every other parameter belongs to the main network theta.
@@ -274,12 +296,13 @@ def fusion(net: SmilNet, mc: SmilConfig, h1, h2, noise: Noise | None, regularize
 
 
 def forward(net: SmilNet, mc: SmilConfig, x1, x2, real2, priors, noise: Noise | None,
-            len1=None, len2=None):
+            len1=None, len2=None, regularize_on: bool = True):
     """The main network on a batch, deterministic layers (dropout off, BatchNorm frozen).
 
     ``real2`` ``[B]``: 1 where x2 is used (reconstruction off), 0 where x2_hat replaces it;
     ``x2=None`` reconstructs every sample. ``len1``, ``len2``: valid lengths of sequence
-    modalities (None otherwise). Returns ``(logits, h, a, kl [B])``.
+    modalities (None otherwise); ``regularize_on=False``: no regulariser (the released clean
+    pass). Returns ``(logits, h, a, kl [B])``.
     """
     h1 = encode(net.enc1, x1, len1, deterministic=True)
     h2_hat, kl_w = reconstruct(net, mc, h1, priors, None if noise is None else noise.omega)
@@ -290,7 +313,7 @@ def forward(net: SmilNet, mc: SmilConfig, x1, x2, real2, priors, noise: Noise | 
         h2 = (real[:, None] * encode(net.enc2, x2, len2, deterministic=True)
               + (1.0 - real[:, None]) * h2_hat)
         used = 1.0 - real
-    logits, h, a, kl = fusion(net, mc, h1, h2, noise)
+    logits, h, a, kl = fusion(net, mc, h1, h2, noise, regularize_on)
     return logits, h, a, kl + used * kl_w
 
 
@@ -392,6 +415,7 @@ METRICS = ("loss", "loss_pre_image", "loss_pre_audio", "loss_pre_fusion", "loss_
 CHOICES = {"reconstruction": ("paper", "released", "direct"),
            "regularization": ("additive", "multiplicative", "none"),
            "reg_sigma": ("learned", "fixed"), "outer_loss": ("paper", "released"),
+           "meta_optimizer": ("config", "released"),
            "priors": ("kmeans", "pca")}
 
 
@@ -431,7 +455,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     dims = nnx.eval_shape(lambda: SmilNet(spec, config.model, k, rngs=nnx.Rngs(0))).dims
     tx1 = make_optimizer(config.optim, max(mc.phase1_steps, 1))
     tx2 = make_optimizer(config.optim, max(mc.phase2_steps, 1))
-    tx3 = make_optimizer(config.optim, max(config.train.steps - meta_start, 1))
+    meta_optim = config.optim if mc.meta_optimizer == "config" else dataclasses.replace(
+        config.optim, name="adam", weight_decay=1e-4, schedule="step", decay_steps=5000,
+        decay_rate=0.1, warmup_steps=0)
+    tx3 = make_optimizer(meta_optim, max(config.train.steps - meta_start, 1))
     fp_keys = jax.random.split(jax.random.key(12345))
     r1 = jax.random.normal(fp_keys[0], (math.prod(spec.shape_of(m1)),))
     r2 = jax.random.normal(fp_keys[1], (math.prod(spec.shape_of(m2)),))
@@ -541,8 +568,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             if mc.outer_incomplete_term:
                 total = total + inner_losses[0]
         else:  # released: meta-train loss + image-only D^f pass + feature matching
+            # the released clean pass (mode 'two'): real x2, no regulariser at either site
             clean, h_c, a_c, _ = forward(net_star, mc, mx1, mx2, ones, priors, None, mem.len1,
-                                         mem.len2)
+                                         mem.len2, regularize_on=False)
             noised, h_n, a_n, _ = forward(net_star, mc, mx1, None, None, priors, None, mem.len1)
             outer = task_loss(noised, my, mw)
             wf = mw.astype(jnp.float32)[:, None]

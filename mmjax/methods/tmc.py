@@ -32,8 +32,21 @@ modality gets the vacuous fused opinion (uniform prediction). ``present`` enters
 
 Released-code details kept (hanmenghan/TMC): Softplus evidence, the KL term on
 ``alpha~ = e (1 - y) + 1``, an annealing coefficient ``min(1, epoch / lambda_epochs)`` (here per
-step: ``annealing_steps``, default a tenth of the run as 50 of 500 epochs in the released code),
+step: ``annealing_steps``, default a tenth of the run as 50 of 500 epochs in the released TMC),
 and the sum of per-view and fused losses. Evidence heads: the repo's MLP head on each encoder.
+
+The released coefficient is a staircase in epochs: TMC (``TMC ICLR/train.py``) passes the epoch
+counted from 1 (so its first epoch already has 1 / lambda_epochs), ETMC (``ETMC TPAMI``) counts
+from 0 and anneals over 10 of 500 epochs. ``annealing_epoch_steps`` = E > 0 holds lambda constant
+within each epoch of E steps and ``annealing_offset`` = 1 counts epochs from 1:
+``lambda_t = min(1, (t // E + offset) E / annealing_steps)`` (E = 1 without epochs).
+
+"Released" (the configs' ``:released`` variant) = ``annealing_epoch_steps`` = one epoch,
+``annealing_offset`` 1 (TMC) or 0 (ETMC), annealing over a tenth (TMC) or a fiftieth (ETMC) of the
+run, Adam with ``weight_decay=1e-5``. tests/test_golden_tmc.py reproduces recordings of both
+released training loops (tools/golden/record_tmc.py) with them: the combination, the losses and
+the annealing are the released ones; the released networks (TMC: one linear layer per raw view;
+ETMC: ResNet-18 encoders) are not.
 """
 
 from __future__ import annotations
@@ -63,11 +76,17 @@ class TmcConfig(MethodConfig):
         as ``etmc`` with True.
       annealing_steps: steps over which the KL weight lambda_t grows linearly to 1; 0 = a tenth
         of ``train.steps`` (the released code anneals over 50 of 500 epochs).
+      annealing_epoch_steps: 0 = lambda_t changes every step; E > 0 = once per epoch of E steps
+        (the released staircase).
+      annealing_offset: epochs (steps, with E = 0) added to the count: 1 = the released TMC,
+        which counts epochs from 1.
     """
 
     name: str = "tmc"
     pseudo_view: bool = False
     annealing_steps: int = 0
+    annealing_epoch_steps: int = 0
+    annealing_offset: int = 0
 
 
 @frozen
@@ -192,7 +211,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         raise UserError(f"{mc.name} needs a classification dataset, {spec.name} is {spec.task}")
     if mc.annealing_steps < 0:
         raise UserError(f"method.annealing_steps must be >= 0, got {mc.annealing_steps}")
+    if mc.annealing_epoch_steps < 0 or mc.annealing_offset < 0:
+        raise UserError("method.annealing_epoch_steps and method.annealing_offset must be >= 0")
     annealing_steps = mc.annealing_steps or max(config.train.steps // 10, 1)
+    unit = mc.annealing_epoch_steps or 1
     dtype = compute_dtype(config.train.dtype)
     model = NNXModel(lambda rngs: EvidenceNet(spec, config.model, pseudo_view=mc.pseudo_view,
                                               dtype=dtype, rngs=rngs))
@@ -219,8 +241,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout")
         batch = cast_inputs(batch, dtype)
-        # lambda_t = min(1, t / annealing_steps), t the step (epoch in the released code).
-        lam = jnp.minimum(1.0, state.step.astype(jnp.float32) / annealing_steps)
+        # lambda_t = min(1, t / annealing_steps), t the step, or the released epoch staircase.
+        t = ((state.step // unit + mc.annealing_offset) * unit).astype(jnp.float32)
+        lam = jnp.minimum(1.0, t / annealing_steps)
 
         def objective(params):
             (_, aux), model_state = model.apply(params, state.model_state, batch["inputs"],

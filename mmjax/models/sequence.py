@@ -8,7 +8,9 @@ padded steps by zeros (``jnp.where``, so garbage, NaN and gradients there never 
 later reduction over time (attention keys, mean, max) is restricted to the valid steps. Appending
 more padding, or changing the padding's values, leaves the output unchanged and the gradient with
 respect to padded steps is exactly zero. A sample of length 0 (an empty sequence) gets a constant
-encoding that does not depend on ``x``.
+encoding that does not depend on ``x``. (One exception: ``TransformerEncoder(form="released")``
+reproduces the released code's attention and mean over the padding, so its output depends on the
+padded length T, though not on the padding's values.)
 
 ``lengths`` is an optional keyword: every method passes the batch's lengths through
 :func:`mmjax.models.encoders.encode`, and :func:`mmjax.data.missing.apply` zeroes the length of a
@@ -26,7 +28,11 @@ sample's last valid steps are exactly zero vectors (those steps are then dropped
   dataset to its longest utterance, which differs between datasets and folds). The released code
   (official-code-notes §1.2) uses no positions at all, an extra LayerNorm on each branch output, a
   mean over padded steps too, and a sigmoid on the pooled features; ``positions="none"`` gives the
-  order-free variant.
+  order-free variant, ``form="released"`` all of these at once (blocks ``x + LN(MHA(LN(x)))``,
+  ``x + LN(MLP(LN(x)))`` without a key mask, the mean over all T steps, then sigmoid; no final
+  LayerNorm and no output layer, so ``out_dim`` is the width; checked against the released code in
+  tests/test_golden_redcore.py). Only the zeroing of steps past ``lengths`` stays: the released
+  batches are zero-padded too.
 - :class:`LSTMMaxPool` (``lstm_maxpool``): RAML's frame encoder (papers/001 section IV-A, after
   MMIN's ``LSTMEncoder(embd_method="maxpool")``): a one-layer LSTM of width ``out_dim`` and the
   element-wise max of its outputs ``h_t`` over the valid steps (MMIN's max also ran over the
@@ -109,6 +115,26 @@ class _Block(nnx.Module):
         return x + self.drop(self.fc2(h), deterministic=deterministic, rngs=rngs)
 
 
+class _ReleasedBlock(nnx.Module):
+    """The released block (RedCore ``ResidualAttentionBlock``): ``x + LN(MHA(LN(x)))``, then
+    ``x + LN(MLP(LN(x)))``; dropout on the attention weights and after the MLP's ReLU only."""
+
+    def __init__(self, width: int, heads: int, dropout: float, *, dtype=None, rngs: nnx.Rngs):
+        ln = lambda: nnx.LayerNorm(width, epsilon=1e-5, dtype=dtype, rngs=rngs)  # noqa: E731
+        self.ln1, self.ln12, self.ln2, self.ln22 = ln(), ln(), ln(), ln()
+        self.attn = nnx.MultiHeadAttention(heads, width, dropout_rate=dropout, decode=False,
+                                           keep_rngs=False, dtype=dtype, rngs=rngs)
+        self.fc1 = nnx.Linear(width, 4 * width, dtype=dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(4 * width, width, dtype=dtype, rngs=rngs)
+        self.drop = nnx.Dropout(dropout)
+
+    def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None):
+        # No key mask: the released code attends over the batch's padding too.
+        x = x + self.ln12(self.attn(self.ln1(x), deterministic=deterministic, rngs=rngs))
+        h = self.drop(jax.nn.relu(self.fc1(self.ln2(x))), deterministic=deterministic, rngs=rngs)
+        return x + self.ln22(self.fc2(h))
+
+
 class TransformerEncoder(AbstractSequenceEncoder):
     """RedCore's Transformer self-modal encoder on ``[B, T, in_dim]`` -> ``[B, out_dim]``.
 
@@ -120,12 +146,20 @@ class TransformerEncoder(AbstractSequenceEncoder):
 
     def __init__(self, in_dim: int, out_dim: int, *, width: int = 128, layers: int = 3,
                  heads: int = 8, dropout: float = 0.0, positions: str = "sinusoidal",
-                 dtype=None, rngs: nnx.Rngs):
+                 form: str = "paper", dtype=None, rngs: nnx.Rngs):
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         if positions not in ("sinusoidal", "none"):
             raise ValueError(f"positions must be 'sinusoidal' or 'none', got {positions!r}")
+        if form not in ("paper", "released"):
+            raise ValueError(f"form must be 'paper' or 'released', got {form!r}")
         self.proj = nnx.Linear(in_dim, width, dtype=dtype, rngs=rngs)
+        self.form = form
+        if form == "released":  # no positions, final LayerNorm or output layer; out_dim = width
+            self.blocks = nnx.List([_ReleasedBlock(width, heads, dropout, dtype=dtype, rngs=rngs)
+                                    for _ in range(layers)])
+            self.positions, self.out_dim = "none", width
+            return
         self.blocks = nnx.List([_Block(width, heads, dropout, dtype=dtype, rngs=rngs)
                                 for _ in range(layers)])
         self.ln = nnx.LayerNorm(width, epsilon=1e-5, dtype=dtype, rngs=rngs)
@@ -137,6 +171,12 @@ class TransformerEncoder(AbstractSequenceEncoder):
                  rngs: nnx.Rngs | None = None):
         x, mask = self._mask_padding(x, lengths)
         h = self.proj(x)  # [B, T, W]
+        if self.form == "released":
+            # The released Transformer: unmasked blocks, mean over all T steps (the padding
+            # too), sigmoid; the caller's Gaussian head is its ``muvar`` layer.
+            for block in self.blocks:
+                h = block(h, deterministic=deterministic, rngs=rngs)
+            return jax.nn.sigmoid(h.astype(jnp.float32).mean(1)).astype(h.dtype)
         if self.positions == "sinusoidal":
             h = h + jnp.asarray(sinusoidal_positions(h.shape[1], h.shape[2]), h.dtype)[None]
         key_mask = mask[:, None, None, :]  # [B, 1, 1, T]

@@ -1,0 +1,90 @@
+"""Whole-objective test of QMF (issue 21): one step's loss, each of its terms, its gradient with
+respect to every parameter group and the history table after the step equal an independent
+float64 reference.
+
+Zhang et al., "Provable Dynamic Fusion for Low-Quality Multimodal Data", ICML 2023, as
+``mmjax/methods/qmf.py`` implements it (the released ``train_qmf.py``): unimodal logits f_m; the
+energy confidence conf_m = logsumexp(f_m) / T (the negative free energy); the fusion
+f = sum_m p_m stop_grad(conf_m) f_m; the loss sum_m CE_m + CE(f) + lambda sum_m R_m with the
+ranking regulariser R_m over the pairs (i, i + 1 mod B) that both have modality m:
+max(0, t (conf_i - conf_j) - |c'_i - c'_j|), t = sign(c'_i - c'_j), where c' are the samples'
+cumulative losses (history, updated with this step's losses first) normalised by the table's
+minimum and maximum (the released ``History.correctness_normalize``).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax import methods
+from mmjax.config import ExperimentConfig, ModelConfig, TrainConfig
+from mmjax.methods.qmf import QmfConfig
+from objective_check import (ALL_PATTERNS_3, assert_close, assert_tree_close, cross_entropy,
+                             dense, make_batch, masked_mean, mlp_encoder, pure, run_step, sgd,
+                             to_f64, value_and_grad)
+from toy import TOY_SPEC
+
+SPEC = TOY_SPEC  # a (5), b (3), c (4); 3 classes
+MODS = SPEC.modalities
+MODEL = ModelConfig(hidden=5, feature_dim=4, dropout=0.0)
+HEAD_DIM, TEMPERATURE, RANK_WEIGHT, SLOTS = 3, 0.5, 0.7, 16
+PRESENT = np.concatenate([np.ones((2, 3), bool), ALL_PATTERNS_3])
+# Rows 0 and 1 share slot 4 (one history, both losses added: their pair has t = 0).
+INDEX = np.array([4, 4, 0, 9, 2, 11, 7, 13, 1, 6])
+sg = jax.lax.stop_gradient
+
+
+def objective(P, batch, history):
+    """``(loss, terms)``; terms: every ``loss_m``, ``rank_m``, ``loss_fused`` and the updated
+    history ``[M, SLOTS]``."""
+    x, present, y = batch["inputs"], np.asarray(batch["present"]), batch["label"]
+    logits = [dense(P["heads"][m], jax.nn.relu(dense(P["enc"]["project"][m],
+                                                     mlp_encoder(P["enc"]["encoders"][m], x[m]))))
+              for m in MODS]
+    nxt = np.roll(np.arange(len(INDEX)), -1)  # sample i is paired with i + 1 (mod B)
+    terms, tables, total = {}, [], 0.0
+    for c, m in enumerate(MODS):
+        have = present[:, c]
+        ce = cross_entropy(logits[c], y)
+        terms[f"loss_{m}"] = masked_mean(ce, have)
+        table = history[c].at[INDEX].add(sg(ce) * have)  # before the regulariser, as released
+        tables.append(table)
+        hist = table[INDEX]
+        norm = (hist - table.min()) / (table.max() - table.min())
+        conf = jax.scipy.special.logsumexp(logits[c], -1) / TEMPERATURE
+        t = jnp.sign(norm - norm[nxt])
+        hinge = jnp.maximum(0.0, t * (conf - conf[nxt]) - jnp.abs(norm - norm[nxt]))
+        terms[f"rank_{m}"] = masked_mean(hinge, have & have[nxt])
+        total = total + terms[f"loss_{m}"] + RANK_WEIGHT * terms[f"rank_{m}"]
+    conf = [sg(jax.scipy.special.logsumexp(z, -1) / TEMPERATURE) for z in logits]
+    fused = sum(present[:, c, None] * conf[c][:, None] * logits[c] for c in range(len(MODS)))
+    terms["loss_fused"] = masked_mean(cross_entropy(fused, y), present.any(1))
+    terms["history"] = jnp.stack(tables)
+    return total + terms["loss_fused"], terms
+
+
+def test_one_step_terms_gradient_and_history_equal_the_reference():
+    with jax.enable_x64(True):
+        config = ExperimentConfig(
+            method=QmfConfig(head_dim=HEAD_DIM, temperature=TEMPERATURE, rank_weight=RANK_WEIGHT,
+                             history_size=SLOTS),
+            model=MODEL, optim=sgd(), train=TrainConfig(steps=4))
+        method = methods.make(config, SPEC)
+        batch = {**make_batch(jax.random.key(0), SPEC, PRESENT), "index": jnp.asarray(INDEX)}
+        state = method.init(jax.random.key(1), batch)
+        # A history from earlier steps, its minimum (slot 3) and maximum (slot 15) held by no
+        # sample of this batch; the large maximum keeps the normalised targets close together,
+        # so the hinge is active on some pairs, not on others.
+        history = jax.random.uniform(jax.random.key(2), (3, SLOTS), jnp.float32, 1.0, 3.0)
+        history = history.at[:, 3].set(0.5)
+        history = history.at[:, 15].set(400.0)
+        state = state.replace(params=to_f64(state.params), extra={"history": history})
+        new, metrics, grads = run_step(method.train_step, state, batch)
+        (loss, terms), want = value_and_grad(objective, pure(state.params), batch,
+                                             history.astype(jnp.float64), has_aux=True)
+        assert_close(metrics["loss"], loss)
+        for name in [f"{kind}_{m}" for kind in ("loss", "rank") for m in MODS] + ["loss_fused"]:
+            assert_close(metrics[name], terms[name], what=name)
+        assert all(0.0 < float(terms[f"rank_{m}"]) for m in MODS)  # the hinge is active
+        assert_tree_close(grads, want)
+        np.testing.assert_allclose(np.asarray(new.extra["history"]), terms["history"], rtol=1e-6)
