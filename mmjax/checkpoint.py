@@ -91,6 +91,13 @@ class Checkpointer:
         return jax.tree.map(
             lambda ref, x: jax.random.wrap_key_data(x) if _is_key(ref) else x, like, restored)
 
+    def restore_raw(self, step: int) -> dict:
+        """The checkpoint at ``step`` as stored: nested dicts of host arrays (``TrainState``'s
+        fields as keys), for reading another run whose state structure is not known here."""
+        with _quiet():
+            raw = self._manager.restore(step, args=ocp.args.StandardRestore())
+        return jax.tree.map(lambda x: jax.device_get(x), raw)
+
     def restore_readable(self, like, skipped: Callable[[int, str], None]):
         """``(step, state)`` of the newest checkpoint that restores, or ``(None, None)`` if there
         is none at all; ``skipped(step, reason)`` is called for each unreadable newer one.

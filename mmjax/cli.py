@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set train.steps=500 (repeatable)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files into WORKDIR/tensorboard "
+                        "(train.tensorboard=True; needs pip install 'mmjax[tensorboard]')")
+    p.add_argument("--init-from", metavar="DIR[:STEP]",
+                   help="start from the parameters of another run's checkpoint (its newest, or "
+                        "STEP); the shapes must match (train.init_from)")
 
     p = sub.add_parser("eval", help="evaluate a trained workdir under a protocol")
     p.add_argument("--workdir", required=True,
@@ -115,7 +121,9 @@ def _train(args) -> int:
     from mmjax import config as config_lib
     from mmjax import evaluate, train
 
-    config = config_lib.override(config_lib.load(args.config), args.set)
+    flags = (["train.tensorboard=True"] if args.tensorboard else []) + (
+        [f"train.init_from={args.init_from}"] if args.init_from else [])
+    config = config_lib.override(config_lib.load(args.config), [*args.set, *flags])
     result = train.train(config, args.workdir)
     print(evaluate.to_markdown(result, _headline_metrics(result)))
     return 0

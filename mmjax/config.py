@@ -207,6 +207,18 @@ class TrainConfig:
       keep_checkpoints: how many checkpoints to keep.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (params and optimiser state stay f32).
       distributed: call ``jax.distributed.initialize()`` first (multi-host).
+      eval_every: steps between evaluations on the selection split (a multiple of
+        ``steps_per_call``), logged to ``metrics.jsonl`` as ``<split>/<metric>``; 0 = off.
+      select: the checkpoint ``eval.json`` reports: ``last``, or ``best:<split>/<metric>`` (the
+        step with the best value of the average over modality subsets on ``<split>``; never the
+        test split); ``auto`` = ``best:val/<headline metric>`` when ``eval_every`` > 0 and the
+        dataset has a ``val`` split, else ``last`` (see ``mmjax.train``).
+      tensorboard: also write TensorBoard event files into ``WORKDIR/tensorboard`` (needs the
+        ``tensorboard`` extra: ``pip install 'mmjax[tensorboard]'``).
+      progress_seconds: seconds between plain progress lines on stderr when it is not a terminal
+        (a terminal gets a progress bar).
+      init_from: ``DIR[:STEP]``: start from the parameters of another run's checkpoint (its
+        newest, or STEP); empty = fresh initialisation.
     """
 
     steps: Annotated[int, POSITIVE] = 3000
@@ -221,6 +233,11 @@ class TrainConfig:
     keep_checkpoints: Annotated[int, POSITIVE] = 2
     dtype: str = "float32"
     distributed: bool = False
+    eval_every: Annotated[int, NON_NEGATIVE] = 0
+    select: str = "auto"
+    tensorboard: bool = False
+    progress_seconds: Annotated[float, POSITIVE] = 60.0
+    init_from: str = ""
 
 
 @frozen

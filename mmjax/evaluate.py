@@ -20,7 +20,9 @@ schema is the same for every dataset and method::
 runs: ``mmjax report --paired``.)
 
 (``missing_rate`` and ``corruption`` name their conditions instead of modality subsets.) A
-written result also records the checkpoint ``step`` it evaluated (``at_step``). Training writes
+written result also records the checkpoint ``step`` it evaluated (``at_step``); a run with model
+selection (``train.select=best:...``) adds ``select``, ``selected_step`` and ``last`` (the last
+step's evaluation, ``selection_result``). Training writes
 ``eval.json`` / ``eval.md``; ``mmjax eval`` writes ``file_stem(protocol, split)``, e.g.
 ``eval-test.json``, ``eval-val.json``, ``eval-corruption-test.json``, never training's files.
 """
@@ -83,14 +85,14 @@ def _per_seed_metrics(task: str, label: np.ndarray, outputs: np.ndarray) -> list
 
 
 def _summarize(dataset: Dataset, config: ExperimentConfig, protocol: str,
-               per_condition: dict[str, list[dict]]) -> dict:
+               per_condition: dict[str, list[dict]], split: str | None = None) -> dict:
     """Means and stds over seeds, per condition and for the average over conditions."""
     names = list(per_condition)
     num_seeds = len(per_condition[names[0]])
     averages = [{k: float(np.mean([per_condition[c][s][k] for c in names]))
                  for k in per_condition[names[0]][s]} for s in range(num_seeds)]
     result = {"dataset": dataset.spec.name, "method": config.method.name, "protocol": protocol,
-              "split": config.eval.split, "num_seeds": num_seeds, "subsets": {},
+              "split": split or config.eval.split, "num_seeds": num_seeds, "subsets": {},
               "std": {"subsets": {}}, "seeds": {"subsets": {}}}
     for name, rows in per_condition.items():
         stats = metrics_lib.mean_std(rows)
@@ -108,10 +110,16 @@ def _split(dataset: Dataset, config: ExperimentConfig) -> Split:
     return dataset.splits[config.eval.split]
 
 
-def subsets(method: Method, states, dataset: Dataset, config: ExperimentConfig, mesh) -> dict:
-    """Evaluates on every non-empty modality subset; see the module docstring for the schema."""
-    split = _split(dataset, config)
-    predict = make_predict(method, dataset.spec.modalities, mesh)
+def subsets(method: Method, states, dataset: Dataset, config: ExperimentConfig, mesh, *,
+            split: str | None = None, predict=None) -> dict:
+    """Evaluates on every non-empty modality subset; see the module docstring for the schema.
+
+    ``split`` (default ``config.eval.split``) names the split; ``predict`` is a ``make_predict``
+    function to reuse (training evaluates the validation split many times with one program).
+    """
+    split_name = split or config.eval.split
+    split = dataset.splits[split_name]
+    predict = predict or make_predict(method, dataset.spec.modalities, mesh)
     names, masks = missing.all_subsets(dataset.spec.modalities)
     per_subset = {}
     for name, mask in zip(names, np.asarray(masks)):
@@ -120,7 +128,7 @@ def subsets(method: Method, states, dataset: Dataset, config: ExperimentConfig, 
         out = predict_split(predict, states, split.inputs, present, split.label,
                             config.eval.batch_size, mesh)
         per_subset[name] = _per_seed_metrics(dataset.spec.task, split.label[keep], out[:, keep])
-    return _summarize(dataset, config, "subsets", per_subset)
+    return _summarize(dataset, config, "subsets", per_subset, split_name)
 
 
 def missing_rate(method: Method, states, dataset: Dataset, config: ExperimentConfig,
@@ -211,7 +219,9 @@ def to_markdown(result: dict, metrics: tuple[str, ...] | None = None) -> str:
     metrics = metrics or tuple(first)
     header = f"| {result['protocol']} | " + " | ".join(metrics) + " |"
     where = ", ".join(x for x in (f"{result['split']} split" if "split" in result else "",
-                                  f"step {result['step']}" if "step" in result else "") if x)
+                                  f"step {result['step']}" if "step" in result else "",
+                                  f"selected by {result['select']}" if "select" in result else "")
+                      if x)
     lines = [f"**{result['method']}** on **{result['dataset']}**"
              + (f" ({where})" if where else "")
              + f", {result['num_seeds']} seed(s), mean ± std", "", header,
@@ -230,3 +240,28 @@ def write(workdir: pathlib.Path, stem: str, result: dict) -> None:
         return
     write_atomic(pathlib.Path(workdir) / f"{stem}.json", json.dumps(result, indent=2) + "\n")
     write_atomic(pathlib.Path(workdir) / f"{stem}.md", to_markdown(result))
+
+
+# ----------------------------------------------------------------------------------------------
+# Model selection (``train.select``).
+# ----------------------------------------------------------------------------------------------
+
+# The metric ``train.select=auto`` selects on: the first of ``mmjax.report.HEADLINE`` each task's
+# evaluation reports (what a table shows by default).
+HEADLINE_BY_TASK = {"classification": "accuracy", "multilabel": "f1_micro", "regression": "mae"}
+# Metrics where a smaller value is better (every other one is maximised).
+LOWER_IS_BETTER = frozenset({"mae"})
+
+
+def selection_result(selected: dict, selected_step: int, rule: str, last: dict,
+                     last_step: int) -> dict:
+    """The ``eval.json`` of a run with ``train.select=best:...``: ``selected`` (the test metrics
+    of the selected checkpoint) at the top level, as every reader of ``eval.json`` expects, plus
+    ``select`` (the rule), ``selected_step`` and ``last`` (the same evaluation of the last step:
+    ``step``, ``subsets``, ``average``, ``std``, ``seeds``)."""
+    out = at_step(selected, selected_step)
+    out["select"] = rule
+    out["selected_step"] = selected_step
+    out["last"] = {"step": last_step, **{k: last[k] for k in ("subsets", "average", "std",
+                                                              "seeds")}}
+    return out

@@ -3,11 +3,24 @@
 The batch axis is sharded over ``"data"`` with ``NamedSharding``; parameters, optimiser state and
 the device-resident dataset are replicated. ``jax.jit`` inserts the gradient all-reduce, so the
 method code is the same on one device and on many (no ``pmap``).
+
+Multi-host (``train.distributed``): every process runs the same command; the mesh spans the
+devices of all processes, each process holds the whole (small) training set, and the batch of
+each step is split over every device of every process. Processes find each other through
+``jax.distributed.initialize``: on a cluster JAX detects (Slurm, Open MPI, Kubernetes, Cloud TPU)
+nothing needs setting; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
+``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` in each process's environment. On the CPU the
+cross-process collectives are gloo's (``jax_cpu_collectives_implementation``, JAX's default).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import jax
+import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -15,9 +28,47 @@ from mmjax.errors import UserError
 
 
 def maybe_initialize_distributed(enabled: bool) -> None:
-    """Calls ``jax.distributed.initialize()`` (multi-host) when asked; must run before other JAX."""
-    if enabled:
-        jax.distributed.initialize()
+    """Calls ``jax.distributed.initialize()`` (multi-host) when asked; must run before other JAX.
+
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` are passed on when set (JAX itself reads only
+    ``JAX_COORDINATOR_ADDRESS``), so that processes started by hand find each other. A second call
+    (``train`` run twice in one process) is a no-op.
+    """
+    if not enabled or jax.distributed.is_initialized():
+        return
+    counts = {}
+    for name, var in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        if os.environ.get(var):
+            try:
+                counts[name] = int(os.environ[var])
+            except ValueError:
+                raise UserError(f"{var}={os.environ[var]!r} is not an integer") from None
+    # JAX's preemption notifier installs its own SIGTERM handler in C++, which would swallow a
+    # SIGTERM before the training loop (mmjax.train syncs its own stop flag over processes).
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    jax.distributed.initialize(**counts)
+    for sig, handler in handlers.items():
+        if main and handler is not None:
+            signal.signal(sig, handler)
+
+
+def any_process(value: int) -> int:
+    """The largest of ``value`` over all processes (``value`` itself with one process): every
+    process calls it at the same point, e.g. to agree that one of them was asked to stop."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.int32(value))))
+
+
+def sync_processes(name: str) -> None:
+    """Waits until every process has reached the barrier ``name`` (no-op with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def make_mesh() -> jax.sharding.Mesh:

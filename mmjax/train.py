@@ -7,11 +7,35 @@ batch sharded over the ``"data"`` mesh axis. The host only reads back the small 
 each call, to log, to stop on a non-finite value, and to checkpoint.
 
 Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``checkpoints/``,
-``eval.json`` and ``eval.md`` (written once, when training finishes). Running ``train`` again on
-the same workdir resumes from the newest readable checkpoint; a run killed and resumed ends exactly
-where an uninterrupted one does, because the data order and every random draw derive from
-(seed, step). One process at a time writes a workdir (``mmjax.workdir.WorkdirLock``), and every
-file of an existing run is checked before anything is written.
+``eval.json`` and ``eval.md`` (written once, when training finishes); with model selection also
+``checkpoint-best/`` (the selected step's states), with ``train.tensorboard`` also
+``tensorboard/`` (event files). Running ``train`` again on the same workdir resumes from the
+newest readable checkpoint; a run killed and resumed ends exactly where an uninterrupted one does,
+because the data order and every random draw derive from (seed, step). One process at a time
+writes a workdir (``mmjax.workdir.WorkdirLock``), and every file of an existing run is checked
+before anything is written.
+
+Model selection (``train.eval_every``, ``train.select``): every ``eval_every`` steps (and at the
+last step) the states are evaluated on the selection split (``val``) exactly as the final
+evaluation evaluates the test split: every non-empty modality subset, and the ``average`` over
+them is the value selected on and logged as ``val/<metric>`` columns of ``metrics.jsonl``. The
+seed replicas are selected together, on the mean over replicas of that average (one selected
+step for all). A strictly better value (larger; smaller for ``evaluate.LOWER_IS_BETTER``) saves
+the states into ``checkpoint-best/`` (its own orbax slot of one, which ``keep_checkpoints``
+never removes); the first of equal values wins. ``eval.json`` then holds the test evaluation of
+the selected step, and of the last step under ``last``. The best value so far is read back from
+``metrics.jsonl`` on resume, so a resumed run selects exactly as an uninterrupted one.
+Selection on the test split (or on ``eval.split``) is refused. ``train.select=auto`` selects on
+``val`` with the task's headline metric (``evaluate.HEADLINE_BY_TASK``); on a dataset without a
+``val`` split (``smil_avmnist``) it falls back to the last step, saying so in one line.
+
+Extending a finished run: running it again with only ``train.steps`` larger continues from its
+last checkpoint (``config.json`` is updated), and trains exactly what a fresh run of the longer
+length trains, unless a setting depends on the total number of steps (``optim.schedule=cosine``,
+OGM-GE's ``modulation_end=-1``, TMC's ``annealing_steps=0``): that would change the schedule of
+the steps already taken, and is refused in one line. ``train.init_from=DIR[:STEP]``
+(``--init-from``) starts a fresh run from the parameters (and non-trainable model state) of
+another run's checkpoint; the optimiser state, step and keys start fresh.
 
 SIGINT/SIGTERM: inside the loop they set a flag, so the current call finishes and a checkpoint is
 saved; anywhere else (start-up, compilation, the final evaluation) ``errors.raising_signals`` turns them
@@ -43,7 +67,8 @@ from mmjax.data.base import Dataset, validate_split
 # Interrupted and TrainingDiverged are part of this module's interface (defined with UserError).
 from mmjax.errors import Interrupted, TrainingDiverged, UserError  # noqa: F401
 from mmjax.errors import check_signals, pending_signal
-from mmjax.log import MetricsWriter, progress, write_atomic
+from mmjax import log
+from mmjax.log import MetricsWriter, write_atomic
 from mmjax.methods.base import Method, schedule, span_at
 from mmjax.policy import AUTO, Policy
 
@@ -60,10 +85,51 @@ class Setup:
     data_keys: jax.Array  # [S]
     train_present: np.ndarray  # [S, N, M] the training mask of each replica
     policy: Policy | None = None  # train.unroll/vmap_seeds resolved (None: as for an MLP)
+    selection: Selection | None = None  # train.select resolved (None: from the config)
 
     def __post_init__(self):
         if self.policy is None:
             self.policy = policy.resolve(self.config.train, has_convolution=False)
+        if self.selection is None:
+            self.selection = resolve_selection(self.config, self.dataset)
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """``train.select`` resolved for a dataset: the checkpoint ``eval.json`` reports.
+
+    Attributes:
+      rule: ``"last"`` or ``"best:<split>/<metric>"``.
+      split, metric: what is selected on (None under ``last``).
+      note: a line to say when training starts (``auto`` fell back to ``last``), or "".
+    """
+
+    rule: str
+    split: str | None = None
+    metric: str | None = None
+    note: str = ""
+
+    @property
+    def column(self) -> str:
+        """The ``metrics.jsonl`` column selected on, e.g. ``val/accuracy``."""
+        return f"{self.split}/{self.metric}"
+
+    def better(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` strictly improves on ``best`` (None: nothing yet)."""
+        if value != value:  # NaN never improves
+            return False
+        if best is None:
+            return True
+        return value < best if self.metric in evaluate.LOWER_IS_BETTER else value > best
+
+    def best_of(self, rows: list[dict]) -> tuple[int | None, float | None]:
+        """``(step, value)`` of the first best value of the column in log ``rows`` (oldest
+        first), the rule training applies online; ``(None, None)`` if none has it."""
+        step = value = None
+        for row in rows:
+            if self.column in row and self.better(float(row[self.column]), value):
+                step, value = int(row["step"]), float(row[self.column])
+        return step, value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,10 +175,18 @@ def check_config(config: ExperimentConfig) -> None:
     for name in ("steps", "steps_per_call", "num_seeds", "log_every", "checkpoint_every"):
         if getattr(t, name) <= 0:
             raise UserError(f"train.{name} must be positive, got {getattr(t, name)}")
-    for name in ("steps", "log_every", "checkpoint_every"):
+    for name in ("steps", "log_every", "checkpoint_every", "eval_every"):
         if getattr(t, name) % t.steps_per_call:
             raise UserError(f"train.{name}={getattr(t, name)} must be a multiple of "
                             f"train.steps_per_call={t.steps_per_call}")
+    parse_select(t.select)
+    if t.select.startswith("best:") and not t.eval_every:
+        raise UserError(f"train.select={t.select} needs train.eval_every > 0 (the steps at which "
+                        "the validation split is evaluated)")
+    if t.init_from:
+        parse_init_from(t.init_from)
+    if t.tensorboard:
+        log.check_tensorboard()
     parallel.check_batch_size(t.batch_size)
     parallel.check_batch_size(config.eval.batch_size, "eval.batch_size")
     for i, rate in enumerate(config.eval.missing_rates):
@@ -123,12 +197,110 @@ def check_config(config: ExperimentConfig) -> None:
         raise UserError(f"eval.noise_sigmas must be >= 0, got {config.eval.noise_sigmas}")
 
 
-def setup(config: ExperimentConfig) -> Setup:
-    """Loads and validates the data, builds the method, the mesh, the keys and training masks."""
+def parse_select(text: str) -> tuple[str, str | None, str | None]:
+    """``train.select`` -> ``(kind, split, metric)``: ``("auto"|"last", None, None)`` or
+    ``("best", split, metric)``; one ``UserError`` line for anything else, and for the test
+    split (selecting on it would report an optimistically biased test result)."""
+    if text in ("auto", "last"):
+        return text, None, None
+    split, _, metric = text.removeprefix("best:").partition("/")
+    if not text.startswith("best:") or not split or not metric:
+        raise UserError(f"train.select must be auto, last or best:<split>/<metric> (e.g. "
+                        f"best:val/accuracy), got {text!r}")
+    if split == "test":
+        raise UserError(f"train.select={text} is refused: selecting on the test split biases the "
+                        "reported test result; select on the validation split (best:val/...)")
+    return "best", split, metric
+
+
+def _metric_names(task: str, num_classes: int) -> tuple[str, ...]:
+    """The metrics an evaluation of ``task`` reports (computed on two dummy samples)."""
+    import warnings
+
+    from mmjax import metrics as metrics_lib
+
+    outputs = np.eye(2, max(num_classes, 2), dtype=np.float32)[:, :num_classes]
+    label = {"classification": np.array([0, min(1, num_classes - 1)]),
+             "multilabel": np.eye(2, num_classes, dtype=np.float32),
+             "regression": np.array([0.5, -0.5], np.float32)}[task]
+    if task == "regression":
+        outputs = np.array([1.0, -1.0], np.float32)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return tuple(metrics_lib.compute(task, label, outputs))
+
+
+def resolve_selection(config: ExperimentConfig, dataset: Dataset) -> Selection:
+    """``train.select`` for ``dataset`` (see the module docstring); ``UserError`` for a split
+    the dataset lacks, the evaluated split itself, or a metric the task does not report."""
+    t = config.train
+    kind, split, metric = parse_select(t.select)
+    if kind == "last" or (kind == "auto" and not t.eval_every):
+        return Selection("last")
+    spec = dataset.spec
+    if kind == "auto":
+        if "val" not in dataset.splits:
+            return Selection("last", note=f"{spec.name} has no val split: train.select=auto "
+                                          "reports the last step (no model selection)")
+        split, metric = "val", evaluate.HEADLINE_BY_TASK[spec.task]
+    if split not in dataset.splits:
+        raise UserError(f"train.select={t.select}: {spec.name} has no {split!r} split "
+                        f"({', '.join(dataset.splits)})")
+    if split == config.eval.split:
+        raise UserError(f"train.select={t.select} selects on eval.split={split}, the split it "
+                        "reports: that biases the result; select on another split")
+    names = _metric_names(spec.task, spec.num_classes)
+    if metric not in names:
+        raise UserError(f"train.select={t.select}: {spec.task} evaluations report "
+                        f"{', '.join(names)}, not {metric!r}")
+    return Selection(f"best:{split}/{metric}", split, metric)
+
+
+def parse_init_from(text: str) -> tuple[pathlib.Path, int | None]:
+    """``train.init_from`` ``DIR[:STEP]`` -> ``(DIR, STEP or None)``."""
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isdigit():
+        return pathlib.Path(head), int(tail)
+    if sep and not tail:
+        raise UserError(f"train.init_from must be DIR or DIR:STEP, got {text!r}")
+    return pathlib.Path(text), None
+
+
+# Settings that make a method's training depend on the total number of steps; extending a run
+# with them would change the steps it already took. (method name, field, value that derives it
+# from train.steps, what it does.)
+_TOTAL_STEPS_FIELDS = (("ogm_ge", "modulation_end", -1, "ends the modulation at half of it"),
+                       ("tmc", "annealing_steps", 0, "anneals over a tenth of it"),
+                       ("etmc", "annealing_steps", 0, "anneals over a tenth of it"))
+
+
+def total_steps_dependence(config: ExperimentConfig) -> str | None:
+    """Why ``config``'s training depends on ``train.steps`` beyond its length (None if not)."""
+    if config.optim.schedule == "cosine":
+        return "optim.schedule=cosine decays the learning rate over train.steps"
+    for name, field, value, what in _TOTAL_STEPS_FIELDS:
+        if config.method.name == name and getattr(config.method, field, None) == value:
+            return f"method.{field}={value} {what} train.steps"
+    return None
+
+
+def setup(config: ExperimentConfig, dataset: Dataset | None = None, **make_kwargs) -> Setup:
+    """Loads and validates the data, builds the method, the mesh, the keys and training masks.
+
+    ``dataset`` (e.g. ``mmjax.data.from_arrays``) replaces loading ``config.data.name``;
+    ``make_kwargs`` (``tx=``, ``encoders=``) go to ``methods.make``.
+    """
     check_config(config)
-    dataset = data_lib.load(config.data.name, **dataset_options(config))
+    if dataset is None:
+        dataset = data_lib.load(config.data.name, **dataset_options(config))
+    elif not isinstance(dataset, Dataset):
+        raise UserError(f"dataset must be a mmjax.data.Dataset (e.g. from mmjax.data.from_arrays), "
+                        f"got {type(dataset).__name__}")
+    elif "train" not in dataset.splits:
+        raise UserError(f"dataset {dataset.spec.name!r} has no 'train' split "
+                        f"({', '.join(dataset.splits)})")
     for name, split in dataset.splits.items():  # the runtime's guard, whatever the loader checked
-        validate_split(dataset.spec, split, f"{config.data.name}/{name}")
+        validate_split(dataset.spec, split, f"{dataset.spec.name}/{name}")
     if config.eval.split not in dataset.splits:
         raise UserError(f"eval.split {config.eval.split!r} is not a split of {config.data.name} "
                         f"({', '.join(dataset.splits)})")
@@ -136,15 +308,15 @@ def setup(config: ExperimentConfig) -> Setup:
     if len(train_split) < config.train.batch_size:
         raise UserError(f"train.batch_size={config.train.batch_size} exceeds the "
                         f"{len(train_split)} training examples")
-    return make_setup(config, dataset)
+    return make_setup(config, dataset, **make_kwargs)
 
 
-def make_setup(config: ExperimentConfig, dataset: Dataset) -> Setup:
+def make_setup(config: ExperimentConfig, dataset: Dataset, **make_kwargs) -> Setup:
     """The method, mesh, per-seed keys and training masks for an already validated dataset.
 
     Replica ``i`` uses ``split(key(train.seed + i), 3)``: its init, data-order and mask keys.
     """
-    method = methods.make(config, dataset.spec)
+    method = methods.make(config, dataset.spec, **make_kwargs)
     seeds = config.train.seed + np.arange(config.train.num_seeds)
     roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)  # [S, 3]
     train_split = dataset.splits["train"]
@@ -264,7 +436,9 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
 
     Never writes into a directory that holds anything but an mmjax run of this config. A field
     added to a config class after the run started counts as the same run when the config sets it
-    to its default (defaults keep the earlier behaviour). ``lock`` is taken before the first write.
+    to its default (defaults keep the earlier behaviour). A config that differs only by a larger
+    ``train.steps`` extends the run (``config.json`` is rewritten; refused when the training
+    depends on the total, ``total_steps_dependence``). ``lock`` is taken before the first write.
     """
     resolved = json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True)
     config_file = workdir / "config.json"
@@ -274,8 +448,11 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
             old = _with_defaults(read_config_json(config_file))
             new = json.loads(resolved)  # both sides as JSON (tuples as lists)
             if old != new:
-                raise UserError(f"workdir {workdir} holds a run with a different config "
-                                f"({_first_difference(old, new)}); use a new --workdir")
+                _check_extension(workdir, old, new, config)
+                _say(f"extending the run in {workdir} from {old['train']['steps']} to "
+                     f"{new['train']['steps']} steps")
+                if jax.process_index() == 0:
+                    write_atomic(config_file, resolved)
         return
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
@@ -284,6 +461,27 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
         if lock is not None:
             lock.acquire()
         write_atomic(config_file, resolved)
+
+
+def _check_extension(workdir: pathlib.Path, old: dict, new: dict,
+                     config: ExperimentConfig) -> None:
+    """Passes if ``new`` is ``old`` with a larger ``train.steps`` that changes no step already
+    taken; else one ``UserError`` line naming the difference."""
+    steps = old.get("train", {}).get("steps") if isinstance(old.get("train"), dict) else None
+    same_but_steps = (isinstance(steps, int) and
+                      {**old, "train": {**old["train"], "steps": new["train"]["steps"]}} == new)
+    if not same_but_steps:
+        raise UserError(f"workdir {workdir} holds a run with a different config "
+                        f"({_first_difference(old, new)}); use a new --workdir")
+    if new["train"]["steps"] < steps:
+        raise UserError(f"workdir {workdir} holds a run with a different config "
+                        f"({_first_difference(old, new)}: a run can be extended, not "
+                        "shortened); use a new --workdir")
+    reason = total_steps_dependence(config)
+    if reason:
+        raise UserError(f"workdir {workdir}: extending the run from {steps} to "
+                        f"{new['train']['steps']} steps is refused: {reason}, so the steps "
+                        "already taken would change; use a new --workdir")
 
 
 def read_config_json(file: pathlib.Path) -> dict:
@@ -399,29 +597,142 @@ def restore_states(s: Setup, workdir: pathlib.Path, with_step: bool = False):
     return (step, states) if with_step else states
 
 
-def run(s: Setup, workdir: pathlib.Path):
-    """Restores or initialises the states and trains to ``train.steps``; returns the states."""
-    t = s.config.train
-    data, present = device_data(s)
-    states = init_states(s, data)
-    ckpt = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
+BEST = "checkpoint-best"  # the selected step's states (model selection only)
+
+
+def _restore_fresh_or_resume(s: Setup, ckpt: Checkpointer, states):
+    """``(start, states)``: the newest readable checkpoint (unreadable newer ones moved aside,
+    one line each), else ``train.init_from``'s parameters, else ``states`` as initialised."""
     unreadable = []
     start, restored = ckpt.restore_readable(states, lambda bad, why: unreadable.append((bad, why)))
-    if restored is not None:
-        states = jax.device_put(restored, parallel.replicated(s.mesh))
     if unreadable:  # moved aside (kept), so that training can save these steps again
         aside = ckpt.set_aside([bad for bad, _ in unreadable]) if jax.process_index() == 0 else None
         for bad, why in unreadable:
             _say(f"checkpoint {bad} in {ckpt.directory} is unreadable ({why}); moved to "
                  f"{aside}/, resuming from step {start}")
-    writer = MetricsWriter(workdir / "metrics.jsonl", resume_step=start)
-    step = start or 0
+    if restored is not None:
+        return start, jax.device_put(restored, parallel.replicated(s.mesh))
+    if s.config.train.init_from:
+        states = init_from(states, s.config.train.init_from)
+        states = jax.device_put(states, parallel.replicated(s.mesh))
+    return start, states
+
+
+def init_from(states, text: str):
+    """``states`` with ``params`` and ``model_state`` taken from the checkpoint ``DIR[:STEP]``
+    names (another run's ``checkpoints/``, its newest step by default); one seed replica there
+    initialises every replica here, else the replica counts must agree.
+
+    Raises:
+      UserError: no such run or step, or a parameter missing there or of another shape (one line
+        naming it).
+    """
+    folder, step = parse_init_from(text)
+    directory = folder / "checkpoints"
+    if not directory.is_dir():
+        raise UserError(f"train.init_from={text}: {folder} has no checkpoints/ (not an mmjax run)")
+    ckpt = Checkpointer(directory)
+    try:
+        steps = ckpt.steps()
+        if not steps or (step is not None and step not in steps):
+            raise UserError(f"train.init_from={text}: no checkpoint of step "
+                            f"{step if step is not None else '(any)'} in {directory} "
+                            f"(it has: {', '.join(map(str, steps)) or 'none'})")
+        stored = ckpt.restore_raw(steps[-1] if step is None else step)
+    finally:
+        ckpt.close()
+    num_seeds = int(np.shape(states.step)[0])
+    taken = {}
+    for field in ("params", "model_state"):
+        there = {_path_name(p): x for p, x in
+                 jax.tree_util.tree_flatten_with_path(stored.get(field) or {})[0]}
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(getattr(states, field))
+        new = []
+        for path, here in leaves:
+            name = _path_name(path)
+            if name not in there:
+                raise UserError(f"train.init_from={text}: {field} {name} is not in that run "
+                                "(another method or model)")
+            x = np.asarray(there[name])
+            if x.shape[1:] != here.shape[1:] or x.shape[0] not in (1, num_seeds):
+                raise UserError(f"train.init_from={text}: {field} {name} has shape "
+                                f"{tuple(x.shape[1:])} there ({x.shape[0]} seed replicas), "
+                                f"{tuple(here.shape[1:])} here ({num_seeds}); the shapes must "
+                                "match")
+            new.append(np.broadcast_to(x, here.shape).astype(here.dtype))
+        taken[field] = jax.tree_util.tree_unflatten(treedef, new)
+    return states.replace(**taken)
+
+
+def _path_name(path) -> str:
+    """A tree path as ``a/b/c`` whatever the containers (orbax returns nested dicts where the
+    state holds ``nnx.State`` and ``VariableState``s)."""
+    parts = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+    # A variable's payload: ``.../kernel/value`` in orbax's dicts, ``.../kernel`` (.value) here.
+    return "/".join(p for p in parts if p != "value")
+
+
+class _Writers:
+    """The log rows' destinations: ``metrics.jsonl`` and, with ``train.tensorboard``, the
+    TensorBoard event files (both cut back to ``resume_step``)."""
+
+    def __init__(self, workdir: pathlib.Path, config: ExperimentConfig, resume_step: int | None):
+        self._all = [MetricsWriter(workdir / "metrics.jsonl", resume_step=resume_step)]
+        if config.train.tensorboard:
+            self._all.append(log.TensorBoardWriter(workdir / "tensorboard", resume_step))
+
+    def write(self, step: int, row: dict) -> None:
+        """One row to every writer."""
+        for writer in self._all:
+            writer.write(step, row)
+
+    def close(self) -> None:
+        """Closes every writer."""
+        for writer in self._all:
+            writer.close()
+
+
+def run(s: Setup, workdir: pathlib.Path):
+    """Restores or initialises the states and trains to ``train.steps``; returns the states.
+
+    With model selection, evaluates the selection split every ``train.eval_every`` steps (and at
+    the last one), logs it, and saves improvements into ``checkpoint-best/``.
+    """
+    t = s.config.train
+    sel = s.selection
+    if sel.note:
+        _say(sel.note)
+    data, present = device_data(s)
+    states = init_states(s, data)
+    ckpt = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
+    best_ckpt = predict = None
+    try:
+        start, states = _restore_fresh_or_resume(s, ckpt, states)
+        step = start or 0
+        if sel.split is not None:
+            best_ckpt = Checkpointer(workdir / BEST, keep=1)
+            predict = evaluate.make_predict(s.method, s.dataset.spec.modalities, s.mesh)
+        # The best value so far, from the log the resumed run keeps (read by every process).
+        _, best = (sel.best_of(log.read_rows(workdir / "metrics.jsonl", start))
+                   if sel.split is not None else (None, None))
+        writers = _Writers(workdir, s.config, start)
+    except BaseException:
+        ckpt.close()
+        if best_ckpt is not None:
+            best_ckpt.close()
+        raise
     programs = Programs(s)
-    bar = progress(t.steps, step, f"{s.config.method.name} on {s.config.data.name}")
+    bar = log.Progress(t.steps, step, f"{s.config.method.name} on {s.dataset.spec.name}",
+                       t.progress_seconds)
     try:
         with _StopFlag() as stop:
-            # steps_per_sec of the first logged window includes compilation.
-            tic, last_logged = time.perf_counter(), step
+            # steps_per_sec of the first logged window includes compilation (not evaluation).
+            tic, last_logged, eval_seconds = time.perf_counter(), step, 0.0
             while step < t.steps:
                 span, length = programs.next_call(step)
                 # Checkpoints are saved after calls, so a state at a phase's first step (fresh,
@@ -433,15 +744,27 @@ def run(s: Setup, workdir: pathlib.Path):
                 metrics = jax.device_get(metrics)
                 check_finite(metrics, step)
                 step += length
-                bar.update(length)
-                bar.set_postfix(loss=f"{float(metrics['loss'][-1].mean()):.4f}")
+                bar.update(length, float(metrics["loss"][-1].mean()))
+                row = {}
                 if step % t.log_every == 0:
                     toc = time.perf_counter()
                     # The last step of the call, averaged over seed replicas.
                     row = {k: float(v[-1].mean()) for k, v in metrics.items()}
-                    row["steps_per_sec"] = (step - last_logged) / (toc - tic)
-                    writer.write(step, row)
-                    tic, last_logged = toc, step
+                    row["steps_per_sec"] = (step - last_logged) / (toc - tic - eval_seconds)
+                    tic, last_logged, eval_seconds = toc, step, 0.0
+                if sel.split is not None and (step % t.eval_every == 0 or step == t.steps):
+                    eval_tic = time.perf_counter()
+                    values = evaluate.subsets(s.method, states, s.dataset, s.config, s.mesh,
+                                              split=sel.split, predict=predict)["average"]
+                    row.update({f"{sel.split}/{k}": v for k, v in values.items()})
+                    # Saved before the row is logged and before the regular checkpoint: a log
+                    # row of a best step (which resume reads) implies its best slot is on disk.
+                    if sel.better(values[sel.metric], best):
+                        best = values[sel.metric]
+                        best_ckpt.save(step, states)
+                    eval_seconds += time.perf_counter() - eval_tic
+                if row:
+                    writers.write(step, row)
                 if step % t.checkpoint_every == 0 or step == t.steps or stop.signum:
                     ckpt.save(step, states)
                 if stop.signum:  # also in the last call: the final evaluation has not run
@@ -455,17 +778,51 @@ def run(s: Setup, workdir: pathlib.Path):
                         + "; run the same command to resume", stop.signum)
     finally:
         bar.close()
-        writer.close()
+        writers.close()
         ckpt.close()
+        if best_ckpt is not None:
+            best_ckpt.close()
     return states
 
 
-def train(config: ExperimentConfig, workdir: str | pathlib.Path) -> dict:
+def selected_states(s: Setup, workdir: pathlib.Path, like) -> tuple[int, object]:
+    """``(step, states)`` of the step ``train.select`` picked from a finished run's log, restored
+    from ``checkpoint-best/``.
+
+    Raises:
+      UserError: the log has no value of the selection column, or the best slot holds another
+        step than the log's best (a damaged or edited workdir).
+    """
+    sel = s.selection
+    step, _ = sel.best_of(log.read_rows(workdir / "metrics.jsonl", s.config.train.steps))
+    if step is None:
+        raise UserError(f"{workdir}/metrics.jsonl has no {sel.column} values to select from")
+    ckpt = Checkpointer(workdir / BEST, keep=1)
+    try:
+        if ckpt.latest_step() != step:
+            raise UserError(f"{workdir}/{BEST} holds step {ckpt.latest_step()}, but "
+                            f"metrics.jsonl's best {sel.column} is at step {step}; the workdir "
+                            "was changed: use a new --workdir")
+        states = ckpt.restore(like, step)
+    finally:
+        ckpt.close()
+    return step, jax.device_put(states, parallel.replicated(s.mesh))
+
+
+def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
+          dataset: Dataset | None = None, **make_kwargs) -> dict:
     """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint), then evaluates it.
 
+    Args:
+      config: the experiment.
+      workdir: the run directory.
+      dataset: your own data (``mmjax.data.from_arrays``) instead of ``config.data.name``'s.
+      **make_kwargs: ``tx=`` / ``encoders=`` for ``methods.make``.
+
     Returns:
-      The ``subsets`` evaluation at ``train.steps`` (written once to ``eval.json`` and
-      ``eval.md``; a finished run's are read back, not rewritten).
+      The ``subsets`` evaluation of ``eval.split`` at the selected step (``train.select``; the
+      last step by default), written once to ``eval.json`` and ``eval.md``; a finished run's are
+      read back, not rewritten.
     """
     parallel.maybe_initialize_distributed(config.train.distributed)
     workdir = pathlib.Path(workdir)
@@ -473,7 +830,7 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path) -> dict:
         if (workdir / "config.json").exists():  # an existing run: one writer, checked files
             workdir_lib.check_run_files(workdir, write=True)
             lock.acquire()
-        s = setup(config)
+        s = setup(config, dataset, **make_kwargs)
         check_signals()
         prepare_workdir(config, workdir, lock)
         finished = _finished_result(workdir, config)
@@ -481,24 +838,38 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path) -> dict:
             return finished
         states = run(s, workdir)
         try:
-            result = evaluate.subsets(s.method, states, s.dataset, s.config, s.mesh)
+            result = _final_evaluation(s, workdir, states)
             check_signals()
         except Interrupted as e:
             raise Interrupted(f"stopped by signal {e.signum} during the final evaluation; "
                               f"training is done (checkpoint of step {config.train.steps} in "
                               f"{workdir}); run the same command to evaluate", e.signum) from None
-        result = evaluate.at_step(result, config.train.steps)
         evaluate.write(workdir, "eval", result)
     return result
 
 
+def _final_evaluation(s: Setup, workdir: pathlib.Path, states) -> dict:
+    """``eval.json``'s result: ``eval.split`` at the last step, or at the selected step with the
+    last step's evaluation beside it (``evaluate.selection_result``)."""
+    last_step = s.config.train.steps
+    last = evaluate.subsets(s.method, states, s.dataset, s.config, s.mesh)
+    if s.selection.split is None:
+        return evaluate.at_step(last, last_step)
+    step, best_states = selected_states(s, workdir, states)
+    selected = evaluate.subsets(s.method, best_states, s.dataset, s.config, s.mesh)
+    return evaluate.selection_result(selected, step, s.selection.rule, last, last_step)
+
+
 def _finished_result(workdir: pathlib.Path, config: ExperimentConfig) -> dict | None:
     """The ``eval.json`` training wrote at ``train.steps`` (None if absent, damaged, or from
-    another step or split)."""
+    another step, split or selection rule)."""
     try:
         result = json.loads((workdir / "eval.json").read_text())
     except (OSError, ValueError):
         return None
-    same = (isinstance(result, dict) and result.get("step") == config.train.steps
-            and result.get("split") == config.eval.split and result.get("protocol") == "subsets")
+    if not isinstance(result, dict):
+        return None
+    last_step = result.get("last", {}).get("step", result.get("step"))
+    same = (last_step == config.train.steps and result.get("split") == config.eval.split
+            and result.get("protocol") == "subsets")
     return result if same else None

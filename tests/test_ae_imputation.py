@@ -91,7 +91,7 @@ def test_phase1_trains_the_autoencoder_on_complete_samples_phase2_only_the_fusio
                for a, b in zip(_part(state0.params, "ae"), _part(state1.params, "ae")))
     jax.tree.map(np.testing.assert_array_equal, state1.opt_state[1], state0.opt_state[1])
     state2, m2 = step2(state1, _batch(jax.random.key(1)))
-    assert float(m2["phase"]) == 2 and np.isfinite(float(m2["loss_fused"]))
+    assert float(m2["phase"]) == 2  # its loss is pinned by test_objective_imputation.py
     assert float(m2["loss_ae"]) == 0 and set(m1) == set(m2)
     for a, b in zip(_part(state1.params, "ae"), _part(state2.params, "ae")):
         np.testing.assert_array_equal(a, b)
@@ -124,7 +124,6 @@ def test_mfeat_short_run_trains_through_the_boundary(tmp_path):
     learns (chance 0.1; measured, seed 0: fou+kar 0.910, fou alone with kar imputed 0.768)."""
     config = config_lib.override(config_lib.load("configs/mfeat/ae_imputation.py:quick"), [
         "train.steps=100", "train.log_every=50", "train.checkpoint_every=100"])
-    assert config.method.ae_steps == 40
     result = train.train(config, tmp_path / "run")
     assert set(result["subsets"]) >= {"fou+kar", "fou"}
     assert result["subsets"]["fou+kar"]["accuracy"] > 0.85

@@ -74,3 +74,15 @@ def test_released_fusion_reproduces_recorded_test_logits(case, fusion, entropy, 
              "present": jnp.ones((8, len(dims)), bool), "label": jnp.zeros(8, jnp.int32)}
     got = np.asarray(method.predict(state, batch))
     np.testing.assert_allclose(got, rec[f"test/fused_{key}"], rtol=1e-6, atol=1e-6)
+
+
+def test_fixed_fusion_renormalises_the_released_weights_over_present_modalities():
+    # our choice where the released code has no missing modality: 0.35 f_a + 0.40 f_t over 0.75
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4)), jnp.float32)
+    present = jnp.array([[True, True, True], [True, False, True]])
+    got = np.asarray(mla.fuse(logits, present, "fixed"))
+    x = np.asarray(logits, np.float64)
+    np.testing.assert_allclose(got[0], 0.35 * x[0, 0] + 0.25 * x[0, 1] + 0.40 * x[0, 2],
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[1], (0.35 * x[1, 0] + 0.40 * x[1, 2]) / 0.75, rtol=1e-6,
+                               atol=1e-6)

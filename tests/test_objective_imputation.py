@@ -23,7 +23,7 @@ from mmjax.methods.ae_imputation import AeImputationConfig
 from mmjax.methods.mvae import MvaeConfig
 from objective_check import (ALL_PATTERNS_3, assert_close, assert_tree_close, cross_entropy,
                              dense, make_batch, masked_mean, mlp_encoder, mlp_head, pure,
-                             run_step, sgd, step_keys, to_f64)
+                             run_step, sgd, step_keys, to_f64, value_and_grad)
 from toy import TOY_SPEC
 
 MODEL = ModelConfig(hidden=5, feature_dim=4, dropout=0.0)
@@ -82,11 +82,11 @@ def test_ae_imputation_phases_equal_the_reference():
         state = method.init(jax.random.key(1), batch)
         state = state.replace(params=to_f64(state.params))
         s1, m1, grads = run_step(first.step, state, batch)
-        loss, want = jax.value_and_grad(ae_objective)(pure(state.params), batch)
+        loss, want = value_and_grad(ae_objective, pure(state.params), batch)
         assert_close(m1["loss"], loss)
         assert_tree_close(grads, want)  # the fusion model gets nothing
         s2, m2, grads = run_step(second.step, s1, batch)
-        loss, want = jax.value_and_grad(fusion_objective)(pure(s1.params), batch)
+        loss, want = value_and_grad(fusion_objective, pure(s1.params), batch)
         assert_close(m2["loss"], loss)
         assert_tree_close(grads, want)  # the autoencoder gets nothing (stop-gradient)
         assert [_counts(s) for s in (state, s1, s2)] == [[0, 0], [1, 0], [1, 1]]
@@ -127,15 +127,11 @@ def subsets(state, present):
     return [present, *singles, *(present & coins)]
 
 
-def elbo_objective(P, state, batch):
+def elbo_objective(P, batch, masks, eps, beta):
     """sum over the subsets S of mean_{S non-empty} [sum_{m in S} 0.5 ||x_m - D_m(z)||^2
-    + beta_t KL(q(z | X_S) || N(0, I))], z = mu_S + sqrt(var_S) eps_S (the "eps" key),
-    beta_t = kl_weight min(1, t / annealing steps)."""
+    + beta KL(q(z | X_S) || N(0, I))], z = mu_S + sqrt(var_S) eps_S."""
     x = batch["inputs"]
     expert = experts(P["vae"], x)
-    masks = subsets(state, batch["present"])
-    eps = jax.random.normal(step_keys(state, 3)[1], (len(masks), PRESENT.shape[0], LATENT))
-    beta = KL_WEIGHT * min(1.0, int(state.step) / ANNEAL)
     total = 0.0
     for t, S in enumerate(masks):
         mean, var = poe(expert, S)
@@ -147,7 +143,7 @@ def elbo_objective(P, state, batch):
     return total
 
 
-def probe_objective(P, state, batch):
+def probe_objective(P, batch):
     """The linear probe's CE on the frozen (stop-gradient) PoE mean of the present experts,
     over the samples with one."""
     present = np.asarray(batch["present"])
@@ -174,15 +170,18 @@ def test_mvae_elbo_and_probe_steps_equal_the_reference():
             at = state.replace(step=jnp.asarray(t, jnp.int32))
             masks = subsets(at, batch["present"])
             assert any((m != PRESENT).any() and m.any() for m in masks[4:])  # a real subset
+            # The reparameterisation noise from the "eps" key; beta_t = kl_weight min(1, t / 2).
+            eps = jax.random.normal(step_keys(at, 3)[1], (len(masks), PRESENT.shape[0], LATENT))
             new, metrics, grads = run_step(vae.step, at, batch)
-            loss, want = jax.value_and_grad(elbo_objective)(pure(at.params), at, batch)
+            loss, want = value_and_grad(elbo_objective, pure(at.params), batch, masks, eps,
+                                        KL_WEIGHT * min(1.0, t / ANNEAL))
             np.testing.assert_allclose(float(metrics["beta"]), beta, rtol=1e-6)
             assert_close(metrics["loss"], loss)
             assert_tree_close(grads, want)  # the probe gets nothing
             assert _counts(new) == [0, 1]  # opt_state {"probe", "vae"}: only the VAE's moved
         at = state.replace(step=jnp.asarray(2, jnp.int32))
         new, metrics, grads = run_step(probe.step, at, batch, lr=PROBE_LR)
-        loss, want = jax.value_and_grad(probe_objective)(pure(at.params), at, batch)
+        loss, want = value_and_grad(probe_objective, pure(at.params), batch)
         assert_close(metrics["loss"], loss)
         assert_tree_close(grads, want)  # the VAE gets nothing
         assert _counts(new) == [1, 0]

@@ -24,7 +24,7 @@ from mmjax.config import ExperimentConfig, ModelConfig, TrainConfig
 from mmjax.methods.mmin import CraConfig, MminConfig
 from objective_check import (ALL_PATTERNS_3, assert_close, assert_tree_close, cross_entropy,
                              dense, make_batch, masked_mean, mlp_encoder, mlp_head, pure,
-                             run_step, sgd, step_keys, to_f64)
+                             run_step, sgd, step_keys, to_f64, value_and_grad)
 from toy import TOY_SPEC
 
 SPEC = TOY_SPEC  # a (5), b (3), c (4); 3 classes
@@ -76,7 +76,7 @@ def slots(mask, dims):
     return jnp.asarray(np.repeat(np.asarray(mask), dims, axis=1), jnp.float64)
 
 
-def teacher_objective(P, state, batch):
+def teacher_objective(P, batch):
     """Stage 1: CE of the teacher head on [T_1(x_1); ...; T_M(x_M)], complete samples only."""
     x, present = batch["inputs"], batch["present"]
     T = P["teacher"]
@@ -85,14 +85,14 @@ def teacher_objective(P, state, batch):
                        present.all(1))
 
 
-def mmin_objective(P, state, batch, head_input="latents"):
+def mmin_objective(P, batch, sim, head_input="latents"):
     """Stage 2, sections 3.2-3.3: h from the simulated inputs, (h', latents) = CRA_f(h),
     h'' = CRA_b(h'); L_f = MSE(h', sg(h_T)) over the modalities the sample has, h_T the teacher's
     features of the simulated-missing modalities (the others zeroed, released ``T_embds``);
     L_b = MSE(h'', sg(h)); the classifier reads the latents (paper) or [h on kept slots, h'
-    elsewhere]; every term averaged over samples keeping a modality."""
+    elsewhere]; every term averaged over samples keeping a modality (``sim``: the simulated
+    mask)."""
     x, present, y = batch["inputs"], np.asarray(batch["present"]), batch["label"]
-    sim = simulated(state, present)
     kept = {m: x[m] * sim[:, c, None] for c, m in enumerate(MODS)}
     h = jnp.concatenate([mlp_encoder(P["encoders"][m], kept[m]) for m in MODS], -1)
     h1, latents = imagination(P["imagination"], h)
@@ -114,13 +114,12 @@ def mmin_objective(P, state, batch, head_input="latents"):
             + WEIGHTS["cycle_weight"] * cycle)
 
 
-def cra_objective(P, state, batch, mse_weight):
+def cra_objective(P, batch, sim, mse_weight):
     """CRA: x~ = x on the kept modalities, 0 elsewhere; x_hat = cascade(x~) (eq. 1); the
     classifier (concat fusion, every modality marked present) on x with the dropped modalities
     replaced by sg(x_hat); L = CE (samples keeping a modality) + w MSE(x_hat, x) (eq. 2, on the
-    complete samples)."""
+    complete samples); ``sim``: the simulated mask."""
     x, present = batch["inputs"], np.asarray(batch["present"])
-    sim = simulated(state, present)
     flat = jnp.concatenate([x[m].reshape(x[m].shape[0], -1) for m in MODS], -1)
     keep = slots(sim, INPUT_DIMS)
     x_hat, _ = cascade(P["cra"], flat * keep)
@@ -157,7 +156,7 @@ def test_mmin_teacher_then_student_steps_equal_the_reference(head_input):
         state = state.replace(params=to_f64(state.params))
 
         s1, m1, grads = run_step(teacher.step, state, batch)
-        loss, want = jax.value_and_grad(teacher_objective)(pure(state.params), state, batch)
+        loss, want = value_and_grad(teacher_objective, pure(state.params), batch)
         assert_close(m1["loss"], loss)
         assert_tree_close(grads, want)  # zero outside the teacher
 
@@ -174,7 +173,7 @@ def test_mmin_teacher_then_student_steps_equal_the_reference(head_input):
         assert (sim != np.asarray(PRESENT)).any()  # the draw simulates missing modalities
         assert (PRESENT.any(1) & ~sim.any(1)).any()  # and empties some samples
         s2, m2, grads = run_step(student.step, entered, batch)
-        loss, want = jax.value_and_grad(mmin_objective)(P2, entered, batch, head_input)
+        loss, want = value_and_grad(mmin_objective, P2, batch, sim, head_input)
         assert_close(m2["loss"], loss)
         assert_tree_close(grads, want)
         np.testing.assert_array_equal(np.abs(np.concatenate(
@@ -197,7 +196,6 @@ def test_cra_step_equals_the_reference():
         sim = simulated(state, batch["present"])
         assert (sim != np.asarray(PRESENT)).any() and (PRESENT.any(1) & ~sim.any(1)).any()
         _, metrics, grads = run_step(method.train_step, state, batch)
-        loss, want = jax.value_and_grad(cra_objective)(pure(state.params), state, batch,
-                                                       mse_weight)
+        loss, want = value_and_grad(cra_objective, pure(state.params), batch, sim, mse_weight)
         assert_close(metrics["loss"], loss)
         assert_tree_close(grads, want)

@@ -23,7 +23,7 @@ from mmjax.data.base import DatasetSpec
 from mmjax.methods.ogm_ge import OgmGeConfig
 from objective_check import (ALL_PATTERNS_3, assert_close, assert_tree_close, cross_entropy,
                              dense, make_batch, masked_mean, mlp_encoder, pure, run_step, sgd,
-                             step_keys, to_f64)
+                             step_keys, to_f64, value_and_grad)
 from toy import TOY_SPEC
 
 MODEL = ModelConfig(hidden=5, feature_dim=4, dropout=0.0)
@@ -72,7 +72,7 @@ def expected_update(P, state, batch, mods, active, ge):
     """The gradient with, inside the window, every encoder / projection weight (ndim >= 2) of
     modality m scaled by k_m and (GE) noised with std(grad) + 1e-8 drawn from the step's "noise"
     key split over the parameter leaves in tree order (keys: dropout, noise)."""
-    grad = jax.grad(loss_fn)(P, batch, mods)
+    _, grad = value_and_grad(loss_fn, P, batch, mods)
     k, rho = coefficients(P, batch, mods)
     if not active:
         return grad, np.ones_like(k), rho

@@ -49,7 +49,9 @@ def test_modulate_scales_only_encoder_weight_gradients():
     np.testing.assert_array_equal(noisy["head"]["kernel"], 1.0)
 
 
-def test_unimodal_logits_split_the_linear_head_and_step_runs():
+def test_unimodal_logits_split_the_linear_head():
+    """fused = sum_m f_m, the bias split in M parts (the step's coefficients and update are
+    pinned by test_objective_ogm_ge.py)."""
     config = ExperimentConfig(model=ModelConfig(hidden=8, feature_dim=8, dropout=0.0),
                               method=ogm_ge.OgmGeConfig(head_dim=4),
                               optim=OptimConfig(name="sgd", lr=0.1), train=TrainConfig(steps=4))
@@ -65,6 +67,3 @@ def test_unimodal_logits_split_the_linear_head_and_step_runs():
     (fused, uni), _ = model.apply(state.params, state.model_state, batch["inputs"],
                                   batch["present"], train=False)
     np.testing.assert_allclose(np.asarray(fused), np.asarray(uni.sum(1)), atol=1e-5)
-    new, metrics = jax.jit(method.train_step)(state, batch)
-    assert float(metrics["coeff_audio"]) <= 1.0 and float(metrics["coeff_visual"]) <= 1.0
-    assert min(float(metrics["coeff_audio"]), float(metrics["coeff_visual"])) < 1.0

@@ -17,6 +17,10 @@ Registered datasets (``NAMES``):
 Sequence modalities are padded ``[N, T, D]`` arrays (valid steps first, zeros after) with their
 valid lengths in ``inputs[m + "_len"]`` (int32 ``[N]``) and ``DatasetSpec.time_axes`` = 1.
 
+Your own data: ``from_arrays(inputs, label, present=None, splits=..., task=...)`` wraps arrays as
+a Dataset (:mod:`mmjax.data.arrays`), which ``mmjax.train.train(config, workdir, dataset=...)``
+trains on; ``batch(dataset, split, indices)`` makes one batch of the batch contract.
+
 Every dataset is prepared once into the cache (``data_dir``, else ``$MMJAX_DATA_DIR``, else
 ``~/.cache/mmjax``) and read back through its tensorflow-datasets builder (array_record, no
 TensorFlow). Importing this package is cheap: dataset modules (and tfds) load on first use.
@@ -29,11 +33,12 @@ import time
 
 import numpy as np
 
+from mmjax.data.arrays import batch, from_arrays
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key, validate_split
 from mmjax.errors import UserError
 
-__all__ = ["NAMES", "Dataset", "DatasetSpec", "Split", "build", "info", "load", "options",
-           "prepare"]
+__all__ = ["NAMES", "Dataset", "DatasetSpec", "Split", "batch", "build", "from_arrays", "info",
+           "load", "options", "prepare"]
 
 NAMES = ("avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist", "mmimdb",
          "food101_features", "n24news_features", "multibench_mosi", "multibench_mosei",

@@ -6,6 +6,10 @@ Add a method by writing ``mmjax/methods/<name>.py`` with its ``MethodConfig`` su
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
+import functools
+from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
 from mmjax.config import ExperimentConfig, MethodConfig
@@ -16,7 +20,8 @@ from mmjax.methods import redcore
 from mmjax.methods import film, gated, mvae, tmc
 from mmjax.methods import mla, ogm_ge, qmf
 from mmjax.methods import mmin
-from mmjax.methods.base import Method, TrainState
+from mmjax.methods.base import USER_TX, Method, TrainState
+from mmjax.models.encoders import USER_ENCODERS, default_encoder
 
 
 class Entry(NamedTuple):
@@ -61,15 +66,95 @@ def entry(name: str) -> Entry:
     return REGISTRY[name]
 
 
-def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
-    """Builds the method ``config.method.name`` for dataset ``spec``."""
+def make(config: ExperimentConfig, spec: DatasetSpec, *, tx=None,
+         encoders: Mapping[str, Callable] | None = None) -> Method:
+    """Builds the method ``config.method.name`` for dataset ``spec``.
+
+    Args:
+      config: the experiment (its method, model and optimiser sections).
+      spec: the dataset's spec.
+      tx: your optimiser instead of ``config.optim``'s: an optax ``GradientTransformation``
+        (used for every optimiser the method builds, every phase's), or a factory
+        ``tx(optim_config, total_steps) -> GradientTransformation`` called for each.
+      encoders: modality -> ``factory(shape, *, rngs) -> nnx.Module`` building your encoder of
+        that modality instead of ``config.model.encoders``'s (the others keep theirs). The module
+        maps ``x [B, *shape]`` to ``[B, out_dim]`` as ``module(x, deterministic=..., rngs=...)``
+        and has an ``out_dim`` attribute (``mmjax.models.encoders``' contract).
+
+    Raises:
+      UserError: the config's method class does not match, an unknown modality in ``encoders``,
+        or a method that does not build its encoders from ``model.encoders``.
+    """
     found = entry(config.method.name)
     if type(config.method) is not found.config_class:
         raise UserError(
             f"method {config.method.name!r} takes a {found.config_class.__name__}, "
             f"the config has a {type(config.method).__name__}"
         )
-    return found.make(config, spec)
+    user_encoders, called = {}, set()
+    if encoders:
+        config, user_encoders, called = _with_user_encoders(config, spec, encoders)
+    tx_token = USER_TX.set(tx)
+    enc_token = USER_ENCODERS.set(user_encoders)
+    try:
+        method = found.make(config, spec)
+    finally:
+        USER_TX.reset(tx_token)
+        USER_ENCODERS.reset(enc_token)
+    if not user_encoders:
+        return method
+    unused = sorted(set(user_encoders) - called)
+    if unused:  # the method never asked for that encoder: it would be silently ignored
+        raise UserError(f"method {config.method.name!r} does not build its encoders from "
+                        f"model.encoders, so encoders= cannot replace "
+                        f"{', '.join(n.removeprefix(_USER) for n in unused)}")
+    return _within(method, USER_ENCODERS, user_encoders)
+
+
+_USER = "user:"  # model.encoders' name of a user's encoder: "user:<modality>"
+
+
+def _with_user_encoders(config: ExperimentConfig, spec: DatasetSpec, encoders: Mapping):
+    """``config`` naming ``user:<modality>`` for the replaced modalities, the factories by those
+    names (counting their calls into the returned set), and that set."""
+    bad = [m for m in encoders if m not in spec.modalities]
+    if bad:
+        raise UserError(f"encoders= names {bad[0]!r}, not a modality of {spec.name} "
+                        f"({', '.join(spec.modalities)})")
+    names = list(config.model.encoders or (default_encoder(s) for s in spec.shapes))
+    called: set[str] = set()
+    factories = {}
+    for m, factory in encoders.items():
+        name = _USER + m
+        names[spec.modalities.index(m)] = name
+
+        def counted(shape, *, rngs, _factory=factory, _name=name):
+            called.add(_name)
+            return _factory(shape, rngs=rngs)
+
+        factories[name] = counted
+    model = dataclasses.replace(config.model, encoders=tuple(names))
+    return dataclasses.replace(config, model=model), factories, called
+
+
+def _within(method: Method, var: contextvars.ContextVar, value) -> Method:
+    """``method`` with ``var`` set to ``value`` while any of its functions runs (or is traced):
+    networks are built in ``init`` and in the steps' and ``predict``'s merges."""
+    def wrap(fn):
+        if fn is None:
+            return None
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            token = var.set(value)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                var.reset(token)
+        return inner
+
+    phases = tuple(p._replace(step=wrap(p.step), enter=wrap(p.enter)) for p in method.phases)
+    return method._replace(init=wrap(method.init), phases=phases, predict=wrap(method.predict))
 
 
 __all__ = ["REGISTRY", "Entry", "Method", "TrainState", "entry", "make"]

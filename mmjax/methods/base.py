@@ -19,6 +19,7 @@ needs no saved RNG state.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any, Callable, NamedTuple
 
 import flax.struct
@@ -174,8 +175,18 @@ def apply_gradients(state: TrainState, tx: optax.GradientTransformation, grads,
                          opt_state=opt_state, **changes)
 
 
+# A user's optimiser, set by ``mmjax.methods.make(..., tx=...)`` while its method is built: an
+# optax transformation, or ``factory(optim_config, total_steps) -> transformation``.
+USER_TX: contextvars.ContextVar = contextvars.ContextVar("user_tx", default=None)
+
+
 def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
-    """The optax transformation an ``OptimConfig`` describes (clip -> decay -> optimiser)."""
+    """The optax transformation an ``OptimConfig`` describes (clip -> decay -> optimiser), or
+    the user's (``USER_TX``) in its place: every optimiser a method builds, every phase's."""
+    user = USER_TX.get()
+    if user is not None:
+        return user if isinstance(user, optax.GradientTransformation) else user(config,
+                                                                                total_steps)
     lr = config.lr
     if config.schedule == "cosine":
         decay_steps = max(total_steps - config.warmup_steps, 1)

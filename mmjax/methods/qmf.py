@@ -110,19 +110,23 @@ def fuse(logits: jax.Array, present: jax.Array, temperature: float = 10.0) -> ja
     return jnp.einsum("bmc,bm->bc", logits.astype(jnp.float32), w)
 
 
-def ranking_loss(conf: jax.Array, history: jax.Array, valid: jax.Array) -> jax.Array:
+def ranking_loss(conf: jax.Array, history: jax.Array, valid: jax.Array,
+                 scale: jax.Array | float = 1.0) -> jax.Array:
     """The released ranking regulariser for one modality.
 
     Args:
       conf: ``[B]`` confidences; sample i is paired with sample ``(i + 1) mod B``.
       history: ``[B]`` cumulative historical losses of the same samples.
       valid: ``bool[B]`` samples that have the modality; a pair needs both.
+      scale: the margins' factor: ``1 / (max - min)`` of the table gives the released min-max
+        normalised targets (``normalize_history`` is increasing, so t is the sign of the raw
+        difference, and two samples with equal histories are exactly tied: t = 0).
 
-    Returns ``mean_pairs max(0, t (conf_i - conf_j) - |c_i - c_j|)``, ``t = sign(c_i - c_j)``.
+    Returns ``mean_pairs max(0, t (conf_i - conf_j) - s |c_i - c_j|)``, ``t = sign(c_i - c_j)``.
     """
     conf_j, hist_j, valid_j = (jnp.roll(a, -1) for a in (conf, history, valid))
     t = jnp.sign(history - hist_j)
-    d = jnp.abs(history - hist_j)
+    d = jnp.abs(history - hist_j) * scale
     per = jnp.maximum(0.0, t * (conf - conf_j) - d)
     pair = (valid & valid_j).astype(jnp.float32)
     return (per * pair).sum() / jnp.maximum(pair.sum(), 1.0)
@@ -132,9 +136,13 @@ def normalize_history(history: jax.Array, table: jax.Array) -> jax.Array:
     """``(c - min(table)) / (max(table) - min(table))`` of the batch's histories ``[B]``, the
     released ``History.correctness_normalize`` (min and max over the whole history table); 0
     where the table's range is empty (the released code divides by zero there)."""
-    lo = jnp.min(table)
-    span = jnp.max(table) - lo
-    return jnp.where(span > 0, (history - lo) / jnp.where(span > 0, span, 1.0), 0.0)
+    return (history - jnp.min(table)) * history_scale(table)
+
+
+def history_scale(table: jax.Array) -> jax.Array:
+    """``1 / (max(table) - min(table))``, 0 where the range is empty."""
+    span = jnp.max(table) - jnp.min(table)
+    return jnp.where(span > 0, 1.0 / jnp.where(span > 0, span, 1.0), 0.0)
 
 
 # Odd 32-bit multipliers for the input hash (Knuth's multiplicative constant and another).
@@ -196,10 +204,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                 hist_c = history[c].at[slots].add(add)
                 new_hist.append(hist_c)
                 conf = energy_confidence(logits[:, c], mc.temperature)
-                target = hist_c[slots]
-                if mc.history_norm == "minmax":
-                    target = normalize_history(target, hist_c)
-                metrics[f"rank_{m}"] = ranking_loss(conf, target, present[:, c])
+                # minmax: the released normalised targets, as raw differences times the table's
+                # 1 / range (equal histories stay exactly tied; see ranking_loss).
+                scale = history_scale(hist_c) if mc.history_norm == "minmax" else 1.0
+                metrics[f"rank_{m}"] = ranking_loss(conf, hist_c[slots], present[:, c], scale)
                 total = total + metrics[f"loss_{m}"] + mc.rank_weight * metrics[f"rank_{m}"]
             fused = fuse(logits, present, mc.temperature)
             metrics["loss_fused"] = losses.weighted_mean(

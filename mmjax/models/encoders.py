@@ -17,6 +17,7 @@ derives each length from the zero padding (see :mod:`mmjax.models.sequence`).
 
 from __future__ import annotations
 
+import contextvars
 import math
 
 import jax
@@ -29,6 +30,9 @@ from mmjax.models.smil_encoders import FCEncoder, LSTMLast, MeanMLP3
 ENCODERS = ("mlp", "lenet5", "sound_cnn", "spec_lenet", "transformer", "lstm_maxpool", "textcnn",
             "fc", "mean_mlp3", "lstm_last")
 SEQUENCE_ENCODERS = ("transformer", "lstm_maxpool", "textcnn", "mean_mlp3", "lstm_last")
+# A user's encoder factories by name, ``factory(shape, *, rngs) -> module``, set by
+# ``mmjax.methods.make(..., encoders=...)`` while its method builds its networks.
+USER_ENCODERS: contextvars.ContextVar[dict] = contextvars.ContextVar("user_encoders", default={})
 
 
 class MLPEncoder(nnx.Module):
@@ -146,6 +150,8 @@ def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float,
       UserError: unknown encoder, or an encoder that cannot take this input shape.
     """
     shape = tuple(shape)
+    if name in USER_ENCODERS.get():
+        return USER_ENCODERS.get()[name](shape, rngs=rngs)
     if name == "mlp":
         return MLPEncoder(shape, hidden, out_dim, dropout, dtype=dtype, rngs=rngs)
     if name == "fc":

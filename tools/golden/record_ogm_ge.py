@@ -12,9 +12,10 @@ EPOCHS epochs of one fixed batch each, the window epochs 1-2:
 
 - ``ogm_ge_ogm.npz``: ``--modulation OGM`` (deterministic): every step's loss, ratio and
   coefficients, the weights after the last step.
-- ``ogm_ge_ge.npz``: ``--modulation OGM_GE``: the gradient of each modulated tensor, the std the
-  released code gave ``normal_`` for it, and the noise it drew (the noise itself cannot be the same
-  in JAX; its law and the modulated gradient's formula can).
+- ``ogm_ge_ge.npz``: ``--modulation OGM_GE``, epoch 1 (the first in the window): for each tensor
+  the released code drew noise for, the raw gradient (recovered from the gradient the step used,
+  the drawn noise and k) and the std it passed to ``normal_`` (the noise itself cannot be the
+  same in JAX; its law can), and the coefficients.
 
 Shims (only what the released code needs to run here):
 - ``main.py`` imports its dataset modules, model module (ResNet-18 backbones) and tensorboard at
@@ -192,9 +193,11 @@ def main_():
     os.makedirs(OUT, exist_ok=True)
     for modulation, name in (("OGM", "ogm"), ("OGM_GE", "ge")):
         rec = record(main, modulation)
+        if modulation == "OGM_GE":  # the GE file pins the noise only; OGM's holds the weights
+            rec = {k: v for k, v in rec.items() if k.startswith(("ge/", "coeff", "ratio"))}
         path = os.path.join(OUT, f"ogm_ge_{name}.npz")
         np.savez_compressed(path, **rec)
-        print(path, "losses", rec["loss"], "coeff_a", rec["coeff_a"], "coeff_v", rec["coeff_v"])
+        print(path, "coeff_a", rec["coeff_a"], "coeff_v", rec["coeff_v"])
 
 
 if __name__ == "__main__":

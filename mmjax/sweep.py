@@ -1,0 +1,533 @@
+"""``mmjax sweep``: a grid of configs trained in one process, resumable, ending with its table.
+
+A *point* of the grid is a set of ``--set``-style overrides of the base config::
+
+    mmjax sweep --config configs/mfeat/concat.py:quick --workdir runs/sweep \\
+        --set missing.protocol=independent --grid 'missing.rates=[0.8,0.5],[0.5,0.5]' --seeds 3
+
+- ``--grid KEY=V1,V2,...`` is one axis; several axes form their cartesian product. Values are
+  split on the commas outside brackets, so a tuple field's values are JSON lists
+  (``missing.rates=[0.8,0.5],[0.2,0.5]``). ``--grid-file F`` lists explicit points, one
+  ``KEY=V KEY=V`` line each (shell quoting; ``#`` comments), multiplied by the ``--grid`` axes.
+  The key ``config`` swaps the config file itself (``config=configs/mfeat/sum.py:quick``).
+- ``--seeds N`` adds the axis ``train.seed = s, ..., s+N-1`` (``s``: the base config's seed) with
+  one replica per point.
+
+Every point is resolved and checked (``mmjax.config.override``, then ``train.setup``: the data,
+the method, the masks) before anything is written; a bad point is one ``UserError`` line naming
+it. Each run has its own workdir under ``DIR``, named from its values (``missing.rates=0.8,0.5``
+-> ``missing.rates-0.8_0.5``, one folder level per key), so a rerun of the same command finds its
+runs: finished ones are read back, unfinished ones resume exactly (both are ``train.train``'s
+doing). ``DIR/sweep.json`` records the points, their runs and each run's status.
+
+Packing: points whose configs differ only in ``train.seed`` (and cover consecutive seeds) train
+as one run of ``train.num_seeds`` replicas, i.e. one compiled program: replica ``k`` of a run
+with seed ``s`` trains exactly as the run with seed ``s + k`` alone (same keys, same masks; the
+parameters are bit-identical on the CPU, tests/test_sweep.py). The run's folder names its seed
+range (``train.seed-0..2``). Every run is trained in this one process, so the imports are paid
+once and programs that are identical up to data (other missing rates, other seeds) are served by
+XLA's persistent compile cache (``mmjax.cli.compile_cache``).
+
+One caveat of packing: ``mmjax eval --protocol missing-rate|corruption`` draws its test masks
+and noise from the *run's* ``train.seed``, so re-evaluating a packed run under those protocols
+uses seed ``s``'s draws for every replica, where the runs alone would each use their own.
+``--no-pack`` trains one run per point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+import pathlib
+import re
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from mmjax import config as config_lib
+from mmjax import report
+from mmjax.config import ExperimentConfig
+from mmjax.errors import Interrupted, TrainingDiverged, UserError, check_signals
+
+DESCRIPTION = ("train a grid of configs (--grid axes, --grid-file points, --seeds) in one "
+               "process, seeds packed into one program; resumable; prints the grid's table")
+MANIFEST = "sweep.json"
+CONFIG_KEY = "config"  # the grid key that swaps the config file
+SEED_KEYS = ("train.seed", "train.num_seeds")  # never table rows: the seeds of a row pool
+_SAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+_MAX_PART = 100  # characters of one folder name taken from a value (longer ones are hashed)
+
+
+# ----------------------------------------------------------------------------------------------
+# The grid: axes, points, their configs.
+# ----------------------------------------------------------------------------------------------
+
+
+def split_values(text: str) -> list[str]:
+    """``"1e-3,[0.8,0.5],a"`` -> ``["1e-3", "[0.8,0.5]", "a"]``: the commas outside brackets and
+    quotes separate values."""
+    values, current, depth, quote = [], [], 0, None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    values.append("".join(current))
+    return values
+
+
+def parse_axis(text: str) -> tuple[str, list[str]]:
+    """``--grid KEY=V1,V2,...`` -> ``(KEY, [V1, V2, ...])`` (values as typed)."""
+    key, sep, rest = text.partition("=")
+    values = split_values(rest) if sep else []
+    if not key or not values or not all(values):
+        raise UserError(f"--grid expects KEY=V1,V2,... (tuple values as JSON lists: "
+                        f"KEY=[a,b],[c,d]), got {text!r}")
+    if len(set(values)) != len(values):
+        raise UserError(f"--grid {key}: a value is repeated in {rest!r}")
+    return key, values
+
+
+def read_grid_file(path: str | pathlib.Path) -> list[list[tuple[str, str]]]:
+    """The points of a grid file: one ``KEY=V KEY=V`` line each (shell quoting, ``#`` comments,
+    blank lines skipped)."""
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise UserError(f"grid file not found: {path}")
+    points = []
+    for number, line in enumerate(file.read_text().splitlines(), 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as e:
+            raise UserError(f"{path}:{number}: {e}") from None
+        if not words:
+            continue
+        point = []
+        for word in words:
+            key, sep, value = word.partition("=")
+            if not sep or not key or not value:
+                raise UserError(f"{path}:{number}: expected KEY=VALUE, got {word!r}")
+            point.append((key, value))
+        points.append(point)
+    if not points:
+        raise UserError(f"grid file {path} lists no point")
+    return points
+
+
+def expand(axes: Sequence[tuple[str, list[str]]],
+           file_points: Sequence[Sequence[tuple[str, str]]] = ()) -> list[list[tuple[str, str]]]:
+    """The points: every grid-file point (or one empty point) times the cartesian product of the
+    axes, in order (the last axis varies fastest). A key twice in one point is refused."""
+    points = []
+    for base in file_points or [[]]:
+        for combo in itertools.product(*[[(key, v) for v in values] for key, values in axes]):
+            point = [*base, *combo]
+            keys = [k for k, _ in point]
+            if len(set(keys)) != len(keys):
+                twice = next(k for k in keys if keys.count(k) > 1)
+                raise UserError(f"grid key {twice!r} is given twice (in --grid and --grid-file, "
+                                "or twice in one line)")
+            points.append(point)
+    return points
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One point of the grid: its overrides as typed and its resolved config."""
+
+    values: tuple[tuple[str, str], ...]
+    config: ExperimentConfig
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.values)
+
+    def text(self, key: str) -> str:
+        """The value of ``key`` as the resolved config holds it (so ``1e-3`` and ``0.001`` read
+        the same); the config file as ``stem[:variant]`` for ``config``."""
+        if key == CONFIG_KEY:
+            path, _, arg = dict(self.values)[key].partition(":")
+            return pathlib.Path(path).stem + (f":{arg}" if arg else "")
+        return value_text(functools.reduce(getattr, key.split("."), self.config))
+
+    @property
+    def label(self) -> str:
+        """``KEY=VALUE ...`` of its keys but the seeds (its row in the table)."""
+        return " ".join(f"{k}={self.text(k)}" for k in self.keys if k not in SEED_KEYS) or "base"
+
+    def parts(self) -> list[str]:
+        """Its folder names, one per key but the seeds: ``KEY-VALUE`` made filesystem-safe."""
+        return [folder_name(k, self.text(k)) for k in self.keys if k not in SEED_KEYS]
+
+
+def value_text(value) -> str:
+    """A config value as text: tuples comma-joined, floats exactly (``repr``), bools lowercase."""
+    if isinstance(value, tuple):
+        return ",".join(value_text(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def folder_name(key: str, text: str) -> str:
+    """``missing.rates``, ``0.8,0.5,0.2`` -> ``missing.rates-0.8_0.5_0.2``: characters outside
+    ``[A-Za-z0-9._+=-]`` become ``_``; a name over 100 characters keeps its start and a hash of
+    the whole (so it stays unique and stable)."""
+    name = _SAFE.sub("_", f"{key}-{text or 'empty'}")
+    if len(name) > _MAX_PART:
+        digest = hashlib.sha1(f"{key}={text}".encode()).hexdigest()[:10]
+        name = f"{name[:_MAX_PART - 11]}-{digest}"
+    return name
+
+
+def resolve(points: Sequence[Sequence[tuple[str, str]]], base_spec: str | None,
+            sets: Sequence[str]) -> list[Point]:
+    """Each point's config: its ``config`` file (else ``base_spec``), then ``sets``, then its
+    values. A bad point raises one ``UserError`` line naming it; nothing is run or written."""
+    load = functools.cache(config_lib.load)
+    set_keys = {s.partition("=")[0] for s in sets}
+    resolved = []
+    for i, values in enumerate(points):
+        where = f"grid point {i + 1} ({' '.join(f'{k}={v}' for k, v in values) or 'base'})"
+        overlap = set_keys & {k for k, _ in values}
+        if overlap:
+            raise UserError(f"{where}: {', '.join(sorted(overlap))} is set by both --set and "
+                            "the grid")
+        spec = dict(values).get(CONFIG_KEY, base_spec)
+        if spec is None:
+            raise UserError("mmjax sweep needs --config (or a 'config' key in the grid)")
+        try:
+            config = config_lib.override(load(spec), [
+                *sets, *(f"{k}={v}" for k, v in values if k != CONFIG_KEY)])
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+        resolved.append(Point(tuple(values), config))
+    return resolved
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs: the points packed into workdirs.
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """One workdir of the sweep: its config and the points it trains (``replicas[i]``: the
+    replica indices of ``points[i]`` in the run)."""
+
+    dir: str  # relative to the sweep's folder
+    config: ExperimentConfig
+    points: list[int]
+    replicas: list[list[int]]
+    label: str
+    status: str = "pending"
+    error: str | None = None
+    seconds: float | None = None
+
+
+def _seeds(config: ExperimentConfig) -> range:
+    return range(config.train.seed, config.train.seed + config.train.num_seeds)
+
+
+def _without_seeds(config: ExperimentConfig) -> str:
+    raw = config_lib.to_dict(config)
+    for key in SEED_KEYS:
+        raw["train"].pop(key.split(".")[1])
+    return json.dumps(raw, sort_keys=True)
+
+
+def plan(points: Sequence[Point], pack: bool = True) -> list[Run]:
+    """The runs that train ``points``: with ``pack``, the points of one group (same folder names,
+    configs equal up to ``train.seed``/``num_seeds``) whose seeds follow each other become one run
+    of all their replicas; else one run per point. Runs are in order of their first point."""
+    seed_swept = any(k in SEED_KEYS for p in points for k in p.keys)
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(points):
+        key = (tuple(p.parts()), _without_seeds(p.config)) if pack else (i,)
+        groups.setdefault(key, []).append(i)
+    runs = []
+    for members in groups.values():
+        members = sorted(members, key=lambda i: points[i].config.train.seed)
+        chains = [[members[0]]]
+        for i in members[1:]:
+            if points[i].config.train.seed == _seeds(points[chains[-1][-1]].config).stop:
+                chains[-1].append(i)
+            else:
+                chains.append([i])
+        for chain in chains:
+            first = points[chain[0]]
+            seeds = [s for i in chain for s in _seeds(points[i].config)]
+            train_cfg = dataclasses.replace(first.config.train, seed=seeds[0],
+                                            num_seeds=len(seeds))
+            parts = first.parts()
+            if seed_swept:
+                span = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
+                parts.append(f"train.seed-{span}")
+            replicas = [[s - seeds[0] for s in _seeds(points[i].config)] for i in chain]
+            runs.append(Run("/".join(parts) or "base",
+                            dataclasses.replace(first.config, train=train_cfg), chain,
+                            replicas, first.label))
+    runs.sort(key=lambda r: min(r.points))
+    _check_dirs(runs, points)
+    return runs
+
+
+def _check_dirs(runs: Sequence[Run], points: Sequence[Point]) -> None:
+    """One ``UserError`` if two runs share a folder or one run's folder holds another's."""
+    by_dir = {}
+    for r in runs:
+        if r.dir in by_dir:
+            a, b = by_dir[r.dir].points[0], r.points[0]
+            raise UserError(f"grid points {a + 1} ({points[a].label}) and {b + 1} "
+                            f"({points[b].label}) would train in the same folder {r.dir}; "
+                            "give them different values")
+        by_dir[r.dir] = r
+    for d in by_dir:
+        parent = d.rsplit("/", 1)[0] if "/" in d else None
+        while parent:
+            if parent in by_dir:
+                raise UserError(f"the run folder {parent} would hold the run folder {d}: give "
+                                "every grid point the same keys")
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else None
+
+
+def check_runs(runs: Sequence[Run], directory: pathlib.Path) -> None:
+    """Every check ``train.train`` makes before it writes (the data, the method, the masks; an
+    existing run's config), for every run, so that a bad point stops the sweep before any run."""
+    from mmjax import train as train_lib
+
+    for r in runs:
+        try:
+            train_lib.setup(r.config)
+            workdir = directory / r.dir
+            if (workdir / "config.json").exists():  # compares, writes nothing
+                train_lib.prepare_workdir(r.config, workdir)
+            elif workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
+                raise UserError(f"{workdir} exists and is not an mmjax run")
+        except UserError as e:
+            raise UserError(f"grid point {r.points[0] + 1} ({r.label}): {e}") from None
+        check_signals()
+
+
+@contextlib.contextmanager
+def datasets_loaded_once():
+    """Inside, ``mmjax.data.load`` returns the dataset it loaded before for the same arguments.
+
+    ``train.setup`` loads the dataset for every run (mfeat's 2,000 rows take 0.6-2 s through
+    tfds, AV-MNIST's more); a sweep's runs mostly share one. The arrays of a dataset loaded here
+    are made read-only, so a run that wrote into them would fail instead of changing the next
+    run's data. (A ``dataset=`` argument of ``train.setup`` would make this wrapper unneeded.)
+    """
+    from mmjax import data as data_lib
+
+    real, cache = data_lib.load, {}
+
+    def load(name, **options):
+        try:
+            key = (name, tuple(sorted(options.items())))
+            hash(key)
+        except TypeError:  # an unhashable option: load as usual
+            return real(name, **options)
+        if key not in cache:
+            cache[key] = dataset = real(name, **options)
+            for split in dataset.splits.values():
+                for array in (*split.inputs.values(), split.present, split.label):
+                    if isinstance(array, np.ndarray):
+                        array.flags.writeable = False
+        return cache[key]
+
+    data_lib.load = load
+    try:
+        yield
+    finally:
+        data_lib.load = real
+
+
+# ----------------------------------------------------------------------------------------------
+# Manifest, execution, table.
+# ----------------------------------------------------------------------------------------------
+
+
+def manifest(args: argparse.Namespace, points: Sequence[Point], runs: Sequence[Run]) -> dict:
+    """``sweep.json``: the command's grid, every point (values, run, replicas) and every run
+    (folder, seeds, points, status, error, seconds)."""
+    where = {i: (r.dir, reps) for r in runs for i, reps in zip(r.points, r.replicas)}
+    return {
+        "config": args.config, "set": list(args.set), "grid": list(args.grid),
+        "grid_file": args.grid_file, "seeds": args.seeds, "pack": not args.no_pack,
+        "points": [{"values": dict(p.values), "label": p.label, "run": where[i][0],
+                    "replicas": where[i][1]} for i, p in enumerate(points)],
+        "runs": [{"dir": r.dir, "seed": r.config.train.seed, "num_seeds": r.config.train.num_seeds,
+                  "points": r.points, "status": r.status, "error": r.error,
+                  "seconds": r.seconds} for r in runs],
+    }
+
+
+def _write_manifest(directory: pathlib.Path, doc: dict) -> None:
+    from mmjax.log import write_atomic
+
+    write_atomic(directory / MANIFEST, json.dumps(doc, indent=2) + "\n")
+
+
+def execute(runs: Sequence[Run], directory: pathlib.Path, save=lambda: None) -> int:
+    """Trains every run with ``train.train`` (a finished one is read back, an unfinished one
+    resumes), calling ``save`` after each status change. A diverged run is recorded and the
+    sweep goes on; a signal or an error is recorded and raised. Returns how many diverged."""
+    from mmjax import train as train_lib
+
+    diverged = 0
+    for n, r in enumerate(runs, 1):
+        check_signals()
+        r.status, r.error = "running", None
+        save()
+        print(f"mmjax: sweep run {n}/{len(runs)}: {r.dir}", file=sys.stderr)
+        tic = time.perf_counter()
+        try:
+            train_lib.train(r.config, directory / r.dir)
+        except TrainingDiverged as e:
+            r.status, r.error, diverged = "diverged", str(e), diverged + 1
+            print(f"mmjax: sweep run {r.dir} diverged: {e}", file=sys.stderr)
+        except Interrupted as e:
+            r.status, r.error = "interrupted", str(e)
+            raise
+        except BaseException as e:
+            r.status, r.error = "failed", f"{type(e).__name__}: {e}"
+            raise
+        else:
+            r.status = "done"
+        finally:
+            r.seconds = round(time.perf_counter() - tic, 3)
+            save()
+    return diverged
+
+
+def table(runs: Sequence[Run], directory: pathlib.Path, metric: str | None = None,
+          row_key: str = "point") -> report.Table:
+    """The grid's ``mmjax report`` table: one row per point label (grid order, every seed of
+    a label pooled), one column per evaluation condition and the average; a run without
+    ``eval.json`` (diverged, not run) leaves its row empty."""
+    loaded = [(r, report.load_run(directory / r.dir, directory)) for r in runs
+              if report.load_result(directory / r.dir) is not None]
+    if not loaded:
+        raise UserError(f"no run of the sweep in {directory} has finished")
+    metric = metric or report.headline_metric(loaded[0][1].result)
+    cols = report.conditions(loaded[0][1].result)
+    groups: dict[tuple[str, str], list[report.Stats]] = {}
+    for r, found in loaded:
+        for c in cols:
+            groups.setdefault((r.label, c), []).append(
+                report.stats(found.result, c, metric, r.config.train.seed))
+    rows = list(dict.fromkeys(r.label for r in runs))
+    cells = {k: report.pool(v) for k, v in groups.items()}
+    return report.Table(row_key, report.SUBSET, metric, rows, cols, cells)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``mmjax sweep``'s arguments to ``parser`` (the CLI's ``sweep`` sub-command)."""
+    parser.add_argument("--config", help="the base config, PATH[:ARG] (optional when the grid "
+                                         "has a 'config' key)")
+    parser.add_argument("--workdir", required=True,
+                        help="the sweep's folder: one run folder per point, sweep.json "
+                             "(resumed if it exists)")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="one axis of the grid (repeatable: the cartesian product); tuple "
+                             "values as JSON lists: missing.rates=[0.8,0.5],[0.5,0.5]")
+    parser.add_argument("--grid-file", metavar="FILE",
+                        help="explicit points, one 'KEY=V KEY=V' line each (times the --grid "
+                             "axes)")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="N seeds per point (train.seed = s..s+N-1), trained as the "
+                             "replicas of one program")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of every point, e.g. --set train.steps=500")
+    parser.add_argument("--metric", help="the table's metric (default: the evaluation's "
+                                         "headline, e.g. accuracy)")
+    parser.add_argument("--no-pack", action="store_true",
+                        help="one run (one program) per point, also for points that differ "
+                             "only in their seed")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check every point and print the runs; train and write nothing")
+
+
+def points_of(args: argparse.Namespace) -> list[Point]:
+    """The resolved points of the command line (``UserError`` for a bad one)."""
+    axes = [parse_axis(a) for a in args.grid]
+    file_points = read_grid_file(args.grid_file) if args.grid_file else ()
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise UserError(f"--seeds must be positive, got {args.seeds}")
+        if any(k in SEED_KEYS for k, _ in axes) or any(k in SEED_KEYS for p in file_points
+                                                         for k, _ in p):
+            raise UserError("--seeds and a train.seed/train.num_seeds grid key exclude each other")
+        if any(s.partition("=")[0] == "train.seed" for s in args.set):
+            raise UserError("--seeds counts from the config's train.seed; set that in the config "
+                            "file, not with --set")
+    if not axes and not file_points and args.seeds is None:
+        raise UserError("nothing to sweep: give --grid, --grid-file or --seeds")
+    if args.seeds is not None:
+        seed = resolve([[]], args.config, args.set)[0].config.train.seed
+        axes.append(("train.seed", [str(seed + i) for i in range(args.seeds)]))
+    sets = [*args.set, *(["train.num_seeds=1"] if args.seeds is not None else [])]
+    return resolve(expand(axes, file_points), args.config, sets)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``mmjax sweep`` on parsed arguments: checks every point, trains the runs, prints the
+    table. Returns 0, or 1 if a run diverged (the others still train)."""
+    directory = pathlib.Path(args.workdir)
+    if directory.exists() and not (directory / MANIFEST).is_file() and (
+            not directory.is_dir() or any(directory.iterdir())):
+        raise UserError(f"{directory} exists and is not an mmjax sweep (no {MANIFEST}); use a "
+                        "new --workdir")
+    points = points_of(args)
+    runs = plan(points, pack=not args.no_pack)
+    with datasets_loaded_once():
+        check_runs(runs, directory)
+        return _train_all(args, directory, points, runs)
+
+
+def _train_all(args: argparse.Namespace, directory: pathlib.Path, points: Sequence[Point],
+               runs: Sequence[Run]) -> int:
+    """The checked sweep: prints its plan, trains it (unless ``--dry-run``), prints the table."""
+    from mmjax import workdir as workdir_lib
+
+    replicas = sum(r.config.train.num_seeds for r in runs)
+    print(f"mmjax: sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} "
+          f"replica(s), in {directory}", file=sys.stderr)
+    if args.dry_run:
+        for r in runs:
+            print(f"{r.dir}\t{r.label}\tseeds {r.config.train.seed}.."
+                  f"{r.config.train.seed + r.config.train.num_seeds - 1}")
+        return 0
+    directory.mkdir(parents=True, exist_ok=True)
+    with workdir_lib.WorkdirLock(directory) as lock:
+        lock.acquire()
+        save = lambda: _write_manifest(directory, manifest(args, points, runs))  # noqa: E731
+        diverged = execute(runs, directory, save)
+        keys = dict.fromkeys(k for p in points for k in p.keys if k not in SEED_KEYS)
+        t = table(runs, directory, args.metric, " ".join(keys) or "point")
+    seeds = sorted({c.n for c in t.cells.values()})
+    print(f"{t.metric}, mean ± std over {seeds[0]}" + (f"–{seeds[-1]}" if len(seeds) > 1 else "")
+          + f" seed(s), {len(runs)} run(s) in {directory}\n")
+    print(report.markdown(t))
+    if diverged:
+        print(f"mmjax: {diverged} run(s) of the sweep diverged (see {directory / MANIFEST})",
+              file=sys.stderr)
+    return 1 if diverged else 0

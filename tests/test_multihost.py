@@ -1,0 +1,162 @@
+"""Multi-host training: two local processes joined by ``jax.distributed`` train one run (DESIGN §7).
+
+Each process has 2 simulated CPU devices (``--xla_force_host_platform_device_count=2``), so the
+mesh has 4 devices over 2 processes and every step's batch is split over both; the gradient
+all-reduce crosses processes through gloo (JAX's CPU collectives). Processes find each other
+through ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``
+(``mmjax.parallel.maybe_initialize_distributed``); every process saves its part of each
+checkpoint, as orbax requires.
+
+Three launches of the pair (mfeat concat on two views, 20 steps, a checkpoint every 5):
+
+1. each process trains run A uninterrupted, then run B, in which process 1 SIGKILLs itself after
+   the call that ends at step 15 (before that step is saved); process 0 is then killed as a
+   scheduler would end the job;
+2. both resume B from checkpoint 10; process 1 gets SIGTERM during the same call: both save step
+   15 and exit 143 with one line;
+3. both resume B from 15 to the end: B's ``eval.json`` and ``metrics.jsonl`` equal A's exactly.
+
+The signals are sent by the process to itself from ``train.check_finite`` (the host code right
+after a call), so that they land at a known step however fast the machine is.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "configs" / "mfeat" / "concat.py") + ":quick"
+SETTINGS = ["data.views=fac,pix", "train.steps=20", "train.steps_per_call=5", "train.log_every=5",
+            "train.checkpoint_every=5", "train.unroll=1", "train.vmap_seeds=true",
+            "train.distributed=true"]
+
+# One process of the pair: trains each workdir in turn through the CLI (exit code as
+# ``mmjax.cli.run``); ``--signal NAME@STEP`` makes process 1 send itself that signal after the
+# call starting at STEP of the last workdir.
+SCRIPT = """
+import os, signal, sys
+from mmjax import cli, train
+
+args = sys.argv[1:]
+sig = None
+if args[0] == "--signal":
+    name, step = args[1].split("@")
+    sig, step, args = getattr(signal, name), int(step), args[2:]
+config, *workdirs = args[:args.index("--")]
+settings = [x for s in args[args.index("--") + 1:] for x in ("--set", s)]
+for i, workdir in enumerate(workdirs):
+    if sig is not None and i == len(workdirs) - 1 and os.environ["JAX_PROCESS_ID"] == "1":
+        check_finite = train.check_finite
+
+        def signalled(metrics, first_step):
+            if first_step == step:
+                os.kill(os.getpid(), sig)
+            return check_finite(metrics, first_step)
+
+        train.check_finite = signalled
+    code = cli.main(["train", "--config", config, "--workdir", workdir, *settings])
+    print(f"EXIT {workdir} {code}", flush=True)
+    if code:
+        sys.stderr.flush()
+        os._exit(code)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(workdirs, signal_at=None):
+    """Starts the two processes; returns them."""
+    port = _free_port()
+    extra = ["--signal", signal_at] if signal_at else []
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu",
+               "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+               "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+               "JAX_PROCESS_ID": str(i)}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, *extra, CONFIG, *map(str, workdirs), "--", *SETTINGS],
+            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return procs
+
+
+def _finish(procs, timeout):
+    """(returncode, stdout, stderr) of each process; kills what is left at the timeout."""
+    deadline = time.monotonic() + timeout
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+def _mmjax_lines(err: str) -> list[str]:
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.startswith("mmjax")]
+
+
+def _rows(workdir: pathlib.Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "steps_per_sec"}
+            for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _steps(workdir: pathlib.Path) -> list[int]:
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+@pytest.mark.slow
+def test_two_processes_survive_a_kill_and_stop_together_on_sigterm(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+
+    # 1. A uninterrupted; B: process 1 dies by SIGKILL after the call 10 -> 15.
+    procs = _launch([a, b], signal_at="SIGKILL@10")
+    try:
+        procs[1].wait(timeout=400)
+        assert procs[1].returncode == -signal.SIGKILL
+        # Process 0 now waits in a collective for a peer that is gone: end it, as the job's
+        # scheduler would.
+        time.sleep(1)
+        procs[0].kill()
+    finally:
+        results = _finish(procs, 30)
+    out0 = results[0][1]
+    assert f"EXIT {a} 0" in out0, results[0]
+    assert json.loads((a / "eval.json").read_text())["step"] == 20
+    assert [r["step"] for r in _rows(a)] == [5, 10, 15, 20]
+    assert _steps(a) == [15, 20]
+    assert _steps(b) == [5, 10]  # step 15 was never saved
+
+    # 2. Resume B; SIGTERM to process 1 during the call 10 -> 15: both save 15 and exit 143.
+    results = _finish(_launch([b], signal_at="SIGTERM@10"), 400)
+    for i, (code, _, err) in enumerate(results):
+        assert code == 143, (i, err)
+        (line,) = _mmjax_lines(err)
+        assert "stopped by signal 15" in line and "at step 15" in line, line
+        assert "checkpoint saved" in line and "run the same command to resume" in line, line
+        assert ("sent to another process" in line) == (i == 0), line
+    assert _steps(b) == [10, 15] and not (b / "eval.json").exists()
+
+    # 3. Resume B to the end: exactly A.
+    results = _finish(_launch([b]), 400)
+    for code, _, err in results:
+        assert code == 0, err
+        assert _mmjax_lines(err) == []
+    assert json.loads((b / "eval.json").read_text()) == json.loads((a / "eval.json").read_text())
+    assert _rows(b) == _rows(a)

@@ -1,0 +1,253 @@
+"""Tests of ``mmjax sweep`` (``mmjax.sweep``): grid expansion and folder names, packing of seeds
+into one run, a bad point refused before anything runs, resume after an interruption, results
+identical to each point trained alone, and the grid's table.
+
+The runs: a 2 x 2 grid (two training missing rates x seeds 0 and 1) of concat on mfeat's views
+fac and pix, 10 steps, trained once for the module as a sweep (2 runs of 2 seed replicas) whose
+second run is interrupted and then resumed, and the same 4 points trained one by one with
+``train.train``. The references read those runs' own files.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from mmjax import cli, sweep
+from mmjax import config as config_lib
+from mmjax.errors import Interrupted, UserError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "configs" / "mfeat" / "concat.py") + ":quick"
+SMALL = ["data.views=fac,pix", "missing.protocol=independent", "train.steps=10",
+         "train.steps_per_call=5", "train.log_every=5", "train.checkpoint_every=10",
+         "train.unroll=1"]
+RATES = ("[0.5,0.3]", "[0.2,0.6]")
+DIRS = ("missing.rates-0.5_0.3/train.seed-0..1", "missing.rates-0.2_0.6/train.seed-0..1")
+LABELS = ("missing.rates=0.5,0.3", "missing.rates=0.2,0.6")
+
+
+def _args(*argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sweep.add_arguments(parser)
+    return parser.parse_args(list(map(str, argv)))
+
+
+def _sweep_argv(workdir) -> list[str]:
+    return ["--config", CONFIG, "--workdir", str(workdir), *sum((["--set", s] for s in SMALL), []),
+            "--grid", f"missing.rates={','.join(RATES)}", "--seeds", "2"]
+
+
+def _points(*grid, seeds=None, grid_file=None, sets=SMALL) -> list[sweep.Point]:
+    argv = ["--config", CONFIG, "--workdir", "unused", *sum((["--set", s] for s in sets), [])]
+    argv += sum((["--grid", g] for g in grid), [])
+    argv += ["--seeds", seeds] if seeds else []
+    argv += ["--grid-file", grid_file] if grid_file else []
+    return sweep.points_of(_args(*argv))
+
+
+# ----------------------------------------------------------------------------------------------
+# Grid expansion, names and packing (no training).
+# ----------------------------------------------------------------------------------------------
+
+
+def test_values_split_on_commas_outside_brackets():
+    assert sweep.split_values("1e-3,[0.8,0.5],a") == ["1e-3", "[0.8,0.5]", "a"]
+    assert sweep.split_values('"a,b",c') == ['"a,b"', "c"]
+    assert sweep.parse_axis("optim.lr=0.1,0.01") == ("optim.lr", ["0.1", "0.01"])
+    for bad in ("optim.lr", "=1,2", "optim.lr=1,,2", "optim.lr=1,1"):
+        with pytest.raises(UserError):
+            sweep.parse_axis(bad)
+
+
+def test_grid_is_the_cartesian_product_in_order_with_file_points(tmp_path):
+    """Grid-file points times the axes, the last axis fastest; values as the config holds them
+    (``1e-3`` reads ``0.001``); one folder level per key, seeds last."""
+    file = tmp_path / "grid.txt"
+    file.write_text("# two explicit points\nmodel.hidden=16 'optim.name=sgd'\n\nmodel.hidden=32\n")
+    points = _points("optim.lr=1e-3,0.01", grid_file=file)
+    assert [p.values for p in points] == [
+        (("model.hidden", "16"), ("optim.name", "sgd"), ("optim.lr", "1e-3")),
+        (("model.hidden", "16"), ("optim.name", "sgd"), ("optim.lr", "0.01")),
+        (("model.hidden", "32"), ("optim.lr", "1e-3")),
+        (("model.hidden", "32"), ("optim.lr", "0.01"))]
+    assert points[0].label == "model.hidden=16 optim.name=sgd optim.lr=0.001"
+    assert points[0].parts() == ["model.hidden-16", "optim.name-sgd", "optim.lr-0.001"]
+    assert [p.config.model.hidden for p in points] == [16, 16, 32, 32]
+    assert [p.config.optim.lr for p in points] == [1e-3, 0.01, 1e-3, 0.01]
+
+    rates = _points("missing.rates=[0.8,0.5],[0.2,0.5]")
+    assert [p.config.missing.rates for p in rates] == [(0.8, 0.5), (0.2, 0.5)]
+    assert rates[0].parts() == ["missing.rates-0.8_0.5"]
+    assert sweep.folder_name("missing.rates", "0.8,0.5,0.2") == "missing.rates-0.8_0.5_0.2"
+    assert sweep.folder_name("data.views", "a/b c") == "data.views-a_b_c"
+    long = sweep.folder_name("k", "x" * 300)
+    assert len(long) == 100 and long != sweep.folder_name("k", "x" * 299)
+
+
+def test_seeds_pack_into_one_run_per_point_unless_no_pack():
+    """``--seeds 3``: 3 points per rate, one run of 3 replicas each (replica k = seed k); with a
+    gap in the seeds a point starts a new run; ``pack=False``: one run per point."""
+    points = _points("missing.rates=[0.5,0.3],[0.2,0.6]", seeds="3")
+    assert [p.config.train.seed for p in points] == [0, 1, 2] * 2
+    assert {p.config.train.num_seeds for p in points} == {1}
+    runs = sweep.plan(points)
+    assert [(r.dir, r.points, r.replicas) for r in runs] == [
+        ("missing.rates-0.5_0.3/train.seed-0..2", [0, 1, 2], [[0], [1], [2]]),
+        ("missing.rates-0.2_0.6/train.seed-0..2", [3, 4, 5], [[0], [1], [2]])]
+    assert [(r.config.train.seed, r.config.train.num_seeds) for r in runs] == [(0, 3), (0, 3)]
+    assert runs[0].config.missing.rates == (0.5, 0.3)
+
+    gap = sweep.plan(_points("train.seed=0,1,3"))
+    assert [(r.dir, r.config.train.seed, r.config.train.num_seeds) for r in gap] == [
+        ("train.seed-0..1", 0, 2), ("train.seed-3", 3, 1)]
+    alone = sweep.plan(points, pack=False)
+    assert [r.dir for r in alone][:3] == [f"missing.rates-0.5_0.3/train.seed-{s}" for s in range(3)]
+    # A point of 2 replicas (num_seeds=2) and the next seeds: 0-1, 2-3 -> one run of 4.
+    two = sweep.plan(_points("train.seed=0,2", sets=[*SMALL, "train.num_seeds=2"]))
+    assert [(r.dir, r.replicas) for r in two] == [("train.seed-0..3", [[0, 1], [2, 3]])]
+
+
+def test_points_that_would_share_a_folder_are_refused(tmp_path):
+    file = tmp_path / "grid.txt"
+    file.write_text("optim.lr=0.001\noptim.lr=1e-3\n")
+    with pytest.raises(UserError, match="same folder optim.lr-0.001"):
+        sweep.plan(_points(grid_file=file))
+    file.write_text("optim.lr=0.001\noptim.lr=0.001 model.hidden=8\n")
+    with pytest.raises(UserError, match="would hold the run folder"):
+        sweep.plan(_points(grid_file=file))
+    with pytest.raises(UserError, match="nothing to sweep"):
+        _points()
+    with pytest.raises(UserError, match="exclude each other"):
+        _points("train.seed=0,1", seeds="2")
+
+
+def test_a_bad_point_is_one_line_and_nothing_runs(tmp_path, capsys):
+    """The second point's rates do not fit the 2 views (found by ``train.setup``'s checks), a
+    third has an unknown key: exit 2 with one line naming the point; no folder is written."""
+    workdir = tmp_path / "sweep"
+    base = ["sweep", "--config", CONFIG, "--workdir", str(workdir),
+            *sum((["--set", s] for s in SMALL), [])]
+    for grid, point in (("missing.rates=[0.5,0.3],[0.2]", "grid point 2 (missing.rates=0.2)"),
+                        ("optim.lrr=1", "grid point 1 (optim.lrr=1)")):
+        capsys.readouterr()
+        assert cli.main([*base, "--grid", grid]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith(f"mmjax: error: {point}: ")
+        assert not workdir.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# The 2 x 2 grid, trained.
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """The sweep (its second run interrupted, then the command rerun) and the 4 points alone.
+
+    Returns (sweep folder, {(rate, seed): alone run folder}, first run's file times after the
+    interrupted attempt, the manifest then, the rerun's stdout)."""
+    from mmjax import train
+
+    root = tmp_path_factory.mktemp("sweep")
+    workdir = root / "sweep"
+    real, calls = train.train, []
+
+    def second_raises(config, run_dir):
+        calls.append(run_dir)
+        if len(calls) == 2:
+            raise Interrupted("stopped by signal 15 (simulated)", 15)
+        return real(config, run_dir)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "train", second_raises)
+        with pytest.raises(Interrupted):
+            sweep.run(_args(*_sweep_argv(workdir)))
+    first = workdir / DIRS[0]
+    times = {f: f.stat().st_mtime_ns for f in [first / "eval.json", *first.rglob("*")]
+             if f.is_file()}
+    interrupted = json.loads((workdir / "sweep.json").read_text())
+    interrupted["second_run_existed"] = (workdir / DIRS[1]).exists()
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert sweep.run(_args(*_sweep_argv(workdir))) == 0
+
+    alone = {}
+    for rate in RATES:
+        for seed in (0, 1):
+            config = config_lib.override(config_lib.load(CONFIG), [
+                *SMALL, f"missing.rates={rate}", f"train.seed={seed}", "train.num_seeds=1"])
+            alone[rate, seed] = root / f"alone-{rate}-{seed}"
+            train.train(config, alone[rate, seed])
+    return workdir, alone, times, interrupted, out.getvalue()
+
+
+def _json(path: pathlib.Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _losses(run_dir: pathlib.Path) -> np.ndarray:
+    return np.array([row["loss"] for row in map(json.loads,
+                                                (run_dir / "metrics.jsonl").read_text().splitlines())])
+
+
+def test_each_replica_equals_its_point_trained_alone(grid):
+    """Replica k of a packed run evaluates exactly as the run with seed k alone (every subset and
+    metric), and its logged loss is their mean (to float32 rounding: the packed run logs a
+    float32 mean of the replicas)."""
+    workdir, alone, *_ = grid
+    for rate, run_dir in zip(RATES, DIRS):
+        packed = _json(workdir / run_dir / "eval.json")
+        assert packed["num_seeds"] == 2
+        for seed in (0, 1):
+            single = _json(alone[rate, seed] / "eval.json")
+            for condition, metrics in single["seeds"]["subsets"].items():
+                for metric, (value,) in metrics.items():
+                    assert packed["seeds"]["subsets"][condition][metric][seed] == value
+        mean = (_losses(alone[rate, 0]) + _losses(alone[rate, 1])) / 2
+        np.testing.assert_allclose(_losses(workdir / run_dir), mean, rtol=2e-7)
+        assert not np.allclose(_losses(alone[rate, 0]), _losses(alone[rate, 1]))
+
+
+def test_rerun_resumes_without_retraining_the_finished_run(grid):
+    """After the interruption the manifest says run 1 done, run 2 interrupted; the rerun left
+    run 1's files untouched and trained run 2; both are done."""
+    workdir, _, times, interrupted, _ = grid
+    assert [r["status"] for r in interrupted["runs"]] == ["done", "interrupted"]
+    assert "simulated" in interrupted["runs"][1]["error"]
+    assert not interrupted["second_run_existed"]
+    for f, t in times.items():
+        assert f.stat().st_mtime_ns == t, f
+    final = _json(workdir / "sweep.json")
+    assert [r["status"] for r in final["runs"]] == ["done", "done"]
+    assert [r["dir"] for r in final["runs"]] == list(DIRS)
+    assert [(p["run"], p["replicas"]) for p in final["points"]] == [
+        (DIRS[0], [0]), (DIRS[0], [1]), (DIRS[1], [0]), (DIRS[1], [1])]
+    assert _json(workdir / DIRS[1] / "eval.json")["step"] == 10
+
+
+def test_table_pools_each_points_seeds(grid):
+    """The printed table: one row per rate, one column per subset and the average; each cell the
+    mean ± sample std of the two seeds' accuracies of the runs alone."""
+    _, alone, _, _, out = grid
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    assert rows["missing.rates"] == ["fac+pix", "fac", "pix", "average"]
+    for rate, label in zip(RATES, LABELS):
+        results = [_json(alone[rate, seed] / "eval.json") for seed in (0, 1)]
+        expected = []
+        for condition in ("fac+pix", "fac", "pix"):
+            values = [r["subsets"][condition]["accuracy"] for r in results]
+            expected.append(f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}")
+        values = [r["average"]["accuracy"] for r in results]
+        expected.append(f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}")
+        assert rows[label] == expected
