@@ -85,6 +85,21 @@ def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def replicate(tree, mesh: jax.sharding.Mesh):
+    """``jax.device_put(tree, replicated(mesh))`` that also places typed PRNG keys of a
+    multi-host run: ``device_put`` refuses a key array spread over other processes' devices, but
+    moves its raw ``key_data``."""
+    sharding = replicated(mesh)
+
+    def put(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(jax.random.key_data(x), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.device_put(x, sharding)
+
+    return jax.tree.map(put, tree)
+
+
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
     """The sharding of a batch: leading axis split over ``"data"``."""
     return NamedSharding(mesh, P("data"))

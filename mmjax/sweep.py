@@ -8,36 +8,41 @@ A *point* of the grid is a set of ``--set``-style overrides of the base config::
 - ``--grid KEY=V1,V2,...`` is one axis; several axes form their cartesian product. Values are
   split on the commas outside brackets, so a tuple field's values are JSON lists
   (``missing.rates=[0.8,0.5],[0.2,0.5]``). ``--grid-file F`` lists explicit points, one
-  ``KEY=V KEY=V`` line each (shell quoting; ``#`` comments), multiplied by the ``--grid`` axes.
-  The key ``config`` swaps the config file itself (``config=configs/mfeat/sum.py:quick``).
+  ``KEY=V KEY=V`` line each (shell quoting; ``#`` comments), multiplied by the ``--grid`` axes;
+  a line's ``name=NAME`` names its folder and its row. The key ``config`` swaps the config file
+  itself (``config=configs/mfeat/sum.py:quick``).
 - ``--seeds N`` adds the axis ``train.seed = s, ..., s+N-1`` (``s``: the base config's seed) with
   one replica per point.
 
 Every point is resolved and checked (``mmjax.config.override``, then ``train.setup``: the data,
 the method, the masks) before anything is written; a bad point is one ``UserError`` line naming
 it. Each run has its own workdir under ``DIR``, named from its values (``missing.rates=0.8,0.5``
--> ``missing.rates-0.8_0.5``, one folder level per key), so a rerun of the same command finds its
+-> ``missing.rates-0.8_0.5``; one folder level for a grid-file line, its ``KEY-VALUE`` names
+joined by ``+``, then one per axis, then the seeds), so a rerun of the same command finds its
 runs: finished ones are read back, unfinished ones resume exactly (both are ``train.train``'s
 doing). ``DIR/sweep.json`` records the points, their runs and each run's status.
 
 Packing: points whose configs differ only in ``train.seed`` (and cover consecutive seeds) train
 as one run of ``train.num_seeds`` replicas, i.e. one compiled program: replica ``k`` of a run
-with seed ``s`` trains exactly as the run with seed ``s + k`` alone (same keys, same masks; the
-parameters are bit-identical on the CPU, tests/test_sweep.py). The run's folder names its seed
+with seed ``s`` trains exactly as the run with seed ``s + k`` alone (same keys, same masks: its
+evaluation is identical and its logged loss equal to float32 rounding, tests/test_sweep.py; for
+concat on mfeat the parameters were bit-identical on the CPU). The run's folder names its seed
 range (``train.seed-0..2``). Every run is trained in this one process, so the imports are paid
 once and programs that are identical up to data (other missing rates, other seeds) are served by
-XLA's persistent compile cache (``mmjax.cli.compile_cache``).
+XLA's persistent compile cache (``mmjax.cli.compile_cache``), and a dataset is loaded once
+(``train.train(..., dataset=)``).
 
-One caveat of packing: ``mmjax eval --protocol missing-rate|corruption`` draws its test masks
-and noise from the *run's* ``train.seed``, so re-evaluating a packed run under those protocols
-uses seed ``s``'s draws for every replica, where the runs alone would each use their own.
-``--no-pack`` trains one run per point.
+Points under model selection (``train.eval_every`` > 0, ``train.select`` not ``last``) are not
+packed: a run selects one step for all its replicas. One caveat of packing: ``mmjax eval
+--protocol missing-rate|corruption`` draws its test masks and noise from the *run's*
+``train.seed``, so re-evaluating a packed run under those protocols uses seed ``s``'s draws for
+every replica, where the runs alone would each use their own. ``--no-pack`` trains one run per
+point.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -61,6 +66,8 @@ DESCRIPTION = ("train a grid of configs (--grid axes, --grid-file points, --seed
                "process, seeds packed into one program; resumable; prints the grid's table")
 MANIFEST = "sweep.json"
 CONFIG_KEY = "config"  # the grid key that swaps the config file
+NAME_KEY = "name"  # a grid-file line's name: its folder and its row in the table
+PSEUDO_KEYS = (CONFIG_KEY, NAME_KEY)  # grid keys that are not config fields
 SEED_KEYS = ("train.seed", "train.num_seeds")  # never table rows: the seeds of a row pool
 _SAFE = re.compile(r"[^A-Za-z0-9._+=-]")
 _MAX_PART = 100  # characters of one folder name taken from a value (longer ones are hashed)
@@ -132,9 +139,11 @@ def read_grid_file(path: str | pathlib.Path) -> list[list[tuple[str, str]]]:
 
 
 def expand(axes: Sequence[tuple[str, list[str]]],
-           file_points: Sequence[Sequence[tuple[str, str]]] = ()) -> list[list[tuple[str, str]]]:
+           file_points: Sequence[Sequence[tuple[str, str]]] = ()
+           ) -> list[tuple[list[tuple[str, str]], int]]:
     """The points: every grid-file point (or one empty point) times the cartesian product of the
-    axes, in order (the last axis varies fastest). A key twice in one point is refused."""
+    axes, in order (the last axis varies fastest), each with the number of its leading values
+    that came from the file. A key twice in one point is refused."""
     points = []
     for base in file_points or [[]]:
         for combo in itertools.product(*[[(key, v) for v in values] for key, values in axes]):
@@ -144,16 +153,18 @@ def expand(axes: Sequence[tuple[str, list[str]]],
                 twice = next(k for k in keys if keys.count(k) > 1)
                 raise UserError(f"grid key {twice!r} is given twice (in --grid and --grid-file, "
                                 "or twice in one line)")
-            points.append(point)
+            points.append((point, len(base)))
     return points
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-    """One point of the grid: its overrides as typed and its resolved config."""
+    """One point of the grid: its values as typed (the first ``from_file`` from its grid-file
+    line, the others one per ``--grid`` axis) and its resolved config."""
 
     values: tuple[tuple[str, str], ...]
     config: ExperimentConfig
+    from_file: int = 0
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -161,20 +172,37 @@ class Point:
 
     def text(self, key: str) -> str:
         """The value of ``key`` as the resolved config holds it (so ``1e-3`` and ``0.001`` read
-        the same); the config file as ``stem[:variant]`` for ``config``."""
+        the same); the config file as ``stem[:variant]`` for ``config``, ``name`` as given."""
+        if key == NAME_KEY:
+            return dict(self.values)[key]
         if key == CONFIG_KEY:
             path, _, arg = dict(self.values)[key].partition(":")
             return pathlib.Path(path).stem + (f":{arg}" if arg else "")
         return value_text(functools.reduce(getattr, key.split("."), self.config))
 
+    def _levels(self) -> list[list[str]]:
+        """The keys of each folder level: the file's (or just ``name``), then one per axis;
+        seeds left out."""
+        line = [k for k in self.keys[:self.from_file] if k not in SEED_KEYS]
+        if NAME_KEY in line:
+            line = [NAME_KEY]
+        axes = [[k] for k in self.keys[self.from_file:] if k not in SEED_KEYS]
+        return [level for level in [line, *axes] if level]
+
     @property
     def label(self) -> str:
-        """``KEY=VALUE ...`` of its keys but the seeds (its row in the table)."""
-        return " ".join(f"{k}={self.text(k)}" for k in self.keys if k not in SEED_KEYS) or "base"
+        """``KEY=VALUE ...`` of its keys but the seeds, a line's ``name`` alone for the line's
+        keys (its row in the table)."""
+        words = [self.text(k) if k == NAME_KEY else f"{k}={self.text(k)}"
+                 for level in self._levels() for k in level]
+        return " ".join(words) or "base"
 
     def parts(self) -> list[str]:
-        """Its folder names, one per key but the seeds: ``KEY-VALUE`` made filesystem-safe."""
-        return [folder_name(k, self.text(k)) for k in self.keys if k not in SEED_KEYS]
+        """Its folder names: one for its grid-file line (``KEY-VALUE`` joined by ``+``, or the
+        line's ``name``), one ``KEY-VALUE`` per axis; filesystem-safe."""
+        return ["+".join(_SAFE.sub("_", self.text(k)) if k == NAME_KEY
+                         else folder_name(k, self.text(k)) for k in level)
+                for level in self._levels()]
 
 
 def value_text(value) -> str:
@@ -197,14 +225,15 @@ def folder_name(key: str, text: str) -> str:
     return name
 
 
-def resolve(points: Sequence[Sequence[tuple[str, str]]], base_spec: str | None,
+def resolve(points: Sequence[tuple[Sequence[tuple[str, str]], int]], base_spec: str | None,
             sets: Sequence[str]) -> list[Point]:
-    """Each point's config: its ``config`` file (else ``base_spec``), then ``sets``, then its
-    values. A bad point raises one ``UserError`` line naming it; nothing is run or written."""
+    """Each point's config (points as ``expand`` gives them): its ``config`` file (else
+    ``base_spec``), then ``sets``, then its values. A bad point raises one ``UserError`` line
+    naming it; nothing is run or written."""
     load = functools.cache(config_lib.load)
     set_keys = {s.partition("=")[0] for s in sets}
     resolved = []
-    for i, values in enumerate(points):
+    for i, (values, from_file) in enumerate(points):
         where = f"grid point {i + 1} ({' '.join(f'{k}={v}' for k, v in values) or 'base'})"
         overlap = set_keys & {k for k, _ in values}
         if overlap:
@@ -215,10 +244,10 @@ def resolve(points: Sequence[Sequence[tuple[str, str]]], base_spec: str | None,
             raise UserError("mmjax sweep needs --config (or a 'config' key in the grid)")
         try:
             config = config_lib.override(load(spec), [
-                *sets, *(f"{k}={v}" for k, v in values if k != CONFIG_KEY)])
+                *sets, *(f"{k}={v}" for k, v in values if k not in PSEUDO_KEYS)])
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
-        resolved.append(Point(tuple(values), config))
+        resolved.append(Point(tuple(values), config, from_file))
     return resolved
 
 
@@ -253,14 +282,23 @@ def _without_seeds(config: ExperimentConfig) -> str:
     return json.dumps(raw, sort_keys=True)
 
 
+def selects_last(config: ExperimentConfig) -> bool:
+    """Whether ``eval.json`` reports the last step (no model selection): only then do packed
+    replicas train and report as the runs alone would; model selection picks one step for all
+    replicas of a run, on their mean (``mmjax.train``)."""
+    return config.train.eval_every == 0 or config.train.select == "last"
+
+
 def plan(points: Sequence[Point], pack: bool = True) -> list[Run]:
     """The runs that train ``points``: with ``pack``, the points of one group (same folder names,
-    configs equal up to ``train.seed``/``num_seeds``) whose seeds follow each other become one run
-    of all their replicas; else one run per point. Runs are in order of their first point."""
+    configs equal up to ``train.seed``/``num_seeds``, no model selection) whose seeds follow each
+    other become one run of all their replicas; else one run per point. Runs are in order of
+    their first point."""
     seed_swept = any(k in SEED_KEYS for p in points for k in p.keys)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(points):
-        key = (tuple(p.parts()), _without_seeds(p.config)) if pack else (i,)
+        packable = pack and selects_last(p.config)
+        key = (tuple(p.parts()), _without_seeds(p.config)) if packable else (i,)
         groups.setdefault(key, []).append(i)
     runs = []
     for members in groups.values():
@@ -308,56 +346,53 @@ def _check_dirs(runs: Sequence[Run], points: Sequence[Point]) -> None:
             parent = parent.rsplit("/", 1)[0] if "/" in parent else None
 
 
-def check_runs(runs: Sequence[Run], directory: pathlib.Path) -> None:
+class Datasets:
+    """The datasets of a sweep, each loaded once: ``get(config)`` is what ``train.setup`` would
+    load for ``config`` (mfeat's 2,000 rows take 0.6-2 s through tfds, AV-MNIST's more, and a
+    sweep's runs mostly share one). Their arrays are made read-only, so a run that wrote into
+    them would fail instead of changing the next run's data."""
+
+    def __init__(self):
+        self._loaded = {}
+
+    def get(self, config: ExperimentConfig):
+        from mmjax import data as data_lib
+        from mmjax import train as train_lib
+
+        options = train_lib.dataset_options(config)
+        key = json.dumps([config.data.name, options], sort_keys=True, default=str)
+        if key not in self._loaded:
+            dataset = data_lib.load(config.data.name, **options)
+            for split in dataset.splits.values():
+                for array in (*split.inputs.values(), split.present, split.label):
+                    if isinstance(array, np.ndarray):
+                        array.flags.writeable = False
+            self._loaded[key] = dataset
+        return self._loaded[key]
+
+
+def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets) -> None:
     """Every check ``train.train`` makes before it writes (the data, the method, the masks; an
     existing run's config), for every run, so that a bad point stops the sweep before any run."""
     from mmjax import train as train_lib
 
     for r in runs:
         try:
-            train_lib.setup(r.config)
+            train_lib.setup(r.config, datasets.get(r.config))
             workdir = directory / r.dir
-            if (workdir / "config.json").exists():  # compares, writes nothing
-                train_lib.prepare_workdir(r.config, workdir)
+            if (workdir / "config.json").exists():
+                # prepare_workdir's comparison without its write (it rewrites the config.json
+                # of a run extended to more steps): train.py's private helpers, until it has a
+                # public check of an existing workdir.
+                old = train_lib._with_defaults(train_lib.read_config_json(workdir / "config.json"))
+                new = json.loads(json.dumps(config_lib.to_dict(r.config)))
+                if old != new:
+                    train_lib._check_extension(workdir, old, new, r.config)
             elif workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
                 raise UserError(f"{workdir} exists and is not an mmjax run")
         except UserError as e:
             raise UserError(f"grid point {r.points[0] + 1} ({r.label}): {e}") from None
         check_signals()
-
-
-@contextlib.contextmanager
-def datasets_loaded_once():
-    """Inside, ``mmjax.data.load`` returns the dataset it loaded before for the same arguments.
-
-    ``train.setup`` loads the dataset for every run (mfeat's 2,000 rows take 0.6-2 s through
-    tfds, AV-MNIST's more); a sweep's runs mostly share one. The arrays of a dataset loaded here
-    are made read-only, so a run that wrote into them would fail instead of changing the next
-    run's data. (A ``dataset=`` argument of ``train.setup`` would make this wrapper unneeded.)
-    """
-    from mmjax import data as data_lib
-
-    real, cache = data_lib.load, {}
-
-    def load(name, **options):
-        try:
-            key = (name, tuple(sorted(options.items())))
-            hash(key)
-        except TypeError:  # an unhashable option: load as usual
-            return real(name, **options)
-        if key not in cache:
-            cache[key] = dataset = real(name, **options)
-            for split in dataset.splits.values():
-                for array in (*split.inputs.values(), split.present, split.label):
-                    if isinstance(array, np.ndarray):
-                        array.flags.writeable = False
-        return cache[key]
-
-    data_lib.load = load
-    try:
-        yield
-    finally:
-        data_lib.load = real
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,7 +421,8 @@ def _write_manifest(directory: pathlib.Path, doc: dict) -> None:
     write_atomic(directory / MANIFEST, json.dumps(doc, indent=2) + "\n")
 
 
-def execute(runs: Sequence[Run], directory: pathlib.Path, save=lambda: None) -> int:
+def execute(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets,
+            save=lambda: None) -> int:
     """Trains every run with ``train.train`` (a finished one is read back, an unfinished one
     resumes), calling ``save`` after each status change. A diverged run is recorded and the
     sweep goes on; a signal or an error is recorded and raised. Returns how many diverged."""
@@ -400,7 +436,7 @@ def execute(runs: Sequence[Run], directory: pathlib.Path, save=lambda: None) -> 
         print(f"mmjax: sweep run {n}/{len(runs)}: {r.dir}", file=sys.stderr)
         tic = time.perf_counter()
         try:
-            train_lib.train(r.config, directory / r.dir)
+            train_lib.train(r.config, directory / r.dir, dataset=datasets.get(r.config))
         except TrainingDiverged as e:
             r.status, r.error, diverged = "diverged", str(e), diverged + 1
             print(f"mmjax: sweep run {r.dir} diverged: {e}", file=sys.stderr)
@@ -419,16 +455,16 @@ def execute(runs: Sequence[Run], directory: pathlib.Path, save=lambda: None) -> 
 
 
 def table(runs: Sequence[Run], directory: pathlib.Path, metric: str | None = None,
-          row_key: str = "point") -> report.Table:
+          row_key: str = "point", cols: Sequence[str] | None = None) -> report.Table:
     """The grid's ``mmjax report`` table: one row per point label (grid order, every seed of
-    a label pooled), one column per evaluation condition and the average; a run without
-    ``eval.json`` (diverged, not run) leaves its row empty."""
+    a label pooled), one column per evaluation condition and the average (or ``cols``, e.g.
+    ``["average"]``); a run without ``eval.json`` (diverged, not run) leaves its row empty."""
     loaded = [(r, report.load_run(directory / r.dir, directory)) for r in runs
               if report.load_result(directory / r.dir) is not None]
     if not loaded:
         raise UserError(f"no run of the sweep in {directory} has finished")
     metric = metric or report.headline_metric(loaded[0][1].result)
-    cols = report.conditions(loaded[0][1].result)
+    cols = list(cols or report.conditions(loaded[0][1].result))
     groups: dict[tuple[str, str], list[report.Stats]] = {}
     for r, found in loaded:
         for c in cols:
@@ -459,6 +495,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a field of every point, e.g. --set train.steps=500")
     parser.add_argument("--metric", help="the table's metric (default: the evaluation's "
                                          "headline, e.g. accuracy)")
+    parser.add_argument("--col-order", metavar="A,B,...",
+                        help="the table's columns, in this order (default: every condition of "
+                             "the evaluation, the average last), e.g. 'average'")
     parser.add_argument("--no-pack", action="store_true",
                         help="one run (one program) per point, also for points that differ "
                              "only in their seed")
@@ -479,10 +518,12 @@ def points_of(args: argparse.Namespace) -> list[Point]:
         if any(s.partition("=")[0] == "train.seed" for s in args.set):
             raise UserError("--seeds counts from the config's train.seed; set that in the config "
                             "file, not with --set")
+    if any(k == NAME_KEY for k, _ in axes):
+        raise UserError(f"'{NAME_KEY}' names a line of a --grid-file; it is no --grid axis")
     if not axes and not file_points and args.seeds is None:
         raise UserError("nothing to sweep: give --grid, --grid-file or --seeds")
     if args.seeds is not None:
-        seed = resolve([[]], args.config, args.set)[0].config.train.seed
+        seed = resolve([([], 0)], args.config, args.set)[0].config.train.seed
         axes.append(("train.seed", [str(seed + i) for i in range(args.seeds)]))
     sets = [*args.set, *(["train.num_seeds=1"] if args.seeds is not None else [])]
     return resolve(expand(axes, file_points), args.config, sets)
@@ -491,6 +532,8 @@ def points_of(args: argparse.Namespace) -> list[Point]:
 def run(args: argparse.Namespace) -> int:
     """Runs ``mmjax sweep`` on parsed arguments: checks every point, trains the runs, prints the
     table. Returns 0, or 1 if a run diverged (the others still train)."""
+    from mmjax import workdir as workdir_lib
+
     directory = pathlib.Path(args.workdir)
     if directory.exists() and not (directory / MANIFEST).is_file() and (
             not directory.is_dir() or any(directory.iterdir())):
@@ -498,16 +541,8 @@ def run(args: argparse.Namespace) -> int:
                         "new --workdir")
     points = points_of(args)
     runs = plan(points, pack=not args.no_pack)
-    with datasets_loaded_once():
-        check_runs(runs, directory)
-        return _train_all(args, directory, points, runs)
-
-
-def _train_all(args: argparse.Namespace, directory: pathlib.Path, points: Sequence[Point],
-               runs: Sequence[Run]) -> int:
-    """The checked sweep: prints its plan, trains it (unless ``--dry-run``), prints the table."""
-    from mmjax import workdir as workdir_lib
-
+    datasets = Datasets()
+    check_runs(runs, directory, datasets)
     replicas = sum(r.config.train.num_seeds for r in runs)
     print(f"mmjax: sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} "
           f"replica(s), in {directory}", file=sys.stderr)
@@ -520,9 +555,12 @@ def _train_all(args: argparse.Namespace, directory: pathlib.Path, points: Sequen
     with workdir_lib.WorkdirLock(directory) as lock:
         lock.acquire()
         save = lambda: _write_manifest(directory, manifest(args, points, runs))  # noqa: E731
-        diverged = execute(runs, directory, save)
-        keys = dict.fromkeys(k for p in points for k in p.keys if k not in SEED_KEYS)
-        t = table(runs, directory, args.metric, " ".join(keys) or "point")
+        diverged = execute(runs, directory, datasets, save)
+        keys = dict.fromkeys(k for p in points for k in p.keys[p.from_file:]
+                             if k not in SEED_KEYS)
+        t = table(runs, directory, args.metric,
+                  " ".join(keys) if not args.grid_file and keys else "point",
+                  args.col_order and args.col_order.split(","))
     seeds = sorted({c.n for c in t.cells.values()})
     print(f"{t.metric}, mean ± std over {seeds[0]}" + (f"–{seeds[-1]}" if len(seeds) > 1 else "")
           + f" seed(s), {len(runs)} run(s) in {directory}\n")

@@ -31,9 +31,11 @@ Selection on the test split (or on ``eval.split``) is refused. ``train.select=au
 
 Extending a finished run: running it again with only ``train.steps`` larger continues from its
 last checkpoint (``config.json`` is updated), and trains exactly what a fresh run of the longer
-length trains, unless a setting depends on the total number of steps (``optim.schedule=cosine``,
-OGM-GE's ``modulation_end=-1``, TMC's ``annealing_steps=0``): that would change the schedule of
-the steps already taken, and is refused in one line. ``train.init_from=DIR[:STEP]``
+length trains (its log also has the old last step's validation row when that step was off
+the ``eval_every`` grid, a candidate for selection), unless a setting depends on the total number
+of steps (``optim.schedule=cosine``, OGM-GE's ``modulation_end=-1``, TMC's
+``annealing_steps=0``): that would change the schedule of the steps already taken, and is
+refused in one line. ``train.init_from=DIR[:STEP]``
 (``--init-from``) starts a fresh run from the parameters (and non-trainable model state) of
 another run's checkpoint; the optimiser state, step and keys start fresh.
 

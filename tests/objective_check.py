@@ -40,6 +40,16 @@ def to_f64(tree):
         lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+def jitter(params, key, scale: float = 0.1):
+    """``params`` plus ``scale`` standard-normal noise on every leaf: Flax initialises biases to
+    zero, so at init a zero-filled (missing) input gives exactly zero features, and a rule that
+    forgets to mask them could not be seen."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype)
+                                        for x, k in zip(leaves, keys)])
+
+
 def pure(tree):
     """Plain nested dicts of arrays from ``nnx.State`` parameters (or dicts holding them)."""
     if isinstance(tree, nnx.State):

@@ -7,6 +7,7 @@ small widths (losses: RedCore eq. 3 and L = L_VIB + sum_m eta_m L_MSE^m).
 """
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from flax import nnx
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.methods import redcore
+from mmjax.methods.base import make_optimizer
 from tools.golden import layout
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -145,11 +147,21 @@ def _to_mmjax(tp: dict, width: int) -> dict:
 
 
 def _state_with(method, rec, key: str):
+    """The method's step-0 state with the recorded weights ``key``. The initialisation is jitted
+    with the parameters replaced by zeros, so XLA drops the random initialisers (the costly part)
+    and computes only the optimiser state, ``extra`` and the key; then the weights go in."""
     batch = _batch(rec)
-    state = method.init(jax.random.key(0), batch)
+
+    def init(rng, batch):
+        state = method.init(rng, batch)
+        return state.replace(params=jax.tree.map(jnp.zeros_like, state.params))
+
+    state = jax.jit(init)(jax.random.key(0), batch)
+    pure = jax.tree.map(jnp.asarray, _to_mmjax(_torch_params(rec, key), rec["mu0/a"].shape[1]))
     params = state.params
-    nnx.replace_by_pure_dict(params, jax.tree.map(jnp.asarray, _to_mmjax(
-        _torch_params(rec, key), rec["mu0/a"].shape[1])))
+    # every parameter is recorded: none keeps its zero
+    assert jax.tree.structure(nnx.to_pure_dict(params)) == jax.tree.structure(pure)
+    nnx.replace_by_pure_dict(params, pure)
     return state.replace(params=params), batch
 
 
@@ -163,6 +175,16 @@ def _batch(rec):
 @pytest.fixture(scope="module")
 def rec():
     return dict(np.load(GOLDEN / "redcore_step.npz"))
+
+
+@pytest.fixture(scope="module")
+def adam(rec):
+    """The released configuration (Adam at the recorded rate), its method and its step-0 state
+    with the recorded weights, built once for the tests that share them."""
+    config, spec = _config(rec, OptimConfig(lr=float(rec["lr"])))
+    method = redcore.make(config, spec)
+    state, batch = _state_with(method, rec, "w0")
+    return config, spec, method, state, batch
 
 
 def _use_recorded_noise(monkeypatch, rec, state_key):
@@ -189,24 +211,27 @@ def _flat(params) -> dict:
             for p, v in jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(params))}
 
 
-def test_released_forward_matches_the_recorded_latent_means(rec):
+def test_released_forward_matches_the_recorded_latent_means(rec, adam):
     """The released Transformer + Gaussian head (mu, logvar of eq. 3) on the recorded weights."""
-    config, spec = _config(rec, OptimConfig(lr=float(rec["lr"])))
-    state, batch = _state_with(redcore.make(config, spec), rec, "w0")
-    out, _ = redcore.redcore_net(config, spec).apply(
-        state.params, state.model_state, batch["inputs"], batch["present"], train=False)
+    config, spec, _, state, batch = adam
+    apply = jax.jit(functools.partial(redcore.redcore_net(config, spec).apply, train=False))
+    out, _ = apply(state.params, state.model_state, batch["inputs"], batch["present"])
     for c, m in enumerate("avl"):
         np.testing.assert_allclose(out["mu"][c], rec[f"mu0/{m}"], rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(out["logvar"][c], rec[f"logvar0/{m}"], rtol=1e-6, atol=1e-6)
 
 
-def test_released_gradients_match_the_recorded_ones(rec, monkeypatch):
+def test_released_gradients_match_the_recorded_ones(rec, adam, monkeypatch):
     """One SGD step of rate 1 without clipping moves the weights by minus the gradient of L."""
     config, spec = _config(rec, OptimConfig(name="sgd", lr=1.0, momentum=0.0))
     config = dataclasses.replace(config, method=dataclasses.replace(config.method,
                                                                     clip_per_network=0.0))
     method = redcore.make(config, spec)
-    state, batch = _state_with(method, rec, "w0")
+    # the shared step-0 state with this optimiser's state (redcore.make builds its optimiser as
+    # make_optimizer(config.optim, config.train.steps); a different structure fails the step)
+    state, batch = adam[3], adam[4]
+    state = state.replace(opt_state=make_optimizer(config.optim, config.train.steps).init(
+        state.params))
     _use_recorded_noise(monkeypatch, rec, state.key)
     new, _ = jax.jit(method.phases[0].step)(state, batch)
     before, after = _flat(state.params), _flat(new.params)
@@ -219,7 +244,6 @@ def test_released_gradients_match_the_recorded_ones(rec, monkeypatch):
             continue
         # the gradients span 1e-3 .. 1e15 (LayerNorm on the constant latent of a zeroed input):
         # a bound relative to each tensor's largest entry
-        # a bound relative to each tensor's largest entry
         np.testing.assert_allclose(got, g, rtol=1e-5, atol=1e-5 * np.abs(g).max(), err_msg=k)
 
 
@@ -229,12 +253,10 @@ def _pure_like(params, pure: dict):
     return params
 
 
-def test_released_steps_reproduce_losses_eta_and_updated_weights(rec, monkeypatch):
+def test_released_steps_reproduce_losses_eta_and_updated_weights(rec, adam, monkeypatch):
     """Three Adam steps (lr 2e-4) with per-network clipping: every loss term (eq. 3's CE and KL,
     L_MSE^m), eta = 0.15 beta, the total loss, and the weights after steps 1 and 3."""
-    config, spec = _config(rec, OptimConfig(lr=float(rec["lr"])))
-    method = redcore.make(config, spec)
-    state, batch = _state_with(method, rec, "w0")
+    config, _, method, state, batch = adam
     _use_recorded_noise(monkeypatch, rec, state.key)
     present = np.asarray(rec["missing"], np.float64)
     step_fn = jax.jit(method.phases[0].step)

@@ -2,7 +2,8 @@
 registered in ``mmjax.methods`` (``baselines.py``, ``film.py``, ``gated.py``, ``ume_mma``'s naive
 ensemble, ``missing_detection.py``), one training step's loss and its gradient with respect to
 every parameter group equal an independent float64 reference of the baseline's defining equations,
-on a batch holding every pattern of three modalities (the empty one included).
+on a batch holding every pattern of three modalities (the empty one included), at parameters
+jittered off the initialisation (zero biases would hide a forgotten feature mask).
 
 The references are written from the rules the modules' docstrings cite: concat / sum / late /
 upper / lower bound / multi-task (``mmjax/methods/baselines.py`` table), modality dropout (UME-MMA
@@ -25,15 +26,17 @@ from mmjax.methods.film import FilmConfig
 from mmjax.methods.gated import GatedConfig
 from mmjax.methods.missing_detection import MissingDetectionConfig
 from objective_check import (ALL_PATTERNS_3, assert_close, assert_tree_close, cross_entropy,
-                             dense, make_batch, masked_mean, mlp_encoder, mlp_head, pure, run_step,
-                             sgd, step_keys, to_f64, value_and_grad)
+                             dense, jitter, make_batch, masked_mean, mlp_encoder, mlp_head, pure,
+                             run_step, sgd, step_keys, to_f64, value_and_grad)
 from toy import TOY_SPEC
 
 SPEC = TOY_SPEC  # modalities a (5), b (3), c (4); 3 classes
 MODS = SPEC.modalities
 MODEL = ModelConfig(hidden=6, feature_dim=4, dropout=0.0)
 MULTI_TASK_WEIGHT = 0.7
-DROPOUT_P = 0.5
+DROPOUT_P = 0.3
+# Every pattern of three modalities and four more complete samples for the modality dropout.
+PRESENT = np.concatenate([ALL_PATTERNS_3, np.ones((4, 3), bool)])
 
 
 def _features(P, x, mods=MODS):
@@ -124,7 +127,7 @@ def naive(P, state, batch):
 def missing_detection(P, state, batch):
     """UME-MMA section 4.2 (3): C + 1 classes per head, target C where the (dropped) modality is
     missing; ``sum_m mean_b CE(z_bm, t_bm)`` over samples with a modality."""
-    x, present = _dropped(state, batch, p=0.3)
+    x, present = _dropped(state, batch)
     f = _features(P, x)
     valid = batch["present"].any(1)
     targets = jnp.where(present, batch["label"][:, None], SPEC.num_classes)
@@ -163,7 +166,7 @@ CASES = {
     "augmentation": (AugmentationConfig(dropout_p=DROPOUT_P), augmentation),
     "multi_task": (MultiTaskConfig(unimodal_weight=MULTI_TASK_WEIGHT), multi_task),
     "naive": (MethodConfig(name="naive"), naive),
-    "missing_detection": (MissingDetectionConfig(), missing_detection),
+    "missing_detection": (MissingDetectionConfig(dropout_p=DROPOUT_P), missing_detection),
     "film": (FilmConfig(), film),
     "bilinear_gated": (GatedConfig(), gated),
 }
@@ -186,14 +189,14 @@ def test_one_step_loss_and_gradient_equal_the_reference(name):
         config = ExperimentConfig(method=method_config, model=MODEL, optim=sgd(),
                                   train=TrainConfig(steps=4))
         method = methods.make(config, SPEC)
-        batch = make_batch(jax.random.key(0), SPEC, ALL_PATTERNS_3)
+        batch = make_batch(jax.random.key(0), SPEC, PRESENT)
         state = method.init(jax.random.key(1), batch)
-        state = state.replace(params=to_f64(state.params))
+        state = state.replace(params=jitter(to_f64(state.params), jax.random.key(2)))
         _, metrics, grads = run_step(method.train_step, state, batch)
         P = pure(state.params)
         loss, want = value_and_grad(reference, P, state, batch)
         assert_close(metrics["loss"], loss)
         assert_tree_close(grads, want)
         if name in ("augmentation", "missing_detection"):
-            dropped = _dropped(state, batch, p=DROPOUT_P if name == "augmentation" else 0.3)[1]
+            dropped = _dropped(state, batch)[1]
             assert (np.asarray(dropped) != np.asarray(batch["present"])).any()  # it dropped

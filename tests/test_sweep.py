@@ -17,7 +17,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from mmjax import cli, sweep
+from mmjax import sweep
 from mmjax import config as config_lib
 from mmjax.errors import Interrupted, UserError
 
@@ -76,7 +76,8 @@ def test_grid_is_the_cartesian_product_in_order_with_file_points(tmp_path):
         (("model.hidden", "32"), ("optim.lr", "1e-3")),
         (("model.hidden", "32"), ("optim.lr", "0.01"))]
     assert points[0].label == "model.hidden=16 optim.name=sgd optim.lr=0.001"
-    assert points[0].parts() == ["model.hidden-16", "optim.name-sgd", "optim.lr-0.001"]
+    assert points[0].parts() == ["model.hidden-16+optim.name-sgd", "optim.lr-0.001"]
+    assert points[2].parts() == ["model.hidden-32", "optim.lr-0.001"]
     assert [p.config.model.hidden for p in points] == [16, 16, 32, 32]
     assert [p.config.optim.lr for p in points] == [1e-3, 0.01, 1e-3, 0.01]
 
@@ -110,6 +111,9 @@ def test_seeds_pack_into_one_run_per_point_unless_no_pack():
     # A point of 2 replicas (num_seeds=2) and the next seeds: 0-1, 2-3 -> one run of 4.
     two = sweep.plan(_points("train.seed=0,2", sets=[*SMALL, "train.num_seeds=2"]))
     assert [(r.dir, r.replicas) for r in two] == [("train.seed-0..3", [[0, 1], [2, 3]])]
+    # Model selection picks one step for all replicas of a run: such points are not packed.
+    selecting = sweep.plan(_points("train.seed=0,1", sets=[*SMALL, "train.eval_every=5"]))
+    assert [r.dir for r in selecting] == ["train.seed-0", "train.seed-1"]
 
 
 def test_points_that_would_share_a_folder_are_refused(tmp_path):
@@ -117,27 +121,41 @@ def test_points_that_would_share_a_folder_are_refused(tmp_path):
     file.write_text("optim.lr=0.001\noptim.lr=1e-3\n")
     with pytest.raises(UserError, match="same folder optim.lr-0.001"):
         sweep.plan(_points(grid_file=file))
-    file.write_text("optim.lr=0.001\noptim.lr=0.001 model.hidden=8\n")
-    with pytest.raises(UserError, match="would hold the run folder"):
+    file.write_text("train.seed=0\nname=train.seed-0 train.seed=1\n")
+    with pytest.raises(UserError, match="would hold the run folder train.seed-0/train.seed-1"):
         sweep.plan(_points(grid_file=file))
     with pytest.raises(UserError, match="nothing to sweep"):
         _points()
     with pytest.raises(UserError, match="exclude each other"):
         _points("train.seed=0,1", seeds="2")
+    with pytest.raises(UserError, match="no --grid axis"):
+        _points("name=a,b")
 
 
-def test_a_bad_point_is_one_line_and_nothing_runs(tmp_path, capsys):
+def test_named_lines_name_their_folder_and_row(tmp_path):
+    """A grid-file line's ``name`` stands for its keys (config files swapped with ``config``);
+    the axes and seeds follow as folder levels."""
+    file = tmp_path / "grid.txt"
+    file.write_text(f"name=small model.hidden=8\nconfig={CONFIG.replace('concat', 'sum')}\n")
+    points = _points("optim.lr=0.1", grid_file=file, seeds="2")
+    assert [p.config.method.name for p in points] == ["concat"] * 2 + ["sum"] * 2
+    assert points[0].config.model.hidden == 8
+    assert [p.label for p in points[::2]] == ["small optim.lr=0.1", "config=sum:quick optim.lr=0.1"]
+    assert [r.dir for r in sweep.plan(points)] == [
+        "small/optim.lr-0.1/train.seed-0..1", "config-sum_quick/optim.lr-0.1/train.seed-0..1"]
+
+
+def test_a_bad_point_is_one_line_and_nothing_runs(tmp_path):
     """The second point's rates do not fit the 2 views (found by ``train.setup``'s checks), a
-    third has an unknown key: exit 2 with one line naming the point; no folder is written."""
+    third has an unknown key: one ``UserError`` line naming the point (the CLI prints it and
+    exits 2); no folder is written."""
     workdir = tmp_path / "sweep"
-    base = ["sweep", "--config", CONFIG, "--workdir", str(workdir),
-            *sum((["--set", s] for s in SMALL), [])]
+    base = ["--config", CONFIG, "--workdir", workdir, *sum((["--set", s] for s in SMALL), [])]
     for grid, point in (("missing.rates=[0.5,0.3],[0.2]", "grid point 2 (missing.rates=0.2)"),
                         ("optim.lrr=1", "grid point 1 (optim.lrr=1)")):
-        capsys.readouterr()
-        assert cli.main([*base, "--grid", grid]) == 2
-        out, err = capsys.readouterr()
-        assert out == "" and err.count("\n") == 1 and err.startswith(f"mmjax: error: {point}: ")
+        with pytest.raises(UserError) as error:
+            sweep.run(_args(*base, "--grid", grid))
+        assert str(error.value).startswith(f"{point}: ") and "\n" not in str(error.value)
         assert not workdir.exists()
 
 
@@ -150,29 +168,30 @@ def test_a_bad_point_is_one_line_and_nothing_runs(tmp_path, capsys):
 def grid(tmp_path_factory):
     """The sweep (its second run interrupted, then the command rerun) and the 4 points alone.
 
-    Returns (sweep folder, {(rate, seed): alone run folder}, first run's file times after the
-    interrupted attempt, the manifest then, the rerun's stdout)."""
+    Returns a dict: ``workdir`` (the sweep's folder), ``alone`` ({(rate, seed): run folder}),
+    after the interrupted attempt ``times`` (the first run's files' mtimes), ``interrupted``
+    (the manifest) and ``second_existed`` (whether the second run's folder did), and ``out``
+    (the rerun's stdout)."""
     from mmjax import train
 
     root = tmp_path_factory.mktemp("sweep")
     workdir = root / "sweep"
     real, calls = train.train, []
 
-    def second_raises(config, run_dir):
+    def second_raises(config, run_dir, **kwargs):
         calls.append(run_dir)
         if len(calls) == 2:
             raise Interrupted("stopped by signal 15 (simulated)", 15)
-        return real(config, run_dir)
+        return real(config, run_dir, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "train", second_raises)
         with pytest.raises(Interrupted):
             sweep.run(_args(*_sweep_argv(workdir)))
     first = workdir / DIRS[0]
-    times = {f: f.stat().st_mtime_ns for f in [first / "eval.json", *first.rglob("*")]
-             if f.is_file()}
+    times = {f: f.stat().st_mtime_ns for f in first.rglob("*") if f.is_file()}
     interrupted = json.loads((workdir / "sweep.json").read_text())
-    interrupted["second_run_existed"] = (workdir / DIRS[1]).exists()
+    second_existed = (workdir / DIRS[1]).exists()
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -185,7 +204,8 @@ def grid(tmp_path_factory):
                 *SMALL, f"missing.rates={rate}", f"train.seed={seed}", "train.num_seeds=1"])
             alone[rate, seed] = root / f"alone-{rate}-{seed}"
             train.train(config, alone[rate, seed])
-    return workdir, alone, times, interrupted, out.getvalue()
+    return {"workdir": workdir, "alone": alone, "times": times, "interrupted": interrupted,
+            "second_existed": second_existed, "out": out.getvalue()}
 
 
 def _json(path: pathlib.Path) -> dict:
@@ -193,15 +213,15 @@ def _json(path: pathlib.Path) -> dict:
 
 
 def _losses(run_dir: pathlib.Path) -> np.ndarray:
-    return np.array([row["loss"] for row in map(json.loads,
-                                                (run_dir / "metrics.jsonl").read_text().splitlines())])
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return np.array([json.loads(line)["loss"] for line in lines])
 
 
 def test_each_replica_equals_its_point_trained_alone(grid):
     """Replica k of a packed run evaluates exactly as the run with seed k alone (every subset and
     metric), and its logged loss is their mean (to float32 rounding: the packed run logs a
     float32 mean of the replicas)."""
-    workdir, alone, *_ = grid
+    workdir, alone = grid["workdir"], grid["alone"]
     for rate, run_dir in zip(RATES, DIRS):
         packed = _json(workdir / run_dir / "eval.json")
         assert packed["num_seeds"] == 2
@@ -218,10 +238,12 @@ def test_each_replica_equals_its_point_trained_alone(grid):
 def test_rerun_resumes_without_retraining_the_finished_run(grid):
     """After the interruption the manifest says run 1 done, run 2 interrupted; the rerun left
     run 1's files untouched and trained run 2; both are done."""
-    workdir, _, times, interrupted, _ = grid
+    workdir, times, interrupted = grid["workdir"], grid["times"], grid["interrupted"]
     assert [r["status"] for r in interrupted["runs"]] == ["done", "interrupted"]
     assert "simulated" in interrupted["runs"][1]["error"]
-    assert not interrupted["second_run_existed"]
+    assert not grid["second_existed"]
+    assert {"eval.json", "metrics.jsonl"} <= {f.name for f in times}
+    assert any("checkpoints" in f.parts for f in times)
     for f, t in times.items():
         assert f.stat().st_mtime_ns == t, f
     final = _json(workdir / "sweep.json")
@@ -232,15 +254,32 @@ def test_rerun_resumes_without_retraining_the_finished_run(grid):
     assert _json(workdir / DIRS[1] / "eval.json")["step"] == 10
 
 
-def test_table_pools_each_points_seeds(grid):
-    """The printed table: one row per rate, one column per subset and the average; each cell the
-    mean ± sample std of the two seeds' accuracies of the runs alone."""
-    _, alone, _, _, out = grid
+def test_a_changed_config_is_refused_before_any_run(grid):
+    """The same sweep with another learning rate finds runs of the old config in its folders:
+    one line naming the first point and the difference; the manifest is not rewritten."""
+    workdir = grid["workdir"]
+    before = (workdir / "sweep.json").stat().st_mtime_ns
+    with pytest.raises(UserError, match=r"^grid point 1 \(missing.rates=0.5,0.3\): .*different "
+                                        r"config \(optim.lr: 0.001 there, 0.01 now\)"):
+        sweep.run(_args(*_sweep_argv(workdir), "--set", "optim.lr=0.01"))
+    assert (workdir / "sweep.json").stat().st_mtime_ns == before
+
+
+def _md_rows(text: str) -> dict[str, list[str]]:
+    """{first cell: other cells} of the markdown table rows in ``text`` (header included)."""
     rows = {}
-    for line in out.splitlines():
+    for line in text.splitlines():
         if line.startswith("| ") and not line.startswith("|---"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_table_pools_each_points_seeds(grid, capsys):
+    """The printed table: one row per rate, one column per subset and the average; each cell the
+    mean ± sample std of the two seeds' accuracies of the runs alone. Rerun with ``--col-order
+    average`` (the runs are read back), the table holds that column alone."""
+    alone, rows = grid["alone"], _md_rows(grid["out"])
     assert rows["missing.rates"] == ["fac+pix", "fac", "pix", "average"]
     for rate, label in zip(RATES, LABELS):
         results = [_json(alone[rate, seed] / "eval.json") for seed in (0, 1)]
@@ -251,3 +290,8 @@ def test_table_pools_each_points_seeds(grid):
         values = [r["average"]["accuracy"] for r in results]
         expected.append(f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}")
         assert rows[label] == expected
+    capsys.readouterr()
+    assert sweep.run(_args(*_sweep_argv(grid["workdir"]), "--col-order", "average")) == 0
+    averages = _md_rows(capsys.readouterr().out)
+    assert averages["missing.rates"] == ["average"]
+    assert [averages[label] for label in LABELS] == [rows[label][-1:] for label in LABELS]

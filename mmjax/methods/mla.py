@@ -77,8 +77,9 @@ Encoders: the dataset's encoder of ``config.model`` (``mlp``: two FC layers hidd
 LeNet-5 / sound CNN for AV-MNIST) followed by a projection FC to the shared width s
 (``head_dim``) and a ReLU, so features are three FC layers of width 128 (appendix A.3.2) when
 hidden = feature_dim = s = 128, and every modality lands in the head's s-dimensional input space.
-``ProjectedEncoders`` is shared by the QMF and OGM-GE baselines (mmjax/methods/qmf.py,
-ogm_ge.py) so that they use the same backbones, as in the paper's comparison.
+``ProjectedEncoders`` (mmjax/models/projected.py) is shared with the QMF and OGM-GE baselines
+(mmjax/methods/qmf.py, ogm_ge.py) so that they use the same backbones, as in the paper's
+comparison.
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ from flax import nnx
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfig, frozen
-from mmjax.data.base import DatasetSpec, length_key
+from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 init_state, make_optimizer, one_phase, step_keys)
-from mmjax.models.encoders import default_encoder, encode, make_encoder
+from mmjax.models.projected import ProjectedEncoders, encoder_modality, path_names
 
 
 @frozen
@@ -135,37 +136,6 @@ RELEASED_FUSION_WEIGHTS = {2: (0.55, 0.45), 3: (0.35, 0.25, 0.40)}
 # ----------------------------------------------------------------------------------------------
 # Networks.
 # ----------------------------------------------------------------------------------------------
-
-
-class ProjectedEncoders(nnx.Module):
-    """One encoder per modality, each followed by ``Linear(d_m, s)`` and ReLU: ``h_m`` -> [B, s]."""
-
-    def __init__(self, spec: DatasetSpec, config: ModelConfig, head_dim: int, *, dtype=None,
-                 rngs: nnx.Rngs):
-        names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
-        if len(names) != spec.num_modalities:
-            raise UserError(
-                f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities"
-            )
-        # Iterate over this tuple, never over the nnx.Dicts (their keys come back sorted).
-        self.names = tuple(spec.modalities)
-        self.encoders = nnx.Dict({
-            m: make_encoder(names[c], spec.shapes[c], hidden=config.hidden,
-                            out_dim=config.feature_dim, dropout=config.dropout, dtype=dtype,
-                            rngs=rngs)
-            for c, m in enumerate(self.names)
-        })
-        self.project = nnx.Dict({
-            m: nnx.Linear(self.encoders[m].out_dim, head_dim, dtype=dtype, rngs=rngs)
-            for m in self.names
-        })
-
-    def encode(self, m: str, inputs: dict, *, deterministic: bool, rngs=None):
-        """``h_m(x_m)``: features ``[B, s]`` of modality ``m`` (a Python string: static) of the
-        batch's ``inputs`` (a sequence modality's encoder also gets its lengths)."""
-        f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
-                   deterministic=deterministic, rngs=rngs)
-        return jax.nn.relu(self.project[m](f))
 
 
 class SharedHeadNet(nnx.Module):
@@ -314,30 +284,8 @@ def fuse(logits: jax.Array, present: jax.Array, fusion: str = "dynamic",
 
 
 # ----------------------------------------------------------------------------------------------
-# Helpers shared with qmf.py / ogm_ge.py.
+# Eq. 2: only encoder m_t moves.
 # ----------------------------------------------------------------------------------------------
-
-
-def path_names(path) -> tuple[str, ...]:
-    """The string keys/attributes along a ``jax.tree_util`` path (indices and the trailing
-    ``value`` of an NNX ``Variable`` dropped): ``("head", "kernel")``."""
-    out = []
-    for k in path:
-        name = getattr(k, "key", getattr(k, "name", None))
-        if isinstance(name, str):
-            out.append(name)
-    if out and out[-1] == "value":
-        out.pop()
-    return tuple(out)
-
-
-def encoder_modality(path) -> str | None:
-    """The modality whose encoder (or projection) a parameter/optimiser leaf belongs to."""
-    names = path_names(path)
-    for i, n in enumerate(names[:-1]):
-        if n in ("encoders", "project"):
-            return names[i + 1]
-    return None
 
 
 def hold_other_encoders(active: str, modalities: tuple[str, ...], old, new):

@@ -7,7 +7,7 @@ late fusion setting", MLA appendix A.2).
 
 Algorithm::
 
-    model     per modality: encoder h_m (mla.ProjectedEncoders, the backbone MLA uses) and a linear
+    model     per modality: encoder h_m (``models.projected.ProjectedEncoders``, the backbone MLA uses) and a linear
               head g_m; unimodal logits f_m = g_m(h_m(x_m)).
     energy    conf_m = logsumexp_c f_m / T            (negative free energy; T = 10 as released)
     fusion    f = sum_m present_m * stopgrad(conf_m) * f_m      (confidence-weighted late fusion)
@@ -53,10 +53,10 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, one_phase,
-                                step_keys)
-from mmjax.methods.mla import ProjectedEncoders
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                init_state, make_optimizer, one_phase, step_keys)
+from mmjax.methods.supervised import gradient_step, predictor
+from mmjax.models.projected import ProjectedEncoders
 
 
 @frozen
@@ -213,18 +213,11 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             metrics["loss_fused"] = losses.weighted_mean(
                 losses.per_example(spec.task, fused, label), present.any(-1))
             total = total + metrics["loss_fused"]
-            return total, (model_state, metrics, jnp.stack(new_hist))
+            changes = {"model_state": model_state, "extra": {"history": jnp.stack(new_hist)}}
+            return total, (changes, metrics)
 
-        (loss, (model_state, metrics, new_history)), grads = jax.value_and_grad(
-            objective, has_aux=True)(state.params)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state,
-                                    extra={"history": new_history})
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+        return gradient_step(state, tx, objective)
 
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        (logits, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                     batch["present"], train=False)
-        return fuse(logits, batch["present"], mc.temperature)
-
+    predict = predictor(model, dtype, lambda logits, _, batch: fuse(logits, batch["present"],
+                                                                    mc.temperature))
     return Method(init=init, phases=one_phase(train_step), predict=predict)

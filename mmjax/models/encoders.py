@@ -13,6 +13,9 @@ baselines share encoders: PyTorch's default ``VALID`` padding, and the layer ord
 Sequence encoders also take the valid lengths (``inputs[m + "_len"]``); call any encoder through
 :func:`encode`, which passes them to sequence encoders only. Without them a sequence encoder
 derives each length from the zero padding (see :mod:`mmjax.models.sequence`).
+
+A network takes its encoders' names from ``model.encoders`` through :func:`encoder_names` (which
+checks there is one per modality) and usually builds them with :func:`build_encoders`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import math
 import jax
 from flax import nnx
 
+from mmjax.config import ModelConfig
+from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.models.sequence import AbstractSequenceEncoder, LSTMMaxPool, TextCNN, TransformerEncoder
 from mmjax.models.smil_encoders import FCEncoder, LSTMLast, MeanMLP3
@@ -140,6 +145,38 @@ def default_encoder(shape: tuple[int, ...]) -> str:
     if tuple(shape) == (20, 20, 1):
         return "sound_cnn"
     return "mlp"
+
+
+def encoder_names(spec: DatasetSpec, config: ModelConfig) -> tuple[str, ...]:
+    """The encoder of each modality: ``config.encoders``, or each shape's ``default_encoder``.
+
+    Raises:
+      UserError: ``config.encoders`` does not name one encoder per modality.
+    """
+    names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
+    if len(names) != spec.num_modalities:
+        raise UserError(
+            f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities"
+        )
+    return names
+
+
+def build_encoders(spec: DatasetSpec, config: ModelConfig, *, dtype=None, rngs: nnx.Rngs,
+                   modalities: tuple[str, ...] | None = None) -> nnx.Dict:
+    """``{m: encoder}`` of ``config`` for ``modalities`` (default: all, in the dataset's order,
+    which is the order their parameters are drawn from ``rngs``).
+
+    Iterate over the modality tuple, never over the returned ``nnx.Dict``: its keys come back
+    sorted.
+    """
+    names = encoder_names(spec, config)
+    used = modalities or spec.modalities
+    return nnx.Dict({
+        m: make_encoder(names[c], spec.shapes[c], hidden=config.hidden,
+                        out_dim=config.feature_dim, dropout=config.dropout, dtype=dtype,
+                        rngs=rngs)
+        for m, c in zip(used, (spec.modalities.index(m) for m in used))
+    })
 
 
 def make_encoder(name: str, shape, *, hidden: int, out_dim: int, dropout: float, dtype=None,

@@ -54,3 +54,15 @@ def load(tree, arrays: Mapping[str, np.ndarray], prefix: str = ""):
     if wanted - used:
         raise KeyError(f"recorded arrays match no mmjax leaf: {sorted(wanted - used)}")
     return out
+
+
+def seeded(names, shapes, lows, highs, seed: int) -> dict[str, np.ndarray]:
+    """Weights regenerated instead of stored, for a recording too large to keep whole.
+
+    ``names[i]`` gets a float32 array of ``shapes[i]`` drawn uniformly from ``[lows[i],
+    highs[i])``; one ``np.random.default_rng(seed)`` draws them in order, so the recording script
+    (which stores only these lists and the seed) and the test (no torch) build the same arrays.
+    """
+    rng = np.random.default_rng(seed)
+    return {str(n): rng.uniform(lo, hi, tuple(int(d) for d in s)).astype(np.float32)
+            for n, s, lo, hi in zip(names, shapes, lows, highs)}

@@ -1,0 +1,219 @@
+"""The step and the pieces that several methods share: the base layer every paper's module builds on.
+
+A method module (a paper's, or ``baselines.py``) imports from here and from ``base.py``, never
+from another method's module.
+
+- ``gradient_step``: one training step, written once for every method that takes one gradient
+  of one objective per step: ``value_and_grad`` -> an optional change of the gradient -> one
+  optimiser update (of ``opt_state`` or one phase's slot of it) -> the ``loss``, the objective's
+  metrics and the gradient and parameter norms.
+- ``make_supervised``: a one-phase ``Method`` training a model on a loss rule (the baselines,
+  FiLM, gated fusion, missing detection, UME-MMA's naive baseline); ``initializer`` and
+  ``predictor`` are its ``init`` and ``predict``, used by other methods too.
+- loss rules and batch changes: ``fused_loss``, ``augment_batch`` (UME-MMA's modality dropout),
+  ``check_dropout``; model pieces: ``fusion_net`` (``MultimodalNet`` as pure functions),
+  ``pick_modality`` (the condition / gate modality of FiLM and gated fusion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mmjax import losses
+from mmjax.config import ExperimentConfig
+from mmjax.data import missing
+from mmjax.data.base import DatasetSpec
+from mmjax.errors import UserError
+from mmjax.methods.base import (Batch, Method, Metrics, NNXModel, TrainState, apply_gradients,
+                                cast_inputs, compute_dtype, init_state, make_optimizer, norms,
+                                one_phase, step_keys)
+from mmjax.models.fusion import MultimodalNet
+
+# An objective: params -> (loss, (changes, metrics)); ``changes`` are the TrainState fields the
+# step sets besides ``step``, ``params`` and ``opt_state`` (``model_state=``, ``extra=``).
+Objective = Callable[[Any], tuple[jax.Array, tuple[dict, Metrics]]]
+# A change of the gradient before the update: (grads, metrics) -> (grads, metrics).
+GradEdit = Callable[[Any, Metrics], tuple[Any, Metrics]]
+
+
+def gradient_step(state: TrainState, tx: optax.GradientTransformation, objective: Objective, *,
+                  slot: int | str | None = None, edit: GradEdit | None = None
+                  ) -> tuple[TrainState, Metrics]:
+    """One step down ``objective``'s gradient at ``state.params``.
+
+    Args:
+      state: the replica's state; the step advances by one.
+      tx: the optimiser.
+      objective: ``params -> (loss, (changes, metrics))``; ``changes`` (a dict) replaces those
+        fields of the state (``model_state=``, ``extra=``).
+      slot: None: ``tx``'s state is ``state.opt_state``; else ``tx``'s state is
+        ``state.opt_state[slot]`` (a tuple index or a dict key: a multi-phase method's per-phase
+        optimiser), and the other slots are left as they are.
+      edit: ``(grads, metrics) -> (grads, metrics)``, a change of the gradient (clipping,
+        OGM-GE's modulation) before the update; the norms are those of the changed gradient.
+
+    Returns:
+      ``(new state, {"loss", **metrics, "grad_norm", "param_norm"})``.
+    """
+    (loss, (changes, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
+        state.params)
+    if edit is not None:
+        grads, metrics = edit(grads, metrics)
+    if slot is None:
+        new_state = apply_gradients(state, tx, grads, **changes)
+    else:
+        updates, opt = tx.update(grads, state.opt_state[slot], state.params)
+        new_state = state.replace(step=state.step + 1,
+                                  params=optax.apply_updates(state.params, updates),
+                                  opt_state=_with_slot(state.opt_state, slot, opt), **changes)
+    return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+
+
+def _with_slot(opt_state, slot, value):
+    """``opt_state`` (a tuple or a dict) with ``opt_state[slot]`` replaced by ``value``."""
+    if isinstance(opt_state, dict):
+        return {**opt_state, slot: value}
+    return tuple(value if i == slot else s for i, s in enumerate(opt_state))
+
+
+def initializer(model: NNXModel, opt_init: Callable, extra: Any = None
+                ) -> Callable[[jax.Array, Batch], TrainState]:
+    """``init(key, batch)``: ``init_state(model, key, opt_init, extra)``; the batch is not read
+    (shapes come from the spec)."""
+
+    def init(key: jax.Array, batch: Batch) -> TrainState:
+        del batch
+        return init_state(model, key, opt_init, extra)
+
+    return init
+
+
+def predictor(model: NNXModel, dtype, readout: Callable | None = None
+              ) -> Callable[[TrainState, Batch], jax.Array]:
+    """``predict(state, batch)`` of a model returning ``(outputs, aux)``: in inference mode on
+    the batch cast to ``dtype``, ``outputs`` or ``readout(outputs, aux, batch)``, as float32."""
+
+    def predict(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        (outputs, aux), _ = model.apply(state.params, state.model_state, batch["inputs"],
+                                        batch["present"], train=False)
+        if readout is not None:
+            outputs = readout(outputs, aux, batch)
+        return outputs.astype(jnp.float32)
+
+    return predict
+
+
+# A loss rule: (outputs, aux, batch, spec) -> (loss, metrics).
+LossFn = Callable[[jax.Array, dict, Batch, DatasetSpec], tuple[jax.Array, dict]]
+
+
+def make_supervised(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel,
+                    loss_fn: LossFn, *,
+                    prepare_fn: Callable[[Batch, jax.Array], Batch] | None = None,
+                    readout_fn: Callable[[jax.Array, dict, Batch], jax.Array] | None = None
+                    ) -> Method:
+    """A ``Method`` that trains ``model`` by gradient descent on ``loss_fn``.
+
+    Args:
+      config: the experiment (optimiser, steps, dtype).
+      spec: the dataset.
+      model: the network as pure init/apply functions, returning ``(outputs, aux)``.
+      loss_fn: maps the model's ``(outputs, aux)`` and the batch to ``(loss, metrics)``.
+      prepare_fn: optional per-step change to the training batch (e.g. modality dropout), given
+        the batch and a key.
+      readout_fn: maps the model's ``(outputs, aux)`` and the batch to predictions (default:
+        ``outputs``).
+    """
+    tx = make_optimizer(config.optim, config.train.steps)
+    dtype = compute_dtype(config.train.dtype)
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        keys = step_keys(state, "prepare", "dropout")
+        if prepare_fn is not None:
+            batch = prepare_fn(batch, keys["prepare"])
+        batch = cast_inputs(batch, dtype)
+
+        def objective(params):
+            (outputs, aux), model_state = model.apply(
+                params, state.model_state, batch["inputs"], batch["present"], train=True,
+                key=keys["dropout"])
+            loss, metrics = loss_fn(outputs, aux, batch, spec)
+            return loss, ({"model_state": model_state}, metrics)
+
+        return gradient_step(state, tx, objective)
+
+    return Method(init=initializer(model, tx.init), phases=one_phase(train_step),
+                  predict=predictor(model, dtype, readout_fn))
+
+
+def fusion_net(config: ExperimentConfig, spec: DatasetSpec, *, num_classes: int | None = None,
+               **kwargs) -> NNXModel:
+    """``MultimodalNet(spec, config.model, **kwargs)`` (mmjax/models/fusion.py) as pure
+    functions, in the config's compute dtype; ``num_classes`` replaces the dataset's (missing
+    detection's extra "missing" class)."""
+    if num_classes is not None:
+        spec = dataclasses.replace(spec, num_classes=num_classes)
+    dtype = compute_dtype(config.train.dtype)
+    return NNXModel(lambda rngs: MultimodalNet(spec, config.model, dtype=dtype, rngs=rngs,
+                                               **kwargs))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss rules and batch changes.
+# ----------------------------------------------------------------------------------------------
+
+
+def fused_loss(weight_fn: Callable[[Batch], jax.Array], pos_weight: float = 1.0) -> LossFn:
+    """Task loss of the fused output, averaged over the samples ``weight_fn`` selects
+    (``pos_weight``: see ``losses.per_example``)."""
+
+    def loss_fn(outputs, aux, batch, spec):
+        del aux
+        values = losses.per_example(spec.task, outputs, batch["label"], pos_weight)
+        return losses.weighted_mean(values, weight_fn(batch)), {}
+
+    return loss_fn
+
+
+def any_present(batch: Batch) -> jax.Array:
+    """The samples with at least one modality, ``bool[B]`` (who counts in most losses)."""
+    return batch["present"].any(-1)
+
+
+def augment_batch(batch: Batch, key: jax.Array, p, modalities: tuple[str, ...],
+                  mode: str = "one") -> Batch:
+    """Missing-modality augmentation: drop modalities (never all) and zero-fill them.
+
+    ``p`` may be traced; ``p = 0`` returns the batch's mask unchanged (and its inputs, whose
+    missing entries are already zero). ``mode`` as in ``missing.augmentation_dropout``.
+    """
+    present = missing.augmentation_dropout(key, batch["present"], p, mode=mode)
+    return {**batch, "present": present,
+            "inputs": missing.apply(batch["inputs"], present, modalities)}
+
+
+def check_dropout(p: float, mode: str = "one") -> None:
+    """``UserError`` unless ``method.dropout_p`` is a rate and ``method.dropout_mode`` exists."""
+    missing.check_rate("method.dropout_p", p)
+    if mode not in ("one", "independent"):
+        raise UserError(f"method.dropout_mode must be 'one' or 'independent', got {mode!r}")
+
+
+def pick_modality(name: str, spec: DatasetSpec, field: str) -> str:
+    """``name`` checked against the dataset's modalities (empty = the last); else ``UserError``.
+
+    The modality that conditions (FiLM) or gates (gated fusion) the others, so the dataset needs
+    a second one.
+    """
+    name = name or spec.modalities[-1]
+    if name not in spec.modalities:
+        raise UserError(f"{field} {name!r} is not a modality of {spec.name} {spec.modalities}")
+    if spec.num_modalities < 2:
+        raise UserError(f"{field}: fusion needs at least two modalities, {spec.name} has one")
+    return name
