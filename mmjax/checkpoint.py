@@ -37,10 +37,16 @@ def _to_storable(tree):
 
 
 def _abstract_storable(x) -> jax.ShapeDtypeStruct:
-    """The stored form's shape, dtype and sharding (works on concrete and abstract leaves)."""
+    """The stored form's shape, dtype and sharding (works on concrete and abstract leaves).
+
+    A key's raw data keeps the key's sharding (its extra trailing axis is not split): without
+    one, orbax would restore it onto one local device, which a multi-host run cannot use.
+    """
+    sharding = getattr(x, "sharding", None)
     if _is_key(x):
-        return jax.eval_shape(jax.random.key_data, x)
-    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
+        stored = jax.eval_shape(jax.random.key_data, x)
+        return jax.ShapeDtypeStruct(stored.shape, stored.dtype, sharding=sharding)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
 
 class Checkpointer:

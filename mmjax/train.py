@@ -458,11 +458,15 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
         return
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
+    # Multi-host: every process has checked the workdir before process 0 creates it (another
+    # would find process 0's first files and call the workdir foreign), and it exists after.
+    parallel.sync_processes("mmjax: workdir checked")
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
         if lock is not None:
             lock.acquire()
         write_atomic(config_file, resolved)
+    parallel.sync_processes("mmjax: workdir created")
 
 
 def _check_extension(workdir: pathlib.Path, old: dict, new: dict,
@@ -595,7 +599,7 @@ def restore_states(s: Setup, workdir: pathlib.Path, with_step: bool = False):
         ckpt.close()
     for bad, why in unreadable:
         _say(f"skipping checkpoint {bad} in {directory}: unreadable ({why}); using step {step}")
-    states = jax.device_put(states, parallel.replicated(s.mesh))
+    states = parallel.replicate(states, s.mesh)
     return (step, states) if with_step else states
 
 
@@ -613,10 +617,10 @@ def _restore_fresh_or_resume(s: Setup, ckpt: Checkpointer, states):
             _say(f"checkpoint {bad} in {ckpt.directory} is unreadable ({why}); moved to "
                  f"{aside}/, resuming from step {start}")
     if restored is not None:
-        return start, jax.device_put(restored, parallel.replicated(s.mesh))
+        return start, parallel.replicate(restored, s.mesh)
     if s.config.train.init_from:
         states = init_from(states, s.config.train.init_from)
-        states = jax.device_put(states, parallel.replicated(s.mesh))
+        states = parallel.replicate(states, s.mesh)
     return start, states
 
 
@@ -767,17 +771,22 @@ def run(s: Setup, workdir: pathlib.Path):
                     eval_seconds += time.perf_counter() - eval_tic
                 if row:
                     writers.write(step, row)
-                if step % t.checkpoint_every == 0 or step == t.steps or stop.signum:
+                # A signal to any process stops all of them after this call (multi-host: they
+                # save the checkpoint together, and none waits for the others in a collective).
+                signum = parallel.any_process(stop.signum or 0)
+                if step % t.checkpoint_every == 0 or step == t.steps or signum:
                     ckpt.save(step, states)
-                if stop.signum:  # also in the last call: the final evaluation has not run
+                if signum:  # also in the last call: the final evaluation has not run
                     saved = ckpt.latest_step() == step
                     raise Interrupted(
-                        f"stopped by signal {stop.signum} at step {step}"
+                        f"stopped by signal {signum}"
+                        + ("" if stop.signum == signum else " (sent to another process)")
+                        + f" at step {step}"
                         + (" (training done, not yet evaluated)" if step == t.steps else "")
                         + (f"; checkpoint saved in {workdir}" if saved else
                            f"; no checkpoint of step {step} could be saved "
                            f"(newest: {ckpt.latest_step()})")
-                        + "; run the same command to resume", stop.signum)
+                        + "; run the same command to resume", signum)
     finally:
         bar.close()
         writers.close()
@@ -808,7 +817,7 @@ def selected_states(s: Setup, workdir: pathlib.Path, like) -> tuple[int, object]
         states = ckpt.restore(like, step)
     finally:
         ckpt.close()
-    return step, jax.device_put(states, parallel.replicated(s.mesh))
+    return step, parallel.replicate(states, s.mesh)
 
 
 def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,

@@ -13,6 +13,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.ae_imputation import AeImputationConfig
+from mmjax.methods import supervised
 from mmjax.methods.baselines import LowerBoundConfig, MultiTaskConfig, UpperBoundConfig
 
 SPEC = DatasetSpec("toy", ("a", "b"), ((5,), (3,)), "classification", 3)
@@ -66,8 +67,8 @@ def test_multi_task_loss_is_fused_plus_weighted_unimodal_losses(key):
     expected = metrics["loss_fused"] + w * (metrics["loss_a"] + metrics["loss_b"])
     np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-6)
     # loss_a averages over the 6 samples that have modality a, computed here by hand.
-    model = methods.baselines._net(_config(MultiTaskConfig()), SPEC, fusion="concat",
-                                   unimodal_heads=True)
+    model = supervised.fusion_net(_config(MultiTaskConfig()), SPEC, fusion="concat",
+                                  unimodal_heads=True)
     # Dropout is 0 in this config, so the key does not matter.
     (_, aux), _ = model.apply(state.params, state.model_state, batch["inputs"], batch["present"],
                               train=True, key=jax.random.key(0))

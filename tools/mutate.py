@@ -172,6 +172,14 @@ def _names(node) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+def _names_a_mask(node) -> bool:
+    """Does ``node`` use a mask's values (a name like ``present``, not only its ``.shape``)?"""
+    meta = {id(n.value) for n in ast.walk(node)
+            if isinstance(n, ast.Attribute) and n.attr in ("shape", "ndim", "dtype", "size")}
+    return any(isinstance(n, ast.Name) and id(n) not in meta and _MASK_NAME.search(n.id)
+               for n in ast.walk(node))
+
+
 def _call_name(call: ast.Call) -> str:
     f = call.func
     return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
@@ -402,7 +410,7 @@ class _Generator:
         sides = (((node.left, node.right), (node.right, node.left)) if isinstance(node.op, ast.Mult)
                  else ((node.left, node.right),) if isinstance(node.op, ast.Div) else ())
         for keep, drop in sides:
-            if any(_MASK_NAME.search(n) for n in _names(drop)):
+            if _names_a_mask(drop):
                 self._replace(node, "mask:drop", f"({src.seg(keep)})")
         if (isinstance(node.op, ast.Sub) and self.has_jax and not _NO_SG_FUNCS.match(func.name)
                 and self._squared_or_abs(node)):
@@ -435,8 +443,7 @@ class _Generator:
             self._replace(node, "where:then", f"({src.seg(args[1])})")
             self._replace(node, "where:else", f"({src.seg(args[2])})")
         if len(args) == 2 and name not in ("where", "stop_gradient"):
-            masky = [i for i, a in enumerate(args)
-                     if any(_MASK_NAME.search(n) for n in _names(a))]
+            masky = [i for i, a in enumerate(args) if _names_a_mask(a)]
             if len(masky) == 1:
                 x = src.seg(args[1 - masky[0]])
                 if "mean" in name and self.has_jnp:

@@ -38,10 +38,9 @@ from flax import nnx
 
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
-from mmjax.errors import UserError
 from mmjax.methods.base import Method, NNXModel, compute_dtype
-from mmjax.methods.baselines import fused_loss, make_supervised
-from mmjax.models.encoders import default_encoder, encode, make_encoder, masked_features
+from mmjax.methods.supervised import any_present, fused_loss, make_supervised, pick_modality
+from mmjax.models.encoders import build_encoders, encode, masked_features
 from mmjax.models.fusion import MLPHead
 
 
@@ -56,30 +55,6 @@ class FilmConfig(MethodConfig):
 
     name: str = "film"
     condition: str = ""
-
-
-def pick_modality(name: str, spec: DatasetSpec, field: str) -> str:
-    """``name`` checked against the dataset's modalities (empty = the last); else ``UserError``."""
-    name = name or spec.modalities[-1]
-    if name not in spec.modalities:
-        raise UserError(f"{field} {name!r} is not a modality of {spec.name} {spec.modalities}")
-    if spec.num_modalities < 2:
-        raise UserError(f"{field}: fusion needs at least two modalities, {spec.name} has one")
-    return name
-
-
-def build_encoders(spec: DatasetSpec, config: ModelConfig, *, dtype, rngs: nnx.Rngs) -> nnx.Dict:
-    """One encoder per modality, as ``MultimodalNet`` builds them (``model.encoders`` names)."""
-    names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
-    if len(names) != spec.num_modalities:
-        raise UserError(
-            f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities"
-        )
-    return nnx.Dict({
-        m: make_encoder(names[c], spec.shapes[c], hidden=config.hidden, out_dim=config.feature_dim,
-                        dropout=config.dropout, dtype=dtype, rngs=rngs)
-        for c, m in enumerate(spec.modalities)
-    })
 
 
 def film(h: jax.Array, gamma: jax.Array, beta: jax.Array) -> jax.Array:
@@ -130,4 +105,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     dtype = compute_dtype(config.train.dtype)
     model = NNXModel(lambda rngs: FilmNet(spec, config.model, condition=condition, dtype=dtype,
                                           rngs=rngs))
-    return make_supervised(config, spec, model, fused_loss(lambda b: b["present"].any(-1)))
+    return make_supervised(config, spec, model, fused_loss(any_present))

@@ -33,9 +33,8 @@ from flax import nnx
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.methods.base import Method, NNXModel, compute_dtype
-from mmjax.methods.baselines import fused_loss, make_supervised
-from mmjax.methods.film import build_encoders, pick_modality
-from mmjax.models.encoders import encode, masked_features
+from mmjax.methods.supervised import any_present, fused_loss, make_supervised, pick_modality
+from mmjax.models.encoders import build_encoders, encode, masked_features
 from mmjax.models.fusion import MLPHead
 
 
@@ -91,4 +90,4 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     gate = pick_modality(config.method.gate, spec, "method.gate")
     dtype = compute_dtype(config.train.dtype)
     model = NNXModel(lambda rngs: GatedNet(spec, config.model, gate=gate, dtype=dtype, rngs=rngs))
-    return make_supervised(config, spec, model, fused_loss(lambda b: b["present"].any(-1)))
+    return make_supervised(config, spec, model, fused_loss(any_present))

@@ -33,8 +33,7 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import Method
-from mmjax.methods.baselines import augment_batch, check_dropout, make_supervised
-from mmjax.methods.ume_mma import ensemble_net
+from mmjax.methods.supervised import augment_batch, check_dropout, fusion_net, make_supervised
 
 
 @frozen
@@ -91,8 +90,11 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         metrics["detect_accuracy"] = (detected == present).mean(dtype=jnp.float32)
         return sum(metrics[f"loss_{m}"] for m in modalities), metrics
 
+    # UME-MMA's late-fusion model (encoder + linear head per modality), C + 1 classes.
+    model = fusion_net(config, spec, fusion="ensemble", num_classes=num_classes + 1)
     return make_supervised(
-        config, spec, ensemble_net(config, spec, num_classes=num_classes + 1), loss_fn,
+        config, spec, model, loss_fn,
         prepare_fn=lambda batch, key: augment_batch(batch, key, mc.dropout_p, modalities,
                                                     mc.dropout_mode),
-        readout_fn=lambda outputs, aux: detect_and_fuse(head_logits(aux).astype(jnp.float32)))
+        readout_fn=lambda outputs, aux, batch: detect_and_fuse(
+            head_logits(aux).astype(jnp.float32)))

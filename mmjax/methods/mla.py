@@ -97,7 +97,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfi
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, one_phase, step_keys)
+                                make_optimizer, one_phase, step_keys)
+from mmjax.methods.supervised import initializer, predictor
 from mmjax.models.projected import ProjectedEncoders, encoder_modality, path_names
 
 
@@ -363,10 +364,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     parts.append(make_optimizer(round_optim(config.optim, M), M * config.train.steps))
     tx = optax.chain(*parts)
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch  # shapes come from the spec
-        return init_state(model, key, tx.init)
-
     def unimodal_update(c: int, state: TrainState, batch: Batch, key: jax.Array):
         """Paper iteration t with m_t = c (a Python int: static): eq. 2's loss of modality c on
         ``batch``, eq. 3-4 on its batch-mean feature, one optimiser update of encoder c and the
@@ -417,13 +414,12 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             metrics["projector_trace"] = jnp.trace(state.opt_state[0].P)
         return state.replace(step=start.step + 1), metrics
 
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        (logits, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                     batch["present"], train=False)
+    def readout(logits, feats, batch):
+        del feats
         return fuse(logits, batch["present"], mc.fusion, mc.entropy, mc.fusion_weights)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    return Method(init=initializer(model, tx.init), phases=one_phase(train_step),
+                  predict=predictor(model, dtype, readout))
 
 
 def make_embed(config: ExperimentConfig, spec: DatasetSpec):

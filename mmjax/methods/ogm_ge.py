@@ -6,7 +6,7 @@ runs it "in the setting of concatenation" (appendix A.2).
 
 Algorithm (the paper is two-modal; the generalisation to M modalities is ours, see below)::
 
-    model     h_m = mla.ProjectedEncoders (the backbone MLA uses); concat fusion with ONE linear
+    model     h_m = models.projected.ProjectedEncoders (MLA's backbone); concat fusion, ONE linear
               layer: f = W [h_1 p_1; ...; h_M p_M] + b, W = [W_1 ... W_M]
     loss      L = mean_{b: any present} CE(f, y)
     unimodal  f_m = W_m h_m + b / M            (the released ``out_a``/``out_v``, bias split)
@@ -50,10 +50,10 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, one_phase,
-                                step_keys)
-from mmjax.methods.mla import ProjectedEncoders, encoder_modality
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                make_optimizer, one_phase, step_keys)
+from mmjax.methods.supervised import gradient_step, initializer, predictor
+from mmjax.models.projected import ProjectedEncoders, encoder_modality
 
 
 @frozen
@@ -171,10 +171,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                                   rngs=rngs))
     tx = make_optimizer(config.optim, config.train.steps)
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch
-        return init_state(model, key, tx.init)
-
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "noise")
         batch = cast_inputs(batch, dtype)
@@ -185,29 +181,28 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                                     present, train=True, key=keys["dropout"])
             loss = losses.weighted_mean(losses.per_example(spec.task, fused, label),
                                         present.any(-1))
-            return loss, (model_state, uni)
+            return loss, ({"model_state": model_state}, {"unimodal_logits": uni})
 
-        (loss, (model_state, uni)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        k, rho = modulation_coefficients(jax.lax.stop_gradient(uni), label, present, mc.alpha)
-        if epoch:  # released: a closed window of epochs
-            active = (state.step // epoch >= mc.modulation_start) & (state.step // epoch <= end)
-        else:
-            active = (state.step >= mc.modulation_start) & (state.step < end)
-        k = jnp.where(active, k, 1.0)
-        modulated = modulate(grads, k, modalities, keys["noise"] if mc.ge else None, mc.modulate)
-        grads = jax.tree.map(lambda a, b: jnp.where(active, a, b), modulated, grads)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state)
-        metrics = {"loss": loss, **norms(grads, state.params)}
-        for c, m in enumerate(modalities):
-            metrics[f"coeff_{m}"] = k[c]
-            metrics[f"ratio_{m}"] = rho[c]
-        return new_state, metrics
+        def modulated(grads, aux):
+            """OGM(-GE) inside the window: the gradient changed, the coefficients as metrics."""
+            k, rho = modulation_coefficients(jax.lax.stop_gradient(aux["unimodal_logits"]),
+                                             label, present, mc.alpha)
+            if epoch:  # released: a closed window of epochs
+                active = ((state.step // epoch >= mc.modulation_start)
+                          & (state.step // epoch <= end))
+            else:
+                active = (state.step >= mc.modulation_start) & (state.step < end)
+            k = jnp.where(active, k, 1.0)
+            changed = modulate(grads, k, modalities, keys["noise"] if mc.ge else None,
+                               mc.modulate)
+            grads = jax.tree.map(lambda a, b: jnp.where(active, a, b), changed, grads)
+            metrics = {}
+            for c, m in enumerate(modalities):
+                metrics[f"coeff_{m}"] = k[c]
+                metrics[f"ratio_{m}"] = rho[c]
+            return grads, metrics
 
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        (fused, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                    batch["present"], train=False)
-        return fused.astype(jnp.float32)
+        return gradient_step(state, tx, objective, edit=modulated)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    return Method(init=initializer(model, tx.init), phases=one_phase(train_step),
+                  predict=predictor(model, dtype))

@@ -7,8 +7,8 @@ late fusion setting", MLA appendix A.2).
 
 Algorithm::
 
-    model     per modality: encoder h_m (``models.projected.ProjectedEncoders``, the backbone MLA uses) and a linear
-              head g_m; unimodal logits f_m = g_m(h_m(x_m)).
+    model     per modality: encoder h_m (``models.projected.ProjectedEncoders``, the backbone
+              MLA uses) and a linear head g_m; unimodal logits f_m = g_m(h_m(x_m)).
     energy    conf_m = logsumexp_c f_m / T            (negative free energy; T = 10 as released)
     fusion    f = sum_m present_m * stopgrad(conf_m) * f_m      (confidence-weighted late fusion)
     loss      L = sum_m mean_{present m} CE(f_m, y) + mean CE(f, y) + lambda * sum_m R_m

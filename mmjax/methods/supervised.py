@@ -1,4 +1,4 @@
-"""The step and the pieces that several methods share: the base layer every paper's module builds on.
+"""The training step and the pieces several methods share: the base layer of the method modules.
 
 A method module (a paper's, or ``baselines.py``) imports from here and from ``base.py``, never
 from another method's module.
@@ -42,7 +42,7 @@ GradEdit = Callable[[Any, Metrics], tuple[Any, Metrics]]
 
 
 def gradient_step(state: TrainState, tx: optax.GradientTransformation, objective: Objective, *,
-                  slot: int | str | None = None, edit: GradEdit | None = None
+                  slot: int | None = None, edit: GradEdit | None = None
                   ) -> tuple[TrainState, Metrics]:
     """One step down ``objective``'s gradient at ``state.params``.
 
@@ -51,9 +51,9 @@ def gradient_step(state: TrainState, tx: optax.GradientTransformation, objective
       tx: the optimiser.
       objective: ``params -> (loss, (changes, metrics))``; ``changes`` (a dict) replaces those
         fields of the state (``model_state=``, ``extra=``).
-      slot: None: ``tx``'s state is ``state.opt_state``; else ``tx``'s state is
-        ``state.opt_state[slot]`` (a tuple index or a dict key: a multi-phase method's per-phase
-        optimiser), and the other slots are left as they are.
+      slot: None: ``tx``'s state is ``state.opt_state``; an index: ``tx``'s state is
+        ``state.opt_state[slot]`` (a multi-phase method's per-phase optimiser, ``opt_state`` a
+        tuple), and the other slots are left as they are.
       edit: ``(grads, metrics) -> (grads, metrics)``, a change of the gradient (clipping,
         OGM-GE's modulation) before the update; the norms are those of the changed gradient.
 
@@ -68,17 +68,11 @@ def gradient_step(state: TrainState, tx: optax.GradientTransformation, objective
         new_state = apply_gradients(state, tx, grads, **changes)
     else:
         updates, opt = tx.update(grads, state.opt_state[slot], state.params)
+        opt_state = tuple(opt if i == slot else s for i, s in enumerate(state.opt_state))
         new_state = state.replace(step=state.step + 1,
                                   params=optax.apply_updates(state.params, updates),
-                                  opt_state=_with_slot(state.opt_state, slot, opt), **changes)
+                                  opt_state=opt_state, **changes)
     return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
-
-
-def _with_slot(opt_state, slot, value):
-    """``opt_state`` (a tuple or a dict) with ``opt_state[slot]`` replaced by ``value``."""
-    if isinstance(opt_state, dict):
-        return {**opt_state, slot: value}
-    return tuple(value if i == slot else s for i, s in enumerate(opt_state))
 
 
 def initializer(model: NNXModel, opt_init: Callable, extra: Any = None

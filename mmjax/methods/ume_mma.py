@@ -52,16 +52,16 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
-from mmjax.methods.baselines import augment_batch, check_dropout, fused_loss, make_supervised
-from mmjax.models.fusion import MultimodalNet
+                                compute_dtype, make_optimizer, step_keys)
+from mmjax.methods.supervised import (any_present, augment_batch, check_dropout, fused_loss,
+                                      fusion_net, gradient_step, initializer, make_supervised,
+                                      predictor)
 
 
 @frozen
@@ -97,11 +97,7 @@ class UmeMmaConfig(MethodConfig):
 def ensemble_net(config: ExperimentConfig, spec: DatasetSpec, num_classes: int | None = None
                  ) -> NNXModel:
     """The late-fusion model: encoder + linear head per modality, outputs averaged over all."""
-    if num_classes is not None:
-        spec = dataclasses.replace(spec, num_classes=num_classes)
-    dtype = compute_dtype(config.train.dtype)
-    return NNXModel(lambda rngs: MultimodalNet(spec, config.model, fusion="ensemble", dtype=dtype,
-                                               rngs=rngs))
+    return fusion_net(config, spec, fusion="ensemble", num_classes=num_classes)
 
 
 def is_encoder(path) -> bool:
@@ -143,10 +139,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     dtype = compute_dtype(config.train.dtype)
     model = ensemble_net(config, spec)
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch  # shapes come from the spec
-        return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
-
     def phase_step(index: int):
         """Phase ``index + 1``'s step: phase 1 the sum of the uni-modal losses on the batch as
         it is, phase 2 the fused loss on the augmented batch; ``tx1`` / ``tx2`` advance only
@@ -175,36 +167,25 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                     loss = sum(metrics[f"loss_{m}"] for m in modalities)
                 else:
                     loss = metrics["loss_fused"]
-                return loss, (model_state, metrics)
+                return loss, ({"model_state": model_state}, metrics)
 
-            (loss, (model_state, metrics)), grads = jax.value_and_grad(
-                objective, has_aux=True)(state.params)
-            updates, opt = tx.update(grads, state.opt_state[index], state.params)
-            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
-            params = optax.apply_updates(state.params, updates)
+            new_state, metrics = gradient_step(state, tx, objective, slot=index)
             if mc.freeze_encoders and index == 1:
-                params = _keep_encoders(state.params, params)
                 # Only the encoders have model state (BatchNorm statistics).
-                model_state = state.model_state
-            new_state = state.replace(step=state.step + 1, params=params,
-                                      model_state=model_state, opt_state=opt_state)
+                new_state = new_state.replace(
+                    params=_keep_encoders(state.params, new_state.params),
+                    model_state=state.model_state)
             metrics["phase"] = jnp.float32(index + 1)
-            return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+            return new_state, metrics
 
         return step
 
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        (outputs, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                      batch["present"], train=False)
-        return outputs.astype(jnp.float32)
-
     phases = (Phase("unimodal", phase1_steps, phase_step(0)),
               Phase("adapt", None, phase_step(1)))
-    return Method(init=init, phases=phases, predict=predict)
+    return Method(init=initializer(model, lambda p: (tx1.init(p), tx2.init(p))), phases=phases,
+                  predict=predictor(model, dtype))
 
 
 def make_naive(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """Naive baseline: the ensemble trained end to end from scratch, no augmentation (Table 1)."""
-    return make_supervised(config, spec, ensemble_net(config, spec),
-                           fused_loss(lambda b: b["present"].any(-1)))
+    return make_supervised(config, spec, ensemble_net(config, spec), fused_loss(any_present))
