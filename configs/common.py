@@ -63,6 +63,15 @@ def experiment(dataset: str, method: MethodConfig, arg: str | None,
     """
     config = ExperimentConfig(data=DataConfig(name=dataset), model=MODEL[dataset], method=method,
                               train=TRAIN[dataset], **sections)
+    return apply_variants(config, arg, released)
+
+
+def apply_variants(config: ExperimentConfig, arg: str | None,
+                   released: Callable[[ExperimentConfig], ExperimentConfig] | None = None
+                   ) -> ExperimentConfig:
+    """``config`` with the ``+``-joined variants of ``arg`` applied left to right (``quick``;
+    ``released`` where the config passes its method's ``released``); for config files that build
+    their experiment without ``experiment``."""
     variants = {"quick": quick}
     if released is not None:
         variants["released"] = released

@@ -53,7 +53,7 @@ LISTS = ("methods", "datasets", "configs")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mmjax import __version__, report
+    from mmjax import __version__, report, sweep
 
     parser = _Parser(prog="mmjax", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"mmjax {__version__}")
@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help=report.DESCRIPTION)
     report.add_arguments(p)
+
+    p = sub.add_parser("sweep", help=sweep.DESCRIPTION)
+    sweep.add_arguments(p)
 
     p = sub.add_parser("list", help="the registered methods, the datasets, or the shipped configs")
     p.add_argument("what", nargs="?", choices=LISTS, default="methods")
@@ -246,8 +249,14 @@ def _report(args) -> int:
     return report.run(args)
 
 
-COMMANDS = {"train": _train, "eval": _eval, "report": _report, "bench": _bench, "data": _data,
-            "list": _list}
+def _sweep(args) -> int:
+    from mmjax import sweep
+
+    return sweep.run(args)
+
+
+COMMANDS = {"train": _train, "eval": _eval, "report": _report, "sweep": _sweep, "bench": _bench,
+            "data": _data, "list": _list}
 
 
 def compile_cache(enabled: bool) -> str | None:
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
             with deferred_signals():  # a signal during the heavy imports is raised after them
                 import mmjax.train  # noqa: F401 (jax, flax, optax, orbax)
-                if args.command in ("train", "eval", "data"):
+                if args.command in ("train", "eval", "data", "sweep"):
                     import tensorflow_datasets  # noqa: F401
             compile_cache(not args.no_compile_cache)
             return COMMANDS[args.command](args)

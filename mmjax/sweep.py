@@ -11,8 +11,8 @@ A *point* of the grid is a set of ``--set``-style overrides of the base config::
   ``KEY=V KEY=V`` line each (shell quoting; ``#`` comments), multiplied by the ``--grid`` axes;
   a line's ``name=NAME`` names its folder and its row. The key ``config`` swaps the config file
   itself (``config=configs/mfeat/sum.py:quick``).
-- ``--seeds N`` adds the axis ``train.seed = s, ..., s+N-1`` (``s``: the base config's seed) with
-  one replica per point.
+- ``--seeds N`` adds the axis ``train.seed = s, ..., s+N-1`` (``s``: the first point's seed,
+  ``--set train.seed=S`` included) with one replica per point.
 
 Every point is resolved and checked (``mmjax.config.override``, then ``train.setup``: the data,
 the method, the masks) before anything is written; a bad point is one ``UserError`` line naming
@@ -515,17 +515,15 @@ def points_of(args: argparse.Namespace) -> list[Point]:
         if any(k in SEED_KEYS for k, _ in axes) or any(k in SEED_KEYS for p in file_points
                                                          for k, _ in p):
             raise UserError("--seeds and a train.seed/train.num_seeds grid key exclude each other")
-        if any(s.partition("=")[0] == "train.seed" for s in args.set):
-            raise UserError("--seeds counts from the config's train.seed; set that in the config "
-                            "file, not with --set")
     if any(k == NAME_KEY for k, _ in axes):
         raise UserError(f"'{NAME_KEY}' names a line of a --grid-file; it is no --grid axis")
     if not axes and not file_points and args.seeds is None:
         raise UserError("nothing to sweep: give --grid, --grid-file or --seeds")
-    if args.seeds is not None:
-        seed = resolve([([], 0)], args.config, args.set)[0].config.train.seed
+    sets = list(args.set)
+    if args.seeds is not None:  # counting from the first point's train.seed (--set included)
+        seed = resolve(expand(axes, file_points)[:1], args.config, sets)[0].config.train.seed
         axes.append(("train.seed", [str(seed + i) for i in range(args.seeds)]))
-    sets = [*args.set, *(["train.num_seeds=1"] if args.seeds is not None else [])]
+        sets = [s for s in sets if s.partition("=")[0] != "train.seed"] + ["train.num_seeds=1"]
     return resolve(expand(axes, file_points), args.config, sets)
 
 

@@ -101,6 +101,8 @@ def test_seeds_pack_into_one_run_per_point_unless_no_pack():
         ("missing.rates-0.5_0.3/train.seed-0..2", [0, 1, 2], [[0], [1], [2]]),
         ("missing.rates-0.2_0.6/train.seed-0..2", [3, 4, 5], [[0], [1], [2]])]
     assert [(r.config.train.seed, r.config.train.num_seeds) for r in runs] == [(0, 3), (0, 3)]
+    from_five = _points("missing.rates=[0.5,0.3]", seeds="2", sets=[*SMALL, "train.seed=5"])
+    assert [p.config.train.seed for p in from_five] == [5, 6]
     assert runs[0].config.missing.rates == (0.5, 0.3)
 
     gap = sweep.plan(_points("train.seed=0,1,3"))

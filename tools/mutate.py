@@ -660,6 +660,8 @@ def summary(modules, out: pathlib.Path) -> str:
         if not path.exists():
             continue
         recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        if not recs:
+            continue
         meta_path = out / f"{module}.meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         eq = [r for r in recs if r["id"] in equivalent]

@@ -11,9 +11,9 @@ Command (fold 1; the paper's imbalanced rates (A, V, L) = (0.2, 0.5, 0.8) of its
 
 Other folds: --set data.fold=2..10; other rates of Table 1: --set missing.rates=0.8,0.5,0.5 etc.
 Ablations as in configs/mfeat/redcore.py (method.regulate=False, method.unimodal_ce=False);
-the released-code switches are mmjax.methods.redcore.released (this config has no ``released``
-variant yet; the offline configs have: configs/mfeat/redcore.py:released). The released code also lets a training sample lose
-every modality: --set missing.forbid_empty=False.
+every released-code switch at once (mmjax.methods.redcore.released): --config
+configs/iemocap/redcore.py:released (with ``+quick`` for a smoke run). The released code also lets
+a training sample lose every modality: --set missing.forbid_empty=False.
 
 Paper settings (Implementation Details): encoders ``transformer`` (mmjax/models/sequence.py) for all
 three modalities, 3 self-attention layers, 8 heads, 128-d embeddings (``model.hidden``), masked to
@@ -30,16 +30,16 @@ produced with this config). The config, the loader and a few training steps are 
 fixture in MMIN's layout in tests/test_sequence_encoders.py.
 """
 
-import dataclasses
-
 from mmjax.config import (DataConfig, ExperimentConfig, MissingConfig, ModelConfig, OptimConfig,
                           TrainConfig)
-from mmjax.errors import UserError
-from mmjax.methods.redcore import RedCoreConfig
+from mmjax.methods.redcore import RedCoreConfig, released
+
+from configs.common import apply_variants
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` (100 steps, one seed) or nothing."""
+    """The experiment; ``arg``: variants of configs/common.py joined by ``+`` (``quick``: 100
+    steps, one seed; ``released``: mmjax.methods.redcore.released), or nothing."""
     config = ExperimentConfig(
         data=DataConfig(name="iemocap", fold=1),
         missing=MissingConfig(protocol="independent", rates=(0.2, 0.5, 0.8)),
@@ -50,9 +50,4 @@ def get_config(arg=None):
         train=TrainConfig(steps=2000, batch_size=128, num_seeds=3, steps_per_call=10,
                           log_every=100, checkpoint_every=500),
     )
-    if not arg:
-        return config
-    if arg == "quick":  # as configs/common.py's variant
-        return dataclasses.replace(config, train=dataclasses.replace(
-            config.train, steps=100, num_seeds=1, log_every=50, checkpoint_every=50))
-    raise UserError(f"unknown config variant {arg!r}; use 'quick' or nothing")
+    return apply_variants(config, arg, released)

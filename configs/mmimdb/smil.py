@@ -6,8 +6,10 @@ Prepare the data once (the GMU-MMIMDb multimodal_imdb.hdf5):
 
 Command:
   mmjax train --config configs/mmimdb/smil.py --workdir runs/mmimdb_smil
-  (eta: --set missing.paired_fraction=0.1; the baselines of Table 2: configs/mmimdb/lower_bound.py,
-  upper_bound.py, ae_imputation.py, which share this file's data, model and schedule)
+  (eta: --set missing.paired_fraction=0.1; every released-code switch: --config
+  configs/mmimdb/smil.py:released, see smil.released; the baselines of Table 2:
+  configs/mmimdb/lower_bound.py, upper_bound.py, ae_imputation.py, which share this file's data,
+  model and schedule)
 
 Paper settings (papers/004, "Implementation details, MM-IMDb"): "We feed the feature from each
 modality to a FC layer to align their output dimension" (``fc`` encoders, 4096 -> 2048 and
@@ -33,7 +35,9 @@ config). tests/test_smil_papers.py trains it a few steps on a fixture in the pub
 from mmjax.config import (DataConfig, ExperimentConfig, MethodConfig, MissingConfig, ModelConfig,
                           OptimConfig, TrainConfig)
 from mmjax.errors import UserError
-from mmjax.methods.smil import SmilConfig
+from mmjax.methods.smil import SmilConfig, released
+
+from configs.common import apply_variants
 
 PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 1000, 500, 10000
 # One FC layer per modality to 2048 (the released IMDbFuse's 4096-d concatenation), fusion 512.
@@ -59,11 +63,14 @@ def paper_experiment(method: MethodConfig, arg: str | None, steps: int,
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` = 40 + 20 + 40 steps, one seed, a 512-sample memory."""
-    quick = arg == "quick"
+    """The experiment; ``arg``: variants of configs/common.py joined by ``+`` (``quick`` = 40 +
+    20 + 40 steps, one seed, a 512-sample memory; ``released``: mmjax.methods.smil.released, the
+    multiplicative regulariser kept as in the released MM-IMDb fragment), or nothing."""
+    quick = "quick" in (arg or "").split("+")
     method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
                         phase2_steps=20 if quick else PHASE2_STEPS,
                         memory_size=512 if quick else 15616, inner_lr=1e-4,
                         regularization="multiplicative", pos_weight=2.0)
-    return paper_experiment(method, arg, PHASE1_STEPS + PHASE2_STEPS + META_STEPS)
+    config = paper_experiment(method, None, PHASE1_STEPS + PHASE2_STEPS + META_STEPS)
+    return apply_variants(config, arg, released)
 

@@ -33,8 +33,10 @@ STEPS = 2500
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` (100 steps, one seed) or nothing."""
+    """The experiment; ``arg``: configs/iemocap/redcore.py's variants (``quick``, ``released``,
+    joined by ``+``) or nothing."""
     config = iemocap.get_config(arg)
-    train = config.train if arg else dataclasses.replace(config.train, steps=STEPS)
+    quick = "quick" in (arg or "").split("+")  # quick's 100 steps stand
+    train = config.train if quick else dataclasses.replace(config.train, steps=STEPS)
     return dataclasses.replace(config, data=DataConfig(name="mmsa_mosei", label_view="3class"),
                                train=train)

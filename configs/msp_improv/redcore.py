@@ -26,6 +26,7 @@ from configs.iemocap import redcore as iemocap
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` (100 steps, one seed) or nothing."""
+    """The experiment; ``arg``: configs/iemocap/redcore.py's variants (``quick``, ``released``,
+    joined by ``+``) or nothing."""
     config = iemocap.get_config(arg)
     return dataclasses.replace(config, data=dataclasses.replace(config.data, name="msp_improv"))

@@ -10,7 +10,8 @@ first (modality 1, complete), text second (modality 2, on eta of the training cl
 
 Command:
   mmjax train --config configs/multibench_mosi/smil.py --workdir runs/mosi_smil
-  (eta: --set missing.paired_fraction=0.1)
+  (eta: --set missing.paired_fraction=0.1; every released-code switch: --config
+  configs/multibench_mosi/smil.py:released, see smil.released)
 
 Paper settings (papers/004, "Implementation details, CMU-MOSI"): "three fully-connected (FC) layers
 with dimension 16 to get the embedding of image modality" (``mean_mlp3``, model.hidden = 16: the
@@ -32,27 +33,26 @@ tests/test_smil_papers.py trains it a few steps on a fixture in MultiBench's lay
 
 from mmjax.config import (DataConfig, ExperimentConfig, MissingConfig, ModelConfig, OptimConfig,
                           TrainConfig)
-from mmjax.errors import UserError
-from mmjax.methods.smil import SmilConfig
+from mmjax.methods.smil import SmilConfig, released
+
+from configs.common import apply_variants
 
 PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 500, 300, 5000
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` = 40 + 20 + 40 steps, one seed, or nothing."""
-    if arg not in (None, "", "quick"):
-        raise UserError(f"unknown config variant {arg!r}; use 'quick' or nothing")
-    quick = arg == "quick"
+    """The experiment; ``arg``: variants of configs/common.py joined by ``+`` (``quick`` = 40 +
+    20 + 40 steps, one seed; ``released``: mmjax.methods.smil.released), or nothing."""
+    quick = "quick" in (arg or "").split("+")
     method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
                         phase2_steps=20 if quick else PHASE2_STEPS,
                         memory_size=512 if quick else 1408, inner_lr=1e-4)
-    return ExperimentConfig(
+    config = ExperimentConfig(
         data=DataConfig(name="multibench_mosi", views=("vision", "text"), label_view="2class"),
         missing=MissingConfig(protocol="paired", paired_fraction=0.2),
         model=ModelConfig(encoders=("mean_mlp3", "lstm_last"), hidden=16, feature_dim=64,
                           dropout=0.0),
         method=method, optim=OptimConfig(name="adam", lr=1e-4),
-        train=TrainConfig(steps=100 if quick else PHASE1_STEPS + PHASE2_STEPS + META_STEPS,
-                          batch_size=32, num_seeds=1 if quick else 3,
-                          steps_per_call=10, log_every=50 if quick else 200,
-                          checkpoint_every=50 if quick else 1000))
+        train=TrainConfig(steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS, batch_size=32,
+                          num_seeds=3, steps_per_call=10, log_every=200, checkpoint_every=1000))
+    return apply_variants(config, arg, released)

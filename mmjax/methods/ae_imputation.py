@@ -26,7 +26,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from mmjax import losses
@@ -34,7 +33,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, step_keys)
+                                compute_dtype, make_optimizer, step_keys)
+from mmjax.methods.supervised import gradient_step, initializer
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -115,11 +115,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     model = NNXModel(lambda rngs: AeFusion(spec, config, dtype=dtype, rngs=rngs))
     tx1 = make_optimizer(config.optim, max(mc.ae_steps, 1))
     tx2 = make_optimizer(config.optim, max(config.train.steps - mc.ae_steps, 1))
-
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch
-        return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
-
     m1, m2 = modalities
 
     def ae_loss(params, state: TrainState, batch: Batch, keys: dict):
@@ -129,7 +124,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         per = ((recon - batch["inputs"][m2]) ** 2).reshape(recon.shape[0], -1).mean(-1)
         # The autoencoder learns x1 -> x2 on complete samples only (x1 and x2 both present).
         loss = losses.weighted_mean(per.astype(jnp.float32), batch["present"].all(-1))
-        return loss, (state.model_state, {"loss_ae": loss, "loss_fused": jnp.zeros(())})
+        return loss, ({"model_state": state.model_state},
+                      {"loss_ae": loss, "loss_fused": jnp.zeros(())})
 
     def fused_loss(params, state: TrainState, batch: Batch, keys: dict):
         module = model.bind(params, state.model_state)
@@ -138,7 +134,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                 rngs=nnx.Rngs(dropout=keys["dropout"]))
         per = losses.per_example(spec.task, outputs, batch["label"], mc.pos_weight)
         loss = losses.weighted_mean(per, batch["present"].any(-1))
-        return loss, (nnx.state(module, nnx.Not(nnx.Param)),
+        return loss, ({"model_state": nnx.state(module, nnx.Not(nnx.Param))},
                       {"loss_ae": jnp.zeros(()), "loss_fused": loss})
 
     def phase_step(index: int, tx, objective):
@@ -148,15 +144,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
             keys = step_keys(state, "dropout")
             batch = cast_inputs(batch, dtype)
-            (loss, (model_state, metrics)), grads = jax.value_and_grad(
-                objective, has_aux=True)(state.params, state, batch, keys)
-            updates, opt = tx.update(grads, state.opt_state[index], state.params)
-            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
-            new_state = state.replace(step=state.step + 1,
-                                      params=optax.apply_updates(state.params, updates),
-                                      model_state=model_state, opt_state=opt_state)
+            new_state, metrics = gradient_step(
+                state, tx, lambda p: objective(p, state, batch, keys), slot=index)
             metrics["phase"] = jnp.float32(index + 1)
-            return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+            return new_state, metrics
 
         return step
 
@@ -169,4 +160,5 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 
     phases = (Phase("autoencoder", mc.ae_steps, phase_step(0, tx1, ae_loss)),
               Phase("fusion", None, phase_step(1, tx2, fused_loss)))
-    return Method(init=init, phases=phases, predict=predict)
+    return Method(init=initializer(model, lambda p: (tx1.init(p), tx2.init(p))), phases=phases,
+                  predict=predict)

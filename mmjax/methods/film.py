@@ -37,11 +37,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec, length_key
+from mmjax.data.base import DatasetSpec
 from mmjax.methods.base import Method, NNXModel, compute_dtype
-from mmjax.methods.supervised import any_present, fused_loss, make_supervised, pick_modality
-from mmjax.models.encoders import build_encoders, encode, masked_features
+from mmjax.methods.supervised import any_present, fused_loss, make_supervised
+from mmjax.models.encoders import masked_features
 from mmjax.models.fusion import MLPHead
+from mmjax.models.modulation import ModulationNet, pick_modality
 
 
 @frozen
@@ -62,16 +63,13 @@ def film(h: jax.Array, gamma: jax.Array, beta: jax.Array) -> jax.Array:
     return gamma * h + beta
 
 
-class FilmNet(nnx.Module):
+class FilmNet(ModulationNet):
     """Encoders, the condition encoder, projections and the head; see the module docstring."""
 
     def __init__(self, spec: DatasetSpec, config: ModelConfig, *, condition: str, dtype=None,
                  rngs: nnx.Rngs):
-        self.modalities = tuple(spec.modalities)
+        super().__init__(spec, config, condition, dtype=dtype, rngs=rngs)
         self.condition = condition
-        # Iterate over these tuples, never over the nnx.Dicts (pytree dicts come back sorted).
-        self.others = tuple(m for m in spec.modalities if m != condition)
-        self.encoders = build_encoders(spec, config, dtype=dtype, rngs=rngs)
         width = self.encoders[condition].out_dim
         self.width = width
         self.film = nnx.Linear(width, 2 * width, dtype=dtype, rngs=rngs)
@@ -83,12 +81,9 @@ class FilmNet(nnx.Module):
     def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
                  rngs: nnx.Rngs | None = None):
         """``(outputs [B, C], aux)``; aux holds each modality's features, gamma and beta."""
-        aux, feats = {}, {}
-        for c, m in enumerate(self.modalities):
-            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
-                       deterministic=deterministic, rngs=rngs)
-            feats[m] = masked_features(f, present[:, c])
-            aux[f"{m}/features"] = f
+        raw = self.features(inputs, deterministic=deterministic, rngs=rngs)
+        aux = {f"{m}/features": f for m, f in raw.items()}
+        feats = {m: masked_features(raw[m], present[:, c]) for c, m in enumerate(self.modalities)}
         gamma, beta = jnp.split(self.film(feats[self.condition]), 2, axis=-1)
         aux["film/gamma"], aux["film/beta"] = gamma, beta
         zs = []

@@ -31,11 +31,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
-from mmjax.data.base import DatasetSpec, length_key
+from mmjax.data.base import DatasetSpec
 from mmjax.methods.base import Method, NNXModel, compute_dtype
-from mmjax.methods.supervised import any_present, fused_loss, make_supervised, pick_modality
-from mmjax.models.encoders import build_encoders, encode, masked_features
+from mmjax.methods.supervised import any_present, fused_loss, make_supervised
+from mmjax.models.encoders import masked_features
 from mmjax.models.fusion import MLPHead
+from mmjax.models.modulation import ModulationNet, pick_modality
 
 
 @frozen
@@ -55,16 +56,13 @@ def gated(h: jax.Array, gate_hidden: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(gate_hidden) * h
 
 
-class GatedNet(nnx.Module):
+class GatedNet(ModulationNet):
     """Encoders, per-encoder FC layers, the gate and the head; see the module docstring."""
 
     def __init__(self, spec: DatasetSpec, config: ModelConfig, *, gate: str, dtype=None,
                  rngs: nnx.Rngs):
-        self.modalities = tuple(spec.modalities)
+        super().__init__(spec, config, gate, dtype=dtype, rngs=rngs)
         self.gate = gate
-        # Iterate over these tuples, never over the nnx.Dicts (pytree dicts come back sorted).
-        self.others = tuple(m for m in spec.modalities if m != gate)
-        self.encoders = build_encoders(spec, config, dtype=dtype, rngs=rngs)
         self.project = nnx.Dict({m: nnx.Linear(self.encoders[m].out_dim, config.feature_dim,
                                                dtype=dtype, rngs=rngs) for m in self.modalities})
         self.head = MLPHead(config.feature_dim * len(self.others), config.hidden,
@@ -74,9 +72,8 @@ class GatedNet(nnx.Module):
                  rngs: nnx.Rngs | None = None):
         """``(outputs [B, C], aux)``; aux holds each modality's features and hidden state."""
         aux, hidden = {}, {}
-        for c, m in enumerate(self.modalities):
-            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
-                       deterministic=deterministic, rngs=rngs)
+        for c, (m, f) in enumerate(self.features(inputs, deterministic=deterministic,
+                                                 rngs=rngs).items()):
             aux[f"{m}/features"] = f
             hidden[m] = masked_features(self.project[m](f), present[:, c])
             aux[f"{m}/hidden"] = hidden[m]

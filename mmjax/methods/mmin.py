@@ -79,10 +79,10 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                Phase, compute_dtype, init_state, make_optimizer, norms,
-                                one_phase, step_keys)
-from mmjax.models.encoders import default_encoder, encode, make_encoder
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, Phase,
+                                compute_dtype, make_optimizer, one_phase, step_keys)
+from mmjax.methods.supervised import gradient_step, initializer
+from mmjax.models.encoders import build_encoders, encode
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
 
@@ -215,6 +215,24 @@ def clip_per_network(grads, max_norm: float):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+def moving(tx: optax.GradientTransformation, teacher: bool) -> optax.GradientTransformation:
+    """``tx`` (its state unchanged) whose updates move only the teacher (``teacher``: stage 1) or
+    everything but the frozen teacher (stage 2); the other updates are zeros."""
+
+    def update(grads, opt_state, params=None):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        kept = updates["teacher"]
+        if teacher:
+            updates = jax.tree.map(jnp.zeros_like, updates)
+            updates["teacher"] = kept
+        else:
+            updates = jax.tree.map(lambda u: u, updates)
+            updates["teacher"] = jax.tree.map(jnp.zeros_like, kept)
+        return updates, opt_state
+
+    return optax.GradientTransformation(tx.init, update)
+
+
 def _check_common(name: str, mc, spec: DatasetSpec) -> None:
     if spec.num_modalities < 2:
         raise UserError(f"{name} needs at least two modalities (it imagines missing ones)")
@@ -227,23 +245,12 @@ def _check_common(name: str, mc, spec: DatasetSpec) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _encoders(spec: DatasetSpec, model: ModelConfig, dtype, rngs) -> nnx.Dict:
-    names = model.encoders or tuple(default_encoder(s) for s in spec.shapes)
-    if len(names) != spec.num_modalities:
-        raise UserError(f"model.encoders names {len(names)} encoders for "
-                        f"{spec.num_modalities} modalities")
-    return nnx.Dict({mod: make_encoder(names[c], spec.shapes[c], hidden=model.hidden,
-                                       out_dim=model.feature_dim, dropout=model.dropout,
-                                       dtype=dtype, rngs=rngs)
-                     for c, mod in enumerate(spec.modalities)})
-
-
 class Teacher(nnx.Module):
     """The full-modality teacher: encoders T_m and a head on ``[T_1(x_1); ...; T_M(x_M)]``."""
 
     def __init__(self, spec: DatasetSpec, model: ModelConfig, *, dtype=None, rngs: nnx.Rngs):
         self.modalities = tuple(spec.modalities)
-        self.encoders = _encoders(spec, model, dtype, rngs)
+        self.encoders = build_encoders(spec, model, dtype=dtype, rngs=rngs)
         dim = sum(self.encoders[m].out_dim for m in self.modalities)
         self.head = MLPHead(dim, model.hidden, spec.num_classes, model.dropout, dtype=dtype,
                             rngs=rngs)
@@ -263,7 +270,7 @@ class MminNet(nnx.Module):
                  rngs: nnx.Rngs):
         self.modalities = tuple(spec.modalities)
         self.teacher = Teacher(spec, model, dtype=dtype, rngs=rngs)
-        self.encoders = _encoders(spec, model, dtype, rngs)
+        self.encoders = build_encoders(spec, model, dtype=dtype, rngs=rngs)
         self.dims = tuple(self.encoders[m].out_dim for m in self.modalities)
         dim = sum(self.dims)
         layers = tuple(mc.ae_layers)
@@ -318,37 +325,23 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     tx2 = make_optimizer(config.optim, config.train.steps - mc.teacher_steps)
     mods = spec.modalities
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch
-        return init_state(model, key, lambda p: (tx1.init(p), tx2.init(p)))
-
     def phase_step(index: int, tx, objective, clip: float):
         """The step of stage ``index + 1``: ``objective``'s gradient (each network's clipped to
         norm ``clip`` if > 0) through ``tx``, which advances only ``opt_state[index]``; stage 1
         moves the teacher only, stage 2 everything but the (frozen) teacher."""
+        tx = moving(tx, teacher=index == 0)
+
+        def clipped(grads, metrics):
+            return clip_per_network(grads, clip), metrics
 
         def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
             keys = step_keys(state, "dropout", "pattern")
             batch = cast_inputs(batch, dtype)
-            params = state.params
-            (loss, (new_model_state, metrics)), grads = jax.value_and_grad(
-                lambda p: objective(p, state.model_state, batch, keys), has_aux=True)(params)
-            if clip > 0:
-                grads = clip_per_network(grads, clip)
-            updates, opt = tx.update(grads, state.opt_state[index], params)
-            opt_state = tuple(opt if i == index else s for i, s in enumerate(state.opt_state))
-            teacher = updates["teacher"]
-            if index == 0:
-                updates = jax.tree.map(jnp.zeros_like, updates)
-                updates["teacher"] = teacher
-            else:
-                updates = jax.tree.map(lambda u: u, updates)
-                updates["teacher"] = jax.tree.map(jnp.zeros_like, teacher)
-            new_params = optax.apply_updates(params, updates)
-            new_state = state.replace(step=state.step + 1, params=new_params,
-                                      model_state=new_model_state, opt_state=opt_state)
+            new_state, metrics = gradient_step(
+                state, tx, lambda p: objective(p, state.model_state, batch, keys), slot=index,
+                edit=clipped if clip > 0 else None)
             metrics["phase"] = jnp.float32(index + 1)
-            return new_state, {"loss": loss, **metrics, **norms(grads, params)}
+            return new_state, metrics
 
         return step
 
@@ -363,7 +356,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=r),
                                      deterministic=False, rngs=r)
         ce = losses.weighted_mean(losses.per_example(spec.task, logits, label), present.all(-1))
-        return ce, (nnx.state(module, nnx.Not(nnx.Param)),
+        return ce, ({"model_state": nnx.state(module, nnx.Not(nnx.Param))},
                     {"ce_teacher": ce, "ce": zero, "mse_forward": zero, "cycle": zero})
 
     def mmin_loss(p, model_state, batch, keys):
@@ -381,7 +374,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                        slot_mask(present, module.dims), weight)
         cyc = cycle_loss(out["h"], out["h_cycle"], weight)
         loss = mc.ce_weight * ce + mc.mse_weight * fwd + mc.cycle_weight * cyc
-        return loss, (nnx.state(module, nnx.Not(nnx.Param)),
+        return loss, ({"model_state": nnx.state(module, nnx.Not(nnx.Param))},
                       {"ce_teacher": zero, "ce": ce, "mse_forward": fwd, "cycle": cyc})
 
     def enter_student(state: TrainState) -> TrainState:
@@ -399,7 +392,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                     phase_step(0, tx1, teacher_loss, mc.teacher_clip)),
               Phase("student", None, phase_step(1, tx2, mmin_loss, mc.student_clip),
                     enter_student))
-    return Method(init=init, phases=phases, predict=predict)
+    return Method(init=initializer(model, lambda p: (tx1.init(p), tx2.init(p))), phases=phases,
+                  predict=predict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -450,10 +444,6 @@ def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     tx = make_optimizer(config.optim, config.train.steps)
     mods = spec.modalities
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch
-        return init_state(model, key, tx.init)
-
     def objective(params, state: TrainState, batch: Batch, keys: dict):
         present = batch["present"]
         sim = sample_patterns(keys["pattern"], present.shape[0], len(mods)) & present
@@ -467,15 +457,12 @@ def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         # Tran et al. eq. (2): reconstruct the complete input (complete samples only).
         rec = mse(x_hat, x, present.all(-1))
         loss = ce + mc.mse_weight * rec
-        return loss, (model_state, {"ce": ce, "mse_rec": rec})
+        return loss, ({"model_state": model_state}, {"ce": ce, "mse_rec": rec})
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "pattern")
         batch = cast_inputs(batch, dtype)
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params, state, batch, keys)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+        return gradient_step(state, tx, lambda p: objective(p, state, batch, keys))
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
@@ -483,4 +470,5 @@ def make_cra(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                         batch["present"], train=False)
         return logits.astype(jnp.float32)
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    return Method(init=initializer(model, tx.init), phases=one_phase(train_step),
+                  predict=predict)

@@ -47,7 +47,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from mmjax import losses
@@ -55,9 +54,9 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
-                                compute_dtype, make_optimizer, norms, step_keys)
-from mmjax.methods.film import build_encoders
-from mmjax.models.encoders import encode
+                                compute_dtype, make_optimizer, step_keys)
+from mmjax.methods.supervised import gradient_step
+from mmjax.models.encoders import build_encoders, encode
 
 
 @frozen
@@ -222,6 +221,15 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                           opt_state=opt_state, key=state_key)
 
+    def part_step(part: str, tx, state: TrainState, objective) -> tuple[TrainState, dict]:
+        """``gradient_step`` of ``params[part]`` with its own ``opt_state[part]`` (the VAE or
+        the probe); the other part is held."""
+        sub, metrics = gradient_step(
+            state.replace(params=state.params[part], opt_state=state.opt_state[part]), tx,
+            objective)
+        return sub.replace(params={**state.params, part: sub.params},
+                           opt_state={**state.opt_state, part: sub.opt_state}), metrics
+
     def latent_mean(vae, model_state, batch) -> jax.Array:
         """mu(X_present) with the encoders in inference mode, ``[B, L]``."""
         (mu, _, _), _ = model.apply(vae, model_state, batch["inputs"], batch["present"][None],
@@ -249,35 +257,24 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             terms = jax.vmap(losses.weighted_mean)(rec + beta * kl, weights)  # [T]
             metrics = {"recon": jax.vmap(losses.weighted_mean)(rec, weights).sum(),
                        "kl": jax.vmap(losses.weighted_mean)(kl, weights).sum()}
-            return terms.sum(), (model_state, metrics)
+            return terms.sum(), ({"model_state": model_state}, metrics)
 
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params["vae"])
-        updates, opt_vae = tx_vae.update(grads, state.opt_state["vae"], state.params["vae"])
-        vae = optax.apply_updates(state.params["vae"], updates)
-        new_state = state.replace(step=state.step + 1,
-                                  params={**state.params, "vae": vae}, model_state=model_state,
-                                  opt_state={**state.opt_state, "vae": opt_vae})
-        return new_state, {"loss": loss, "loss_elbo": loss, "loss_probe": jnp.zeros(()),
-                           "beta": beta, **metrics, **norms(grads, state.params["vae"])}
+        new_state, metrics = part_step("vae", tx_vae, state, objective)
+        return new_state, {**metrics, "loss_elbo": metrics["loss"], "loss_probe": jnp.zeros(()),
+                           "beta": beta}
 
     def probe_step(state: TrainState, batch: Batch):
         mu = jax.lax.stop_gradient(latent_mean(state.params["vae"], state.model_state, batch))
 
         def objective(probe):
             per = losses.per_example(spec.task, probe_apply(probe, mu), batch["label"])
-            return losses.weighted_mean(per, batch["present"].any(-1))
+            return losses.weighted_mean(per, batch["present"].any(-1)), ({}, {})
 
-        loss, grads = jax.value_and_grad(objective)(state.params["probe"])
-        updates, opt_probe = tx_probe.update(grads, state.opt_state["probe"],
-                                             state.params["probe"])
-        probe = optax.apply_updates(state.params["probe"], updates)
-        new_state = state.replace(step=state.step + 1, params={**state.params, "probe": probe},
-                                  opt_state={**state.opt_state, "probe": opt_probe})
+        new_state, metrics = part_step("probe", tx_probe, state, objective)
         zero = jnp.zeros(())
-        return new_state, {"loss": loss, "loss_elbo": zero, "loss_probe": loss,
+        return new_state, {**metrics, "loss_elbo": zero, "loss_probe": metrics["loss"],
                            "beta": jnp.asarray(mc.kl_weight, jnp.float32), "recon": zero,
-                           "kl": zero, **norms(grads, state.params["probe"])}
+                           "kl": zero}
 
     def vae_phase_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         return vae_step(state, cast_inputs(batch, dtype))

@@ -83,29 +83,6 @@ class OgmGeConfig(MethodConfig):
     modulate: str = "weights"
 
 
-class ConcatLinearNet(nnx.Module):
-    """``ProjectedEncoders`` + one ``Linear(M s, C)`` over the masked, concatenated features."""
-
-    def __init__(self, spec: DatasetSpec, config: ModelConfig, head_dim: int, *, dtype=None,
-                 rngs: nnx.Rngs):
-        self.enc = ProjectedEncoders(spec, config, head_dim, dtype=dtype, rngs=rngs)
-        self.head = nnx.Linear(head_dim * spec.num_modalities, spec.num_classes, dtype=dtype,
-                               rngs=rngs)
-        self.head_dim = head_dim
-
-    def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
-                 rngs: nnx.Rngs | None = None):
-        """``(fused [B, C], unimodal logits [B, M, C])``; ``f_m = W_m h_m p_m + b / M``."""
-        feats = [self.enc.encode(m, inputs, deterministic=deterministic, rngs=rngs)
-                 * present[:, c, None].astype(jnp.float32)
-                 for c, m in enumerate(self.enc.names)]
-        fused = self.head(jnp.concatenate(feats, -1))
-        M, s = len(feats), self.head_dim
-        kernel, bias = self.head.kernel[...], self.head.bias[...]
-        uni = [h @ kernel[c * s:(c + 1) * s] + bias[None] / M for c, h in enumerate(feats)]
-        return fused, jnp.stack(uni, 1)
-
-
 def modulation_coefficients(uni_logits: jax.Array, label: jax.Array, present: jax.Array,
                             alpha) -> tuple[jax.Array, jax.Array]:
     """Eq. 10 generalised: ``(k [M], rho [M])`` from unimodal logits ``[B, M, C]``."""
@@ -145,6 +122,29 @@ def modulate(grads, k: jax.Array, modalities: tuple[str, ...], key: jax.Array | 
             g = g + std.astype(g.dtype) * jax.random.normal(kk, g.shape, g.dtype)
         out.append(g)
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+class ConcatLinearNet(nnx.Module):
+    """``ProjectedEncoders`` + one ``Linear(M s, C)`` over the masked, concatenated features."""
+
+    def __init__(self, spec: DatasetSpec, config: ModelConfig, head_dim: int, *, dtype=None,
+                 rngs: nnx.Rngs):
+        self.enc = ProjectedEncoders(spec, config, head_dim, dtype=dtype, rngs=rngs)
+        self.head = nnx.Linear(head_dim * spec.num_modalities, spec.num_classes, dtype=dtype,
+                               rngs=rngs)
+        self.head_dim = head_dim
+
+    def __call__(self, inputs: dict, present: jax.Array, *, deterministic: bool,
+                 rngs: nnx.Rngs | None = None):
+        """``(fused [B, C], unimodal logits [B, M, C])``; ``f_m = W_m h_m p_m + b / M``."""
+        feats = [self.enc.encode(m, inputs, deterministic=deterministic, rngs=rngs)
+                 * present[:, c, None].astype(jnp.float32)
+                 for c, m in enumerate(self.enc.names)]
+        fused = self.head(jnp.concatenate(feats, -1))
+        M, s = len(feats), self.head_dim
+        kernel, bias = self.head.kernel[...], self.head.bias[...]
+        uni = [h @ kernel[c * s:(c + 1) * s] + bias[None] / M for c, h in enumerate(feats)]
+        return fused, jnp.stack(uni, 1)
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:

@@ -69,10 +69,10 @@ from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, one_phase,
-                                step_keys)
-from mmjax.models.encoders import default_encoder, encode, make_encoder
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                make_optimizer, one_phase, step_keys)
+from mmjax.methods.supervised import gradient_step, initializer
+from mmjax.models.encoders import build_encoders, encode
 from mmjax.models.fusion import MLPHead
 
 WEIGHTINGS = ("adaptive", "fixed", "identical")
@@ -192,18 +192,9 @@ class RamlNet(nnx.Module):
 
     def __init__(self, spec: DatasetSpec, model: ModelConfig, mc: RamlConfig, *, dtype=None,
                  rngs: nnx.Rngs):
-        names = model.encoders or tuple(default_encoder(s) for s in spec.shapes)
-        if len(names) != spec.num_modalities:
-            raise UserError(
-                f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities")
         self.names = tuple(spec.modalities)
         d = mc.latent_dim
-        self.encoders = nnx.Dict({
-            m: make_encoder(names[c], spec.shapes[c], hidden=model.hidden,
-                            out_dim=model.feature_dim, dropout=model.dropout, dtype=dtype,
-                            rngs=rngs)
-            for c, m in enumerate(self.names)
-        })
+        self.encoders = build_encoders(spec, model, dtype=dtype, rngs=rngs)
         self.mu_heads = nnx.Dict({m: nnx.Linear(self.encoders[m].out_dim, d, dtype=dtype,
                                                 rngs=rngs) for m in self.names})
         self.logvar_heads = nnx.Dict({m: nnx.Linear(self.encoders[m].out_dim, d, dtype=dtype,
@@ -311,10 +302,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                 else np.ones((1, num_mod), bool))
     num_copies = mc.num_patterns if mc.augment == "sampled" else len(patterns)
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch  # shapes come from the spec
-        return init_state(model, key, tx.init)
-
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "rho", "rho0", "patterns")
         batch = cast_inputs(batch, dtype)
@@ -377,19 +364,17 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             for c, m in enumerate(modalities):
                 metrics[f"weight_{m}"] = losses.weighted_mean(w_own[:, c].mean(-1),
                                                               present[:, c])
-            return loss, (model_state, metrics)
+            return loss, ({"model_state": model_state}, metrics)
 
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+        return gradient_step(state, tx, objective)
 
     inspect = make_inspect(config, spec)
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         return inspect(state, batch)["logits"]
 
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    return Method(init=initializer(model, tx.init), phases=one_phase(train_step),
+                  predict=predict)
 
 
 def make_inspect(config: ExperimentConfig, spec: DatasetSpec):

@@ -94,12 +94,12 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, one_phase,
-                                step_keys)
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                init_state, make_optimizer, one_phase, step_keys)
 from mmjax.methods.redcore_projection import (PROJECTIONS, check_constraints, moving_average,
                                               relative_advantage, update_eta)
-from mmjax.models.encoders import default_encoder, encode, make_encoder
+from mmjax.methods.supervised import gradient_step
+from mmjax.models.encoders import encode, encoder_names, make_encoder
 from mmjax.models.fusion import MLPHead
 from mmjax.models.residual_ae import CascadedResidualAE
 from mmjax.models.sequence import TransformerEncoder
@@ -274,10 +274,7 @@ class RedCoreNet(nnx.Module):
 
     def __init__(self, spec: DatasetSpec, model: ModelConfig, mc: RedCoreConfig, *, dtype=None,
                  rngs: nnx.Rngs):
-        names = model.encoders or tuple(default_encoder(s) for s in spec.shapes)
-        if len(names) != spec.num_modalities:
-            raise UserError(f"model.encoders names {len(names)} encoders for "
-                            f"{spec.num_modalities} modalities")
+        names = encoder_names(spec, model)
         d, m = mc.latent_dim, spec.num_modalities
         self.modalities = tuple(spec.modalities)  # iterate this, never the (sorted) nnx.Dicts
         self.encoders = nnx.Dict({
@@ -468,17 +465,16 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             metrics.update({f"ce_{mod}": ce[c], f"kl_{mod}": kl[c], f"mse_{mod}": mse[c],
                             f"mal_{mod}": extra["mal"][c], f"ra_{mod}": ra[c],
                             f"eta_{mod}": extra["eta"][c]})
-        return loss, (model_state, extra, metrics)
+        return loss, ({"model_state": model_state, "extra": extra}, metrics)
+
+    def clipped(grads, metrics):
+        return clip_per_network(grads, mc.clip_per_network), metrics
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout", "noise")
         batch = cast_inputs(batch, dtype)
-        (loss, (model_state, extra, metrics)), grads = jax.value_and_grad(
-            objective, has_aux=True)(state.params, state, batch, keys)
-        if mc.clip_per_network:
-            grads = clip_per_network(grads, mc.clip_per_network)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state, extra=extra)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+        return gradient_step(state, tx, lambda p: objective(p, state, batch, keys),
+                             edit=clipped if mc.clip_per_network else None)
 
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)

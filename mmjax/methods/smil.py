@@ -81,8 +81,9 @@ Paper <-> released-code switches (``SmilConfig``; default = paper):
   inner_lr_decay_every  0 (paper) | 1000 (released: alpha * 0.1^(meta_step // 1000)).
   kl_weight       the paper gives none; the released code has no KL (use 0).
   meta_optimizer  config (tx3 = ``config.optim``) | released (Adam with L2 weight decay 1e-4 added
-                  to the gradient, as torch's Adam ``weight_decay``, and the rate x0.1 every 5,000
-                  meta-steps, StepLR(5000, 0.1); the rate itself stays ``optim.lr``, 1e-3 released).
+                  to the gradient, as torch's Adam ``weight_decay``, betas (0.9, 0.999), no
+                  clipping, and the rate x0.1 every 5,000 meta-steps, StepLR(5000, 0.1); the rate
+                  itself stays ``optim.lr``, 1e-3 released).
 ``released(config)`` sets every released switch at once (the ``:released`` config variant):
 reconstruction=released, reg_sigma=fixed, outer_loss=released, kl_weight=0,
 inner_lr_decay_every=1000, inner_steps=1, mc_samples=1, meta_optimizer=released.
@@ -90,7 +91,10 @@ Ablations (Table 3): reconstruction=direct; regularization=none; fixed_gaussian=
 input-independent); deterministic=True (no sampling of omega or r: their means).
 
 Our choices where paper and code are silent or cannot apply here: meta-training runs with dropout
-off and BatchNorm on its running statistics (what the released code does, §5.6 item 4); the
+off and BatchNorm on its running statistics. (The released code calls ``eval()`` once, but its
+three meta passes go through MetaNN's ``functional(params, True)``, which switches the functional
+copy to train mode: dropout on and the sound CNN's BatchNorm on batch statistics in the clean
+pass; not reproduced, see experiments/smil/README.md, "Released conformance".) The
 modality-2 memory replaces the released separate paired loader (the pipeline serves random
 batches of the whole training set); phase lengths are config fields (the paper gives 15,000
 meta-iterations, the released script 8,000; we train far fewer, see
@@ -456,8 +460,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     tx1 = make_optimizer(config.optim, max(mc.phase1_steps, 1))
     tx2 = make_optimizer(config.optim, max(mc.phase2_steps, 1))
     meta_optim = config.optim if mc.meta_optimizer == "config" else dataclasses.replace(
-        config.optim, name="adam", weight_decay=1e-4, schedule="step", decay_steps=5000,
-        decay_rate=0.1, warmup_steps=0)
+        config.optim, name="adam", beta1=0.9, weight_decay=1e-4, schedule="step",
+        decay_steps=5000, decay_rate=0.1, warmup_steps=0, grad_clip=0.0)  # torch Adam defaults
     tx3 = make_optimizer(meta_optim, max(config.train.steps - meta_start, 1))
     fp_keys = jax.random.split(jax.random.key(12345))
     r1 = jax.random.normal(fp_keys[0], (math.prod(spec.shape_of(m1)),))

@@ -11,8 +11,7 @@ from another method's module.
   FiLM, gated fusion, missing detection, UME-MMA's naive baseline); ``initializer`` and
   ``predictor`` are its ``init`` and ``predict``, used by other methods too.
 - loss rules and batch changes: ``fused_loss``, ``augment_batch`` (UME-MMA's modality dropout),
-  ``check_dropout``; model pieces: ``fusion_net`` (``MultimodalNet`` as pure functions),
-  ``pick_modality`` (the condition / gate modality of FiLM and gated fusion).
+  ``check_dropout``; ``fusion_net``: ``MultimodalNet`` as pure functions.
 """
 
 from __future__ import annotations
@@ -198,16 +197,3 @@ def check_dropout(p: float, mode: str = "one") -> None:
     if mode not in ("one", "independent"):
         raise UserError(f"method.dropout_mode must be 'one' or 'independent', got {mode!r}")
 
-
-def pick_modality(name: str, spec: DatasetSpec, field: str) -> str:
-    """``name`` checked against the dataset's modalities (empty = the last); else ``UserError``.
-
-    The modality that conditions (FiLM) or gates (gated fusion) the others, so the dataset needs
-    a second one.
-    """
-    name = name or spec.modalities[-1]
-    if name not in spec.modalities:
-        raise UserError(f"{field} {name!r} is not a modality of {spec.name} {spec.modalities}")
-    if spec.num_modalities < 2:
-        raise UserError(f"{field}: fusion needs at least two modalities, {spec.name} has one")
-    return name

@@ -59,11 +59,10 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, apply_gradients, cast_inputs,
-                                compute_dtype, init_state, make_optimizer, norms, one_phase,
-                                step_keys)
-from mmjax.methods.film import build_encoders
-from mmjax.models.encoders import encode, masked_features
+from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
+                                make_optimizer, one_phase, step_keys)
+from mmjax.methods.supervised import gradient_step, initializer, predictor
+from mmjax.models.encoders import build_encoders, encode, masked_features
 from mmjax.models.fusion import MLPHead
 
 
@@ -234,10 +233,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         metrics["kl_weight"] = lam
         return sum(metrics[f"loss_{n}"] for n in names) + metrics["loss_fused"], metrics
 
-    def init(key: jax.Array, batch: Batch) -> TrainState:
-        del batch  # shapes come from the spec
-        return init_state(model, key, tx.init)
-
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         keys = step_keys(state, "dropout")
         batch = cast_inputs(batch, dtype)
@@ -250,17 +245,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                                 batch["present"], train=True,
                                                 key=keys["dropout"])
             loss, metrics = loss_fn(aux["alphas"], aux["fused_alpha"], batch, lam)
-            return loss, (model_state, metrics)
+            return loss, ({"model_state": model_state}, metrics)
 
-        (loss, (model_state, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
-        new_state = apply_gradients(state, tx, grads, model_state=model_state)
-        return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+        return gradient_step(state, tx, objective)
 
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        (outputs, _), _ = model.apply(state.params, state.model_state, batch["inputs"],
-                                      batch["present"], train=False)
-        return outputs.astype(jnp.float32)
-
-    return Method(init=init, phases=one_phase(train_step), predict=predict)
+    return Method(init=initializer(model, tx.init), phases=one_phase(train_step),
+                  predict=predictor(model, dtype))

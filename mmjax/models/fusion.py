@@ -24,7 +24,7 @@ from flax import nnx
 from mmjax.config import ModelConfig
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.models.encoders import default_encoder, encode, make_encoder, masked_features
+from mmjax.models.encoders import build_encoders, encode, masked_features
 
 FUSIONS = ("concat", "sum", "late", "ensemble")
 
@@ -62,23 +62,13 @@ class MultimodalNet(nnx.Module):
                  dtype=None, rngs: nnx.Rngs):
         if fusion not in FUSIONS:
             raise UserError(f"unknown fusion {fusion!r}; choose from {', '.join(FUSIONS)}")
-        names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
-        if len(names) != spec.num_modalities:
-            raise UserError(
-                f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities"
-            )
         used = modalities or spec.modalities
         self.fusion = fusion
         # Iterate over these tuples, never over the nnx.Dicts: pytree dicts come back with sorted
         # keys, which would silently pair a modality with another's present column.
         self.names = tuple(used)
         self.columns = tuple(spec.modalities.index(m) for m in used)  # present[:, c] per encoder
-        self.encoders = nnx.Dict({
-            m: make_encoder(names[c], spec.shapes[c], hidden=config.hidden,
-                            out_dim=config.feature_dim, dropout=config.dropout, dtype=dtype,
-                            rngs=rngs)
-            for m, c in zip(used, self.columns)
-        })
+        self.encoders = build_encoders(spec, config, dtype=dtype, rngs=rngs, modalities=used)
         dims = {m: enc.out_dim for m, enc in self.encoders.items()}
         out = spec.num_classes
         if fusion == "concat":

@@ -36,8 +36,7 @@ these shims, each needed only to import or run it here:
   copy to train mode, so dropout (LeNet-5 0.5, SNetPluse 0.25, fusion 0.5) is on and the sound
   CNN's BatchNorm uses batch statistics in the clean pass; dropout masks cannot be shared between
   frameworks and mmjax's meta phase runs deterministic layers (experiments/smil/README.md,
-  "Released conformance", lists this as not reproduced). ``AS_SHIPPED`` runs the same call once
-  unshimmed (torch seed 0) and prints its loss, for that README;
+  "Released conformance", lists this as not reproduced);
 - instrumentation only: ``torch.randn_like`` is wrapped to keep the noise it returns, the two
   criteria to keep their inputs and outputs, ``functional`` to keep the parameters it is given
   (its second call receives theta*).
@@ -113,10 +112,10 @@ def _load(module, weights: dict, prefix: str):
 
 
 class _Tap:
-    """Instrumentation (see the module docstring); ``eval_mode`` applies the train-mode shim."""
+    """The eval-mode shim of ``functional`` and the instrumentation (see the module docstring)."""
 
-    def __init__(self, proto_cls, eval_mode: bool):
-        self.proto_cls, self.eval_mode = proto_cls, eval_mode
+    def __init__(self, proto_cls):
+        self.proto_cls = proto_cls
         self.noise, self.functional_params = [], []
         self._randn, self._functional = torch.randn_like, proto_cls.functional
 
@@ -130,7 +129,8 @@ class _Tap:
 
         def functional(proto, params, training=None):
             tap.functional_params.append([p.detach().clone().numpy() for p in params])
-            return tap._functional(proto, params, False if tap.eval_mode else training)
+            del training  # shim: eval mode (the released call passes True)
+            return tap._functional(proto, params, False)
 
         torch.randn_like, self.proto_cls.functional = randn_like, functional
         return self
@@ -166,7 +166,7 @@ def _build(script, weights):
     return net, encoder
 
 
-def _meta_update(script, weights, batches, sound_mean, eval_mode: bool):
+def _meta_update(script, weights, batches, sound_mean):
     """One ``meta_training`` call (iteration 0) on fresh models; returns its records."""
     from metann import ProtoModule
     net, encoder = _build(script, weights)
@@ -179,7 +179,7 @@ def _meta_update(script, weights, batches, sound_mean, eval_mode: bool):
     before = {**{"net." + n: p.detach().clone().numpy() for n, p in net.named_parameters()},
               **{"encoder." + n: p.detach().clone().numpy()
                  for n, p in encoder.named_parameters()}}
-    with _Tap(ProtoModule, eval_mode) as tap:
+    with _Tap(ProtoModule) as tap:
         script.meta_training(args, *batches, torch.from_numpy(sound_mean).T, net, encoder, ce, kd,
                              opt_net, opt_enc, torch.device("cpu"), writer, 0, 1)
     named = {**{"net." + n: p for n, p in net.named_parameters()},
@@ -195,7 +195,8 @@ def record(script) -> dict:
     names, shapes, lows, highs = zip(*specs)
     weights = golden_params.seeded(names, shapes, lows, highs, SEED)
     rng = np.random.default_rng(SEED + 1)
-    x = {"mtr/image": rng.uniform(-1, 1, (B, 1, 28, 28)), "mval/image": rng.uniform(-1, 1, (B, 1, 28, 28)),
+    x = {"mtr/image": rng.uniform(-1, 1, (B, 1, 28, 28)),  # Normalize(0.5, 0.5)'s range
+         "mval/image": rng.uniform(-1, 1, (B, 1, 28, 28)),
          "mval/sound": rng.normal(0, 1, (B, 1, 20, 20))}
     x = {k: v.astype(np.float32) for k, v in x.items()}
     x["mtr/label"] = rng.integers(0, 10, B).astype(np.int64)
@@ -221,7 +222,7 @@ def record(script) -> dict:
 
     batches = ((t["mtr/image"], t["mtr/label"]),
                (t["mval/image"], t["mval/sound"], t["mval/label"]))
-    before, named, tap, ce, kd = _meta_update(script, weights, batches, sound_mean, True)
+    before, named, tap, ce, kd = _meta_update(script, weights, batches, sound_mean)
     assert [n.shape for n in tap.noise] == [(B, 480), (B, 64)], [n.shape for n in tap.noise]
     out["noise/fc1"], out["noise/fc2"] = tap.noise
     (kd_args, kd_total), = kd.calls
@@ -250,13 +251,6 @@ def record(script) -> dict:
         out[f"grad/{n}"], out[f"update/{n}"] = g[idx], step[idx]
         out[f"grad_norm/{n}"] = np.float64(np.linalg.norm(g.astype(np.float64)))
         out[f"update_norm/{n}"] = np.float64(np.linalg.norm(step.astype(np.float64)))
-
-    # as shipped (train-mode functional): reported, not pinned (see the module docstring)
-    torch.manual_seed(0)
-    _, _, _, ce2, kd2 = _meta_update(script, weights, batches, sound_mean, False)
-    print(f"as shipped (train mode, torch seed 0): meta-train {ce2.calls[0][1]:.6f}, "
-          f"meta-val {kd2.calls[0][1]:.6f}; eval mode: meta-train {ce.calls[0][1]:.6f}, "
-          f"meta-val {kd_total:.6f}")
     return out
 
 
