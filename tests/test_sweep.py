@@ -297,3 +297,19 @@ def test_table_pools_each_points_seeds(grid, capsys):
     averages = _md_rows(capsys.readouterr().out)
     assert averages["missing.rates"] == ["average"]
     assert [averages[label] for label in LABELS] == [rows[label][-1:] for label in LABELS]
+
+
+def test_the_command_line_runs_a_dry_sweep(capsys, tmp_path):
+    """``mmjax sweep ... --dry-run`` through the CLI lists the points and their runs, writes
+    nothing, and a bad grid key is one line with exit 2."""
+    from mmjax import cli
+
+    code = cli.main(["sweep", *_sweep_argv(tmp_path / "sw"), "--dry-run"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert all(d in out for d in DIRS) and not (tmp_path / "sw").exists()
+    code = cli.main(["sweep", "--config", CONFIG, "--workdir", str(tmp_path / "bad"),
+                     "--grid", "train.nope=1,2"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "nope" in err
+    assert not (tmp_path / "bad").exists()
