@@ -95,6 +95,22 @@ def test_exact_projection_lands_on_gamma1_and_is_the_nearest_point(v):
         np.testing.assert_allclose(eta, np.maximum(XI1, c[0] * v), atol=1e-6)
 
 
+@pytest.mark.parametrize("v", [[14.93, -12.59, 15.14], [3.0, 2.5, -40.0], [0.5, 7.0, 0.05]])
+def test_exact_projection_of_points_far_outside_the_sphere(v):
+    """Inputs much longer than xi2 (here xi1 = 0.1, xi2 = 1): still on Gamma_1, the nearest point
+    and of the KKT form (a mutant that divides instead of multiplying the scale c passed every
+    small-v case above)."""
+    xi1, xi2 = 0.1, 1.0
+    v = np.array(v, np.float32)
+    eta = np.asarray(rp.project_exact(jnp.asarray(v), xi1, xi2))
+    assert _on_gamma1(eta, xi1, xi2)
+    dist = np.linalg.norm(eta - v)
+    assert dist <= _brute_force_nearest(v, xi1, xi2) + 1e-5
+    free = eta > xi1 + 1e-6
+    c = eta[free] / v[free]
+    np.testing.assert_allclose(eta, np.maximum(xi1, c[0] * v), atol=1e-6)
+
+
 def test_exact_projection_keeps_points_of_gamma1_and_works_for_many_modalities():
     eta0 = np.asarray(rp.project_exact(jnp.array([0.3, 0.2, 0.1]), XI1, XI2))
     np.testing.assert_allclose(rp.project_exact(jnp.asarray(eta0), XI1, XI2), eta0, atol=1e-7)

@@ -561,29 +561,34 @@ def _execute(sources: list[str], slots: list[pathlib.Path], module: str, tests: 
     free = list(slots)
     pending = list(enumerate(sources))
     running = {}  # pid -> (process, index, slot, start)
-    while pending or running:
-        while pending and free:
-            i, source = pending.pop(0)
-            slot = free.pop()
-            (slot / "mmjax" / "methods" / f"{module}.py").write_text(source)
-            proc = _start_pytest(slot, tests, slot / "pytest.log", cache)
-            running[proc.pid] = (proc, i, slot, time.perf_counter())
-        time.sleep(0.2)
-        for pid, (proc, i, slot, start) in list(running.items()):
-            # wait4, not poll: its resource usage gives the CPU seconds (the machine is shared,
-            # so wall seconds say little about the cost of a run).
-            finished, status, usage = os.wait4(pid, os.WNOHANG)
-            rc = os.waitstatus_to_exitcode(status) if finished else None
-            if not finished:
-                if time.perf_counter() - start < timeout:
-                    continue
-                os.killpg(pid, signal.SIGKILL)  # its own session: pytest and its subprocesses
-                _, _, usage = os.wait4(pid, 0)
-            proc.returncode = -1 if rc is None else rc  # reaped here, not by Popen
-            del running[pid]
-            done(i, *_verdict(rc, slot / "pytest.log"), time.perf_counter() - start,
-                 usage.ru_utime + usage.ru_stime)
-            free.append(slot)
+    try:
+        while pending or running:
+            while pending and free:
+                i, source = pending.pop(0)
+                slot = free.pop()
+                (slot / "mmjax" / "methods" / f"{module}.py").write_text(source)
+                proc = _start_pytest(slot, tests, slot / "pytest.log", cache)
+                running[proc.pid] = (proc, i, slot, time.perf_counter())
+            time.sleep(0.2)
+            for pid, (proc, i, slot, start) in list(running.items()):
+                # wait4, not poll: its resource usage gives the CPU seconds (the machine is shared,
+                # so wall seconds say little about the cost of a run).
+                finished, status, usage = os.wait4(pid, os.WNOHANG)
+                rc = os.waitstatus_to_exitcode(status) if finished else None
+                if not finished:
+                    if time.perf_counter() - start < timeout:
+                        continue
+                    os.killpg(pid, signal.SIGKILL)  # its own session: pytest and its subprocesses
+                    _, _, usage = os.wait4(pid, 0)
+                proc.returncode = -1 if rc is None else rc  # reaped here, not by Popen
+                del running[pid]
+                done(i, *_verdict(rc, slot / "pytest.log"), time.perf_counter() - start,
+                     usage.ru_utime + usage.ru_stime)
+                free.append(slot)
+    finally:  # interrupted (Ctrl-C): no pytest is left running
+        for pid, (proc, *_) in running.items():
+            os.killpg(pid, signal.SIGKILL)
+            proc.wait()
 
 
 def load_equivalent(path: pathlib.Path = EQUIVALENT) -> dict[str, str]:
@@ -591,8 +596,8 @@ def load_equivalent(path: pathlib.Path = EQUIVALENT) -> dict[str, str]:
     out = {}
     if path.exists():
         for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
-            if line:
+            line = line.strip()
+            if line and not line.startswith("#"):
                 mid, _, reason = line.partition(" ")
                 out[mid] = reason.strip()
     return out
@@ -695,6 +700,8 @@ def main(argv=None):
     p.add_argument("--cache-dir", type=pathlib.Path, default=SCRATCH / "jax-cache",
                    help="JAX compilation cache shared by all mutants")
     args = p.parse_args(argv)
+    # A plain kill unwinds like Ctrl-C, so the running pytest is stopped too (see _execute).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if not args.report:
         for module in args.modules:
             text = (METHODS / f"{module}.py").read_text()
