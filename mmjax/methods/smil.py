@@ -119,7 +119,7 @@ from mmjax.errors import UserError
 from mmjax.methods import smil_priors
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
                                 compute_dtype, init_state, make_optimizer, norms, step_keys)
-from mmjax.models.encoders import default_encoder, encode, make_encoder
+from mmjax.models.encoders import encode, encoder_names, make_encoder
 
 
 @frozen
@@ -202,7 +202,7 @@ class SmilNet(nnx.Module):
 
     def __init__(self, spec: DatasetSpec, model: ModelConfig, num_priors: int, *, dtype=None,
                  rngs: nnx.Rngs):
-        names = model.encoders or tuple(default_encoder(s) for s in spec.shapes)
+        names = encoder_names(spec, model)
         self.enc1, self.enc2 = (
             make_encoder(n, s, hidden=model.hidden, out_dim=model.feature_dim,
                          dropout=model.dropout, dtype=dtype, rngs=rngs)

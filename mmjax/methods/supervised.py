@@ -1,7 +1,7 @@
 """The training step and the pieces several methods share: the base layer of the method modules.
 
-A method module (a paper's, or ``baselines.py``) imports from here and from ``base.py``, never
-from another method's module.
+A method module (a paper's, or ``baselines.py``) imports from here, ``base.py`` and ``models/``,
+never from another paper's module.
 
 - ``gradient_step``: one training step, written once for every method that takes one gradient
   of one objective per step: ``value_and_grad`` -> an optional change of the gradient -> one
