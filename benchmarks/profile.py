@@ -56,7 +56,8 @@ def main() -> None:
     """Parses the command line, traces the case and prints the summary line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("method")
-    p.add_argument("--shapes", default=None, help="bench.SHAPES name (default: the paper suite's)")
+    p.add_argument("--shapes", default=None,
+                   help="a bench.shapes() name (default: the paper suite's)")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--num-seeds", type=int, default=1)
     p.add_argument("--steps-per-call", type=int, default=10)
@@ -67,10 +68,10 @@ def main() -> None:
     a = p.parse_args()
     shapes, batch = bench.PAPER_SUITE.get(a.method, bench.DEFAULT_CASE)
     shapes, batch = a.shapes or shapes, a.batch or batch
-    config = bench.case_config(a.method, pathlib.Path("configs") / bench.SHAPES[shapes].configs,
+    config = bench.case_config(a.method, pathlib.Path("configs") / bench.shapes()[shapes].configs,
                                tuple(a.overrides), batch_size=batch, num_seeds=a.num_seeds,
                                steps_per_call=a.steps_per_call)
-    compiled, states, args, *_ = bench.compile_case(config, bench.SHAPES[shapes].spec)
+    compiled, states, args, *_ = bench.compile_case(config, bench.shapes()[shapes].spec)
     for _ in range(3):
         states, _ = jax.block_until_ready(compiled(states, *args))
     trace_dir = pathlib.Path(a.trace_dir) / f"{a.method}_{shapes}_b{batch}_s{a.num_seeds}"

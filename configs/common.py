@@ -1,4 +1,5 @@
-"""Defaults shared by the config files: per-dataset training settings and the ``:arg`` variants.
+"""Defaults shared by the config files: each dataset's model and training settings (from its
+registry entry, ``mmjax.data.registry``) and the ``:arg`` variants.
 
 Variants (the text after ``:`` in ``--config PATH:ARG``; several join with ``+``, applied left to
 right, e.g. ``configs/mfeat/redcore.py:released+quick``):
@@ -12,38 +13,9 @@ right, e.g. ``configs/mfeat/redcore.py:released+quick``):
 import dataclasses
 from collections.abc import Callable
 
-from mmjax.config import DataConfig, ExperimentConfig, MethodConfig, ModelConfig, TrainConfig
+from mmjax.config import DataConfig, ExperimentConfig, MethodConfig
+from mmjax.data import registry
 from mmjax.errors import UserError
-
-# 600 steps of batch 64 is ~11 epochs of the 3,500 training pairs; 3 seeds trained together.
-# train.unroll / train.vmap_seeds stay "auto": the backend policy (mmjax/policy.py) picks them.
-TRAIN = {
-    "avmnist_offline": TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
-                                   log_every=100, checkpoint_every=200),
-    "mfeat": TrainConfig(steps=1000, batch_size=64, num_seeds=3, steps_per_call=10,
-                         log_every=100, checkpoint_every=500),
-    # ~7 epochs of MultiBench's 55,000 training pairs (not measured here: no data on our machines).
-    "multibench_avmnist": TrainConfig(steps=6000, batch_size=64, num_seeds=3, steps_per_call=10,
-                                      log_every=500, checkpoint_every=1000),
-    # ~36 epochs of SMIL's 1,050 training images, as avmnist_offline's schedule.
-    "smil_avmnist": TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
-                                log_every=100, checkpoint_every=200),
-    # ~20 epochs of MM-IMDb's 15,552 training movies (not measured here: no data on our machines).
-    "mmimdb": TrainConfig(steps=2400, batch_size=128, num_seeds=3, steps_per_call=10,
-                          log_every=200, checkpoint_every=600),
-}
-MODEL = {
-    # SMIL's encoders (LeNet-5 160-d, sound CNN 320-d) and its 64-unit fusion layer.
-    "avmnist_offline": ModelConfig(hidden=64, dropout=0.0),
-    # Two-layer MLP encoders on the six feature views.
-    "mfeat": ModelConfig(hidden=128, feature_dim=64, dropout=0.1),
-    # LeNet-5 on the digits; MultiBench's 6-conv LeNet on the 112x112 spectrogram (192-d).
-    "multibench_avmnist": ModelConfig(encoders=("lenet5", "spec_lenet"), hidden=128),
-    # The same encoders as avmnist_offline (SMIL's shapes).
-    "smil_avmnist": ModelConfig(hidden=64, dropout=0.0),
-    # MLP encoders on the 4096-d VGG and 300-d word2vec features (widths chosen here, untuned).
-    "mmimdb": ModelConfig(encoders=("mlp", "mlp"), hidden=512, feature_dim=256, dropout=0.1),
-}
 
 
 def quick(config: ExperimentConfig) -> ExperimentConfig:
@@ -61,8 +33,12 @@ def experiment(dataset: str, method: MethodConfig, arg: str | None,
     ``released`` maps the paper-form experiment to the released-code one (the ``released``
     variant); ``sections`` replace whole sections (e.g. ``missing=MissingConfig(...)``).
     """
-    config = ExperimentConfig(data=DataConfig(name=dataset), model=MODEL[dataset], method=method,
-                              train=TRAIN[dataset], **sections)
+    found = registry.entry(dataset)
+    if found.model is None or found.train is None:
+        raise UserError(f"dataset {dataset} declares no shared model/train settings; write its "
+                        "config's ModelConfig and TrainConfig")
+    config = ExperimentConfig(data=DataConfig(name=dataset), model=found.model, method=method,
+                              train=found.train, **sections)
     return apply_variants(config, arg, released)
 
 

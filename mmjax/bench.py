@@ -8,8 +8,9 @@ Compile time is measured with ``lower().compile()``; steady time over ``repeats`
 compiled executable (which cannot recompile) after three warm-up calls, each blocked on its result.
 Compare numbers only between runs on the same device kind.
 
-Shapes (``SHAPES``): the embedded datasets, and synthetic specs at the papers' input widths that
-reuse the configs of the dataset with the same kind of encoder. ``--suite paper`` (``PAPER_SUITE``)
+Shapes (``shapes()``, declared by the datasets' registry entries): the embedded datasets, and
+specs at the papers' input widths (random data, no files needed) that reuse the configs of a
+dataset with the same kind of encoder. ``--suite paper`` (``PAPER_SUITE``)
 times every registered method at its paper's shapes and batch size. Every list option (batch,
 seeds, steps per call, dtype) takes comma-separated values and the cases are their product, which
 is how the scaling sweeps of benchmarks/README.md are made.
@@ -22,7 +23,6 @@ import itertools
 import json
 import pathlib
 import time
-from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -30,41 +30,19 @@ import numpy as np
 from mmjax import config as config_lib
 from mmjax import methods, parallel, train
 from mmjax.config import ExperimentConfig
-from mmjax.data import avmnist_offline, mfeat
+from mmjax.data import registry
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key
+from mmjax.data.registry import BenchShapes
 from mmjax.errors import UserError
 from mmjax.methods.base import schedule
 
 
-class Shapes(NamedTuple):
-    """Input shapes to benchmark at, and the configs folder whose programs run on them."""
+def shapes() -> dict[str, BenchShapes]:
+    """Every shape name ``--dataset`` takes -> its spec and the configs folder whose programs run
+    on it, as the datasets' registry entries declare them (``mmjax.data.registry.Entry.bench``).
+    """
+    return registry.bench_shapes()
 
-    spec: DatasetSpec
-    configs: str
-
-
-def _features(name: str, widths: dict[str, int], num_classes: int) -> Shapes:
-    spec = DatasetSpec(name, tuple(widths), tuple((w,) for w in widths.values()),
-                       "classification", num_classes)
-    return Shapes(spec, "mfeat")  # vector inputs: mfeat's MLP-encoder configs
-
-
-SHAPES = {
-    "avmnist_offline": Shapes(avmnist_offline.spec(), "avmnist_offline"),
-    "mfeat": Shapes(mfeat.spec(), "mfeat"),
-    # MLA's feature setting (appendix A.3.2): three 512-d feature modalities.
-    "features512": _features("features512", {"a": 512, "b": 512, "c": 512}, 10),
-    # RAML's Food-101 / N24News features: 512-d image (CLIP/ResNet), 1024-d text (BERT-large).
-    "food_features": _features("food_features", {"image": 512, "text": 1024}, 101),
-    # IEMOCAP utterance-level features in MMIN's layout widths: A 130 (ComParE), V 342
-    # (DenseFace), L 1024 (BERT-large); 4 classes; mfeat's MLP-encoder configs.
-    "iemocap_utterance": _features("iemocap_utterance", {"A": 130, "V": 342, "L": 1024}, 4),
-    # The same widths as padded sequences of 50 steps (MMSA's padded length; real IEMOCAP
-    # utterances vary), random valid lengths, run by configs/iemocap's Transformer encoders.
-    "iemocap_sequences": Shapes(DatasetSpec(
-        "iemocap_sequences", ("A", "V", "L"), ((50, 130), (50, 342), (50, 1024)),
-        "classification", 4, time_axes=(1, 1, 1)), "iemocap"),
-}
 
 # The paper shapes and batch size of each method (issue "Throughput"); any other registered method
 # (the baselines) runs at DEFAULT_CASE.
@@ -221,8 +199,9 @@ def cases(names: list[str] | None, dataset: str, batch_sizes: list[int],
         return [(n, *PAPER_SUITE.get(n, DEFAULT_CASE)) for n in names]
     if suite is not None:
         raise UserError(f"unknown bench suite {suite!r}; the suite is: paper")
-    if dataset not in SHAPES:
-        raise UserError(f"bench knows the shapes {', '.join(SHAPES)}, not {dataset!r}")
+    known = shapes()
+    if dataset not in known:
+        raise UserError(f"bench knows the shapes {', '.join(known)}, not {dataset!r}")
     return [(n, dataset, b) for n in names for b in batch_sizes]
 
 
@@ -236,14 +215,15 @@ def run(names: list[str] | None = None, dataset: str = "avmnist_offline",
     each record as a JSON line as soon as it is measured and returns them all."""
     plan = cases(names, dataset, list(batch_sizes), suite)
     settings = list(itertools.product(num_seeds, steps_per_call, dtypes))
+    known = shapes()
     configs = []  # every config is loaded and checked before the first (slow) case runs
-    for name, shapes, batch in plan:
+    for name, shape_name, batch in plan:
         parallel.check_batch_size(batch, "--batch")
         for seeds, steps, dtype in settings:
-            config = case_config(name, pathlib.Path(configs_dir) / SHAPES[shapes].configs,
+            config = case_config(name, pathlib.Path(configs_dir) / known[shape_name].configs,
                                  overrides, batch_size=batch, num_seeds=seeds, steps_per_call=steps,
                                  dtype=dtype)
-            configs.append((config, SHAPES[shapes].spec))
+            configs.append((config, known[shape_name].spec))
     records = []
     for config, spec in configs:
         record = bench_case(config, spec, repeats)

@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="paper: each method at its paper's shapes and batch (ignores --dataset, "
                         "--batch)")
     p.add_argument("--dataset", default="avmnist_offline",
-                   help="shapes to benchmark at (bench.SHAPES)")
+                   help="shapes to benchmark at (bench.shapes(): declared by the "
+                        "datasets' registry entries)")
     p.add_argument("--batch", type=_int_list, default=(64,), help="e.g. 32,64,128")
     p.add_argument("--num-seeds", type=_int_list, default=(1,), help="e.g. 1,2,4,8")
     p.add_argument("--steps-per-call", type=_int_list, default=(10,), help="e.g. 1,10,100")
@@ -122,13 +123,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args) -> int:
     from mmjax import config as config_lib
-    from mmjax import evaluate, train
+    from mmjax import train
 
     flags = (["train.tensorboard=True"] if args.tensorboard else []) + (
         [f"train.init_from={args.init_from}"] if args.init_from else [])
     config = config_lib.override(config_lib.load(args.config), [*args.set, *flags])
     result = train.train(config, args.workdir)
-    print(evaluate.to_markdown(result, _headline_metrics(result)))
+    print(_markdown(result))
     return 0
 
 
@@ -157,7 +158,7 @@ def _eval(args) -> int:
         check_signals()
         result = evaluate.at_step(result, step)
         evaluate.write(workdir, evaluate.file_stem(args.protocol, config.eval.split), result)
-    print(evaluate.to_markdown(result, _headline_metrics(result)))
+    print(_markdown(result))
     return 0
 
 
@@ -172,11 +173,13 @@ def _load_workdir_config(workdir: pathlib.Path):
         raise UserError(f"{file} is not a readable mmjax config ({type(e).__name__}: {e})") from e
 
 
-def _headline_metrics(result: dict) -> tuple[str, ...]:
+def _markdown(result: dict) -> str:
+    """The eval table of ``result`` with its dataset's headline metrics (its registry entry's)."""
+    from mmjax import evaluate
+    from mmjax.data import registry
+
     first = next(iter(result["subsets"].values()))
-    preferred = ("accuracy", "weighted_f1", "macro_f1", "f1_micro", "f1_macro", "mae", "corr",
-                 "acc2")
-    return tuple(k for k in preferred if k in first) or tuple(first)
+    return evaluate.to_markdown(result, registry.headline_metrics(result["dataset"], first))
 
 
 def _bench(args) -> int:
@@ -198,10 +201,9 @@ def _data(args) -> int:
 
     if any(not a.startswith("data.") for a in args.set):
         raise UserError("mmjax data only accepts --set data.* overrides")
+    data.entry(args.name)  # an unknown name fails first, listing the datasets
     config = config_lib.ExperimentConfig()
     config = config_lib.override(config, [f"data.name={args.name}", *args.set])
-    if args.name not in data.NAMES:
-        raise UserError(f"unknown dataset {args.name!r}; choose from {', '.join(data.NAMES)}")
     options = train.dataset_options(config)
     if args.action == "prepare":
         if not args.source:

@@ -65,28 +65,37 @@ FRACTION = Range(0, 1)
 class DataConfig:
     """Which dataset, and its options.
 
+    Every option of every dataset is a field here, once, with its type, range and default (the
+    flat layout is what config files write and what every run's ``config.json`` holds); each
+    dataset's registry entry (``mmjax.data.registry``) names the fields it takes, and a field set
+    for a dataset that does not take it is refused (``mmjax.data.registry.config_options``).
+
     Attributes:
       name: registry name (``mmjax.data.NAMES``).
-      views: modalities to use, in order; empty = every modality of the dataset (mfeat: any subset
-        of its six views).
+      views: every dataset: modalities to use, in order; empty = every modality of the dataset
+        (mfeat: any subset of its six views).
+      seed: every dataset: seed of the dataset build and split (not of training).
       snr_db: avmnist_offline: range of the audio noise SNR in dB, drawn per utterance.
       image_pca_energy: avmnist_offline: keep the image PCA components holding this fraction of the
         energy (1.0 = untouched); the original AV-MNIST degrades images this way.
+      n_per_class: avmnist_offline: images per digit (500 = the whole MNIST sample; fewer for quick
+        builds), split 70/10/20 %.
       per_class_num: smil_avmnist: training images per digit paired with sound (SMIL's protocol;
         a multiple of 3 in [3, 105]; 15 = 150 pairs, 21 = 20 %).
-      mfcc_variant: smil_avmnist: ``mmjax`` or ``smil`` (SMIL's librosa-default MFCC recipe).
+      mfcc_variant: avmnist_offline, smil_avmnist: ``mmjax`` or ``smil`` (SMIL's librosa-default
+        MFCC recipe).
       num_valid: multibench_avmnist: the last ``num_valid`` training rows form the val split.
       label_view: CMU-MOSI / MOSEI (multibench_*, mmsa_*): ``regression`` (sentiment in [-3, 3]),
         ``2class`` (positive vs not, MultiBench's classification view), ``2class_non0`` (zero
         labels dropped) or ``3class`` (negative / neutral / positive).
       fold: iemocap (1..10) / msp_improv (1..12): MMIN's cross-validation fold.
-      seed: seed of the dataset build and split (not of training).
     """
 
     name: str = "avmnist_offline"
     views: tuple[str, ...] = ()
     snr_db: tuple[float, float] = (5.0, 30.0)
     image_pca_energy: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    n_per_class: Annotated[int, Range(10, 500)] = 500
     per_class_num: Annotated[int, POSITIVE] = 21
     mfcc_variant: str = "mmjax"
     num_valid: Annotated[int, NON_NEGATIVE] = 5000
@@ -129,8 +138,9 @@ class ModelConfig:
         ``fc`` for vectors; ``lenet5`` | ``sound_cnn`` | ``spec_lenet`` (MultiBench's 112x112
         spectrogram LeNet) for images; ``transformer`` | ``lstm_maxpool`` | ``textcnn`` |
         ``mean_mlp3`` | ``lstm_last`` for padded sequences (``mmjax.models.sequence``,
-        ``mmjax.models.smil_encoders``); empty = chosen from the modality's shape
-        (image -> lenet5, 20x20 MFCC -> sound_cnn, vector -> mlp).
+        ``mmjax.models.smil_encoders``); empty = the encoders the dataset's registry entry
+        declares for its modalities (``mmjax.data.registry.Entry.encoders``; e.g. avmnist_offline:
+        lenet5 on the image, sound_cnn on the MFCC).
       hidden: hidden width of MLP encoders and of the fusion MLP.
       feature_dim: output width of MLP encoders and of sum fusion's projections (LeNet-5 and the
         sound CNN have fixed widths, 160 and 320, as released by SMIL).

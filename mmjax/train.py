@@ -139,31 +139,22 @@ class Selection:
 # ----------------------------------------------------------------------------------------------
 
 
-# The DataConfig fields that are options of one dataset only.
-_DATASET_FIELDS = {"avmnist_offline": ("snr_db", "image_pca_energy"),
-                   "smil_avmnist": ("per_class_num", "mfcc_variant"),
-                   "multibench_avmnist": ("num_valid",),
-                   ("multibench_mosi", "multibench_mosei", "mmsa_mosi", "mmsa_mosei"):
-                       ("label_view",),
-                   ("iemocap", "msp_improv"): ("fold",)}
-
-
 def dataset_options(config: ExperimentConfig) -> dict:
-    """The loader options ``config.data`` sets for its dataset (others do not apply to it)."""
-    d = config.data
-    options = {"seed": d.seed}
-    default = config_lib.DataConfig()
-    for owner, names in _DATASET_FIELDS.items():
-        owners = (owner,) if isinstance(owner, str) else owner  # a field several datasets share
-        if d.name in owners:
-            options.update({name: getattr(d, name) for name in names})
-            continue
-        for name in names:
-            if getattr(d, name) != getattr(default, name):
-                raise UserError(f"data.{name} only applies to {', '.join(owners)}, not {d.name}")
-    if d.views:
-        options["views"] = d.views
-    return options
+    """The loader options ``config.data`` sets for its dataset (its registry entry names them;
+    a field set for another dataset is refused)."""
+    return data_lib.registry.config_options(config.data)
+
+
+def with_dataset_encoders(config: ExperimentConfig, spec) -> ExperimentConfig:
+    """``config`` with an empty ``model.encoders`` filled from the dataset's registry entry (for
+    the modalities of ``spec``, i.e. after ``data.views``); unchanged otherwise (named encoders,
+    or a dataset the registry does not know)."""
+    if config.model.encoders:
+        return config
+    names = data_lib.registry.default_encoders(spec)
+    if names is None:
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, encoders=names))
 
 
 def check_config(config: ExperimentConfig) -> None:
@@ -318,7 +309,10 @@ def make_setup(config: ExperimentConfig, dataset: Dataset, **make_kwargs) -> Set
 
     Replica ``i`` uses ``split(key(train.seed + i), 3)``: its init, data-order and mask keys.
     """
-    method = methods.make(config, dataset.spec, **make_kwargs)
+    # The encoders the dataset declares go to the method only: the run's config (config.json,
+    # resumption) keeps what the user wrote.
+    method = methods.make(with_dataset_encoders(config, dataset.spec), dataset.spec,
+                          **make_kwargs)
     seeds = config.train.seed + np.arange(config.train.num_seeds)
     roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)  # [S, 3]
     train_split = dataset.splits["train"]

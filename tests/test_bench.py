@@ -38,7 +38,7 @@ def test_compile_is_separate_and_every_timed_call_blocks(monkeypatch):
         return real_block(x)
 
     monkeypatch.setattr(jax, "block_until_ready", block)
-    shapes = bench.SHAPES["mfeat"]
+    shapes = bench.shapes()["mfeat"]
     config = bench.case_config("late", bench.pathlib.Path("configs") / shapes.configs,
                                batch_size=16, steps_per_call=2)
     events.clear()
@@ -58,9 +58,9 @@ def test_paper_suite_uses_each_papers_shapes_and_batch():
                                                           suite="paper"))
     assert plan == {"ume_mma": ("avmnist_offline", 64), "concat": bench.DEFAULT_CASE}
     assert bench.PAPER_SUITE["redcore"] == ("iemocap_sequences", 128)
-    assert bench.SHAPES["iemocap_utterance"].spec.shapes == ((130,), (342,), (1024,))
-    assert bench.SHAPES["iemocap_sequences"].spec.shapes == ((50, 130), (50, 342), (50, 1024))
-    assert bench.SHAPES["features512"].spec.shapes == ((512,),) * 3
+    assert bench.shapes()["iemocap_utterance"].spec.shapes == ((130,), (342,), (1024,))
+    assert bench.shapes()["iemocap_sequences"].spec.shapes == ((50, 130), (50, 342), (50, 1024))
+    assert bench.shapes()["features512"].spec.shapes == ((512,),) * 3
     with pytest.raises(UserError, match="unknown bench suite"):
         bench.cases(None, "mfeat", [64], suite="nope")
     with pytest.raises(UserError, match="shapes"):
@@ -78,7 +78,7 @@ def test_list_options_expand_to_their_product(capsys):
 def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
     """XLA counts a rolled loop's body once: with ``unroll=1`` the per-step FLOPs of 1 and 4 steps
     per call agree (dividing by the steps per call, as before, made them 4x apart)."""
-    shapes = bench.SHAPES["mfeat"]
+    shapes = bench.shapes()["mfeat"]
     flops = []
     for steps in (1, 4):
         config = bench.case_config("concat", bench.pathlib.Path("configs") / shapes.configs,
@@ -91,9 +91,9 @@ def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
 def test_random_sequences_are_padded_after_their_lengths():
     """[T, D] sequences get lengths and padding; AV-MNIST's MFCC map, which has a time axis for
     time-step masking but no lengths, is left whole."""
-    avmnist = bench.random_dataset(bench.SHAPES["avmnist_offline"].spec, 8).splits["train"]
+    avmnist = bench.random_dataset(bench.shapes()["avmnist_offline"].spec, 8).splits["train"]
     assert set(avmnist.inputs) == {"image", "audio"} and np.abs(avmnist.inputs["audio"]).min() > 0
-    spec = bench.SHAPES["iemocap_sequences"].spec
+    spec = bench.shapes()["iemocap_sequences"].spec
     inputs = bench.random_dataset(spec, 16).splits["train"].inputs
     for m in spec.modalities:
         lengths = inputs[f"{m}_len"]
@@ -110,7 +110,7 @@ def test_peak_flops_lookup():
 def test_bfloat16_compute_keeps_float32_params():
     """``train.dtype=bfloat16``: the compiled step computes in bf16, the parameters and optimiser
     state stay float32 before and after the step."""
-    shapes = bench.SHAPES["mfeat"]
+    shapes = bench.shapes()["mfeat"]
     config = bench.case_config("concat", bench.pathlib.Path("configs") / shapes.configs,
                                batch_size=16, steps_per_call=1, dtype="bfloat16")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, num_seeds=1))

@@ -33,7 +33,7 @@ def _setup(spec, encoders):
 def test_setup_resolves_auto_from_the_network():
     """On this CPU the LeNet-5 + sound-CNN concat unrolls and copies seeds; an MLP does not."""
     assert _setup(avmnist_offline.spec(), ()).policy == Policy(0, False)
-    assert _setup(bench.SHAPES["mfeat"].spec, ()).policy == Policy(1, True)
+    assert _setup(bench.shapes()["mfeat"].spec, ()).policy == Policy(1, True)
 
 def test_bad_policy_values_are_one_line_errors():
     for key, value in (("train.unroll", "sometimes"), ("train.vmap_seeds", "maybe")):

@@ -43,7 +43,7 @@ import steps as torch_steps  # noqa: E402
 ROOT = HERE.parent.parent
 SMIL_META = ("method.phase1_steps=0", "method.phase2_steps=0", "method.memory_size=256")
 
-# case -> (mmjax config name, bench.SHAPES key, batch, overrides)
+# case -> (mmjax config name, bench.shapes() key, batch, overrides)
 CASES = {
     "smil_meta": ("smil", "avmnist_offline", 64, SMIL_META),
     "concat": ("concat", "avmnist_offline", 64, ()),
@@ -61,9 +61,9 @@ def mmjax_side(case: str, steps: int):
     make one of the case's steps (1; for MLA, M if mmjax's step is one unimodal update).
     """
     name, shapes, batch, overrides = CASES[case]
-    config = bench.case_config(name, ROOT / "configs" / bench.SHAPES[shapes].configs, overrides,
+    config = bench.case_config(name, ROOT / "configs" / bench.shapes()[shapes].configs, overrides,
                                batch_size=batch, num_seeds=1, steps_per_call=steps)
-    spec = bench.SHAPES[shapes].spec
+    spec = bench.shapes()[shapes].spec
     compiled, states, args, _, _, _ = bench.compile_case(config, spec)
     holder = {"states": states, "metrics": None}
 

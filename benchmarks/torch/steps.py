@@ -240,8 +240,8 @@ class RedCore(Case):
 
 
 class Mla(Case):
-    """One MLA round per step at three 512-d features (configs/mfeat/mla.py at
-    SHAPES['features512']: MLP encoders 512 -> 128 -> 128 (dropout 0.1), projection 128 -> 128 +
+    """One MLA round per step at three 512-d features (configs/mfeat/mla.py at the
+    bench shapes features512: MLP encoders 512 -> 128 -> 128 (dropout 0.1), projection 128 -> 128 +
     ReLU, shared head 128 -> 10; RLS head-gradient projection, alpha 0.1; SGD lr 1e-2, momentum
     0.9, x0.1 every 2,100 rounds).
 
@@ -314,7 +314,7 @@ def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class Raml(Case):
-    """RAML at SHAPES['food_features'] (configs/mfeat/raml.py: MLP encoders hidden 128 -> 64,
+    """RAML at the bench shapes food_features (configs/mfeat/raml.py: MLP encoders hidden 128 -> 64,
     dropout 0.1, Gaussians of width 128, a shared linear predictor to 101 classes, 3 sampled
     patterns per sample, lambda_1 = 1, lambda_2 = 0.01; Adam 1e-3 with weight decay 5e-4 added to
     the gradient)."""

