@@ -11,8 +11,9 @@ epochs counted from 0 (``ETMC TPAMI``) as a staircase of epochs (55 steps of bat
 training samples), Adam weight decay 1e-5.
 """
 
-import dataclasses
+import functools
 
+from mmjax.methods import tmc
 from mmjax.methods.tmc import EtmcConfig
 
 from configs.common import experiment
@@ -21,14 +22,7 @@ from configs.common import experiment
 EPOCH_STEPS = 55  # ceil(3,500 / 64)
 
 
-def released(config):
-    """Every switch of the released code (tests/test_golden_tmc.py)."""
-    method = dataclasses.replace(config.method, annealing_steps=max(config.train.steps // 50, 1),
-                                 annealing_epoch_steps=EPOCH_STEPS, annealing_offset=0)
-    return dataclasses.replace(config, method=method,
-                               optim=dataclasses.replace(config.optim, weight_decay=1e-5))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
-    return experiment("avmnist_offline", EtmcConfig(), arg, released=released)
+    return experiment("avmnist_offline", EtmcConfig(), arg,
+                      released=functools.partial(tmc.released, epoch_steps=EPOCH_STEPS))

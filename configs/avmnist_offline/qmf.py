@@ -16,6 +16,7 @@ Expected (test accuracy, mean of 3 seeds): see experiments/mla/README.md.
 import dataclasses
 
 from mmjax.config import OptimConfig
+from mmjax.methods import qmf
 from mmjax.methods.qmf import QmfConfig
 
 from configs.common import experiment
@@ -24,13 +25,8 @@ OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_st
                     decay_rate=0.1)
 
 
-def released(config):
-    """The released code (tests/test_golden_qmf.py): the method's defaults (its rule), Adam."""
-    return dataclasses.replace(config, optim=OptimConfig(name="adam", lr=1e-3))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
-    config = experiment("avmnist_offline", QmfConfig(), arg, optim=OPTIM, released=released)
+    config = experiment("avmnist_offline", QmfConfig(), arg, optim=OPTIM, released=qmf.released)
     return dataclasses.replace(config, data=dataclasses.replace(
         config.data, image_pca_energy=0.25, snr_db=(-5.0, 15.0)))

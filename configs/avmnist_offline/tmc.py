@@ -13,8 +13,9 @@ epochs counted from 1 (``TMC ICLR/train.py``) as a staircase of epochs (55 steps
 3,500 training samples), Adam weight decay 1e-5.
 """
 
-import dataclasses
+import functools
 
+from mmjax.methods import tmc
 from mmjax.methods.tmc import TmcConfig
 
 from configs.common import experiment
@@ -23,14 +24,7 @@ from configs.common import experiment
 EPOCH_STEPS = 55  # ceil(3,500 / 64)
 
 
-def released(config):
-    """Every switch of the released code (tests/test_golden_tmc.py)."""
-    method = dataclasses.replace(config.method, annealing_steps=max(config.train.steps // 10, 1),
-                                 annealing_epoch_steps=EPOCH_STEPS, annealing_offset=1)
-    return dataclasses.replace(config, method=method,
-                               optim=dataclasses.replace(config.optim, weight_decay=1e-5))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
-    return experiment("avmnist_offline", TmcConfig(), arg, released=released)
+    return experiment("avmnist_offline", TmcConfig(), arg,
+                      released=functools.partial(tmc.released, epoch_steps=EPOCH_STEPS))

@@ -12,8 +12,9 @@ epochs counted from 0 (``ETMC TPAMI``) as a staircase of epochs (22 steps of bat
 training samples), Adam weight decay 1e-5.
 """
 
-import dataclasses
+import functools
 
+from mmjax.methods import tmc
 from mmjax.methods.tmc import EtmcConfig
 
 from configs.common import experiment
@@ -22,14 +23,7 @@ from configs.common import experiment
 EPOCH_STEPS = 22  # ceil(1,400 / 64)
 
 
-def released(config):
-    """Every switch of the released code (tests/test_golden_tmc.py)."""
-    method = dataclasses.replace(config.method, annealing_steps=max(config.train.steps // 50, 1),
-                                 annealing_epoch_steps=EPOCH_STEPS, annealing_offset=0)
-    return dataclasses.replace(config, method=method,
-                               optim=dataclasses.replace(config.optim, weight_decay=1e-5))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
-    return experiment("mfeat", EtmcConfig(), arg, released=released)
+    return experiment("mfeat", EtmcConfig(), arg,
+                      released=functools.partial(tmc.released, epoch_steps=EPOCH_STEPS))

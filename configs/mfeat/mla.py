@@ -21,6 +21,7 @@ updates, one modality per step on its own batch; not yet re-run as rounds):
 import dataclasses
 
 from mmjax.config import OptimConfig
+from mmjax.methods import mla
 from mmjax.methods.mla import MlaConfig
 
 from configs.common import experiment
@@ -32,17 +33,9 @@ OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_st
                     decay_rate=0.1)
 
 
-def released(config):
-    """Every switch of the released code (tests/test_golden_mla.py): no head projection, fixed
-    fusion weights, SGD weight decay 1e-4."""
-    return dataclasses.replace(
-        config, method=dataclasses.replace(config.method, head_projection="none", fusion="fixed"),
-        optim=dataclasses.replace(config.optim, weight_decay=1e-4))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
-    config = experiment("mfeat", MlaConfig(), arg, optim=OPTIM, released=released)
+    config = experiment("mfeat", MlaConfig(), arg, optim=OPTIM, released=mla.released)
     return dataclasses.replace(
         config, data=dataclasses.replace(config.data, views=VIEWS),
         model=dataclasses.replace(config.model, feature_dim=128))

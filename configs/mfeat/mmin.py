@@ -19,6 +19,7 @@ teacher script passes 0.9).
 
 import dataclasses
 
+from mmjax.methods import mmin
 from mmjax.methods.mmin import MminConfig
 
 from configs.common import experiment
@@ -26,19 +27,12 @@ from configs.common import experiment
 TEACHER_STEPS, MMIN_STEPS = 300, 1000
 
 
-def released(config):
-    """Every switch of the released code (tests/test_golden_mmin.py): per-network gradient
-    clipping (teacher 0.5, MMIN 1.0) and Adam beta1 0.5."""
-    method = dataclasses.replace(config.method, teacher_clip=0.5, student_clip=1.0)
-    return dataclasses.replace(config, method=method,
-                               optim=dataclasses.replace(config.optim, beta1=0.5))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 60 steps,
     ``released``)."""
     quick = "quick" in (arg or "").split("+")
-    config = experiment("mfeat", MminConfig(teacher_steps=40 if quick else TEACHER_STEPS), arg, released=released)
+    config = experiment("mfeat", MminConfig(teacher_steps=40 if quick else TEACHER_STEPS), arg,
+                        released=mmin.released)
     if quick:
         return config
     train = dataclasses.replace(config.train, steps=TEACHER_STEPS + MMIN_STEPS)

@@ -18,8 +18,10 @@ experiments/mla/run.sh, see experiments/mla/README.md):
 """
 
 import dataclasses
+import functools
 
 from mmjax.config import OptimConfig
+from mmjax.methods import ogm_ge
 from mmjax.methods.ogm_ge import OgmGeConfig
 
 from configs.common import experiment
@@ -32,18 +34,10 @@ OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_st
 EPOCH_STEPS = 22
 
 
-def released(config):
-    """Every switch of the released code (tests/test_golden_ogm_ge.py): 4-d kernels only, the
-    closed window of epochs, SGD weight decay 1e-4."""
-    return dataclasses.replace(
-        config, method=dataclasses.replace(config.method, modulate="conv",
-                                           modulation_epoch_steps=EPOCH_STEPS),
-        optim=dataclasses.replace(config.optim, weight_decay=1e-4))
-
-
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
-    config = experiment("mfeat", OgmGeConfig(), arg, optim=OPTIM, released=released)
+    config = experiment("mfeat", OgmGeConfig(), arg, optim=OPTIM,
+                        released=functools.partial(ogm_ge.released, epoch_steps=EPOCH_STEPS))
     return dataclasses.replace(
         config, data=dataclasses.replace(config.data, views=("fou", "kar", "mor")),
         model=dataclasses.replace(config.model, feature_dim=128))

@@ -348,6 +348,14 @@ def round_optim(optim: OptimConfig, updates_per_step: int) -> OptimConfig:
                                decay_steps=optim.decay_steps * updates_per_step)
 
 
+def released(config: ExperimentConfig) -> ExperimentConfig:
+    """Every switch of the released code (tests/test_golden_mla.py): no head projection, fixed
+    fusion weights, SGD weight decay 1e-4."""
+    return dataclasses.replace(
+        config, method=dataclasses.replace(config.method, head_projection="none", fusion="fixed"),
+        optim=dataclasses.replace(config.optim, weight_decay=1e-4))
+
+
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """MLA on the Method contract; see the module docstring."""
     check_config(config, spec)

@@ -65,6 +65,7 @@ teacher learns from the complete samples only.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -307,6 +308,14 @@ def start_student(params, model_state):
         model_state = jax.tree.map(lambda x: x, model_state)
         model_state["encoders"] = jax.tree.map(lambda x: x, model_state["teacher"]["encoders"])
     return params, model_state
+
+
+def released(config: ExperimentConfig) -> ExperimentConfig:
+    """Every switch of the released code (tests/test_golden_mmin.py): per-network gradient
+    clipping (teacher 0.5, MMIN 1.0) and Adam beta1 0.5."""
+    method = dataclasses.replace(config.method, teacher_clip=0.5, student_clip=1.0)
+    return dataclasses.replace(config, method=method,
+                               optim=dataclasses.replace(config.optim, beta1=0.5))
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:

@@ -42,6 +42,8 @@ Scores average over the samples that have the modality, so missing data does not
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -145,6 +147,15 @@ class ConcatLinearNet(nnx.Module):
         kernel, bias = self.head.kernel[...], self.head.bias[...]
         uni = [h @ kernel[c * s:(c + 1) * s] + bias[None] / M for c, h in enumerate(feats)]
         return fused, jnp.stack(uni, 1)
+
+
+def released(config: ExperimentConfig, epoch_steps: int) -> ExperimentConfig:
+    """Every switch of the released code (tests/test_golden_ogm_ge.py), with ``epoch_steps``
+    steps per epoch: 4-d kernels only, the closed window of epochs, SGD weight decay 1e-4."""
+    return dataclasses.replace(
+        config, method=dataclasses.replace(config.method, modulate="conv",
+                                           modulation_epoch_steps=epoch_steps),
+        optim=dataclasses.replace(config.optim, weight_decay=1e-4))
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:

@@ -45,12 +45,14 @@ accumulation over 24 batches, which mmjax does not do.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
@@ -161,6 +163,12 @@ def sample_slots(batch: Batch, modalities: tuple[str, ...], size: int) -> jax.Ar
         h = h * jnp.uint32(_MUL_B) + (bits * (pos | jnp.uint32(1))[None]).sum(1, dtype=jnp.uint32)
         h = h ^ (h >> jnp.uint32(15))
     return (h % jnp.uint32(size)).astype(jnp.int32)
+
+
+def released(config: ExperimentConfig) -> ExperimentConfig:
+    """The released code (tests/test_golden_qmf.py): the method's defaults (its rule), Adam at lr
+    1e-3 (our choice: the released 5e-5 is for BERT fine-tuning)."""
+    return dataclasses.replace(config, optim=OptimConfig(name="adam", lr=1e-3))
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:

@@ -51,6 +51,8 @@ ETMC: ResNet-18 encoders) are not.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -201,6 +203,18 @@ def view_mask(present: jax.Array, pseudo_view: bool) -> jax.Array:
     if pseudo_view:
         return jnp.concatenate([present, present.any(-1, keepdims=True)], -1)
     return present
+
+
+def released(config: ExperimentConfig, epoch_steps: int) -> ExperimentConfig:
+    """Every switch of the released code (tests/test_golden_tmc.py), with ``epoch_steps`` steps
+    per epoch: the KL weight anneals as a staircase of epochs over a tenth of the run (TMC,
+    epochs counted from 1) or a fiftieth (ETMC, from 0); Adam weight decay 1e-5."""
+    etmc = config.method.name == "etmc"
+    method = dataclasses.replace(
+        config.method, annealing_steps=max(config.train.steps // (50 if etmc else 10), 1),
+        annealing_epoch_steps=epoch_steps, annealing_offset=0 if etmc else 1)
+    return dataclasses.replace(config, method=method,
+                               optim=dataclasses.replace(config.optim, weight_decay=1e-5))
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
