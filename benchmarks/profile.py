@@ -68,8 +68,8 @@ def main() -> None:
     a = p.parse_args()
     shapes, batch = bench.PAPER_SUITE.get(a.method, bench.DEFAULT_CASE)
     shapes, batch = a.shapes or shapes, a.batch or batch
-    config = bench.case_config(a.method, pathlib.Path("configs") / bench.shapes()[shapes].configs,
-                               tuple(a.overrides), batch_size=batch, num_seeds=a.num_seeds,
+    config = bench.case_config(a.method, bench.shapes()[shapes].configs, tuple(a.overrides),
+                               batch_size=batch, num_seeds=a.num_seeds,
                                steps_per_call=a.steps_per_call)
     compiled, states, args, *_ = bench.compile_case(config, bench.shapes()[shapes].spec)
     for _ in range(3):

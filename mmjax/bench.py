@@ -1,17 +1,20 @@
 """``mmjax bench``: compile time and steady step time of every method, as JSON lines.
 
-Each case times the training program of ``configs/<configs>/<method>.py`` (its model, optimiser,
-unroll and seed settings) with the batch size, seed count, steps per call and dtype given on the
-command line: ``train.make_train_chunk`` of the method's main phase (``timed_phase``; the record
-names it), a ``lax.scan`` of ``steps_per_call`` steps over all seed replicas with the state donated, fed random data of the shapes' spec (no dataset is built).
+Each case times the training program of a registered method at its config class's defaults on a
+dataset's shared model and training settings (``mmjax.presets.method_experiment``: the registries
+alone, no config file), with the batch size, seed count, steps per call and dtype given on the
+command line and any ``--set`` overrides: ``train.make_train_chunk`` of the method's main phase
+(``timed_phase``; the record names it), a ``lax.scan`` of ``steps_per_call`` steps over all seed
+replicas with the state donated, fed random data of the shapes' spec (no dataset is built).
 Compile time is measured with ``lower().compile()``; steady time over ``repeats`` calls of the
 compiled executable (which cannot recompile) after three warm-up calls, each blocked on its result.
 Compare numbers only between runs on the same device kind.
 
 Shapes (``shapes()``, declared by the datasets' registry entries): the embedded datasets, and
-specs at the papers' input widths (random data, no files needed) that reuse the configs of a
-dataset with the same kind of encoder. ``--suite paper`` (``PAPER_SUITE``)
-times every registered method at its paper's shapes and batch size. Every list option (batch,
+specs at the papers' input widths (random data, no files needed) that take the shared settings of
+a dataset with the same kind of encoder (``BenchShapes.configs`` names that dataset).
+``--suite paper`` (``PAPER_SUITE``) times every registered method at its paper's shapes and batch
+size. Every list option (batch,
 seeds, steps per call, dtype) takes comma-separated values and the cases are their product, which
 is how the scaling sweeps of benchmarks/README.md are made.
 """
@@ -28,7 +31,7 @@ import jax
 import numpy as np
 
 from mmjax import config as config_lib
-from mmjax import methods, parallel, train
+from mmjax import methods, parallel, presets, train
 from mmjax.config import ExperimentConfig
 from mmjax.data import registry
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key
@@ -38,9 +41,9 @@ from mmjax.methods.base import schedule
 
 
 def shapes() -> dict[str, BenchShapes]:
-    """Every shape name ``--dataset`` takes -> its spec and the configs folder whose programs run
-    on it, as the datasets' registry entries declare them (``mmjax.data.registry.Entry.bench``).
-    """
+    """Every shape name ``--dataset`` takes -> its spec and the dataset whose shared settings its
+    cases take, as the datasets' registry entries declare them
+    (``mmjax.data.registry.Entry.bench``)."""
     return registry.bench_shapes()
 
 
@@ -174,14 +177,19 @@ def bench_case(config: ExperimentConfig, spec: DatasetSpec, repeats: int) -> dic
     }
 
 
-def case_config(name: str, configs: pathlib.Path, overrides: tuple[str, ...] = (),
+def case_config(name: str, dataset: str, overrides: tuple[str, ...] = (),
                 **train_settings) -> ExperimentConfig:
-    """The config of ``<configs>/<name>.py`` with ``overrides`` (``--set`` syntax) applied and
+    """The experiment of method ``name`` at its config class's defaults on ``dataset``'s shared
+    settings (``presets.method_experiment``), with ``overrides`` (``--set`` syntax) applied and
     ``train_settings`` replaced."""
-    file = configs / f"{name}.py"
-    if not file.is_file():
-        raise UserError(f"bench needs {file} (the config whose program it times)")
-    config = config_lib.override(config_lib.load(str(file)), list(overrides))
+    return with_settings(presets.method_experiment(dataset, name), overrides, **train_settings)
+
+
+def with_settings(config: ExperimentConfig, overrides: tuple[str, ...] = (),
+                  **train_settings) -> ExperimentConfig:
+    """``config`` with ``overrides`` (``--set`` syntax) applied and ``train_settings`` replaced:
+    what every case gets; also for timing a config file's program (``config.load``)."""
+    config = config_lib.override(config, list(overrides))
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **train_settings))
 
 
@@ -208,8 +216,8 @@ def cases(names: list[str] | None, dataset: str, batch_sizes: list[int],
 def run(names: list[str] | None = None, dataset: str = "avmnist_offline",
         batch_sizes: tuple[int, ...] = (64,), num_seeds: tuple[int, ...] = (1,),
         steps_per_call: tuple[int, ...] = (10,), dtypes: tuple[str, ...] = ("float32",),
-        repeats: int = 20, suite: str | None = None, overrides: tuple[str, ...] = (),
-        configs_dir: str = "configs") -> list[dict]:
+        repeats: int = 20, suite: str | None = None,
+        overrides: tuple[str, ...] = ()) -> list[dict]:
     """Benchmarks every case (see ``cases``) at every seed count, steps per call and dtype, with
     ``overrides`` (``key=value``, e.g. ``method.phase1_steps=0``) applied to every config; prints
     each record as a JSON line as soon as it is measured and returns them all."""
@@ -220,9 +228,8 @@ def run(names: list[str] | None = None, dataset: str = "avmnist_offline",
     for name, shape_name, batch in plan:
         parallel.check_batch_size(batch, "--batch")
         for seeds, steps, dtype in settings:
-            config = case_config(name, pathlib.Path(configs_dir) / known[shape_name].configs,
-                                 overrides, batch_size=batch, num_seeds=seeds, steps_per_call=steps,
-                                 dtype=dtype)
+            config = case_config(name, known[shape_name].configs, overrides, batch_size=batch,
+                                 num_seeds=seeds, steps_per_call=steps, dtype=dtype)
             configs.append((config, known[shape_name].spec))
     records = []
     for config, spec in configs:

@@ -1,5 +1,5 @@
 """The ``mmjax`` command: ``train``, ``eval``, ``report``, ``bench``, ``data build|info|prepare``,
-``list``.
+``config show``, ``list``.
 
 Mistakes a user can fix (bad config or data, unknown keys, a workdir that is not ours or that
 another process is using, a file the system refuses: read-only, not a directory, disk full) end
@@ -40,10 +40,13 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _dtype_list(text: str) -> tuple[str, ...]:
-    """``"float32,bfloat16"`` -> ``("float32", "bfloat16")``."""
-    values = tuple(text.split(","))
-    if not set(values) <= {"float32", "bfloat16"}:
-        raise argparse.ArgumentTypeError(f"{text!r}: use float32, bfloat16 or float32,bfloat16")
+    """``"float32,bfloat16"`` -> ``("float32", "bfloat16")``: values of ``train.dtype``."""
+    from mmjax.config import TrainConfig, field_choices
+
+    values, valid = tuple(text.split(",")), field_choices(TrainConfig, "dtype")
+    if not set(values) <= set(valid):
+        raise argparse.ArgumentTypeError(f"{text!r}: use comma-separated values of "
+                                         f"{', '.join(valid)}")
     return values
 
 
@@ -111,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
                         "method.phase1_steps=0 (repeatable)")
     p.add_argument("--compare", metavar="OLD.jsonl", help="print ratios against an earlier run")
 
+    p = sub.add_parser("config", help="print a resolved config with each field's documentation")
+    p.add_argument("action", choices=("show",))
+    p.add_argument("spec", metavar="PATH[:ARG]",
+                   help="a config file and its variants, e.g. configs/mfeat/smil.py:quick")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, as mmjax train's --set (repeatable)")
+
     p = sub.add_parser("data", help="build, prepare (from your files) or describe a dataset")
     p.add_argument("action", choices=("build", "info", "prepare"))
     p.add_argument("name")
@@ -149,12 +159,14 @@ def _eval(args) -> int:
     with workdir_lib.WorkdirLock(workdir) as lock:
         lock.acquire()
         config = config_lib.override(_load_workdir_config(workdir), args.set)
-        s = train.setup(config)
+        # A packed sweep run keeps its replicas (seeds, masks) in replicas.json.
+        s = train.setup(config, replicas=train.read_replicas(workdir, config))
         step, states = train.restore_states(s, workdir, with_step=True)
         if step < config.train.steps:
             print(f"mmjax: warning: {workdir} is not finished: evaluating its checkpoint of step "
                   f"{step} of {config.train.steps}", file=sys.stderr)
-        result = evaluate.RUNNERS[args.protocol](s.method, states, s.dataset, config, s.mesh)
+        result = evaluate.RUNNERS[args.protocol](s.method, states, s.dataset, config, s.mesh,
+                                                 seeds=s.replicas and [r.seed for r in s.replicas])
         check_signals()
         result = evaluate.at_step(result, step)
         evaluate.write(workdir, evaluate.file_stem(args.protocol, config.eval.split), result)
@@ -216,6 +228,16 @@ def _data(args) -> int:
     return 0
 
 
+def _config(args) -> int:
+    """``mmjax config show``: the config ``mmjax train --config SPEC --set ...`` would run."""
+    from mmjax import config as config_lib
+
+    config = config_lib.override(config_lib.load(args.spec), args.set)
+    print(f"# {args.spec}{''.join(f' --set {a}' for a in args.set)}")
+    print(config_lib.show(config), end="")
+    return 0
+
+
 def _configs_dir() -> pathlib.Path | None:
     """The shipped ``configs/`` folder: the checkout's (next to the package), else ``./configs``."""
     import mmjax
@@ -258,7 +280,7 @@ def _sweep(args) -> int:
 
 
 COMMANDS = {"train": _train, "eval": _eval, "report": _report, "sweep": _sweep, "bench": _bench,
-            "data": _data, "list": _list}
+            "data": _data, "config": _config, "list": _list}
 
 
 def compile_cache(enabled: bool) -> str | None:

@@ -12,6 +12,15 @@ Every value, whether a config file or ``--set`` gave it, is checked by ``validat
 the needs a method declares in its config class's ``requires`` (e.g. SMIL's paired data). Each
 problem is one ``UserError`` line naming the field and the allowed values.
 
+A switch (a field with a fixed set of values) is declared ``typing.Literal[...]``; a config class
+made with ``frozen`` refuses any other value as soon as it is built (a config file, ``--set``,
+``config.json`` or ``dataclasses.replace`` in code), the error listing the valid values, so no
+method writes its own check.
+
+Each field's documentation is the ``Attributes:`` section of its class's docstring, the one place
+it is written; ``field_docs`` reads it and ``show`` prints a resolved config with it
+(``mmjax config show``).
+
 Method hyper-parameters live in a subclass of ``MethodConfig`` declared next to the method
 (``mmjax/methods/*.py``), so each method's knobs are typed and documented where they are used.
 """
@@ -19,17 +28,116 @@ Method hyper-parameters live in a subclass of ``MethodConfig`` declared next to 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
+import inspect
 import json
 import pathlib
-import sys
+import re
+import textwrap
 import types
 import typing
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from mmjax.errors import UserError
 
-frozen = dataclasses.dataclass(frozen=True, slots=True)
+
+def frozen(cls: type) -> type:
+    """A config class: a frozen, slotted dataclass whose ``Literal`` switches are checked when an
+    instance is built (``check_switches``)."""
+    if "__post_init__" not in cls.__dict__:
+        cls.__post_init__ = _post_init
+    return dataclasses.dataclass(frozen=True, slots=True)(cls)
+
+
+def _post_init(self) -> None:
+    check_switches(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Switches: ``Literal`` fields, checked whenever a config object is built.
+# ----------------------------------------------------------------------------------------------
+
+
+def check_switches(node: Any) -> None:
+    """Every ``Literal`` switch of the config object ``node`` holds one of its values (the
+    ``__post_init__`` of each ``frozen`` config class).
+
+    Raises:
+      UserError: ``<section>.<field> must be one of a, b, c; got 'x'``.
+    """
+    for name, hint in _switches(type(node)):
+        value = getattr(node, name)
+        if not _is_instance(value, hint):
+            raise UserError(f"{_section(type(node))}{name} must be {type_name(hint)}; "
+                            f"got {value!r}")
+
+
+@functools.cache
+def _switches(cls: type) -> tuple[tuple[str, Any], ...]:
+    """The fields of ``cls`` whose type involves a ``Literal``, with their type hints."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls)
+                 if _has_literal(hints[f.name]))
+
+
+def _has_literal(hint: Any) -> bool:
+    """Whether the type hint is, or is made of, a ``Literal`` (``bool | Literal["auto"]``)."""
+    if typing.get_origin(hint) is Literal:
+        return True
+    return any(_has_literal(a) for a in typing.get_args(hint) if a is not Ellipsis)
+
+
+def _section(cls: type) -> str:
+    """The dotted prefix of a config class's fields: ``method.``, ``data.``, ... (empty for a
+    class that is no section of ``ExperimentConfig``)."""
+    if issubclass(cls, MethodConfig):
+        return "method."
+    hints = typing.get_type_hints(ExperimentConfig)
+    return next((f"{name}." for name, hint in hints.items() if hint is cls), "")
+
+
+def choices(hint: Any) -> tuple:
+    """The values a ``Literal`` type hint allows (also inside ``bool | Literal["auto"]``: the
+    literals only); ``field_choices`` gives them for a field by name."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    return tuple(v for a in typing.get_args(hint) if a is not Ellipsis for v in choices(a))
+
+
+def field_choices(cls: type, name: str) -> tuple:
+    """The values of the ``Literal`` switch ``name`` of config class ``cls``, e.g.
+    ``field_choices(TrainConfig, "dtype") == ("float32", "bfloat16")``."""
+    return choices(typing.get_type_hints(cls)[name])
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of type ``hint`` exactly as a config file should give it (an int is
+    a float; a bool is not an int; a tuple must be a tuple)."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return _is_instance(value, typing.get_args(hint)[0])
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_is_instance(v, args[0]) for v in value)
+        return len(value) == len(args) and all(map(_is_instance, value, args))
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in typing.get_args(hint))
+    if origin is Literal:  # the value itself, not one equal to it (True is not 1)
+        return any(value == a and type(value) is type(a) for a in typing.get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a hint this check does not model (Any, Callable): not checked
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +192,10 @@ class DataConfig:
         a multiple of 3 in [3, 105]; 15 = 150 pairs, 21 = 20 %).
       mfcc_variant: avmnist_offline, smil_avmnist: ``mmjax`` or ``smil`` (SMIL's librosa-default
         MFCC recipe).
+      regime: avmnist_offline: ``mmjax`` (every sample of the build: 3,500 / 500 / 1,000) or
+        ``smil`` (SMIL's avMNIST sizes: per digit 105 train, 45 val, 45 test, taken from the
+        build's own splits; SMIL has no val split, these 45 keep model selection off test).
+        SMIL's "eta with sound" is then ``missing.protocol=paired``, ``paired_fraction=eta``.
       num_valid: multibench_avmnist: the last ``num_valid`` training rows form the val split.
       label_view: CMU-MOSI / MOSEI (multibench_*, mmsa_*): ``regression`` (sentiment in [-3, 3]),
         ``2class`` (positive vs not, MultiBench's classification view), ``2class_non0`` (zero
@@ -97,9 +209,10 @@ class DataConfig:
     image_pca_energy: Annotated[float, Range(0, 1, low_open=True)] = 1.0
     n_per_class: Annotated[int, Range(10, 500)] = 500
     per_class_num: Annotated[int, POSITIVE] = 21
-    mfcc_variant: str = "mmjax"
+    mfcc_variant: Literal["mmjax", "smil"] = "mmjax"
+    regime: Literal["mmjax", "smil"] = "mmjax"
     num_valid: Annotated[int, NON_NEGATIVE] = 5000
-    label_view: str = "regression"
+    label_view: Literal["regression", "2class", "2class_non0", "3class"] = "regression"
     fold: Annotated[int, POSITIVE] = 1
     seed: Annotated[int, NON_NEGATIVE] = 0
 
@@ -121,7 +234,7 @@ class MissingConfig:
         released RedCore code allows such samples: set False to reproduce it).
     """
 
-    protocol: str = "none"
+    protocol: Literal["none", "independent", "at_least_one", "paired"] = "none"
     rates: Annotated[tuple[float, ...], FRACTION] = ()
     rate: Annotated[float, FRACTION] = 0.0
     paired_fraction: Annotated[float, FRACTION] = 1.0
@@ -158,10 +271,16 @@ class MethodConfig:
     """Base class of every method's hyper-parameters; ``name`` picks the method in the registry.
 
     A subclass declares what the method needs of the rest of the config in ``requires`` (names
-    of ``REQUIREMENTS``), e.g. ``("paired_data",)``; ``validate`` checks them.
+    of ``REQUIREMENTS``), e.g. ``("paired_data",)``; ``validate`` checks them. ``traceable``
+    names its scalar fields that its steps read from the train state rather than the config, so
+    that ``mmjax sweep`` packs a grid over them into one program (``train.traceable_fields``).
+
+    Attributes:
+      name: the method's registry name (``mmjax.methods.REGISTRY``).
     """
 
     requires: ClassVar[tuple[str, ...]] = ()
+    traceable: ClassVar[tuple[str, ...]] = ()
     name: str = "concat"
 
 
@@ -183,12 +302,12 @@ class OptimConfig:
       grad_clip: global-norm clipping (0 = off).
     """
 
-    name: str = "adam"
+    name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: Annotated[float, POSITIVE] = 1e-3
     weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
     momentum: Annotated[float, PROBABILITY] = 0.9
     beta1: Annotated[float, PROBABILITY] = 0.9
-    schedule: str = "constant"
+    schedule: Literal["constant", "cosine", "step"] = "constant"
     warmup_steps: Annotated[int, NON_NEGATIVE] = 0
     decay_steps: Annotated[int, POSITIVE] = 1000
     decay_rate: Annotated[float, POSITIVE] = 0.1
@@ -235,13 +354,13 @@ class TrainConfig:
     batch_size: Annotated[int, POSITIVE] = 64
     seed: Annotated[int, NON_NEGATIVE] = 0
     num_seeds: Annotated[int, POSITIVE] = 1
-    vmap_seeds: bool | str = "auto"
+    vmap_seeds: bool | Literal["auto"] = "auto"
     steps_per_call: Annotated[int, POSITIVE] = 10
-    unroll: int | str = "auto"
+    unroll: int | Literal["auto"] = "auto"
     log_every: Annotated[int, POSITIVE] = 100
     checkpoint_every: Annotated[int, POSITIVE] = 1000
     keep_checkpoints: Annotated[int, POSITIVE] = 2
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16"] = "float32"
     distributed: bool = False
     eval_every: Annotated[int, NON_NEGATIVE] = 0
     select: str = "auto"
@@ -289,30 +408,20 @@ class ExperimentConfig:
 
 
 def load(spec: str) -> ExperimentConfig:
-    """Loads ``PATH[:ARG]``: imports the file and calls its ``get_config(ARG or None)``."""
+    """Loads ``PATH[:ARG]``: imports the file and calls its ``get_config(ARG or None)``.
+
+    ``ARG`` is the config's variant argument (``quick``, ``released+quick``, ``steps=200``; see
+    ``mmjax.presets.parse_arg``), which the file's ``get_config`` parses.
+    """
     path, _, arg = spec.partition(":")
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise UserError(f"config file not found: {path}")
-    # Config files share helpers through `configs/common.py`: make its parent importable.
-    for parent in file.resolve().parents:
-        if parent.name == "configs" and str(parent.parent) not in sys.path:
-            sys.path.insert(0, str(parent.parent))
-    module_spec = importlib.util.spec_from_file_location(f"_mmjax_config_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except UserError:
-        raise
-    except Exception as e:  # a broken config file is the user's to fix, shown in one line
-        raise UserError(f"config {path} failed to import: {type(e).__name__}: {e}") from e
+    module = import_file(path)
     if not hasattr(module, "get_config"):
         raise UserError(f"config {path} defines no get_config(arg)")
     try:
         config = module.get_config(arg or None)
-    except UserError:
-        raise
-    except Exception as e:  # same as above: the file is the user's
+    except UserError as e:  # a bad variant or switch: said with the file it is in
+        raise UserError(f"config {path}: {e}") from None
+    except Exception as e:  # a broken config file is the user's to fix, shown in one line
         raise UserError(f"config {path}: get_config failed: {type(e).__name__}: {e}") from e
     if not isinstance(config, ExperimentConfig):
         raise UserError(f"config {path}: get_config must return an ExperimentConfig")
@@ -321,6 +430,30 @@ def load(spec: str) -> ExperimentConfig:
     except UserError as e:
         raise UserError(f"config {path}: {e}") from None
     return config
+
+
+def import_file(path: str | pathlib.Path) -> types.ModuleType:
+    """The Python file ``path`` imported as a fresh module (a config file, or a helper module a
+    config file shares with its siblings: ``import_file(pathlib.Path(__file__).with_name(...))``).
+
+    Config files import the installed ``mmjax`` (``mmjax.presets``) and nothing through
+    ``sys.path``, so they load from any directory.
+
+    Raises:
+      UserError: no such file, or the file fails to import (in one line).
+    """
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise UserError(f"config file not found: {path}")
+    module_spec = importlib.util.spec_from_file_location(f"_mmjax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except UserError as e:
+        raise UserError(f"config {path}: {e}") from None
+    except Exception as e:  # a broken config file is the user's to fix, shown in one line
+        raise UserError(f"config {path} failed to import: {type(e).__name__}: {e}") from e
+    return module
 
 
 # ----------------------------------------------------------------------------------------------
@@ -368,7 +501,9 @@ def _validate_section(node: Any, prefix: str) -> None:
             _validate_section(value, key + ".")
             continue
         if not _is_instance(value, bare):
-            raise UserError(f"{key} must be {_type_name(bare)}, got {value!r} "
+            if _has_literal(bare):
+                raise UserError(f"{key} must be {type_name(bare)}; got {value!r}")
+            raise UserError(f"{key} must be {type_name(bare)}, got {value!r} "
                             f"({type(value).__name__})")
         elements = value if isinstance(value, tuple) else (value,)
         for i, v in enumerate(elements):
@@ -376,34 +511,6 @@ def _validate_section(node: Any, prefix: str) -> None:
                 if not r.allows(v):
                     where = f"{key}[{i}]" if isinstance(value, tuple) else key
                     raise UserError(f"{where} must be {r}, got {v!r}")
-
-
-def _is_instance(value: Any, hint: Any) -> bool:
-    """Whether ``value`` is of type ``hint`` exactly as a config file should give it (an int is
-    a float; a bool is not an int; a tuple must be a tuple)."""
-    origin = typing.get_origin(hint)
-    if origin is Annotated:
-        return _is_instance(value, typing.get_args(hint)[0])
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, tuple):
-            return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_is_instance(v, args[0]) for v in value)
-        return len(value) == len(args) and all(map(_is_instance, value, args))
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_instance(value, a) for a in typing.get_args(hint))
-    if origin is typing.Literal:
-        return value in typing.get_args(hint)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is type(None):
-        return value is None
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True  # a hint this check does not model (Any, Callable): not checked
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,7 +569,15 @@ def _json_or_text(raw: str) -> Any:
 
 def _coerce(value: Any, hint: Any, key: str, raw: Any) -> Any:
     origin = typing.get_origin(hint)
-    bad = UserError(f"config key {key!r} expects {_type_name(hint)}, got {raw!r}")
+    bad = UserError(f"config key {key!r} expects {type_name(hint)}"
+                    f"{'; got' if _has_literal(hint) else ', got'} {raw!r}")
+    if origin is Literal:
+        for a in typing.get_args(hint):
+            if value == a and type(value) is type(a):
+                return a
+            if isinstance(a, str) and raw == a:  # text JSON read as another type ("1" -> 1)
+                return a
+        raise bad
     if origin is tuple:
         if isinstance(value, str):  # comma-separated: each element is parsed like a whole value
             texts = [v for v in value.split(",") if v] if value else []
@@ -508,11 +623,23 @@ def _coerce(value: Any, hint: Any, key: str, raw: Any) -> Any:
         if value is None:
             return None
         raise bad
-    raise UserError(f"config key {key!r} has a type ({_type_name(hint)}) that --set cannot parse")
+    raise UserError(f"config key {key!r} has a type ({type_name(hint)}) that --set cannot parse")
 
 
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is not None:  # tuple[str, ...], bool | str: spelled out
+def type_name(hint: Any) -> str:
+    """How messages name a field's type: ``int``, ``tuple[str, ...]``, ``one of adam, adamw,
+    sgd`` (a switch), ``bool or 'auto'``."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return type_name(typing.get_args(hint)[0])
+    if origin is Literal:
+        args = typing.get_args(hint)
+        return repr(args[0]) if len(args) == 1 else "one of " + ", ".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if origin is not None:  # tuple[str, ...]: spelled out
         return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint)
 
@@ -545,3 +672,80 @@ def from_dict(cls: type, data: dict, method_cls: type | None = None) -> Any:
     if unknown:
         raise UserError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
     return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Field documentation: the ``Attributes:`` sections of the config classes' docstrings.
+# ----------------------------------------------------------------------------------------------
+
+_ENTRY = re.compile(r"(\w+(?:, \w+)*): (.*)")  # "name: text" or "a, b: text"
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> its documentation, read from the ``Attributes:`` section (Google style) of
+    the docstrings of ``cls`` and its bases, a subclass's entry winning; an entry ``a, b: text``
+    documents both fields. Continuation lines are joined with single spaces."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        lines = inspect.cleandoc(klass.__dict__.get("__doc__") or "").splitlines()
+        if "Attributes:" not in lines:
+            continue
+        names: list[str] = []
+        for line in lines[lines.index("Attributes:") + 1:]:
+            if line and not line.startswith(" "):  # the next section
+                break
+            entry = _ENTRY.fullmatch(line[2:]) if line.startswith("  ") and line[2:3] != " " \
+                else None
+            if entry:
+                names = entry.group(1).split(", ")
+                docs.update(dict.fromkeys(names, entry.group(2)))
+            elif line.strip():
+                for name in names:
+                    docs[name] += " " + line.strip()
+    return docs
+
+
+def show(config: ExperimentConfig, width: int = 100) -> str:
+    """The resolved ``config`` as text: per section its one-line summary, then each field as
+    ``key = value`` (JSON, as ``config.json`` and ``--set`` write it) with its type, its default
+    where the value differs, and its documentation (``field_docs``)."""
+    out = []
+    for section in dataclasses.fields(config):
+        node = getattr(config, section.name)
+        cls = type(node)
+        summary = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        out.append(f"[{section.name}] {cls.__name__}: {_plain(summary)}")
+        hints = typing.get_type_hints(cls, include_extras=True)
+        docs, base = field_docs(cls), _default(cls)
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            line = f"{section.name}.{f.name} = {json.dumps(value)}  ({_type_text(hints[f.name])}"
+            if base is not None and getattr(base, f.name) != value:
+                line += f"; default {json.dumps(getattr(base, f.name))}"
+            out.append(line + ")")
+            out.extend(textwrap.wrap(_plain(docs.get(f.name, "(undocumented)")), width,
+                                     initial_indent="    ", subsequent_indent="    "))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _type_text(hint: Any) -> str:
+    """A field's type with the ranges it declares, e.g. ``float > 0``."""
+    ranges = ()
+    if typing.get_origin(hint) is Annotated:
+        ranges = tuple(x for x in typing.get_args(hint)[1:] if isinstance(x, Range))
+    return " ".join([type_name(hint), *map(str, ranges)])
+
+
+def _default(cls: type) -> Any:
+    """``cls()`` with every field at its default, or None if some field has no default."""
+    try:
+        return cls()
+    except TypeError:
+        return None
+
+
+def _plain(text: str) -> str:
+    """Docstring text for a terminal: reStructuredText's double backticks dropped."""
+    return text.replace("``", "")

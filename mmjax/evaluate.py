@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -40,42 +41,61 @@ from mmjax import parallel
 from mmjax.config import ExperimentConfig
 from mmjax.data import corruption, missing
 from mmjax.data.base import Dataset, Split
+from mmjax.errors import UserError
 from mmjax.log import write_atomic
 from mmjax.methods.base import Method
 
 PROTOCOLS = ("subsets", "missing-rate", "corruption")
 
 
-def make_predict(method: Method, modalities: tuple[str, ...], mesh):
+def make_predict(method: Method, modalities: tuple[str, ...], mesh, per_replica: bool = False):
     """``predict(states, batch) -> outputs [S, B, C]`` for every seed replica, jitted.
 
-    Missing inputs are zero-filled here, so callers only set ``present``.
+    Missing inputs are zero-filled here, so callers only set ``present``. With ``per_replica``
+    the batch's ``inputs`` and ``present`` have a leading replica axis (``[S, B, ...]``: each
+    replica's own test masks or corrupted inputs), else every replica sees one batch.
     """
-    sharding = parallel.batch_sharding(mesh)
+    sharding = _batch_sharding(mesh, per_replica)
+
+    def one(state, batch):
+        batch = {**batch, "inputs": missing.apply(batch["inputs"], batch["present"], modalities)}
+        return method.predict(state, batch)
 
     def predict(states, batch):
         batch = jax.lax.with_sharding_constraint(batch, sharding)
-        batch = {**batch, "inputs": missing.apply(batch["inputs"], batch["present"], modalities)}
-        return jax.vmap(method.predict, in_axes=(0, None))(states, batch)
+        axes = ({"inputs": 0, "present": 0, "label": None} if per_replica else None)
+        return jax.vmap(one, in_axes=(0, axes), spmd_axis_name=parallel.REPLICA)(states, batch)
 
     # Replicated outputs: every process can read the whole prediction.
     return jax.jit(predict, out_shardings=parallel.replicated(mesh))
 
 
+def _batch_sharding(mesh, per_replica: bool):
+    """A batch's sharding: ``[data]``, or ``[replica, data]`` with a leading replica axis
+    (the label, shared, stays ``[data]``)."""
+    if not per_replica:
+        return parallel.batch_sharding(mesh)
+    stacked = parallel.replica_batch_sharding(mesh)
+    return {"inputs": stacked, "present": stacked, "label": parallel.batch_sharding(mesh)}
+
+
 def predict_split(predict, states, inputs: dict, present: np.ndarray, label: np.ndarray,
-                  batch_size: int, mesh) -> np.ndarray:
+                  batch_size: int, mesh, per_replica: bool = False) -> np.ndarray:
     """Runs ``predict`` over a whole split in fixed-size batches; returns host ``[S, N, C]``.
 
+    With ``per_replica`` (``make_predict``'s), ``inputs`` and ``present`` are ``[S, N, ...]``.
     The last batch is padded (by repeating the first rows) so every call has one shape.
     """
     n = len(label)
     outputs = []
+    take = (lambda x, idx: x[:, idx]) if per_replica else (lambda x, idx: x[idx])
+    sharding = _batch_sharding(mesh, per_replica)
     for start in range(0, n, batch_size):
         idx = np.arange(start, start + batch_size) % n
-        batch = {"inputs": {m: x[idx] for m, x in inputs.items()}, "present": present[idx],
-                 "label": label[idx]}
+        batch = {"inputs": {m: take(x, idx) for m, x in inputs.items()},
+                 "present": take(present, idx), "label": label[idx]}
         # Every process holds the whole split, so the global batch goes in as is.
-        out = predict(states, jax.device_put(batch, parallel.batch_sharding(mesh)))
+        out = predict(states, jax.device_put(batch, sharding))
         outputs.append(np.asarray(out)[:, : min(batch_size, n - start)])
     return np.concatenate(outputs, axis=1)
 
@@ -89,20 +109,15 @@ def _summarize(dataset: Dataset, config: ExperimentConfig, protocol: str,
     """Means and stds over seeds, per condition and for the average over conditions."""
     names = list(per_condition)
     num_seeds = len(per_condition[names[0]])
-    averages = [{k: float(np.mean([per_condition[c][s][k] for c in names]))
-                 for k in per_condition[names[0]][s]} for s in range(num_seeds)]
+    first = per_condition[names[0]][0]
+    values = {"subsets": {name: {k: [float(r[k]) for r in rows] for k in rows[0]
+                                 if all(k in r for r in rows)}
+                          for name, rows in per_condition.items()},
+              "average": {k: [float(np.mean([per_condition[c][s][k] for c in names]))
+                              for s in range(num_seeds)] for k in first}}
     result = {"dataset": dataset.spec.name, "method": config.method.name, "protocol": protocol,
-              "split": split or config.eval.split, "num_seeds": num_seeds, "subsets": {},
-              "std": {"subsets": {}}, "seeds": {"subsets": {}}}
-    for name, rows in per_condition.items():
-        stats = metrics_lib.mean_std(rows)
-        result["subsets"][name] = {k: v["mean"] for k, v in stats.items()}
-        result["std"]["subsets"][name] = {k: v["std"] for k, v in stats.items()}
-        result["seeds"]["subsets"][name] = {k: [float(r[k]) for r in rows] for k in stats}
-    stats = metrics_lib.mean_std(averages)
-    result["average"] = {k: v["mean"] for k, v in stats.items()}
-    result["std"]["average"] = {k: v["std"] for k, v in stats.items()}
-    result["seeds"]["average"] = {k: [a[k] for a in averages] for k in stats}
+              "split": split or config.eval.split, "num_seeds": num_seeds}
+    result.update(_restricted(values, list(range(num_seeds))))
     return result
 
 
@@ -131,47 +146,70 @@ def subsets(method: Method, states, dataset: Dataset, config: ExperimentConfig, 
     return _summarize(dataset, config, "subsets", per_subset, split_name)
 
 
+def replica_seeds(config: ExperimentConfig, seeds: Sequence[int] | None = None) -> list[int]:
+    """The seed of each replica of a run: ``seeds`` (a packed run's, ``train.Replica.seed``),
+    else ``train.seed + i``."""
+    if seeds is None:
+        return [config.train.seed + i for i in range(config.train.num_seeds)]
+    if len(seeds) != config.train.num_seeds:
+        raise UserError(f"{len(seeds)} replica seeds for train.num_seeds="
+                        f"{config.train.num_seeds}")
+    return [int(s) for s in seeds]
+
+
 def missing_rate(method: Method, states, dataset: Dataset, config: ExperimentConfig,
-                 mesh) -> dict:
-    """Evaluates at each test missing rate in ``config.eval.missing_rates`` (fixed key per rate)."""
+                 mesh, *, seeds: Sequence[int] | None = None) -> dict:
+    """Evaluates at each test missing rate in ``config.eval.missing_rates``: replica ``k``
+    removes entries with the key ``fold_in(key(seed_k), i)`` for the ``i``-th rate, so every
+    replica is tested as its seed's run alone is (``replica_seeds``; ``seeds`` for a packed
+    run's)."""
     split = _split(dataset, config)
-    predict = make_predict(method, dataset.spec.modalities, mesh)
+    predict = make_predict(method, dataset.spec.modalities, mesh, per_replica=True)
     n, num_modalities = split.present.shape
+    roots = [jax.random.key(s) for s in replica_seeds(config, seeds)]
     per_rate = {}
     for i, rate in enumerate(config.eval.missing_rates):
-        key = jax.random.fold_in(jax.random.key(config.train.seed), i)
-        present = split.present & np.asarray(
-            missing.test_missing_rate(key, n, num_modalities, rate))
-        out = predict_split(predict, states, split.inputs, present, split.label,
-                            config.eval.batch_size, mesh)
+        present = np.stack([split.present & np.asarray(missing.test_missing_rate(
+            jax.random.fold_in(root, i), n, num_modalities, rate)) for root in roots])
+        inputs = {m: _stacked(x, len(roots)) for m, x in split.inputs.items()}
+        out = predict_split(predict, states, inputs, present, split.label,
+                            config.eval.batch_size, mesh, per_replica=True)
         per_rate[f"rate={rate:g}"] = _per_seed_metrics(dataset.spec.task, split.label, out)
     return _summarize(dataset, config, "missing-rate", per_rate)
 
 
+def _stacked(x: np.ndarray, num: int) -> np.ndarray:
+    """``x`` as ``[num, *x.shape]`` without copying (a broadcast view)."""
+    return np.broadcast_to(x, (num, *x.shape))
+
+
 def corruption_sweep(method: Method, states, dataset: Dataset, config: ExperimentConfig,
-                     mesh) -> dict:
+                     mesh, *, seeds: Sequence[int] | None = None) -> dict:
     """Gaussian noise (``eval.noise_sigmas``) and masking (``eval.mask_probs``) per modality.
 
     Noise follows RAML: the modality is min-max scaled to [0, 1] with the training split's range,
     noise of std sigma is added, and the result is mapped back to the model's input scale.
+    Replica ``k`` draws the ``i``-th condition's noise or mask from ``fold_in(key(seed_k), i)``
+    (``replica_seeds``), as its seed's run alone does.
     """
     split = _split(dataset, config)
     train = dataset.splits["train"]
-    predict = make_predict(method, dataset.spec.modalities, mesh)
+    predict = make_predict(method, dataset.spec.modalities, mesh, per_replica=True)
+    roots = [jax.random.key(s) for s in replica_seeds(config, seeds)]
+    present = _stacked(split.present, len(roots))
     per_condition = {}
     conditions = [("clean", None, None, 0.0)]
     for m in dataset.spec.modalities:
         conditions += [(f"{m} noise sigma={s:g}", m, "noise", s) for s in config.eval.noise_sigmas]
         conditions += [(f"{m} mask p={p:g}", m, "mask", p) for p in config.eval.mask_probs]
     for i, (name, modality, kind, amount) in enumerate(conditions):
-        inputs = dict(split.inputs)
+        inputs = {m: _stacked(x, len(roots)) for m, x in split.inputs.items()}
         if kind is not None:
-            key = jax.random.fold_in(jax.random.key(config.train.seed), i)
-            inputs[modality] = np.asarray(_corrupt(key, kind, amount, split.inputs[modality],
-                                                   train.inputs[modality],
-                                                   dataset.spec.time_axis(modality)))
-        out = predict_split(predict, states, inputs, split.present, split.label,
-                            config.eval.batch_size, mesh)
+            inputs[modality] = np.stack([np.asarray(_corrupt(
+                jax.random.fold_in(root, i), kind, amount, split.inputs[modality],
+                train.inputs[modality], dataset.spec.time_axis(modality))) for root in roots])
+        out = predict_split(predict, states, inputs, present, split.label,
+                            config.eval.batch_size, mesh, per_replica=True)
         per_condition[name] = _per_seed_metrics(dataset.spec.task, split.label, out)
     return _summarize(dataset, config, "corruption", per_condition)
 
@@ -188,7 +226,44 @@ def _corrupt(key, kind: str, amount: float, x: np.ndarray, train_x: np.ndarray,
     return corruption.mask_timesteps(key, x, amount, time_axis=time_axis)
 
 
-RUNNERS = {"subsets": subsets, "missing-rate": missing_rate, "corruption": corruption_sweep}
+# Every protocol: ``runner(method, states, dataset, config, mesh, *, seeds=None)``; ``seeds``
+# (the replicas' seeds, ``train.Replica.seed``) matters to the random protocols only.
+RUNNERS = {"subsets": lambda *args, seeds=None: subsets(*args),
+           "missing-rate": missing_rate, "corruption": corruption_sweep}
+
+
+def select_replicas(result: dict, replicas: Sequence[int]) -> dict:
+    """The evaluation ``result`` restricted to the replicas ``replicas`` (indices into its
+    ``seeds`` lists, in this order): ``num_seeds``, the means and stds recomputed from those
+    replicas' values exactly as the run of those replicas alone computes them (``_summarize``),
+    every other entry as it is; a ``last`` evaluation (model selection) restricted as well."""
+    replicas = [int(i) for i in replicas]
+    out = dict(result)
+    out["num_seeds"] = len(replicas)
+    out.update(_restricted(result["seeds"], replicas))
+    if "last" in result:
+        out["last"] = {**result["last"], **_restricted(result["last"]["seeds"], replicas)}
+    return out
+
+
+def _restricted(seeds: dict, replicas: list[int]) -> dict:
+    """``subsets``, ``std``, ``seeds`` and ``average`` (mean and sample std over replicas) of
+    the per-replica values ``seeds`` (``{"subsets": {name: {metric: [v]}}, "average":
+    {metric: [v]}}``, the average being each replica's mean over conditions) at ``replicas``."""
+    rows = {name: [{k: values[k][i] for k in values} for i in replicas]
+            for name, values in seeds["subsets"].items()}
+    averages = [{k: seeds["average"][k][i] for k in seeds["average"]} for i in replicas]
+    out = {"subsets": {}, "std": {"subsets": {}}, "seeds": {"subsets": {}}}
+    for name, per_seed in rows.items():
+        stats = metrics_lib.mean_std(per_seed)
+        out["subsets"][name] = {k: v["mean"] for k, v in stats.items()}
+        out["std"]["subsets"][name] = {k: v["std"] for k, v in stats.items()}
+        out["seeds"]["subsets"][name] = {k: [float(r[k]) for r in per_seed] for k in stats}
+    stats = metrics_lib.mean_std(averages)
+    out["average"] = {k: v["mean"] for k, v in stats.items()}
+    out["std"]["average"] = {k: v["std"] for k, v in stats.items()}
+    out["seeds"]["average"] = {k: [a[k] for a in averages] for k in stats}
+    return out
 
 
 def at_step(result: dict, step: int) -> dict:

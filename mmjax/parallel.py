@@ -1,12 +1,22 @@
-"""Data parallelism: a 1-D ``"data"`` mesh over every visible device, and multi-host start-up.
+"""Replica and data parallelism: a ``("replica", "data")`` mesh over every visible device, and
+multi-host start-up.
 
-The batch axis is sharded over ``"data"`` with ``NamedSharding``; parameters, optimiser state and
-the device-resident dataset are replicated. ``jax.jit`` inserts the gradient all-reduce, so the
-method code is the same on one device and on many (no ``pmap``).
+A run trains ``S`` replicas (seeds, and the points ``mmjax sweep`` packs) as one program vmapped
+over a leading replica axis. ``make_mesh(S)`` gives that axis ``R = gcd(S, devices)`` devices
+and the batch the other ``devices / R`` (``"data"``): every leaf of the seed-stacked states, the
+replicas' training masks and keys are split over ``"replica"`` (``replica_sharding``; each
+device holds ``S / R`` replicas whole), and each step's batch is split over ``"data"``
+(``batch_sharding``; the vmap names ``"replica"`` as its ``spmd_axis_name``, so a batch is
+``[replica, data]``-sharded inside the step). The device-resident dataset is replicated. With 8
+replicas on 8 devices each device trains one replica and no gradient crosses devices; with 1
+replica it is plain data parallelism, the gradient all-reduced over ``"data"`` by ``jax.jit``,
+so the method code is the same on one device and on many (no ``pmap``).
 
 Multi-host (``train.distributed``): every process runs the same command; the mesh spans the
-devices of all processes, each process holds the whole (small) training set, and the batch of
-each step is split over every device of every process. Processes find each other through
+devices of all processes, each process holds the whole (small) training set; the replica axis
+comes first in the device order, so the processes share out the replicas (with as many replicas
+as devices, each process trains its own), and what is left over splits each step's batch.
+Processes find each other through
 ``jax.distributed.initialize``: on a cluster JAX detects (Slurm, Open MPI, Kubernetes, Cloud TPU)
 nothing needs setting; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
 ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` in each process's environment. On the CPU the
@@ -15,6 +25,7 @@ cross-process collectives are gloo's (``jax_cpu_collectives_implementation``, JA
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -71,42 +82,80 @@ def sync_processes(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def make_mesh() -> jax.sharding.Mesh:
-    """A 1-D mesh named ``"data"`` over all devices.
+REPLICA, DATA = "replica", "data"  # the mesh's axes
 
-    Axis type Auto: sharding is propagated by XLA from the batch constraint, which is all 1-D data
-    parallelism needs.
+
+def replica_devices(num_replicas: int) -> int:
+    """How many devices the replica axis spans for ``num_replicas`` replicas: the largest count
+    that divides both (so every device holds as many whole replicas)."""
+    return math.gcd(max(num_replicas, 1), jax.device_count())
+
+
+def make_mesh(num_replicas: int = 1) -> jax.sharding.Mesh:
+    """The ``("replica", "data")`` mesh over all devices for ``num_replicas`` replicas:
+    ``replica_devices(num_replicas)`` by the rest (``(1, devices)``: data parallelism only).
+
+    Axis types Auto: XLA propagates the shardings from the states' and the batch's, which is all
+    this layout needs.
     """
-    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+    r = replica_devices(num_replicas)
+    return jax.make_mesh((r, jax.device_count() // r), (REPLICA, DATA),
+                         axis_types=(AxisType.Auto, AxisType.Auto))
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
-    """The sharding of anything every device holds whole (params, the dataset)."""
+    """The sharding of anything every device holds whole (the dataset, metrics, predictions)."""
     return NamedSharding(mesh, P())
 
 
-def replicate(tree, mesh: jax.sharding.Mesh):
-    """``jax.device_put(tree, replicated(mesh))`` that also places typed PRNG keys of a
-    multi-host run: ``device_put`` refuses a key array spread over other processes' devices, but
-    moves its raw ``key_data``."""
-    sharding = replicated(mesh)
+def replica_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+    """The sharding of seed-stacked arrays (states, masks, keys): leading axis over
+    ``"replica"``, each device holding its replicas whole."""
+    return NamedSharding(mesh, P(REPLICA))
 
-    def put(x):
+
+def put(tree, sharding: NamedSharding):
+    """``jax.device_put(tree, sharding)`` that also places typed PRNG keys of a multi-host run:
+    ``device_put`` refuses a key array spread over other processes' devices, but moves its raw
+    ``key_data``."""
+
+    def one(x):
         if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             data = jax.device_put(jax.random.key_data(x), sharding)
             return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
         return jax.device_put(x, sharding)
 
-    return jax.tree.map(put, tree)
+    return jax.tree.map(one, tree)
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+    """``tree`` held whole by every device (``put`` with ``replicated``)."""
+    return put(tree, replicated(mesh))
+
+
+def place_replicas(tree, mesh: jax.sharding.Mesh):
+    """Seed-stacked ``tree`` split over the replica axis (``put`` with ``replica_sharding``)."""
+    return put(tree, replica_sharding(mesh))
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
     """The sharding of a batch: leading axis split over ``"data"``."""
-    return NamedSharding(mesh, P("data"))
+    return NamedSharding(mesh, P(DATA))
 
 
-def check_batch_size(batch_size: int, what: str = "train.batch_size") -> None:
-    """Raises ``UserError`` unless ``batch_size`` divides evenly over the devices."""
-    n = jax.device_count()
+def replica_batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+    """The sharding of a batch with a leading replica axis (``[S, B, ...]``: each replica's
+    own test inputs): over ``"replica"``, then ``"data"``."""
+    return NamedSharding(mesh, P(REPLICA, DATA))
+
+
+def check_batch_size(batch_size: int, what: str = "train.batch_size",
+                     num_replicas: int = 1) -> None:
+    """Raises ``UserError`` unless ``batch_size`` divides evenly over the ``"data"`` axis of
+    ``make_mesh(num_replicas)``."""
+    n = jax.device_count() // replica_devices(num_replicas)
     if batch_size <= 0 or batch_size % n:
-        raise UserError(f"{what}={batch_size} must be a positive multiple of the {n} devices")
+        where = (f"the {n} devices" if n == jax.device_count() else
+                 f"the {n} devices of the data axis ({jax.device_count()} devices, "
+                 f"{replica_devices(num_replicas)} for {num_replicas} replicas)")
+        raise UserError(f"{what}={batch_size} must be a positive multiple of {where}")

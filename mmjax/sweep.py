@@ -16,28 +16,34 @@ A *point* of the grid is a set of ``--set``-style overrides of the base config::
 
 Every point is resolved and checked (``mmjax.config.override``, then ``train.setup``: the data,
 the method, the masks) before anything is written; a bad point is one ``UserError`` line naming
-it. Each run has its own workdir under ``DIR``, named from its values (``missing.rates=0.8,0.5``
--> ``missing.rates-0.8_0.5``; one folder level for a grid-file line, its ``KEY-VALUE`` names
-joined by ``+``, then one per axis, then the seeds), so a rerun of the same command finds its
-runs: finished ones are read back, unfinished ones resume exactly (both are ``train.train``'s
-doing). ``DIR/sweep.json`` records the points, their runs and each run's status.
+it. Each point's results live in its own folder under ``DIR``, named from its values
+(``missing.rates=0.8,0.5`` -> ``missing.rates-0.8_0.5``; one folder level for a grid-file line,
+its ``KEY-VALUE`` names joined by ``+``, then one per axis, then the seeds); the consecutive
+seeds of one label share one folder (a *slot*: ``train.seed-0..2``), holding ``config.json`` and
+``eval.json`` as that slot's run alone would, so ``mmjax report DIR`` reads the grid point by
+point. A rerun of the same command finds them: finished slots are read back, unfinished runs
+resume exactly (``train.train``'s doing). ``DIR/sweep.json`` records the points, their folders,
+their runs and each run's status.
 
-Packing: points whose configs differ only in ``train.seed`` (and cover consecutive seeds) train
-as one run of ``train.num_seeds`` replicas, i.e. one compiled program: replica ``k`` of a run
-with seed ``s`` trains exactly as the run with seed ``s + k`` alone (same keys, same masks: its
-evaluation is identical and its logged loss equal to float32 rounding, tests/test_sweep.py; for
-concat on mfeat the parameters were bit-identical on the CPU). The run's folder names its seed
-range (``train.seed-0..2``). Every run is trained in this one process, so the imports are paid
-once and programs that are identical up to data (other missing rates, other seeds) are served by
-XLA's persistent compile cache (``mmjax.cli.compile_cache``), and a dataset is loaded once
-(``train.train(..., dataset=)``).
+Packing: slots whose programs are identical up to data (``program_key``: configs equal but for
+the seeds, the ``missing`` section and the traced fields, ``optim.lr`` and whatever a method
+declares, ``train.traceable_fields``) train as the replicas of one run, one compiled program:
+each replica has its slot's seed, training mask and traced values (``train.Replica``), and
+trains and evaluates exactly as its point alone (tests/test_sweep.py, tests/test_replicas.py:
+identical evaluations, the learning rate kept in the optimiser state). A run of one slot trains
+in the slot's folder; a packed run of several trains under ``DIR/packed-runs/`` (its
+``replicas.json`` and ``eval-replicas.json`` there) and then writes each slot's ``config.json``
+and its slice of the evaluation (``evaluate.select_replicas``) into the slot's folder. On N
+devices the replicas are spread over them (``mmjax.parallel``: the replica mesh axis); with
+``train.distributed`` every process runs the same command, trains its share of each run's
+replicas, and process 0 writes the files. Every run trains in this one process, so imports are
+paid once and a dataset is loaded once (``train.train(..., dataset=)``).
 
 Points under model selection (``train.eval_every`` > 0, ``train.select`` not ``last``) are not
-packed: a run selects one step for all its replicas. One caveat of packing: ``mmjax eval
---protocol missing-rate|corruption`` draws its test masks and noise from the *run's*
-``train.seed``, so re-evaluating a packed run under those protocols uses seed ``s``'s draws for
-every replica, where the runs alone would each use their own. ``--no-pack`` trains one run per
-point.
+packed: a run selects one step for all its replicas. A finished slot is never packed again (a
+later sweep that adds points trains only the new ones, packed among themselves); a slot of a
+packed run cannot be extended to more ``train.steps`` (its folder has no checkpoint: use a new
+``--workdir``). ``--no-pack`` trains one run per point.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ from mmjax.config import ExperimentConfig
 from mmjax.errors import Interrupted, TrainingDiverged, UserError, check_signals
 
 DESCRIPTION = ("train a grid of configs (--grid axes, --grid-file points, --seeds) in one "
-               "process, seeds packed into one program; resumable; prints the grid's table")
+               "process, the points that differ only in seeds, missing rates or learning rates "
+               "packed into one program; resumable; prints the grid's table")
 MANIFEST = "sweep.json"
 CONFIG_KEY = "config"  # the grid key that swaps the config file
 NAME_KEY = "name"  # a grid-file line's name: its folder and its row in the table
@@ -257,29 +264,78 @@ def resolve(points: Sequence[tuple[Sequence[tuple[str, str]], int]], base_spec: 
 
 
 @dataclasses.dataclass
-class Run:
-    """One workdir of the sweep: its config and the points it trains (``replicas[i]``: the
-    replica indices of ``points[i]`` in the run)."""
+class Slot:
+    """One point folder of the sweep: the points of one label whose seeds follow each other
+    (one point per seed under ``--seeds``), with ``config`` as that folder's run alone would
+    have it (``train.seed`` its first seed, ``train.num_seeds`` all of them); ``replicas[i]``:
+    the replica indices of ``points[i]`` in it. ``mmjax report DIR`` reads these folders."""
 
     dir: str  # relative to the sweep's folder
     config: ExperimentConfig
     points: list[int]
     replicas: list[list[int]]
     label: str
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run of the sweep: one compiled program for the replicas of its ``slots``.
+
+    ``replicas`` is None for a run of one slot (it trains in the slot's folder, as ``mmjax
+    train`` would); a packed run of several slots trains ``replicas`` (``train.Replica``, slot
+    after slot) in its own folder under ``packed-runs/``, then writes each slot's config and
+    its slice of the evaluation into the slot's folder."""
+
+    dir: str  # relative to the sweep's folder
+    config: ExperimentConfig
+    slots: list[Slot]
+    replicas: tuple | None = None
     status: str = "pending"
     error: str | None = None
     seconds: float | None = None
+
+    @property
+    def points(self) -> list[int]:
+        return [i for slot in self.slots for i in slot.points]
+
+    @property
+    def label(self) -> str:
+        return self.slots[0].label
+
+    def offsets(self) -> list[int]:
+        """The index of each slot's first replica in the run."""
+        counts = [slot.config.train.num_seeds for slot in self.slots]
+        return [sum(counts[:i]) for i in range(len(counts))]
+
+    def seeds(self) -> list[int]:
+        """Each replica's seed, in order."""
+        if self.replicas is None:
+            return list(_seeds(self.config))
+        return [r.seed for r in self.replicas]
+
+
+PACKED = "packed-runs"  # the folder of the packed runs, under the sweep's
 
 
 def _seeds(config: ExperimentConfig) -> range:
     return range(config.train.seed, config.train.seed + config.train.num_seeds)
 
 
-def _without_seeds(config: ExperimentConfig) -> str:
+def _without(config: ExperimentConfig, keys: Sequence[str]) -> str:
+    """The config as JSON text without the fields ``keys`` (``section.field``; ``missing``:
+    the whole section)."""
     raw = config_lib.to_dict(config)
-    for key in SEED_KEYS:
-        raw["train"].pop(key.split(".")[1])
+    for key in keys:
+        section, _, name = key.partition(".")
+        if name:
+            raw[section].pop(name)
+        else:
+            raw.pop(section)
     return json.dumps(raw, sort_keys=True)
+
+
+def _value(config: ExperimentConfig, key: str):
+    return functools.reduce(getattr, key.split("."), config)
 
 
 def selects_last(config: ExperimentConfig) -> bool:
@@ -289,18 +345,17 @@ def selects_last(config: ExperimentConfig) -> bool:
     return config.train.eval_every == 0 or config.train.select == "last"
 
 
-def plan(points: Sequence[Point], pack: bool = True) -> list[Run]:
-    """The runs that train ``points``: with ``pack``, the points of one group (same folder names,
-    configs equal up to ``train.seed``/``num_seeds``, no model selection) whose seeds follow each
-    other become one run of all their replicas; else one run per point. Runs are in order of
-    their first point."""
+def slots_of(points: Sequence[Point], pack: bool = True) -> list[Slot]:
+    """The point folders: with ``pack``, the points of one label (same folder names, configs
+    equal up to ``train.seed``/``num_seeds``) whose seeds follow each other share a folder; else
+    (and under model selection) one folder per point. In order of their first point."""
     seed_swept = any(k in SEED_KEYS for p in points for k in p.keys)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(points):
-        packable = pack and selects_last(p.config)
-        key = (tuple(p.parts()), _without_seeds(p.config)) if packable else (i,)
+        key = ((tuple(p.parts()), _without(p.config, SEED_KEYS))
+               if pack and selects_last(p.config) else (i,))
         groups.setdefault(key, []).append(i)
-    runs = []
+    slots = []
     for members in groups.values():
         members = sorted(members, key=lambda i: points[i].config.train.seed)
         chains = [[members[0]]]
@@ -319,18 +374,70 @@ def plan(points: Sequence[Point], pack: bool = True) -> list[Run]:
                 span = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
                 parts.append(f"train.seed-{span}")
             replicas = [[s - seeds[0] for s in _seeds(points[i].config)] for i in chain]
-            runs.append(Run("/".join(parts) or "base",
-                            dataclasses.replace(first.config, train=train_cfg), chain,
-                            replicas, first.label))
+            slots.append(Slot("/".join(parts) or "base",
+                              dataclasses.replace(first.config, train=train_cfg), chain,
+                              replicas, first.label))
+    slots.sort(key=lambda s: min(s.points))
+    return slots
+
+
+def program_key(config: ExperimentConfig) -> str:
+    """What a slot's program is, as text: its config without what a replica may change (the
+    seeds, the ``missing`` section, the traced fields, ``train.traceable_fields``). Slots of one
+    key train as the replicas of one run."""
+    from mmjax import train as train_lib
+
+    return _without(config, [*SEED_KEYS, "missing", *train_lib.traceable_fields(config)])
+
+
+def plan(points: Sequence[Point], pack: bool = True,
+         finished: Sequence[str] = ()) -> list[Run]:
+    """The runs that train ``points``: with ``pack``, every slot (``slots_of``) of one
+    ``program_key`` is a replica block of one packed run (not those under model selection, and
+    not the ``finished`` slot folders: they are read back alone); else one run per point. Runs
+    are in order of their first point."""
+    slots = slots_of(points, pack)
+    groups: dict[tuple, list[Slot]] = {}
+    for slot in slots:
+        packable = pack and selects_last(slot.config) and slot.dir not in finished
+        key = (program_key(slot.config),) if packable else ("alone", slot.dir)
+        groups.setdefault(key, []).append(slot)
+    runs = [run for members in groups.values() for run in _pack(members)]
     runs.sort(key=lambda r: min(r.points))
-    _check_dirs(runs, points)
+    _check_dirs([*slots, *(r for r in runs if r.replicas is not None)], points)
     return runs
 
 
-def _check_dirs(runs: Sequence[Run], points: Sequence[Point]) -> None:
-    """One ``UserError`` if two runs share a folder or one run's folder holds another's."""
+def _pack(slots: Sequence[Slot]) -> list[Run]:
+    """One run of ``slots`` (of one program): the slot's own for one slot (or for slots whose
+    replicas are just the first's config's seeds), else a packed run whose replicas carry each
+    slot's seeds, missing protocol and the traced values that vary between the slots."""
+    from mmjax import train as train_lib
+
+    first = slots[0].config
+    varying = [k for k in train_lib.traceable_fields(first)
+               if len({_value(slot.config, k) for slot in slots}) > 1]
+    replicas = tuple(train_lib.Replica(seed, slot.config.missing,
+                                       tuple((k, _value(slot.config, k)) for k in varying))
+                     for slot in slots for seed in _seeds(slot.config))
+    config = dataclasses.replace(first, train=dataclasses.replace(
+        first.train, seed=replicas[0].seed, num_seeds=len(replicas)))
+    if len(slots) == 1 or replicas == train_lib.replicas_of(config):
+        return [Run(slot.dir, slot.config, [slot]) for slot in slots]
+    common = []
+    for parts in zip(*(slot.dir.split("/") for slot in slots)):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    digest = hashlib.sha1((train_lib.config_text(config) + (train_lib.replicas_text(
+        config, replicas) or "")).encode()).hexdigest()[:12]
+    return [Run("/".join([PACKED, *common, f"pack-{digest}"]), config, list(slots), replicas)]
+
+
+def _check_dirs(folders: Sequence[Slot | Run], points: Sequence[Point]) -> None:
+    """One ``UserError`` if two folders are one or one folder holds another."""
     by_dir = {}
-    for r in runs:
+    for r in folders:
         if r.dir in by_dir:
             a, b = by_dir[r.dir].points[0], r.points[0]
             raise UserError(f"grid points {a + 1} ({points[a].label}) and {b + 1} "
@@ -344,6 +451,23 @@ def _check_dirs(runs: Sequence[Run], points: Sequence[Point]) -> None:
                 raise UserError(f"the run folder {parent} would hold the run folder {d}: give "
                                 "every grid point the same keys")
             parent = parent.rsplit("/", 1)[0] if "/" in parent else None
+
+
+def finished_slots(slots: Sequence[Slot], directory: pathlib.Path) -> set[str]:
+    """The slot folders that already hold their finished evaluation (a slot of an earlier
+    packed run, or a finished run): read back, never packed again."""
+    from mmjax import train as train_lib
+
+    done = set()
+    for slot in slots:
+        workdir = directory / slot.dir
+        try:
+            same = not train_lib.check_workdir(slot.config, workdir)
+        except UserError:
+            continue  # reported by check_runs, with the point it belongs to
+        if same and train_lib.finished_result(workdir, slot.config) is not None:
+            done.add(slot.dir)
+    return done
 
 
 class Datasets:
@@ -373,23 +497,23 @@ class Datasets:
 
 def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets) -> None:
     """Every check ``train.train`` makes before it writes (the data, the method, the masks; an
-    existing run's config), for every run, so that a bad point stops the sweep before any run."""
+    existing run's config and replicas), for every run and every slot folder of a packed run,
+    so that a bad point stops the sweep before any run."""
     from mmjax import train as train_lib
 
     for r in runs:
+        # A packed run's points one by one first, so that an error names its own point.
+        for slot in r.slots if r.replicas is not None else ():
+            try:
+                train_lib.setup(slot.config, datasets.get(slot.config))
+                if train_lib.check_workdir(slot.config, directory / slot.dir):
+                    raise UserError(f"{directory / slot.dir} holds a run of fewer steps; "
+                                    "use a new --workdir")
+            except UserError as e:
+                raise UserError(f"grid point {slot.points[0] + 1} ({slot.label}): {e}") from None
         try:
-            train_lib.setup(r.config, datasets.get(r.config))
-            workdir = directory / r.dir
-            if (workdir / "config.json").exists():
-                # prepare_workdir's comparison without its write (it rewrites the config.json
-                # of a run extended to more steps): train.py's private helpers, until it has a
-                # public check of an existing workdir.
-                old = train_lib._with_defaults(train_lib.read_config_json(workdir / "config.json"))
-                new = json.loads(json.dumps(config_lib.to_dict(r.config)))
-                if old != new:
-                    train_lib._check_extension(workdir, old, new, r.config)
-            elif workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-                raise UserError(f"{workdir} exists and is not an mmjax run")
+            train_lib.setup(r.config, datasets.get(r.config), r.replicas)
+            train_lib.check_workdir(r.config, directory / r.dir, r.replicas)
         except UserError as e:
             raise UserError(f"grid point {r.points[0] + 1} ({r.label}): {e}") from None
         check_signals()
@@ -401,15 +525,16 @@ def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets)
 
 
 def manifest(args: argparse.Namespace, points: Sequence[Point], runs: Sequence[Run]) -> dict:
-    """``sweep.json``: the command's grid, every point (values, run, replicas) and every run
-    (folder, seeds, points, status, error, seconds)."""
-    where = {i: (r.dir, reps) for r in runs for i, reps in zip(r.points, r.replicas)}
+    """``sweep.json``: the command's grid, every point (values, folder, replicas there, run)
+    and every run (folder, replica seeds, slot folders, points, status, error, seconds)."""
+    where = {i: (slot.dir, reps, r.dir) for r in runs for slot in r.slots
+             for i, reps in zip(slot.points, slot.replicas)}
     return {
         "config": args.config, "set": list(args.set), "grid": list(args.grid),
         "grid_file": args.grid_file, "seeds": args.seeds, "pack": not args.no_pack,
-        "points": [{"values": dict(p.values), "label": p.label, "run": where[i][0],
-                    "replicas": where[i][1]} for i, p in enumerate(points)],
-        "runs": [{"dir": r.dir, "seed": r.config.train.seed, "num_seeds": r.config.train.num_seeds,
+        "points": [{"values": dict(p.values), "label": p.label, "dir": where[i][0],
+                    "replicas": where[i][1], "run": where[i][2]} for i, p in enumerate(points)],
+        "runs": [{"dir": r.dir, "seeds": r.seeds(), "slots": [slot.dir for slot in r.slots],
                   "points": r.points, "status": r.status, "error": r.error,
                   "seconds": r.seconds} for r in runs],
     }
@@ -421,11 +546,46 @@ def _write_manifest(directory: pathlib.Path, doc: dict) -> None:
     write_atomic(directory / MANIFEST, json.dumps(doc, indent=2) + "\n")
 
 
+def _is_writer() -> bool:
+    """Whether this process writes the sweep's files (process 0 of a multi-host run)."""
+    import jax
+
+    return jax.process_index() == 0
+
+
+def _say(line: str) -> None:
+    """One line on stderr, from process 0."""
+    if _is_writer():
+        print(f"mmjax: {line}", file=sys.stderr)
+
+
+def write_slots(r: Run, directory: pathlib.Path, result: dict) -> None:
+    """Each slot of the packed run ``r``: its ``config.json`` (as its run alone has it), then
+    its ``eval.json``/``eval.md``, the run's ``result`` restricted to its replicas
+    (``evaluate.select_replicas``: what that run alone reports). Process 0 only."""
+    from mmjax import evaluate
+    from mmjax import train as train_lib
+    from mmjax.log import write_atomic
+
+    if not _is_writer():
+        return
+    for slot, offset in zip(r.slots, r.offsets()):
+        workdir = directory / slot.dir
+        workdir.mkdir(parents=True, exist_ok=True)
+        text = train_lib.config_text(slot.config)
+        if not (workdir / "config.json").is_file():
+            write_atomic(workdir / "config.json", text)
+        picked = range(offset, offset + slot.config.train.num_seeds)
+        evaluate.write(workdir, "eval", evaluate.select_replicas(result, picked))
+
+
 def execute(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets,
             save=lambda: None) -> int:
     """Trains every run with ``train.train`` (a finished one is read back, an unfinished one
-    resumes), calling ``save`` after each status change. A diverged run is recorded and the
-    sweep goes on; a signal or an error is recorded and raised. Returns how many diverged."""
+    resumes) and writes a packed run's slots, calling ``save`` after each status change. A
+    diverged run is recorded and the sweep goes on; a signal or an error is recorded and
+    raised. Returns how many diverged."""
+    from mmjax import parallel
     from mmjax import train as train_lib
 
     diverged = 0
@@ -433,13 +593,18 @@ def execute(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets,
         check_signals()
         r.status, r.error = "running", None
         save()
-        print(f"mmjax: sweep run {n}/{len(runs)}: {r.dir}", file=sys.stderr)
+        _say(f"sweep run {n}/{len(runs)}: {r.dir}"
+             + (f" ({len(r.slots)} points packed)" if r.replicas is not None else ""))
         tic = time.perf_counter()
         try:
-            train_lib.train(r.config, directory / r.dir, dataset=datasets.get(r.config))
+            result = train_lib.train(r.config, directory / r.dir,
+                                     dataset=datasets.get(r.config), replicas=r.replicas)
+            if r.replicas is not None:
+                write_slots(r, directory, result)
+            parallel.sync_processes(f"mmjax: sweep run {n} written")
         except TrainingDiverged as e:
             r.status, r.error, diverged = "diverged", str(e), diverged + 1
-            print(f"mmjax: sweep run {r.dir} diverged: {e}", file=sys.stderr)
+            _say(f"sweep run {r.dir} diverged: {e}")
         except Interrupted as e:
             r.status, r.error = "interrupted", str(e)
             raise
@@ -458,19 +623,21 @@ def table(runs: Sequence[Run], directory: pathlib.Path, metric: str | None = Non
           row_key: str = "point", cols: Sequence[str] | None = None) -> report.Table:
     """The grid's ``mmjax report`` table: one row per point label (grid order, every seed of
     a label pooled), one column per evaluation condition and the average (or ``cols``, e.g.
-    ``["average"]``); a run without ``eval.json`` (diverged, not run) leaves its row empty."""
-    loaded = [(r, report.load_run(directory / r.dir, directory)) for r in runs
-              if report.load_result(directory / r.dir) is not None]
+    ``["average"]``); a point without ``eval.json`` (diverged, not run) leaves its row empty."""
+    slots = [slot for r in runs for slot in r.slots]
+    slots.sort(key=lambda s: min(s.points))
+    loaded = [(slot, report.load_run(directory / slot.dir, directory)) for slot in slots
+              if report.load_result(directory / slot.dir) is not None]
     if not loaded:
         raise UserError(f"no run of the sweep in {directory} has finished")
     metric = metric or report.headline_metric(loaded[0][1].result)
     cols = list(cols or report.conditions(loaded[0][1].result))
     groups: dict[tuple[str, str], list[report.Stats]] = {}
-    for r, found in loaded:
+    for slot, found in loaded:
         for c in cols:
-            groups.setdefault((r.label, c), []).append(
-                report.stats(found.result, c, metric, r.config.train.seed))
-    rows = list(dict.fromkeys(r.label for r in runs))
+            groups.setdefault((slot.label, c), []).append(
+                report.stats(found.result, c, metric, slot.config.train.seed))
+    rows = list(dict.fromkeys(slot.label for slot in slots))
     cells = {k: report.pool(v) for k, v in groups.items()}
     return report.Table(row_key, report.SUBSET, metric, rows, cols, cells)
 
@@ -500,7 +667,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the evaluation, the average last), e.g. 'average'")
     parser.add_argument("--no-pack", action="store_true",
                         help="one run (one program) per point, also for points that differ "
-                             "only in their seed")
+                             "only in seeds, missing rates or learning rates")
     parser.add_argument("--dry-run", action="store_true",
                         help="check every point and print the runs; train and write nothing")
 
@@ -530,6 +697,7 @@ def points_of(args: argparse.Namespace) -> list[Point]:
 def run(args: argparse.Namespace) -> int:
     """Runs ``mmjax sweep`` on parsed arguments: checks every point, trains the runs, prints the
     table. Returns 0, or 1 if a run diverged (the others still train)."""
+    from mmjax import parallel
     from mmjax import workdir as workdir_lib
 
     directory = pathlib.Path(args.workdir)
@@ -538,27 +706,42 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{directory} exists and is not an mmjax sweep (no {MANIFEST}); use a "
                         "new --workdir")
     points = points_of(args)
-    runs = plan(points, pack=not args.no_pack)
+    # Multi-host (train.distributed): every process runs this same command and trains every run
+    # together (each its share of the replicas, parallel.make_mesh); process 0 writes the files.
+    parallel.maybe_initialize_distributed(any(p.config.train.distributed for p in points))
+    pack = not args.no_pack
+    runs = plan(points, pack, finished_slots(slots_of(points, pack), directory))
     datasets = Datasets()
     check_runs(runs, directory, datasets)
     replicas = sum(r.config.train.num_seeds for r in runs)
-    print(f"mmjax: sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} "
-          f"replica(s), in {directory}", file=sys.stderr)
+    _say(f"sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} replica(s), in "
+         f"{directory}")
     if args.dry_run:
         for r in runs:
-            print(f"{r.dir}\t{r.label}\tseeds {r.config.train.seed}.."
-                  f"{r.config.train.seed + r.config.train.num_seeds - 1}")
+            for slot in r.slots:
+                print(f"{slot.dir}\t{slot.label}\tseeds {slot.config.train.seed}.."
+                      f"{slot.config.train.seed + slot.config.train.num_seeds - 1}\trun {r.dir}")
         return 0
-    directory.mkdir(parents=True, exist_ok=True)
-    with workdir_lib.WorkdirLock(directory) as lock:
+    # Every process has checked the folder before process 0 writes into it.
+    parallel.sync_processes("mmjax: sweep checked")
+    writer = _is_writer()
+    if writer:
+        directory.mkdir(parents=True, exist_ok=True)
+    with workdir_lib.WorkdirLock(directory, enabled=writer) as lock:
         lock.acquire()
-        save = lambda: _write_manifest(directory, manifest(args, points, runs))  # noqa: E731
+
+        def save():
+            if writer:
+                _write_manifest(directory, manifest(args, points, runs))
+
         diverged = execute(runs, directory, datasets, save)
         keys = dict.fromkeys(k for p in points for k in p.keys[p.from_file:]
                              if k not in SEED_KEYS)
         t = table(runs, directory, args.metric,
                   " ".join(keys) if not args.grid_file and keys else "point",
                   args.col_order and args.col_order.split(","))
+    if not writer:
+        return 1 if diverged else 0
     seeds = sorted({c.n for c in t.cells.values()})
     print(f"{t.metric}, mean ± std over {seeds[0]}" + (f"–{seeds[-1]}" if len(seeds) > 1 else "")
           + f" seed(s), {len(runs)} run(s) in {directory}\n")

@@ -1,10 +1,18 @@
 """The training loop: setup -> restore_or_init -> run -> evaluate.
 
 ``train(config, workdir)`` is what ``mmjax train`` calls. The whole training set lives on the
-device; one jitted call runs ``train.steps_per_call`` steps of one training phase with ``lax.scan`` for all
-``train.num_seeds`` replicas at once (``vmap`` over the state), with the state donated and the
-batch sharded over the ``"data"`` mesh axis. The host only reads back the small metrics array after
-each call, to log, to stop on a non-finite value, and to checkpoint.
+device; one jitted call runs ``train.steps_per_call`` steps of one training phase with
+``lax.scan`` for all ``train.num_seeds`` replicas at once (``vmap`` over the state), with the
+state donated and split over the ``"replica"`` mesh axis and the batch over ``"data"``
+(``mmjax.parallel``). The host only reads back the small metrics array after each call, to log,
+to stop on a non-finite value, and to checkpoint.
+
+Replicas (``Replica``, ``train(..., replicas=)``): by default replica ``i`` trains seed
+``train.seed + i`` under the config's missing protocol; the replicas of one program may instead
+each have their own seed, training missing protocol and traced values (``optim.lr``:
+``traceable_fields``), which is how ``mmjax sweep`` packs a grid's points. Such a run keeps them
+in ``replicas.json`` (a resume must give the same) and writes its evaluation as
+``eval-replicas.json`` instead of ``eval.json``.
 
 Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``checkpoints/``,
 ``eval.json`` and ``eval.md`` (written once, when training finishes); with model selection also
@@ -40,8 +48,9 @@ refused in one line. ``train.init_from=DIR[:STEP]``
 another run's checkpoint; the optimiser state, step and keys start fresh.
 
 SIGINT/SIGTERM: inside the loop they set a flag, so the current call finishes and a checkpoint is
-saved; anywhere else (start-up, compilation, the final evaluation) ``errors.raising_signals`` turns them
-into ``Interrupted`` at once. Either way the command ends with one line and exit 128 + signal.
+saved; anywhere else (start-up, compilation, the final evaluation) ``errors.raising_signals``
+turns them into ``Interrupted`` at once. Either way the command ends with one line and exit 128 +
+signal.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +81,7 @@ from mmjax.errors import Interrupted, TrainingDiverged, UserError  # noqa: F401
 from mmjax.errors import check_signals, pending_signal
 from mmjax import log
 from mmjax.log import MetricsWriter, write_atomic
-from mmjax.methods.base import Method, schedule, span_at
+from mmjax.methods.base import TRACED_LR, Method, schedule, span_at, traced_hyperparameters
 from mmjax.policy import AUTO, Policy
 
 
@@ -88,8 +98,13 @@ class Setup:
     train_present: np.ndarray  # [S, N, M] the training mask of each replica
     policy: Policy | None = None  # train.unroll/vmap_seeds resolved (None: as for an MLP)
     selection: Selection | None = None  # train.select resolved (None: from the config)
+    replicas: tuple[Replica, ...] | None = None  # each replica's seed, protocol, hparams
+    # (init, replica indices) per group of replicas of equal hparams (None: method.init for all)
+    init_groups: tuple[tuple[Callable, np.ndarray], ...] | None = None
 
     def __post_init__(self):
+        if self.replicas is None:
+            self.replicas = replicas_of(self.config)
         if self.policy is None:
             self.policy = policy.resolve(self.config.train, has_convolution=False)
         if self.selection is None:
@@ -180,8 +195,8 @@ def check_config(config: ExperimentConfig) -> None:
         parse_init_from(t.init_from)
     if t.tensorboard:
         log.check_tensorboard()
-    parallel.check_batch_size(t.batch_size)
-    parallel.check_batch_size(config.eval.batch_size, "eval.batch_size")
+    parallel.check_batch_size(t.batch_size, num_replicas=t.num_seeds)
+    parallel.check_batch_size(config.eval.batch_size, "eval.batch_size", t.num_seeds)
     for i, rate in enumerate(config.eval.missing_rates):
         missing.check_rate(f"eval.missing_rates[{i}]", rate)
     for i, p in enumerate(config.eval.mask_probs):
@@ -277,13 +292,101 @@ def total_steps_dependence(config: ExperimentConfig) -> str | None:
     return None
 
 
-def setup(config: ExperimentConfig, dataset: Dataset | None = None, **make_kwargs) -> Setup:
+@dataclasses.dataclass(frozen=True)
+class Replica:
+    """What one replica of a run trains with where the replicas of one compiled program may
+    differ: its seed, its training set's missing protocol, and the values of traced config
+    fields (``hparams``, e.g. ``(("optim.lr", 0.01),)``; ``traceable_fields``). All are data of
+    the program: no method reads ``config.missing`` (the mask is an input of the compiled step),
+    and a traced field lives in the state (``methods.base.traced_hyperparameters``).
+    ``mmjax sweep`` packs the points of a grid that differ only in these into one run."""
+
+    seed: int
+    missing: config_lib.MissingConfig
+    hparams: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        # One spelling per replica (sorted keys, integers as floats: 1 and 1.0 are one value),
+        # so that equal replicas compare and serialise equal (replicas.json on resume).
+        pairs = dict(self.hparams).items()
+        object.__setattr__(self, "hparams", tuple(sorted(
+            (str(k), float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in pairs)))
+
+
+def replicas_of(config: ExperimentConfig) -> tuple[Replica, ...]:
+    """A run's replicas as its config defines them: seeds ``train.seed + i``, one protocol,
+    every field as the config sets it."""
+    return tuple(Replica(config.train.seed + i, config.missing)
+                 for i in range(config.train.num_seeds))
+
+
+def traceable_fields(config: ExperimentConfig) -> tuple[str, ...]:
+    """The config fields a replica may set in ``Replica.hparams``: ``optim.lr`` for every
+    method (``make_optimizer`` keeps it in the optimiser state), and ``method.<name>`` for each
+    name the method's config class lists in its ``traceable`` ClassVar (a method that reads
+    those values from its state, docs/sweep-packing-plan.md)."""
+    declared = getattr(type(config.method), "traceable", ())
+    return (TRACED_LR, *(f"method.{name}" for name in declared))
+
+
+def replica_config(config: ExperimentConfig, replica: Replica) -> ExperimentConfig:
+    """The config of ``replica`` trained alone: ``train.seed`` its seed, one replica, its
+    missing protocol and its ``hparams`` values."""
+    return with_values(dataclasses.replace(
+        config, missing=replica.missing,
+        train=dataclasses.replace(config.train, seed=replica.seed, num_seeds=1)), replica.hparams)
+
+
+def with_values(config: ExperimentConfig, hparams: Sequence[tuple[str, float]]
+                ) -> ExperimentConfig:
+    """``config`` with the ``section.field`` values of ``hparams`` set."""
+    for key, value in hparams:
+        section, name = key.split(".")
+        config = dataclasses.replace(config, **{section: dataclasses.replace(
+            getattr(config, section), **{name: value})})
+    return config
+
+
+def check_replicas(config: ExperimentConfig, replicas: Sequence[Replica],
+                   make_kwargs: dict) -> None:
+    """One ``UserError`` line unless ``replicas`` fit ``config``: one per ``train.num_seeds``,
+    traceable ``hparams`` keys with numbers, and each replica's own config valid (its missing
+    protocol, e.g. a method's ``paired_data`` requirement)."""
+    if len(replicas) != config.train.num_seeds:
+        raise UserError(f"{len(replicas)} replicas for train.num_seeds={config.train.num_seeds}")
+    allowed = traceable_fields(config)
+    for i, r in enumerate(replicas):
+        if not isinstance(r, Replica) or not isinstance(r.missing, config_lib.MissingConfig):
+            raise UserError(f"replica {i} must be a train.Replica(seed, MissingConfig, hparams), "
+                            f"got {r!r}")
+        for key, value in r.hparams:
+            if key not in allowed:
+                raise UserError(f"replica {i}: {key} is not a traced field of method "
+                                f"{config.method.name} ({', '.join(allowed)}); other values "
+                                "are other programs")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"replica {i}: {key} must be a number, got {value!r}")
+            if key == TRACED_LR and make_kwargs.get("tx") is not None:
+                raise UserError(f"replica {i} sets optim.lr, which a user optimiser (tx=) does "
+                                "not read")
+        try:
+            config_lib.validate(replica_config(config, r))
+        except UserError as e:
+            raise UserError(f"replica {i} (seed {r.seed}): {e}") from None
+
+
+def setup(config: ExperimentConfig, dataset: Dataset | None = None,
+          replicas: Sequence[Replica] | None = None, **make_kwargs) -> Setup:
     """Loads and validates the data, builds the method, the mesh, the keys and training masks.
 
     ``dataset`` (e.g. ``mmjax.data.from_arrays``) replaces loading ``config.data.name``;
-    ``make_kwargs`` (``tx=``, ``encoders=``) go to ``methods.make``.
+    ``replicas`` (default ``replicas_of(config)``) give each replica its seed, missing protocol
+    and traced values; ``make_kwargs`` (``tx=``, ``encoders=``) go to ``methods.make``.
     """
     check_config(config)
+    if replicas is not None:
+        check_replicas(config, tuple(replicas), make_kwargs)
     if dataset is None:
         dataset = data_lib.load(config.data.name, **dataset_options(config))
     elif not isinstance(dataset, Dataset):
@@ -301,24 +404,51 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None, **make_kwarg
     if len(train_split) < config.train.batch_size:
         raise UserError(f"train.batch_size={config.train.batch_size} exceeds the "
                         f"{len(train_split)} training examples")
-    return make_setup(config, dataset, **make_kwargs)
+    return make_setup(config, dataset, replicas, **make_kwargs)
 
 
-def make_setup(config: ExperimentConfig, dataset: Dataset, **make_kwargs) -> Setup:
+def make_setup(config: ExperimentConfig, dataset: Dataset,
+               replicas: Sequence[Replica] | None = None, **make_kwargs) -> Setup:
     """The method, mesh, per-seed keys and training masks for an already validated dataset.
 
-    Replica ``i`` uses ``split(key(train.seed + i), 3)``: its init, data-order and mask keys.
+    Replica ``i`` uses ``split(key(seed_i), 3)``: its init, data-order and mask keys, draws its
+    training mask under its own ``missing_i``, and starts from the state its own config's method
+    initialises (``replicas``; by default ``replicas_of``: ``seed_i = train.seed + i``, the
+    config's protocol and values). With traced ``hparams`` the method is built under
+    ``traced_hyperparameters``, so those values are state, and the one program trains all.
     """
-    # The encoders the dataset declares go to the method only: the run's config (config.json,
-    # resumption) keeps what the user wrote.
-    method = methods.make(with_dataset_encoders(config, dataset.spec), dataset.spec,
-                          **make_kwargs)
-    seeds = config.train.seed + np.arange(config.train.num_seeds)
+    given = replicas is not None
+    replicas = tuple(replicas) if given else replicas_of(config)
+    if len(replicas) != config.train.num_seeds:
+        raise UserError(f"{len(replicas)} replicas for train.num_seeds={config.train.num_seeds}")
+    traced = {key for r in replicas for key, _ in r.hparams}
+    builds = {}  # hparams -> (method, replica indices)
+    with traced_hyperparameters(traced):
+        for i, r in enumerate(replicas):
+            if r.hparams not in builds:
+                # The encoders the dataset declares go to the method only: the run's config
+                # (config.json, resumption) keeps what the user wrote.
+                own = with_values(config, r.hparams)
+                builds[r.hparams] = (methods.make(with_dataset_encoders(own, dataset.spec),
+                                                  dataset.spec, **make_kwargs), [])
+            builds[r.hparams][1].append(i)
+    method = next(iter(builds.values()))[0]
+    init_groups = (None if len(builds) == 1 else
+                   tuple((m.init, np.array(idx)) for m, idx in builds.values()))
+    seeds = np.array([r.seed for r in replicas])
     roots = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(seeds)  # [S, 3]
     train_split = dataset.splits["train"]
-    masks = np.stack([pipeline.train_mask(config.missing, k, train_split) for k in roots[:, 2]])
-    return Setup(config, dataset, method, parallel.make_mesh(), roots[:, 0], roots[:, 1], masks,
-                 resolve_policy(config, method, train_split, dataset.spec.modalities))
+    masks = []
+    for i, (r, k) in enumerate(zip(replicas, roots[:, 2])):
+        try:
+            masks.append(pipeline.train_mask(r.missing, k, train_split))
+        except UserError as e:
+            raise UserError(f"replica {i} (seed {r.seed}): {e}" if given else str(e)) from None
+    masks = np.stack(masks)
+    return Setup(config, dataset, method, parallel.make_mesh(len(replicas)), roots[:, 0],
+                 roots[:, 1], masks,
+                 resolve_policy(config, method, train_split, dataset.spec.modalities),
+                 replicas=replicas, init_groups=init_groups)
 
 
 def resolve_policy(config: ExperimentConfig, method: Method, split, modalities) -> Policy:
@@ -355,7 +485,9 @@ def make_train_chunk(s: Setup, phase: int = 0, length: int | None = None):
         return step_fn(state, batch)
 
     if s.policy.vmap_seeds:
-        all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None))
+        # spmd_axis_name: inside the vmap the batch constraint is [replica, data], so each
+        # device computes only its replicas (parallel.make_mesh).
+        all_seeds = jax.vmap(one_step, in_axes=(0, 0, 0, None), spmd_axis_name=parallel.REPLICA)
     else:
         def all_seeds(states, present, data_keys, data):
             outs = [one_step(jax.tree.map(lambda x: x[i], states), present[i], data_keys[i], data)
@@ -373,14 +505,18 @@ def make_train_chunk(s: Setup, phase: int = 0, length: int | None = None):
         return jax.lax.scan(lambda st, _: all_seeds(st, present, data_keys, data), states,
                             length=length, unroll=unroll)
 
-    return jax.jit(chunk, donate_argnums=0)
+    # The states stay split over the replica axis; the small metrics go to every process.
+    return jax.jit(chunk, donate_argnums=0, out_shardings=(parallel.replica_sharding(s.mesh),
+                                                           parallel.replicated(s.mesh)))
 
 
 def make_enter(s: Setup, phase: int):
     """The jitted ``states -> states`` that starts phase ``phase`` for every seed replica (None
     if the phase has no ``enter``)."""
     enter = s.method.phases[phase].enter
-    return None if enter is None else jax.jit(jax.vmap(enter), donate_argnums=0)
+    sharding = parallel.replica_sharding(s.mesh)
+    return None if enter is None else jax.jit(jax.vmap(enter), donate_argnums=0,
+                                              out_shardings=sharding)
 
 
 class Programs:
@@ -414,11 +550,28 @@ class Programs:
 
 
 def init_states(s: Setup, data):
-    """The seed-stacked initial states, built on device and replicated over the mesh."""
+    """The seed-stacked initial states, built on device and laid out over the mesh's replica
+    axis (``parallel.replica_sharding``). Replicas of other traced values (``s.init_groups``)
+    are each initialised by their own config's method, so their states hold their values."""
     example = pipeline.gather(data, data["present"], np.arange(s.config.train.batch_size),
                               s.dataset.spec.modalities)
-    init = jax.vmap(s.method.init, in_axes=(0, None))
-    return jax.jit(init, out_shardings=parallel.replicated(s.mesh))(s.init_keys, example)
+    sharding = parallel.replica_sharding(s.mesh)
+    if s.init_groups is None:
+        init = jax.vmap(s.method.init, in_axes=(0, None))
+        return jax.jit(init, out_shardings=sharding)(s.init_keys, example)
+    order = np.concatenate([idx for _, idx in s.init_groups])
+    inverse = np.argsort(order)
+
+    def init_all(keys, example):
+        parts = [jax.vmap(init, in_axes=(0, None))(keys[idx], example)
+                 for init, idx in s.init_groups]
+        shapes = {str(jax.tree.map(lambda x: x.shape[1:], p)) for p in parts}
+        if len(shapes) > 1:
+            raise UserError("replicas of other traced values build states of other structures; "
+                            "train them as separate runs")
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs)[inverse], *parts)
+
+    return jax.jit(init_all, out_shardings=sharding)(s.init_keys, example)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -426,8 +579,52 @@ def init_states(s: Setup, data):
 # ----------------------------------------------------------------------------------------------
 
 
+REPLICAS = "replicas.json"  # a run's replicas, when they are not its config's own
+PACKED_EVAL = "eval-replicas"  # such a run's evaluation (not eval.json: see replicas_text)
+
+
+def replicas_text(config: ExperimentConfig, replicas: Sequence[Replica] | None) -> str | None:
+    """``replicas.json``'s text for a run's ``replicas``; None when they are the config's own.
+
+    A run of other replicas is not a run of its ``config.json`` (its replicas trained other
+    seeds, protocols or values), so it writes its evaluation as ``eval-replicas.json``, which
+    ``mmjax report`` does not take for a run's; ``mmjax sweep`` writes each point's slice of it
+    into the point's own folder."""
+    if replicas is None or tuple(replicas) == replicas_of(config):
+        return None
+    return json.dumps([{"seed": r.seed, "missing": config_lib.to_dict(r.missing),
+                        "hparams": dict(r.hparams)} for r in replicas], indent=2,
+                      sort_keys=True) + "\n"
+
+
+def read_replicas(workdir: str | pathlib.Path, config: ExperimentConfig
+                  ) -> tuple[Replica, ...] | None:
+    """The replicas ``workdir``'s ``replicas.json`` lists (None if it has none: the config's
+    own), e.g. for ``setup(config, replicas=...)`` before ``mmjax eval``; one ``UserError`` line
+    if the file is damaged."""
+    file = pathlib.Path(workdir) / REPLICAS
+    if not file.exists():
+        return None
+    try:
+        raw = json.loads(file.read_text())
+        return tuple(Replica(int(r["seed"]),
+                             config_lib.from_dict(config_lib.MissingConfig, r["missing"]),
+                             tuple(sorted((str(k), float(v)) for k, v in r["hparams"].items())))
+                     for r in raw)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise UserError(f"{file} is damaged ({type(e).__name__}: {e}); restore it, or use a new "
+                        "--workdir") from None
+
+
+def evaluation_stem(config: ExperimentConfig, replicas: Sequence[Replica] | None) -> str:
+    """The name (without ``.json``) of a run's final evaluation: ``eval``, or ``eval-replicas``
+    for a run of other replicas than its config's (``replicas_text``)."""
+    return "eval" if replicas_text(config, replicas) is None else PACKED_EVAL
+
+
 def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
-                    lock: workdir_lib.WorkdirLock | None = None) -> None:
+                    lock: workdir_lib.WorkdirLock | None = None,
+                    replicas: Sequence[Replica] | None = None) -> None:
     """Creates ``workdir`` with ``config.json``, or checks an existing run used the same config.
 
     Never writes into a directory that holds anything but an mmjax run of this config. A field
@@ -435,23 +632,19 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
     to its default (defaults keep the earlier behaviour). A config that differs only by a larger
     ``train.steps`` extends the run (``config.json`` is rewritten; refused when the training
     depends on the total, ``total_steps_dependence``). ``lock`` is taken before the first write.
+    Replicas other than the config's own are written to ``replicas.json`` (before
+    ``config.json``), and must be the same on resume.
     """
-    resolved = json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True)
+    resolved = config_text(config)
     config_file = workdir / "config.json"
+    packed, packed_file = replicas_text(config, replicas), workdir / REPLICAS
+    if check_workdir(config, workdir, replicas):
+        steps = read_config_json(config_file)["train"]["steps"]
+        _say(f"extending the run in {workdir} from {steps} to {config.train.steps} steps")
+        if jax.process_index() == 0:
+            write_atomic(config_file, resolved)
     if config_file.exists():
-        text = config_file.read_text(errors="replace")
-        if text != resolved:
-            old = _with_defaults(read_config_json(config_file))
-            new = json.loads(resolved)  # both sides as JSON (tuples as lists)
-            if old != new:
-                _check_extension(workdir, old, new, config)
-                _say(f"extending the run in {workdir} from {old['train']['steps']} to "
-                     f"{new['train']['steps']} steps")
-                if jax.process_index() == 0:
-                    write_atomic(config_file, resolved)
         return
-    if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-        raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new --workdir")
     # Multi-host: every process has checked the workdir before process 0 creates it (another
     # would find process 0's first files and call the workdir foreign), and it exists after.
     parallel.sync_processes("mmjax: workdir checked")
@@ -459,8 +652,51 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
         workdir.mkdir(parents=True, exist_ok=True)
         if lock is not None:
             lock.acquire()
+        if packed is not None:  # first: a folder with config.json is a complete start
+            write_atomic(packed_file, packed)
         write_atomic(config_file, resolved)
     parallel.sync_processes("mmjax: workdir created")
+
+
+def config_text(config: ExperimentConfig) -> str:
+    """``config.json``'s text: the resolved config, keys sorted."""
+    return json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True)
+
+
+def check_workdir(config: ExperimentConfig, workdir: pathlib.Path,
+                  replicas: Sequence[Replica] | None = None) -> bool:
+    """``prepare_workdir``'s checks, writing nothing: passes for an absent or empty ``workdir``
+    and for a run of ``config`` and ``replicas`` there; returns True when that run is to be
+    extended to ``config``'s larger ``train.steps``; else one ``UserError`` line."""
+    config_file = workdir / "config.json"
+    if not config_file.exists():
+        if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
+            raise UserError(f"workdir {workdir} exists and is not an mmjax run; use a new "
+                            "--workdir")
+        return False
+    check_same_replicas(workdir, config, replicas)
+    resolved = config_text(config)
+    if config_file.read_text(errors="replace") == resolved:
+        return False
+    old = _with_defaults(read_config_json(config_file))
+    new = json.loads(resolved)  # both sides as JSON (tuples as lists)
+    if old == new:
+        return False
+    _check_extension(workdir, old, new, config)
+    return True
+
+
+def check_same_replicas(workdir: pathlib.Path, config: ExperimentConfig,
+                        replicas: Sequence[Replica] | None) -> None:
+    """One ``UserError`` line unless the run in ``workdir`` trained ``replicas`` (its
+    ``replicas.json``, or the config's own where it has none)."""
+    file = workdir / REPLICAS
+    there = file.read_text(errors="replace") if file.exists() else None
+    here = replicas_text(config, replicas)
+    if there != here:
+        what = "differs" if there and here else ("absent here" if there else "absent there")
+        raise UserError(f"workdir {workdir} holds a run of other replicas ({REPLICAS} {what}); "
+                        "use a new --workdir")
 
 
 def _check_extension(workdir: pathlib.Path, old: dict, new: dict,
@@ -562,10 +798,11 @@ class _StopFlag:
 
 
 def device_data(s: Setup):
-    """The training split and the seed replicas' masks, on device (replicated)."""
-    replicated = parallel.replicated(s.mesh)
-    return (jax.device_put(pipeline.to_arrays(s.dataset.splits["train"]), replicated),
-            jax.device_put(s.train_present, replicated))
+    """The training split (replicated) and the seed replicas' masks (split over the replica
+    axis), on device."""
+    return (jax.device_put(pipeline.to_arrays(s.dataset.splits["train"]),
+                           parallel.replicated(s.mesh)),
+            parallel.place_replicas(s.train_present, s.mesh))
 
 
 def _say(line: str) -> None:
@@ -577,7 +814,8 @@ def _say(line: str) -> None:
 def restore_states(s: Setup, workdir: pathlib.Path, with_step: bool = False):
     """The newest readable checkpoint's states (for ``mmjax eval``), or ``(step, states)`` with
     ``with_step``; an unreadable newer checkpoint is skipped with one line; ``UserError`` if
-    there is none."""
+    there is none, or if the run trained other replicas than ``s``'s (``read_replicas``)."""
+    check_same_replicas(workdir, s.config, s.replicas)
     data, _ = device_data(s)
     like = jax.eval_shape(lambda: init_states(s, data))
     directory = workdir / "checkpoints"
@@ -593,7 +831,7 @@ def restore_states(s: Setup, workdir: pathlib.Path, with_step: bool = False):
         ckpt.close()
     for bad, why in unreadable:
         _say(f"skipping checkpoint {bad} in {directory}: unreadable ({why}); using step {step}")
-    states = parallel.replicate(states, s.mesh)
+    states = parallel.place_replicas(states, s.mesh)
     return (step, states) if with_step else states
 
 
@@ -611,10 +849,10 @@ def _restore_fresh_or_resume(s: Setup, ckpt: Checkpointer, states):
             _say(f"checkpoint {bad} in {ckpt.directory} is unreadable ({why}); moved to "
                  f"{aside}/, resuming from step {start}")
     if restored is not None:
-        return start, parallel.replicate(restored, s.mesh)
+        return start, parallel.place_replicas(restored, s.mesh)
     if s.config.train.init_from:
         states = init_from(states, s.config.train.init_from)
-        states = parallel.replicate(states, s.mesh)
+        states = parallel.place_replicas(states, s.mesh)
     return start, states
 
 
@@ -708,6 +946,7 @@ def run(s: Setup, workdir: pathlib.Path):
     if sel.note:
         _say(sel.note)
     data, present = device_data(s)
+    data_keys = parallel.place_replicas(s.data_keys, s.mesh)
     states = init_states(s, data)
     ckpt = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
     best_ckpt = predict = None
@@ -740,7 +979,7 @@ def run(s: Setup, workdir: pathlib.Path):
                 if step == span.start and programs.enter(span.index) is not None:
                     states = programs.enter(span.index)(states)
                 chunk = programs.chunk(span.index, length)
-                states, metrics = chunk(states, present, s.data_keys, data)
+                states, metrics = chunk(states, present, data_keys, data)
                 metrics = jax.device_get(metrics)
                 check_finite(metrics, step)
                 step += length
@@ -811,23 +1050,27 @@ def selected_states(s: Setup, workdir: pathlib.Path, like) -> tuple[int, object]
         states = ckpt.restore(like, step)
     finally:
         ckpt.close()
-    return step, parallel.replicate(states, s.mesh)
+    return step, parallel.place_replicas(states, s.mesh)
 
 
 def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
-          dataset: Dataset | None = None, **make_kwargs) -> dict:
+          dataset: Dataset | None = None, replicas: Sequence[Replica] | None = None,
+          **make_kwargs) -> dict:
     """Trains ``config`` in ``workdir`` (resuming if it holds a checkpoint), then evaluates it.
 
     Args:
       config: the experiment.
       workdir: the run directory.
       dataset: your own data (``mmjax.data.from_arrays``) instead of ``config.data.name``'s.
+      replicas: each replica's seed, training missing protocol and traced values (``Replica``;
+        default ``replicas_of(config)``); other ones are kept in ``replicas.json`` and must be
+        the same on resume. The evaluation's ``seeds`` lists the replicas in this order.
       **make_kwargs: ``tx=`` / ``encoders=`` for ``methods.make``.
 
     Returns:
       The ``subsets`` evaluation of ``eval.split`` at the selected step (``train.select``; the
-      last step by default), written once to ``eval.json`` and ``eval.md``; a finished run's are
-      read back, not rewritten.
+      last step by default), written once to ``eval.json`` and ``eval.md`` (``eval-replicas``
+      for other replicas, ``evaluation_stem``); a finished run's are read back, not rewritten.
     """
     parallel.maybe_initialize_distributed(config.train.distributed)
     workdir = pathlib.Path(workdir)
@@ -835,10 +1078,11 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
         if (workdir / "config.json").exists():  # an existing run: one writer, checked files
             workdir_lib.check_run_files(workdir, write=True)
             lock.acquire()
-        s = setup(config, dataset, **make_kwargs)
+        s = setup(config, dataset, replicas, **make_kwargs)
         check_signals()
-        prepare_workdir(config, workdir, lock)
-        finished = _finished_result(workdir, config)
+        prepare_workdir(config, workdir, lock, s.replicas)
+        stem = evaluation_stem(config, s.replicas)
+        finished = finished_result(workdir, config, stem)
         if finished is not None:
             return finished
         states = run(s, workdir)
@@ -849,7 +1093,7 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
             raise Interrupted(f"stopped by signal {e.signum} during the final evaluation; "
                               f"training is done (checkpoint of step {config.train.steps} in "
                               f"{workdir}); run the same command to evaluate", e.signum) from None
-        evaluate.write(workdir, "eval", result)
+        evaluate.write(workdir, stem, result)
     return result
 
 
@@ -865,11 +1109,12 @@ def _final_evaluation(s: Setup, workdir: pathlib.Path, states) -> dict:
     return evaluate.selection_result(selected, step, s.selection.rule, last, last_step)
 
 
-def _finished_result(workdir: pathlib.Path, config: ExperimentConfig) -> dict | None:
-    """The ``eval.json`` training wrote at ``train.steps`` (None if absent, damaged, or from
+def finished_result(workdir: pathlib.Path, config: ExperimentConfig,
+                     stem: str = "eval") -> dict | None:
+    """The ``<stem>.json`` training wrote at ``train.steps`` (None if absent, damaged, or from
     another step, split or selection rule)."""
     try:
-        result = json.loads((workdir / "eval.json").read_text())
+        result = json.loads((workdir / f"{stem}.json").read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(result, dict):

@@ -39,7 +39,7 @@ def test_compile_is_separate_and_every_timed_call_blocks(monkeypatch):
 
     monkeypatch.setattr(jax, "block_until_ready", block)
     shapes = bench.shapes()["mfeat"]
-    config = bench.case_config("late", bench.pathlib.Path("configs") / shapes.configs,
+    config = bench.case_config("late", shapes.configs,
                                batch_size=16, steps_per_call=2)
     events.clear()
     try:
@@ -67,6 +67,27 @@ def test_paper_suite_uses_each_papers_shapes_and_batch():
         bench.cases(["concat"], "nope", [64])
 
 
+def test_cases_come_from_the_registries():
+    """A case is the method's config-class defaults on the shared settings of the dataset its
+    shapes name (no config file), with ``--set`` overrides and the command line's train settings;
+    every registered method has one at the mfeat and AV-MNIST shapes."""
+    from mmjax import methods, presets
+
+    for shape_name in ("mfeat", "avmnist_offline"):
+        dataset = bench.shapes()[shape_name].configs
+        for name, found in methods.REGISTRY.items():
+            config = bench.case_config(name, dataset, batch_size=32, num_seeds=2)
+            assert type(config.method) is found.config_class
+            assert config.method == found.config_class(name=name)
+            assert (config.train.batch_size, config.train.num_seeds) == (32, 2)
+            expected = presets.method_experiment(dataset, name)
+            assert dataclasses.replace(config, train=expected.train) == expected
+    config = bench.case_config("mla", "mfeat", ("optim.name=sgd", "model.feature_dim=128"))
+    assert (config.optim.name, config.model.feature_dim) == ("sgd", 128)
+    with pytest.raises(UserError, match="unknown method 'nope'"):
+        bench.case_config("nope", "mfeat")
+
+
 def test_list_options_expand_to_their_product(capsys):
     records = bench.run(["late"], "mfeat", batch_sizes=(8, 16), num_seeds=(1, 2),
                         steps_per_call=(1,), repeats=1)
@@ -81,7 +102,7 @@ def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
     shapes = bench.shapes()["mfeat"]
     flops = []
     for steps in (1, 4):
-        config = bench.case_config("concat", bench.pathlib.Path("configs") / shapes.configs,
+        config = bench.case_config("concat", shapes.configs,
                                    batch_size=16, num_seeds=1, steps_per_call=steps, unroll=1)
         flops.append(bench.bench_case(config, shapes.spec, repeats=1)["flops_per_step"])
     assert flops[1] == pytest.approx(flops[0], rel=0.02)
@@ -111,7 +132,7 @@ def test_bfloat16_compute_keeps_float32_params():
     """``train.dtype=bfloat16``: the compiled step computes in bf16, the parameters and optimiser
     state stay float32 before and after the step."""
     shapes = bench.shapes()["mfeat"]
-    config = bench.case_config("concat", bench.pathlib.Path("configs") / shapes.configs,
+    config = bench.case_config("concat", shapes.configs,
                                batch_size=16, steps_per_call=1, dtype="bfloat16")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, num_seeds=1))
     s = train.make_setup(config, bench.random_dataset(shapes.spec, 64))

@@ -115,7 +115,8 @@ def test_batch_not_divisible_by_devices_exits_2(tmp_path):
      ["one rate per modality (6)"]),
     (MFEAT_CONCAT, ["--set", "missing.protocol=at_least_one", "--set", "missing.rate=-0.1"],
      ["missing.rate", "-0.1"]),
-    (MFEAT_CONCAT, ["--set", "missing.protocol=dropout"], ["unknown missing.protocol 'dropout'"]),
+    (MFEAT_CONCAT, ["--set", "missing.protocol=dropout"],
+     ["'missing.protocol' expects one of none, independent, at_least_one, paired; got 'dropout'"]),
     (MFEAT_CONCAT, ["--set", "missing.protocol=independent", "--set", "missing.rates=1,1,1,1,1,1",
                     "--set", "missing.forbid_empty=false"], ["no modality"]),
     (MFEAT_AUG, ["--set", "method.dropout_p=2"], ["method.dropout_p", "2"]),
@@ -125,8 +126,10 @@ def test_batch_not_divisible_by_devices_exits_2(tmp_path):
     (MFEAT_CONCAT, ["--set", "method.name=augmentation"], ["AugmentationConfig"]),
     (MFEAT_CONCAT, ["--set", "train.steps=25"], ["train.steps=25", "steps_per_call=10"]),
     (MFEAT_CONCAT, ["--set", "train.batch_size=5000"], ["5000", "1400 training examples"]),
-    (MFEAT_CONCAT, ["--set", "optim.name=rmsprop"], ["optim.name 'rmsprop'"]),
-    (MFEAT_CONCAT, ["--set", "train.dtype=float16"], ["train.dtype 'float16'"]),
+    (MFEAT_CONCAT, ["--set", "optim.name=rmsprop"],
+     ["'optim.name' expects one of adam, adamw, sgd; got 'rmsprop'"]),
+    (MFEAT_CONCAT, ["--set", "train.dtype=float16"],
+     ["'train.dtype' expects one of float32, bfloat16; got 'float16'"]),
 ])
 def test_bad_config_exits_2(capsys, tmp_path, config, args, fragments):
     """Rates outside [0, 1], unknown modality/dataset/method, bad loop settings: one line, exit 2,

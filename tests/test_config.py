@@ -188,23 +188,24 @@ def test_load_config_file_and_quick_variant():
 
 
 def test_variants_compose_and_released_is_per_config(tmp_path):
-    """``a+b`` applies both variants left to right; ``released`` exists only where a config defines it."""
+    """``a+b`` applies both variants left to right; ``released`` exists only where a config defines
+    it. The toy config lives outside the checkout and imports only the installed package."""
     (tmp_path / "toy.py").write_text(
         "import dataclasses\n"
-        "from configs.common import experiment\n"
+        "from mmjax.presets import experiment\n"
         "from mmjax.methods.baselines import AugmentationConfig\n"
         "def released(c):\n"
-        "    return dataclasses.replace(c, method=dataclasses.replace(c.method, dropout_p=0.9))\n"
+        "    train = dataclasses.replace(c.train, steps=c.train.steps + 1)\n"
+        "    method = dataclasses.replace(c.method, dropout_p=0.9)\n"
+        "    return dataclasses.replace(c, method=method, train=train)\n"
         "def get_config(arg=None):\n"
         "    return experiment('mfeat', AugmentationConfig(), arg, released=released)\n")
-    import sys
-    sys.path.insert(0, str(CONFIGS.parent))
-    try:
-        both = config_lib.load(f"{tmp_path / 'toy.py'}:released+quick")
-    finally:
-        sys.path.remove(str(CONFIGS.parent))
+    both = config_lib.load(f"{tmp_path / 'toy.py'}:released+quick")
     assert (both.method.dropout_p, both.train.steps, both.train.num_seeds) == (0.9, 100, 1)
-    with pytest.raises(UserError, match="this config has: quick "):
+    # Left to right: released after quick sees quick's 100 steps.
+    other = config_lib.load(f"{tmp_path / 'toy.py'}:quick+released")
+    assert (other.method.dropout_p, other.train.steps) == (0.9, 101)
+    with pytest.raises(UserError, match="this config takes: quick, steps=N, seeds=N, "):
         config_lib.load(str(CONFIGS / "mfeat" / "concat.py") + ":released")
 
 

@@ -184,3 +184,68 @@ def test_sample_grid_png(tmp_path, full):
 
 def test_tensorflow_never_imported(full):
     assert "tensorflow" not in sys.modules
+
+
+# The default split, fingerprinted: sha256 over (split, id, label) of every sample, measured on
+# the build the committed experiments use (seed 0, n_per_class 500; the same from a fresh build
+# by the code before ``regime`` existed). A change of the default regime or of the split recipe
+# changes it.
+DEFAULT_SPLIT_SHA256 = "934e3c54c14513a5b8c2ce38da65310fcf91307675861d57c4139211a712c3c1"
+
+
+def _split_fingerprint(raw) -> str:
+    h = hashlib.sha256()
+    for s in avmnist_offline.SPLITS:
+        h.update(s.encode())
+        h.update(np.asarray(raw[s]["id"], np.int64).tobytes())
+        h.update(np.asarray(raw[s]["label"], np.int64).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def full_raw():
+    from mmjax.data import prepared
+
+    return avmnist_offline.read_raw(mmjax.data.build("avmnist_offline"), prepared.data_root())
+
+
+def test_default_regime_keeps_the_committed_split(full_raw, full):
+    assert avmnist_offline.select_regime(full_raw, "mmjax") is full_raw
+    assert _split_fingerprint(full_raw) == DEFAULT_SPLIT_SHA256
+    for s in avmnist_offline.SPLITS:  # what load() returns is that split
+        np.testing.assert_array_equal(full.splits[s].label, full_raw[s]["label"])
+
+
+def test_smil_regime_sizes_class_balance_and_disjoint_splits(full_raw):
+    """SMIL's avMNIST sizes per digit: 105 train, 45 val, 45 test; each taken from the build's
+    own split (so the three are disjoint and test keeps its unseen voices), first in build order."""
+    smil = avmnist_offline.select_regime(full_raw, "smil")
+    for s, per_class in (("train", 105), ("val", 45), ("test", 45)):
+        assert np.bincount(smil[s]["label"], minlength=10).tolist() == [per_class] * 10, s
+        assert set(smil[s]["id"]) <= set(full_raw[s]["id"]), s
+        for c in range(10):  # the first per_class of the digit, in build (id) order
+            ids = full_raw[s]["id"][full_raw[s]["label"] == c]
+            np.testing.assert_array_equal(smil[s]["id"][smil[s]["label"] == c], ids[:per_class])
+    train, val, test = (set(smil[s]["id"].tolist()) for s in avmnist_offline.SPLITS)
+    assert not train & val and not train & test and not val & test
+    assert not set(smil["test"]["variant"]) & set(smil["train"]["variant"])
+    ds = avmnist_offline.from_raw(smil)
+    assert {s: len(ds.splits[s]) for s in ds.splits} == {"train": 1050, "val": 450, "test": 450}
+    audio = ds.splits["train"].inputs["audio"][..., 0]  # standardised with the 1,050's statistics
+    np.testing.assert_allclose(audio.mean(axis=(0, 2)), 0.0, atol=1e-3)
+    np.testing.assert_allclose(audio.std(axis=(0, 2)), 1.0, atol=1e-3)
+
+
+def test_regime_is_checked_before_building():
+    """An unknown regime, or one a build is too small for, is refused from the option values
+    alone; the smallest build it fits is accepted."""
+    assert avmnist_offline.split_sizes(500) == {"train": 350, "val": 50, "test": 100}
+    with pytest.raises(UserError, match="regime=smil takes 105 train samples per digit; "
+                                        "n_per_class=10 gives 7 "):
+        avmnist_offline.check_regime("smil", 10)
+    with pytest.raises(UserError, match="regime=smil takes 45 val samples per digit; "
+                                        "n_per_class=440 gives 44 "):
+        avmnist_offline.check_regime("smil", 440)
+    avmnist_offline.check_regime("smil", 450)
+    with pytest.raises(UserError, match="regime must be one of mmjax, smil, got 'paper'"):
+        avmnist_offline.check_regime("paper", 500)

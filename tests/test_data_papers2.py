@@ -406,7 +406,8 @@ def test_mmsa_mosi_folder_and_options(capsys, data_dir, tmp_path):
     ds = mmjax.data.load("mmsa_mosi")
     assert ds.spec.shapes == ((50, 5), (50, 20), (50, 768))
     one_line_error(capsys, ["data", "info", "mmsa_mosi", "--set", "data.label_view=7class"],
-                   "unknown data.label_view '7class'")
+                   "config key 'data.label_view' expects one of regression, 2class, "
+                   "2class_non0, 3class; got '7class'")
     one_line_error(capsys, ["data", "info", "mfeat", "--set", "data.label_view=3class"],
                    "data.label_view only applies to multibench_mosi, multibench_mosei")
     one_line_error(capsys, ["data", "prepare", "mmsa_mosi", "--from", str(tmp_path)],

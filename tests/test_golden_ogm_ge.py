@@ -27,7 +27,7 @@ WINDOW = (1, 2)  # released modulation_starts / modulation_ends, in epochs of on
 
 def _method(ge: bool):
     config = ExperimentConfig(
-        model=ModelConfig(dropout=0.0),
+        model=ModelConfig(encoders=("sound_cnn", "lenet5"), dropout=0.0),
         method=ogm_ge.OgmGeConfig(head_dim=8, alpha=0.5, ge=ge, modulation_start=WINDOW[0],
                                   modulation_end=WINDOW[1], modulation_epoch_steps=1,
                                   modulate="conv"),

@@ -98,7 +98,7 @@ def golden():
     b = rec["mtr/label"].shape[0]
     config = smil.released(ExperimentConfig(
         method=smil.SmilConfig(phase1_steps=0, phase2_steps=0, memory_size=b),
-        model=ModelConfig(hidden=64, dropout=0.0),
+        model=ModelConfig(encoders=("lenet5", "sound_cnn"), hidden=64, dropout=0.0),
         optim=OptimConfig(name="adam", lr=float(rec["lr"])),
         train=TrainConfig(steps=10, batch_size=b)))
     method = smil.make(config, SPEC)

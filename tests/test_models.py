@@ -42,12 +42,6 @@ def test_smil_encoders_have_the_released_widths(key):
         assert out.shape == (2, width)
 
 
-def test_default_encoder_follows_the_input_shape():
-    assert encoders.default_encoder((28, 28, 1)) == "lenet5"
-    assert encoders.default_encoder((20, 20, 1)) == "sound_cnn"
-    assert encoders.default_encoder((216,)) == "mlp"
-
-
 def test_late_fusion_is_the_mean_of_present_unimodal_logits(key):
     """late: out = sum_m p_m g_m(f_m) / sum_m p_m, computed by hand from the unimodal logits."""
     model, params, state = _net("late")

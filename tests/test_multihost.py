@@ -1,4 +1,5 @@
-"""Multi-host training: two local processes joined by ``jax.distributed`` train one run (DESIGN §7).
+"""Multi-host training: two local processes joined by ``jax.distributed`` train one run, and a
+sweep (DESIGN §7).
 
 Each process has 2 simulated CPU devices (``--xla_force_host_platform_device_count=2``), so the
 mesh has 4 devices over 2 processes and every step's batch is split over both; the gradient
@@ -20,6 +21,7 @@ The signals are sent by the process to itself from ``train.check_finite`` (the h
 after a call), so that they land at a known step however fast the machine is.
 """
 
+import argparse
 import json
 import os
 import pathlib
@@ -160,3 +162,127 @@ def test_two_processes_survive_a_kill_and_stop_together_on_sigterm(tmp_path):
         assert _mmjax_lines(err) == []
     assert json.loads((b / "eval.json").read_text()) == json.loads((a / "eval.json").read_text())
     assert _rows(b) == _rows(a)
+
+
+# ----------------------------------------------------------------------------------------------
+# A sweep over two processes: each trains its share of the packed run's replicas.
+# ----------------------------------------------------------------------------------------------
+
+# One process of the pair: ``mmjax sweep`` into each folder in turn, then which replicas of the
+# last folder's packed run this process holds; ``--signal NAME@STEP`` as in SCRIPT.
+SWEEP_SCRIPT = """
+import json, os, signal, sys
+import jax
+from mmjax import cli, train
+
+args = sys.argv[1:]
+sig = None
+if args[0] == "--signal":
+    name, step = args[1].split("@")
+    sig, step, args = getattr(signal, name), int(step), args[2:]
+config, *folders = args[:args.index("--")]
+sweep_args = args[args.index("--") + 1:]
+for i, folder in enumerate(folders):
+    if sig is not None and i == len(folders) - 1 and os.environ["JAX_PROCESS_ID"] == "1":
+        check_finite = train.check_finite
+
+        def signalled(metrics, first_step):
+            if first_step == step:
+                os.kill(os.getpid(), sig)
+            return check_finite(metrics, first_step)
+
+        train.check_finite = signalled
+    code = cli.main(["sweep", "--config", config, "--workdir", folder, *sweep_args])
+    print(f"EXIT {folder} {code}", flush=True)
+    if code:
+        sys.stderr.flush()
+        os._exit(code)
+(run,) = json.load(open(f"{folders[-1]}/sweep.json"))["runs"]
+run_dir = f"{folders[-1]}/{run['dir']}"
+config = train.config_from_json(json.load(open(f"{run_dir}/config.json")))
+s = train.setup(config, replicas=train.read_replicas(run_dir, config))
+states = train.init_states(s, train.device_data(s)[0])
+leaf = jax.tree.leaves(states.params)[0]
+held = sorted({i for x in leaf.addressable_shards for i in range(x.index[0].start,
+                                                                 x.index[0].stop)})
+print("HELD " + json.dumps({"process": jax.process_index(), "replicas": held}), flush=True)
+"""
+SWEEP_SETTINGS = ["data.views=fac,pix", "missing.protocol=independent", "train.steps=20",
+                  "train.steps_per_call=5", "train.log_every=5", "train.checkpoint_every=5",
+                  "train.unroll=1", "train.vmap_seeds=true", "train.distributed=true"]
+SWEEP_GRID = ["--grid", "missing.rates=[0.5,0.3],[0.2,0.6]", "--seeds", "2"]
+POINTS = ("missing.rates-0.5_0.3/train.seed-0..1", "missing.rates-0.2_0.6/train.seed-0..1")
+
+
+def _launch_sweep(folders, signal_at=None):
+    """Starts the two processes of a sweep into ``folders``; returns them."""
+    port = _free_port()
+    extra = ["--signal", signal_at] if signal_at else []
+    sweep_args = [*sum((["--set", s] for s in SWEEP_SETTINGS), []), *SWEEP_GRID]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu",
+               "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+               "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+               "JAX_PROCESS_ID": str(i)}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", SWEEP_SCRIPT, *extra, CONFIG, *map(str, folders), "--",
+             *sweep_args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE))
+    return procs
+
+
+def _held(out: str) -> dict:
+    return json.loads(next(line for line in out.splitlines() if line.startswith("HELD "))[5:])
+
+
+@pytest.mark.slow
+def test_a_sweep_over_two_processes_survives_a_kill(tmp_path):
+    """The 4 replicas of the sweep's packed run (2 rates x 2 seeds) are split over the 4 devices
+    of 2 processes, each process holding 2. Sweep A runs uninterrupted; in sweep B process 1
+    SIGKILLs itself after the call 10 -> 15 (step 15 never saved), process 0 is then killed; the
+    same command, relaunched, resumes B from step 10 and ends exactly as A, whose points also
+    equal the same sweep in one process on one device."""
+    from mmjax import sweep
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    procs = _launch_sweep([a, b], signal_at="SIGKILL@10")
+    try:
+        procs[1].wait(timeout=500)
+        assert procs[1].returncode == -signal.SIGKILL, procs[1].stderr.read()[-3000:]
+        time.sleep(1)  # process 0 waits in a collective for the peer that is gone
+        procs[0].kill()
+    finally:
+        results = _finish(procs, 30)
+    assert f"EXIT {a} 0" in results[0][1], results[0]
+    (run,) = json.loads((b / "sweep.json").read_text())["runs"]
+    # "failed" when process 0's collective noticed the lost peer before it was killed.
+    assert run["status"] in ("running", "failed") and run["slots"] == list(POINTS)
+    assert _steps(b / run["dir"]) == [5, 10]
+    assert not any((b / p / "eval.json").exists() for p in POINTS)
+
+    results = _finish(_launch_sweep([b]), 500)
+    for code, out, err in results:
+        assert code == 0 and "Traceback" not in err, err[-3000:]
+    held = sorted((_held(out)["process"], _held(out)["replicas"]) for _, out, _ in results)
+    assert held == [(0, [0, 1]), (1, [2, 3])]
+    assert json.loads((b / "sweep.json").read_text())["runs"][0]["status"] == "done"
+    assert _rows(b / run["dir"]) == _rows(a / run["dir"])
+    for p in POINTS:
+        assert (json.loads((b / p / "eval.json").read_text())
+                == json.loads((a / p / "eval.json").read_text())), p
+
+    # One process, one device: the same accuracies (no cross-device reduction in the packed
+    # run: each device trains its own replica, tests/test_sweep_devices.py).
+    parser = argparse.ArgumentParser()
+    sweep.add_arguments(parser)
+    settings = [s for s in SWEEP_SETTINGS if s != "train.distributed=true"]
+    assert sweep.run(parser.parse_args(["--config", CONFIG, "--workdir", str(tmp_path / "one"),
+                                        *sum((["--set", s] for s in settings), []),
+                                        *SWEEP_GRID])) == 0
+    for p in POINTS:
+        one = json.loads((tmp_path / "one" / p / "eval.json").read_text())
+        two = json.loads((a / p / "eval.json").read_text())
+        for name in one["subsets"]:
+            assert (one["seeds"]["subsets"][name]["accuracy"]
+                    == two["seeds"]["subsets"][name]["accuracy"]), (p, name)

@@ -49,7 +49,7 @@ print(json.dumps({
     "num_shards": len(batch["inputs"]["fac"].addressable_shards),
     "num_partitions": int(re.search(r"num_partitions=(\\d+)", hlo).group(1)
                           if "num_partitions=" in hlo else 1),
-    "fac_activations": sorted(set(re.findall(r"f32\\[2,(\\d+),216\\]", hlo))),
+    "fac_activations": sorted(set(re.findall(r"f32\\[(\\d+),(\\d+),216\\]", hlo))),
 }))
 """
 
@@ -80,19 +80,21 @@ def runs(tmp_path_factory):
 
 
 def test_batch_is_sharded_over_8_devices(runs):
-    """With 8 devices each holds 64 / 8 = 8 rows of a batch, and the compiled training call is
-    partitioned 8 ways and computes on per-device [2 seeds, 8 rows] activations only."""
+    """With 8 devices and 2 seed replicas the mesh is 2 (replica) x 4 (data): each device holds
+    64 / 4 = 16 rows of a batch, and the compiled training call is partitioned 8 ways and
+    computes on per-device [1 replica, 16 rows] activations only."""
     one, _ = runs[1]
     eight, _ = runs[8]
     assert eight["devices"] == 8
     assert eight["spec"] == ["data"]
-    assert eight["num_shards"] == 8 and eight["shards"] == [[8, 216]]
+    assert eight["num_shards"] == 8 and eight["shards"] == [[16, 216]]
     assert eight["num_partitions"] == 8
-    assert "8" in eight["fac_activations"] and "64" not in eight["fac_activations"]
+    assert ["1", "16"] in eight["fac_activations"]
+    assert not any(rows == "64" or seeds == "2" for seeds, rows in eight["fac_activations"])
     # The single-device program computes on the whole batch.
     assert one["devices"] == 1 and one["num_partitions"] == 1
     assert one["shards"] == [[64, 216]]
-    assert "64" in one["fac_activations"]
+    assert ["2", "64"] in one["fac_activations"]
 
 
 def test_8_devices_match_1_device(runs):

@@ -8,7 +8,6 @@ accepted by the config layer and the command stops at the one-line "prepare it f
 """
 
 import dataclasses
-import importlib.util
 import json
 import pathlib
 
@@ -38,10 +37,16 @@ OTHER_VALUE = {
     "n_per_class": ("10", 10),
     "per_class_num": ("15", 15),
     "mfcc_variant": ("smil", "smil"),
+    "regime": ("smil", "smil"),
     "num_valid": ("100", 100),
     "label_view": ("2class", "2class"),
     "fold": ("2", 2),
 }
+
+
+# Options whose test value needs the full build (regime=smil takes 105 training images per digit,
+# more than a 10-per-class build has): test_smil_regime_through_set_and_info covers them.
+NEEDS_FULL_BUILD = ("regime",)
 
 
 def _views(entry) -> tuple[str, tuple[str, ...]]:
@@ -99,7 +104,8 @@ def test_embedded_datasets_build_and_describe_every_option(capsys, monkeypatch, 
     chosen by ``views``, with the right sequence note, and echoes every option."""
     monkeypatch.setenv("MMJAX_DATA_DIR", str(tmp_path))
     e = registry.entry(name)
-    sets = {"views": _views(e), **{k: OTHER_VALUE[k] for k in e.options[1:]}}
+    sets = {"views": _views(e), **{k: OTHER_VALUE[k] for k in e.options[1:]
+                                   if k not in NEEDS_FULL_BUILD}}
     args = [a for k, (text, _) in sets.items() for a in ("--set", f"data.{k}={text}")]
     code, out, err = run_cli(capsys, ["data", "build", name, *args])
     assert code == 0, err
@@ -111,7 +117,7 @@ def test_embedded_datasets_build_and_describe_every_option(capsys, monkeypatch, 
     modality_lines = [line for line in lines if line.startswith("  modality")]
     assert [line.split()[1] for line in modality_lines] == list(sets["views"][1])
     assert f"  cached at {where}" in lines and e.how in lines
-    expected = {k: value for k, (_, value) in sets.items()}
+    expected = {**mmjax.data.options(name), **{k: value for k, (_, value) in sets.items()}}
     assert f"  options: {expected}" in out
     if name == "avmnist_offline":
         # The MFCC map has a time axis (2, counting the batch) but no lengths: it is not padded.
@@ -123,6 +129,24 @@ def test_embedded_datasets_build_and_describe_every_option(capsys, monkeypatch, 
         assert "  train    70 samples" in out  # 70 % of 10 per class
     else:
         assert all("time axis" not in line for line in modality_lines)
+
+
+def test_smil_regime_through_set_and_info(capsys):
+    """``--set data.regime=smil`` reaches the loader: SMIL's avMNIST sizes per digit (105 / 45 /
+    45) from the default build; a build too small for it is one error line."""
+    code, out, err = run_cli(capsys, ["data", "info", "avmnist_offline",
+                                      "--set", "data.regime=smil"])
+    assert code == 0, err
+    for split, per_class in (("train", 105), ("val", 45), ("test", 45)):
+        assert f"  {split:<5s} {10 * per_class:5d} samples, per class {[per_class] * 10}" in out
+    assert "'regime': 'smil'" in out
+    code, out, err = run_cli(capsys, ["data", "info", "avmnist_offline", "--set",
+                                      "data.regime=smil", "--set", "data.n_per_class=10"])
+    assert code == 2 and err.count("\n") == 1
+    assert "regime=smil takes 105 train samples per digit; n_per_class=10 gives 7" in err
+    code, out, err = run_cli(capsys, ["data", "info", "avmnist_offline",
+                                      "--set", "data.regime=paper"])
+    assert code == 2 and "data.regime" in err and "mmjax, smil" in err
 
 
 @pytest.mark.parametrize("name", [n for n in mmjax.data.NAMES if n not in EMBEDDED])
@@ -172,17 +196,90 @@ def test_headline_metrics_follow_the_task():
 
 
 def test_shared_config_defaults_come_from_the_entries():
-    """``configs/common.py`` starts each experiment from its dataset entry's model and train
-    sections, and refuses a dataset whose entry declares none."""
-    spec = importlib.util.spec_from_file_location("_common", ROOT / "configs" / "common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
+    """``mmjax.presets.experiment`` (what config files build on) starts each experiment from its
+    dataset entry's model and train sections, and refuses a dataset whose entry declares none."""
+    from mmjax import presets
+
     declared = [n for n in mmjax.data.NAMES if registry.entry(n).train is not None]
-    assert declared == ["avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist", "mmimdb"]
+    assert declared == ["avmnist_offline", "mfeat", "multibench_avmnist", "smil_avmnist", "mmimdb",
+                        "iemocap", "msp_improv"]
     for name in declared:
-        config = common.experiment(name, MethodConfig(), None)
+        config = presets.experiment(name, MethodConfig())
         e = registry.entry(name)
         assert (config.data.name, config.model, config.train) == (name, e.model, e.train)
-    assert common.experiment("mfeat", MethodConfig(), "quick").train.steps == 100
-    with pytest.raises(mmjax.errors.UserError, match="iemocap declares no shared model/train"):
-        common.experiment("iemocap", MethodConfig(), None)
+    assert presets.experiment("mfeat", MethodConfig(), "quick").train.steps == 100
+    with pytest.raises(mmjax.errors.UserError, match="mmsa_mosi declares no shared model/train"):
+        presets.experiment("mmsa_mosi", MethodConfig())
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """Every module a file imports (``import a.b``; ``from a import b`` as ``a`` and ``a.b``)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_data_module_imports_a_dataset_module_but_its_own():
+    """Generic helpers live in generic modules: no module under mmjax/data/ imports a registered
+    dataset's module (tfds_builders used to import avmnist_offline and mfeat, which import it)."""
+    dataset_modules = set(registry.REGISTRY.values())
+    for path in sorted((ROOT / "mmjax" / "data").glob("*.py")):
+        own = f"mmjax.data.{path.stem}"
+        assert not (_imported_modules(path) & dataset_modules) - {own}, path.name
+
+
+def test_encoders_come_from_the_entry_never_from_input_shapes():
+    """An empty ``model.encoders``: the entry's encoders for a registered dataset (in the spec's
+    modality order); ``mlp`` everywhere for an unregistered one, whatever its shapes."""
+    from mmjax.config import ModelConfig
+    from mmjax.models.encoders import encoder_names
+
+    spec = registry.entry("avmnist_offline").bench["avmnist_offline"].spec
+    assert encoder_names(spec, ModelConfig()) == ("lenet5", "sound_cnn")
+    audio_first = dataclasses.replace(spec, modalities=("audio", "image"),
+                                      shapes=spec.shapes[::-1], time_axes=spec.time_axes[::-1])
+    assert encoder_names(audio_first, ModelConfig()) == ("sound_cnn", "lenet5")
+    same_shapes = dataclasses.replace(spec, name="my_arrays")
+    assert encoder_names(same_shapes, ModelConfig()) == ("mlp", "mlp")
+    assert encoder_names(spec, ModelConfig(encoders=("mlp", "fc"))) == ("mlp", "fc")
+    with pytest.raises(mmjax.errors.UserError, match="names 1 encoders for 2 modalities"):
+        encoder_names(spec, ModelConfig(encoders=("mlp",)))
+
+
+def test_register_adds_a_dataset_as_a_registry_line_does(monkeypatch):
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    registry.register("mfeat_again", "mmjax.data.mfeat")
+    registry.register("mfeat_again", "mmjax.data.mfeat")  # the same line twice: no change
+    assert mmjax.data.NAMES[-1] == registry.NAMES[-1] == "mfeat_again"
+    with pytest.raises(mmjax.errors.UserError, match="already registered \\(to mmjax.data.mfeat"):
+        registry.register("mfeat_again", "mmjax.data.avmnist_offline")
+    with pytest.raises(RuntimeError, match="declares 'mfeat', not 'mfeat_again'"):
+        registry.entry("mfeat_again")  # the module's ENTRY must carry the registered name
+
+
+def test_register_adds_a_method_as_a_registry_line_does(monkeypatch):
+    from mmjax import methods
+    from mmjax.config import frozen
+
+    @frozen
+    class MineConfig(MethodConfig):
+        name: str = "mine"
+
+    monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
+    make = methods.entry("concat").make
+    methods.register("mine", MineConfig, make)
+    methods.register("mine", MineConfig, make)
+    assert methods.entry("mine") == methods.Entry(MineConfig, make)
+    with pytest.raises(mmjax.errors.UserError, match="'concat' is already registered"):
+        methods.register("concat", MineConfig, make)
+    with pytest.raises(mmjax.errors.UserError, match="default name is 'mine'; declare name"):
+        methods.register("other", MineConfig, make)
+    with pytest.raises(mmjax.errors.UserError, match="must subclass MethodConfig"):
+        methods.register("plain", dict, make)

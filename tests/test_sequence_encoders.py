@@ -350,7 +350,7 @@ def test_raml_mosi_config_passes_validation(capsys, data_dir, tmp_path):
     state = s.method.init(jax.random.key(0), batch)
     state, metrics = jax.jit(s.method.train_step)(state, batch)
     assert np.isfinite(float(metrics["loss"]))
-    mosei = config_lib.load(str(CONFIGS / "mmsa_mosi" / "raml.py") + ":mosei,quick")
+    mosei = config_lib.load(str(CONFIGS / "mmsa_mosi" / "raml.py") + ":mosei+quick")
     assert mosei.data.name == "mmsa_mosei" and mosei.train.steps == 100
     with pytest.raises(UserError, match="unknown config variant"):
         config_lib.load(str(CONFIGS / "mmsa_mosi" / "raml.py") + ":mosi")

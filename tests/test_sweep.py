@@ -1,11 +1,13 @@
-"""Tests of ``mmjax sweep`` (``mmjax.sweep``): grid expansion and folder names, packing of seeds
-into one run, a bad point refused before anything runs, resume after an interruption, results
-identical to each point trained alone, and the grid's table.
+"""Tests of ``mmjax sweep`` (``mmjax.sweep``): grid expansion and folder names, packing of the
+points that differ only in data (seeds, missing rates, learning rates) into one run, a bad point
+refused before anything runs, resume after an interruption, results identical to each point
+trained alone, and the grid's table.
 
-The runs: a 2 x 2 grid (two training missing rates x seeds 0 and 1) of concat on mfeat's views
-fac and pix, 10 steps, trained once for the module as a sweep (2 runs of 2 seed replicas) whose
-second run is interrupted and then resumed, and the same 4 points trained one by one with
-``train.train``. The references read those runs' own files.
+The runs: a 2 x 2 x 2 grid (hidden width 8 or 16 x two training missing rates x seeds 0 and 1)
+of concat on mfeat's views fac and pix, 10 steps, trained once for the module as a sweep (2
+packed runs, one per width, of 4 replicas each) whose second run is interrupted and then resumed,
+and the 4 points of width 16 trained one by one with ``train.train``. The references read those
+runs' own files.
 """
 
 import argparse
@@ -27,8 +29,11 @@ SMALL = ["data.views=fac,pix", "missing.protocol=independent", "train.steps=10",
          "train.steps_per_call=5", "train.log_every=5", "train.checkpoint_every=10",
          "train.unroll=1"]
 RATES = ("[0.5,0.3]", "[0.2,0.6]")
-DIRS = ("missing.rates-0.5_0.3/train.seed-0..1", "missing.rates-0.2_0.6/train.seed-0..1")
-LABELS = ("missing.rates=0.5,0.3", "missing.rates=0.2,0.6")
+WIDTHS = (8, 16)
+DIRS = tuple(f"model.hidden-{w}/missing.rates-{r}/train.seed-0..1" for w in WIDTHS
+             for r in ("0.5_0.3", "0.2_0.6"))
+LABELS = tuple(f"model.hidden={w} missing.rates={r}" for w in WIDTHS
+               for r in ("0.5,0.3", "0.2,0.6"))
 
 
 def _args(*argv) -> argparse.Namespace:
@@ -39,6 +44,7 @@ def _args(*argv) -> argparse.Namespace:
 
 def _sweep_argv(workdir) -> list[str]:
     return ["--config", CONFIG, "--workdir", str(workdir), *sum((["--set", s] for s in SMALL), []),
+            "--grid", f"model.hidden={','.join(map(str, WIDTHS))}",
             "--grid", f"missing.rates={','.join(RATES)}", "--seeds", "2"]
 
 
@@ -90,32 +96,85 @@ def test_grid_is_the_cartesian_product_in_order_with_file_points(tmp_path):
     assert len(long) == 100 and long != sweep.folder_name("k", "x" * 299)
 
 
-def test_seeds_pack_into_one_run_per_point_unless_no_pack():
-    """``--seeds 3``: 3 points per rate, one run of 3 replicas each (replica k = seed k); with a
-    gap in the seeds a point starts a new run; ``pack=False``: one run per point."""
+def _runs(runs) -> list[tuple]:
+    """(dir, slot dirs, replica seeds) of each run; a packed run's folder as ``packed:PARENT``."""
+    out = []
+    for r in runs:
+        head, _, tail = r.dir.rpartition("/")
+        packed = r.replicas is not None
+        assert packed == tail.startswith("pack-"), r.dir
+        out.append((f"packed:{head}" if packed else r.dir, [s.dir for s in r.slots], r.seeds()))
+    return out
+
+
+def test_points_of_one_program_pack_into_one_run_unless_no_pack():
+    """``--seeds 3`` over two rates: each rate's 3 seeds share a folder (slot), and both slots
+    are one packed run of 6 replicas (each with its slot's missing protocol); a gap in the seeds
+    starts another slot of the same run; ``pack=False``: one run per point."""
     points = _points("missing.rates=[0.5,0.3],[0.2,0.6]", seeds="3")
     assert [p.config.train.seed for p in points] == [0, 1, 2] * 2
     assert {p.config.train.num_seeds for p in points} == {1}
-    runs = sweep.plan(points)
-    assert [(r.dir, r.points, r.replicas) for r in runs] == [
+    slots = sweep.slots_of(points)
+    assert [(s.dir, s.points, s.replicas) for s in slots] == [
         ("missing.rates-0.5_0.3/train.seed-0..2", [0, 1, 2], [[0], [1], [2]]),
         ("missing.rates-0.2_0.6/train.seed-0..2", [3, 4, 5], [[0], [1], [2]])]
-    assert [(r.config.train.seed, r.config.train.num_seeds) for r in runs] == [(0, 3), (0, 3)]
+    assert [(s.config.train.seed, s.config.train.num_seeds) for s in slots] == [(0, 3), (0, 3)]
+    (run,) = sweep.plan(points)
+    assert _runs([run]) == [("packed:packed-runs", [s.dir for s in slots], [0, 1, 2] * 2)]
+    assert [r.missing.rates for r in run.replicas] == [(0.5, 0.3)] * 3 + [(0.2, 0.6)] * 3
+    assert {r.hparams for r in run.replicas} == {()} and run.offsets() == [0, 3]
+    assert (run.config.train.seed, run.config.train.num_seeds) == (0, 6)
     from_five = _points("missing.rates=[0.5,0.3]", seeds="2", sets=[*SMALL, "train.seed=5"])
     assert [p.config.train.seed for p in from_five] == [5, 6]
-    assert runs[0].config.missing.rates == (0.5, 0.3)
 
     gap = sweep.plan(_points("train.seed=0,1,3"))
-    assert [(r.dir, r.config.train.seed, r.config.train.num_seeds) for r in gap] == [
-        ("train.seed-0..1", 0, 2), ("train.seed-3", 3, 1)]
+    assert _runs(gap) == [("packed:packed-runs", ["train.seed-0..1", "train.seed-3"], [0, 1, 3])]
     alone = sweep.plan(points, pack=False)
     assert [r.dir for r in alone][:3] == [f"missing.rates-0.5_0.3/train.seed-{s}" for s in range(3)]
-    # A point of 2 replicas (num_seeds=2) and the next seeds: 0-1, 2-3 -> one run of 4.
+    assert {r.replicas for r in alone} == {None}
+    # A point of 2 replicas (num_seeds=2) and the next seeds: 0-1, 2-3 -> one slot of 4, which
+    # is its own run (its replicas are its config's).
     two = sweep.plan(_points("train.seed=0,2", sets=[*SMALL, "train.num_seeds=2"]))
-    assert [(r.dir, r.replicas) for r in two] == [("train.seed-0..3", [[0, 1], [2, 3]])]
+    assert _runs(two) == [("train.seed-0..3", ["train.seed-0..3"], [0, 1, 2, 3])]
+    assert two[0].slots[0].replicas == [[0, 1], [2, 3]]
     # Model selection picks one step for all replicas of a run: such points are not packed.
     selecting = sweep.plan(_points("train.seed=0,1", sets=[*SMALL, "train.eval_every=5"]))
-    assert [r.dir for r in selecting] == ["train.seed-0", "train.seed-1"]
+    assert _runs(selecting) == [("train.seed-0", ["train.seed-0"], [0]),
+                                ("train.seed-1", ["train.seed-1"], [1])]
+    # A finished slot is read back alone; the others still pack.
+    rest = sweep.plan(_points("missing.rates=[0.5,0.3],[0.2,0.6],[0.1,0.1]"),
+                      finished={"missing.rates-0.5_0.3"})
+    assert _runs(rest) == [("missing.rates-0.5_0.3", ["missing.rates-0.5_0.3"], [0]),
+                           ("packed:packed-runs", ["missing.rates-0.2_0.6",
+                                                   "missing.rates-0.1_0.1"], [0, 0])]
+
+
+def test_learning_rates_pack_and_structure_splits(monkeypatch):
+    """An ``optim.lr`` axis packs (each replica carries its rate; its folder is a pack under
+    the width it shares), a width axis makes one run per width; a method field packs only when
+    the method's config class declares it ``traceable``."""
+    runs = sweep.plan(_points("model.hidden=8,16", "optim.lr=1e-3,3e-3"))
+    assert _runs(runs) == [
+        ("packed:packed-runs/model.hidden-8", ["model.hidden-8/optim.lr-0.001",
+                                               "model.hidden-8/optim.lr-0.003"], [0, 0]),
+        ("packed:packed-runs/model.hidden-16", ["model.hidden-16/optim.lr-0.001",
+                                                "model.hidden-16/optim.lr-0.003"], [0, 0])]
+    assert [r.hparams for r in runs[0].replicas] == [(("optim.lr", 0.001),),
+                                                      (("optim.lr", 0.003),)]
+    assert runs[0].dir != runs[1].dir
+    # The same points planned again name the same folders (a rerun finds its runs).
+    assert [r.dir for r in sweep.plan(_points("model.hidden=8,16", "optim.lr=1e-3,3e-3"))] == [
+        r.dir for r in runs]
+
+    augmentation = CONFIG.replace("concat", "augmentation")
+    points = sweep.resolve(sweep.expand([("method.dropout_p", ["0.1", "0.2"])]), augmentation,
+                           SMALL)
+    assert [len(r.slots) for r in sweep.plan(points)] == [1, 1]
+    monkeypatch.setattr(type(points[0].config.method), "traceable", ("dropout_p",),
+                        raising=False)
+    (run,) = sweep.plan(points)
+    assert [r.hparams for r in run.replicas] == [(("method.dropout_p", 0.1),),
+                                                 (("method.dropout_p", 0.2),)]
 
 
 def test_points_that_would_share_a_folder_are_refused(tmp_path):
@@ -168,12 +227,13 @@ def test_a_bad_point_is_one_line_and_nothing_runs(tmp_path):
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
-    """The sweep (its second run interrupted, then the command rerun) and the 4 points alone.
+    """The sweep (its second run interrupted, then the command rerun) and the 4 points of width
+    16 alone.
 
     Returns a dict: ``workdir`` (the sweep's folder), ``alone`` ({(rate, seed): run folder}),
-    after the interrupted attempt ``times`` (the first run's files' mtimes), ``interrupted``
-    (the manifest) and ``second_existed`` (whether the second run's folder did), and ``out``
-    (the rerun's stdout)."""
+    after the interrupted attempt ``times`` (the mtimes of the first run's files and of its
+    points' folders), ``interrupted`` (the manifest) and ``second_existed`` (whether a folder
+    of the second run did), and ``out`` (the rerun's stdout)."""
     from mmjax import train
 
     root = tmp_path_factory.mktemp("sweep")
@@ -190,10 +250,10 @@ def grid(tmp_path_factory):
         patch.setattr(train, "train", second_raises)
         with pytest.raises(Interrupted):
             sweep.run(_args(*_sweep_argv(workdir)))
-    first = workdir / DIRS[0]
-    times = {f: f.stat().st_mtime_ns for f in first.rglob("*") if f.is_file()}
     interrupted = json.loads((workdir / "sweep.json").read_text())
-    second_existed = (workdir / DIRS[1]).exists()
+    first = [workdir / interrupted["runs"][0]["dir"], workdir / "model.hidden-8"]
+    times = {f: f.stat().st_mtime_ns for d in first for f in d.rglob("*") if f.is_file()}
+    second_existed = any((workdir / d).exists() for d in DIRS[2:])
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -203,7 +263,8 @@ def grid(tmp_path_factory):
     for rate in RATES:
         for seed in (0, 1):
             config = config_lib.override(config_lib.load(CONFIG), [
-                *SMALL, f"missing.rates={rate}", f"train.seed={seed}", "train.num_seeds=1"])
+                *SMALL, "model.hidden=16", f"missing.rates={rate}", f"train.seed={seed}",
+                "train.num_seeds=1"])
             alone[rate, seed] = root / f"alone-{rate}-{seed}"
             train.train(config, alone[rate, seed])
     return {"workdir": workdir, "alone": alone, "times": times, "interrupted": interrupted,
@@ -220,40 +281,55 @@ def _losses(run_dir: pathlib.Path) -> np.ndarray:
 
 
 def test_each_replica_equals_its_point_trained_alone(grid):
-    """Replica k of a packed run evaluates exactly as the run with seed k alone (every subset and
-    metric), and its logged loss is their mean (to float32 rounding: the packed run logs a
-    float32 mean of the replicas)."""
+    """Replica k of a point's folder evaluates exactly as the run with seed k alone (every
+    subset and metric), though the run packed two missing rates; the packed run's logged loss
+    is the mean of its 4 replicas' (to float32 rounding: the run logs a float32 mean, whose
+    sum of 4 terms and division round by at most ~3 * 2^-24 relative)."""
     workdir, alone = grid["workdir"], grid["alone"]
-    for rate, run_dir in zip(RATES, DIRS):
-        packed = _json(workdir / run_dir / "eval.json")
-        assert packed["num_seeds"] == 2
+    for rate, point_dir in zip(RATES, DIRS[2:]):
+        point = _json(workdir / point_dir / "eval.json")
+        assert point["num_seeds"] == 2
+        assert _json(workdir / point_dir / "config.json")["missing"]["rates"] == json.loads(rate)
         for seed in (0, 1):
             single = _json(alone[rate, seed] / "eval.json")
             for condition, metrics in single["seeds"]["subsets"].items():
                 for metric, (value,) in metrics.items():
-                    assert packed["seeds"]["subsets"][condition][metric][seed] == value
-        mean = (_losses(alone[rate, 0]) + _losses(alone[rate, 1])) / 2
-        np.testing.assert_allclose(_losses(workdir / run_dir), mean, rtol=2e-7)
-        assert not np.allclose(_losses(alone[rate, 0]), _losses(alone[rate, 1]))
+                    assert point["seeds"]["subsets"][condition][metric][seed] == value
+    run_dir = workdir / _json(workdir / "sweep.json")["runs"][-1]["dir"]
+    mean = np.mean([_losses(alone[r, s]) for r in RATES for s in (0, 1)], axis=0)
+    np.testing.assert_allclose(_losses(run_dir), mean, rtol=3e-7)
+    assert not np.allclose(_losses(alone[RATES[0], 0]), _losses(alone[RATES[1], 0]))
+
+
+def test_report_reads_each_point_folder_once(grid):
+    """``mmjax report DIR`` finds the 4 point folders (2 seeds each), not the packed runs."""
+    from mmjax import report
+
+    runs = report.find_runs([grid["workdir"]])
+    assert sorted(r.name for r in runs) == sorted(DIRS)
+    assert {r.result["num_seeds"] for r in runs} == {2}
 
 
 def test_rerun_resumes_without_retraining_the_finished_run(grid):
     """After the interruption the manifest says run 1 done, run 2 interrupted; the rerun left
-    run 1's files untouched and trained run 2; both are done."""
+    run 1's files and its points' untouched (read back, each point alone) and trained run 2."""
     workdir, times, interrupted = grid["workdir"], grid["times"], grid["interrupted"]
     assert [r["status"] for r in interrupted["runs"]] == ["done", "interrupted"]
+    assert [r["slots"] for r in interrupted["runs"]] == [list(DIRS[:2]), list(DIRS[2:])]
+    assert [r["seeds"] for r in interrupted["runs"]] == [[0, 1, 0, 1]] * 2
     assert "simulated" in interrupted["runs"][1]["error"]
     assert not grid["second_existed"]
-    assert {"eval.json", "metrics.jsonl"} <= {f.name for f in times}
+    assert {"eval.json", "eval-replicas.json", "replicas.json", "metrics.jsonl"} <= {
+        f.name for f in times}
     assert any("checkpoints" in f.parts for f in times)
     for f, t in times.items():
         assert f.stat().st_mtime_ns == t, f
     final = _json(workdir / "sweep.json")
-    assert [r["status"] for r in final["runs"]] == ["done", "done"]
-    assert [r["dir"] for r in final["runs"]] == list(DIRS)
-    assert [(p["run"], p["replicas"]) for p in final["points"]] == [
-        (DIRS[0], [0]), (DIRS[0], [1]), (DIRS[1], [0]), (DIRS[1], [1])]
-    assert _json(workdir / DIRS[1] / "eval.json")["step"] == 10
+    assert [r["status"] for r in final["runs"]] == ["done"] * 3
+    assert [r["dir"] for r in final["runs"]][:2] == list(DIRS[:2])
+    assert [(p["dir"], p["replicas"]) for p in final["points"]] == [
+        (d, [s]) for d in DIRS for s in (0, 1)]
+    assert _json(workdir / DIRS[3] / "eval.json")["step"] == 10
 
 
 def test_a_changed_config_is_refused_before_any_run(grid):
@@ -261,8 +337,8 @@ def test_a_changed_config_is_refused_before_any_run(grid):
     one line naming the first point and the difference; the manifest is not rewritten."""
     workdir = grid["workdir"]
     before = (workdir / "sweep.json").stat().st_mtime_ns
-    with pytest.raises(UserError, match=r"^grid point 1 \(missing.rates=0.5,0.3\): .*different "
-                                        r"config \(optim.lr: 0.001 there, 0.01 now\)"):
+    with pytest.raises(UserError, match=r"^grid point 1 \(model.hidden=8 missing.rates=0.5,0.3\): "
+                                        r".*different config \(optim.lr: 0.001 there, 0.01 now\)"):
         sweep.run(_args(*_sweep_argv(workdir), "--set", "optim.lr=0.01"))
     assert (workdir / "sweep.json").stat().st_mtime_ns == before
 
@@ -282,8 +358,9 @@ def test_table_pools_each_points_seeds(grid, capsys):
     mean ± sample std of the two seeds' accuracies of the runs alone. Rerun with ``--col-order
     average`` (the runs are read back), the table holds that column alone."""
     alone, rows = grid["alone"], _md_rows(grid["out"])
-    assert rows["missing.rates"] == ["fac+pix", "fac", "pix", "average"]
-    for rate, label in zip(RATES, LABELS):
+    assert rows["model.hidden missing.rates"] == ["fac+pix", "fac", "pix", "average"]
+    assert all(label in rows for label in LABELS)
+    for rate, label in zip(RATES, LABELS[2:]):
         results = [_json(alone[rate, seed] / "eval.json") for seed in (0, 1)]
         expected = []
         for condition in ("fac+pix", "fac", "pix"):
@@ -295,7 +372,7 @@ def test_table_pools_each_points_seeds(grid, capsys):
     capsys.readouterr()
     assert sweep.run(_args(*_sweep_argv(grid["workdir"]), "--col-order", "average")) == 0
     averages = _md_rows(capsys.readouterr().out)
-    assert averages["missing.rates"] == ["average"]
+    assert averages["model.hidden missing.rates"] == ["average"]
     assert [averages[label] for label in LABELS] == [rows[label][-1:] for label in LABELS]
 
 

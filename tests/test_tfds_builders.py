@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mmjax.data
-from mmjax.data import avmnist_offline, tfds_builders
+from mmjax.data import avmnist_offline, mfeat
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def small(tmp_path_factory):
 
 def test_avmnist_roundtrip_is_exact(small):
     root, npz = small
-    raw = tfds_builders.read_avmnist(npz, root)
+    raw = avmnist_offline.read_raw(npz, root)
     with np.load(npz) as z:
         for code, s in enumerate(avmnist_offline.SPLITS):
             rows = np.flatnonzero(z["split"] == code)
@@ -35,7 +35,7 @@ def test_files_are_array_record_and_self_describing(small):
     import tensorflow_datasets as tfds
 
     root, npz = small
-    builder = tfds_builders.avmnist_builder(npz, root)
+    builder = avmnist_offline.builder(npz, root)
     files = sorted(p.name for p in (root / "tfds").rglob("*") if p.is_file())
     assert any(".array_record-" in f for f in files)
     assert not any("tfrecord" in f for f in files)
@@ -45,7 +45,7 @@ def test_files_are_array_record_and_self_describing(small):
 
 
 def test_mfeat_builder_split_sizes(tmp_path):
-    builder = tfds_builders.mfeat_builder(tmp_path, seed=0)
+    builder = mfeat.builder(tmp_path, seed=0)
     sizes = {s: builder.info.splits[s].num_examples for s in ("train", "val", "test")}
     assert sizes == {"train": 1400, "val": 200, "test": 400}
 

@@ -9,15 +9,15 @@ install -e .``; torch is never a dependency of mmjax)::
 
 (default cases: smil_meta,concat,redcore,mla)
 
-Per case: builds the mmjax side (``mmjax.bench.case_config`` + ``compile_case``, a compiled chunk
-of ``--steps`` steps) and the torch side, warms both up (two calls each), then runs ``--rounds``
-rounds, each a torch block of ``--steps`` steps followed by one mmjax call of ``--steps`` steps,
-so both sides see the same machine load. Prints one JSON line per case: the median ms per step of
-each side, ``ratio`` = mmjax / torch (below 1: mmjax is faster), torch's thread count, the load
-average at the start and the end, versions and the device. MLA's step is one round of M unimodal
-updates on both sides (``mmjax_updates_per_step`` says how many mmjax steps make one round: M if
-mmjax's MLA step is still a single unimodal update). Figures on a shared CPU are indicative only;
-recorded figures go in benchmarks/README.md.
+Per case: builds the mmjax side (the case's config file with ``mmjax.bench.with_settings``, then
+``compile_case``: a compiled chunk of ``--steps`` steps) and the torch side, warms both up (two
+calls each), then runs ``--rounds`` rounds, each a torch block of ``--steps`` steps followed by one
+mmjax call of ``--steps`` steps, so both sides see the same machine load. Prints one JSON line per
+case: the median ms per step of each side, ``ratio`` = mmjax / torch (below 1: mmjax is faster),
+torch's thread count, the load average at the start and the end, versions and the device. MLA's step
+is one round of M unimodal updates on both sides (``mmjax_updates_per_step`` says how many mmjax
+steps make one round: M if mmjax's MLA step is still a single unimodal update). Figures on a shared
+CPU are indicative only; recorded figures go in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import jax  # noqa: E402
 import torch  # noqa: E402
 
 from mmjax import bench  # noqa: E402
+from mmjax import config as config_lib  # noqa: E402
 
 import steps as torch_steps  # noqa: E402
 
@@ -61,8 +62,10 @@ def mmjax_side(case: str, steps: int):
     make one of the case's steps (1; for MLA, M if mmjax's step is one unimodal update).
     """
     name, shapes, batch, overrides = CASES[case]
-    config = bench.case_config(name, ROOT / "configs" / bench.shapes()[shapes].configs, overrides,
-                               batch_size=batch, num_seeds=1, steps_per_call=steps)
+    # The config file's program (its optimiser and widths), which the PyTorch side mirrors.
+    file = ROOT / "configs" / bench.shapes()[shapes].configs / f"{name}.py"
+    config = bench.with_settings(config_lib.load(str(file)), overrides, batch_size=batch,
+                                 num_seeds=1, steps_per_call=steps)
     spec = bench.shapes()[shapes].spec
     compiled, states, args, _, _, _ = bench.compile_case(config, spec)
     holder = {"states": states, "metrics": None}

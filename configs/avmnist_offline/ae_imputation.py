@@ -11,22 +11,16 @@ image+audio 0.959 (eta 10%: 0.937, 0.931). The step loop of that run: --set trai
 (experiments/smil/run.sh; the arithmetic is the same).
 """
 
-import dataclasses
-
 from mmjax.config import MissingConfig
 from mmjax.methods.ae_imputation import AeImputationConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 AE_STEPS, FUSION_STEPS = 200, 600
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 60 steps)."""
-    quick = arg == "quick"
-    config = experiment("avmnist_offline", AeImputationConfig(ae_steps=40 if quick else AE_STEPS),
-                        arg, missing=MissingConfig(protocol="paired", paired_fraction=0.2))
-    if quick:
-        return config
-    train = dataclasses.replace(config.train, steps=AE_STEPS + FUSION_STEPS)
-    return dataclasses.replace(config, train=train)
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 40 + 60 steps)."""
+    args = parse_arg(arg)
+    method = AeImputationConfig(ae_steps=40 if args.quick else AE_STEPS)
+    return experiment("avmnist_offline", method, args, steps=AE_STEPS + FUSION_STEPS,
+                      missing=MissingConfig(protocol="paired", paired_fraction=0.2))

@@ -10,10 +10,9 @@ Measured with --set train.steps=300 (half this config's run) to fit the shared m
 """
 
 from mmjax.methods.gated import GatedConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("avmnist_offline", GatedConfig(), arg)

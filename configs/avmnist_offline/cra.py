@@ -14,10 +14,9 @@ measured with --set train.steps_per_call=2, 7 min on the shared 2-core CPU): ima
 """
 
 from mmjax.methods.mmin import CraConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("avmnist_offline", CraConfig(), arg)

@@ -15,14 +15,13 @@ import functools
 
 from mmjax.methods import tmc
 from mmjax.methods.tmc import EtmcConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 EPOCH_STEPS = 55  # ceil(3,500 / 64)
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     return experiment("avmnist_offline", EtmcConfig(), arg,
                       released=functools.partial(tmc.released, epoch_steps=EPOCH_STEPS))

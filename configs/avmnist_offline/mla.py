@@ -23,8 +23,7 @@ import dataclasses
 from mmjax.config import OptimConfig
 from mmjax.methods import mla
 from mmjax.methods.mla import MlaConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 DATA = {"image_pca_energy": 0.25, "snr_db": (-5.0, 15.0)}
 METHOD = MlaConfig()
@@ -35,6 +34,6 @@ OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_st
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     config = experiment("avmnist_offline", METHOD, arg, optim=OPTIM, released=mla.released)
     return dataclasses.replace(config, data=dataclasses.replace(config.data, **DATA))

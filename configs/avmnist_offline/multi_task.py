@@ -9,10 +9,9 @@ experiments/baselines/README.md):
 """
 
 from mmjax.methods.baselines import MultiTaskConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("avmnist_offline", MultiTaskConfig(unimodal_weight=1.0), arg)

@@ -12,19 +12,14 @@ Measured with --set method.vae_steps=300 --set train.steps=450 (half this config
 to fit the shared machine.
 """
 
-import dataclasses
-
 from mmjax.methods.mvae import MvaeConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 VAE_STEPS, PROBE_STEPS = 600, 300
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 60 + 40 steps)."""
-    config = experiment("avmnist_offline", MvaeConfig(vae_steps=VAE_STEPS), arg)
-    if arg == "quick":
-        return dataclasses.replace(config, method=MvaeConfig(vae_steps=60))
-    train = dataclasses.replace(config.train, steps=VAE_STEPS + PROBE_STEPS)
-    return dataclasses.replace(config, train=train)
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 60 + 40 steps)."""
+    args = parse_arg(arg)
+    return experiment("avmnist_offline", MvaeConfig(vae_steps=60 if args.quick else VAE_STEPS),
+                      args, steps=VAE_STEPS + PROBE_STEPS)

@@ -9,10 +9,9 @@ CPU): image alone 0.740, audio alone 0.837, complete 0.981.
 """
 
 from mmjax.config import MethodConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("avmnist_offline", MethodConfig(name="naive"), arg)

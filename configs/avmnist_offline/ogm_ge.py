@@ -19,8 +19,7 @@ import functools
 from mmjax.config import OptimConfig
 from mmjax.methods import ogm_ge
 from mmjax.methods.ogm_ge import OgmGeConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_steps=450,
                     decay_rate=0.1)
@@ -31,7 +30,7 @@ EPOCH_STEPS = 55
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     config = experiment("avmnist_offline", OgmGeConfig(), arg, optim=OPTIM,
                         released=functools.partial(ogm_ge.released, epoch_steps=EPOCH_STEPS))
     return dataclasses.replace(config, data=dataclasses.replace(

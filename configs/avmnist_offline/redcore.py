@@ -23,10 +23,9 @@ counts every training sample has exactly one modality; with Bernoulli masks
 """
 
 from mmjax.methods.redcore import RedCoreConfig, released
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg``: variants of mmjax.presets (``quick``, ``released``)."""
     return experiment("avmnist_offline", RedCoreConfig(), arg, released=released)

@@ -20,26 +20,19 @@ avmnist_offline main`, 71 min on the 2-core CPU beside a second run): image+audi
 alone 0.959 (eta 10%: 0.977, 0.962), above the 2,400-step lower bound (0.955) with the image alone.
 """
 
-import dataclasses
-
 from mmjax.config import MissingConfig
 from mmjax.methods.smil import SmilConfig, released
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 200, 100, 300
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py (``quick``: 40 + 20 + 40 steps;
+    """The experiment; ``arg``: variants of mmjax.presets (``quick``: 40 + 20 + 40 steps;
     ``released``: mmjax.methods.smil.released)."""
-    quick = "quick" in (arg or "").split("+")
-    method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
-                        phase2_steps=20 if quick else PHASE2_STEPS, memory_size=3584)
-    config = experiment("avmnist_offline", method, arg,
-                        missing=MissingConfig(protocol="paired", paired_fraction=0.2),
-                        released=released)
-    if quick:
-        return config
-    train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS)
-    return dataclasses.replace(config, train=train)
+    args = parse_arg(arg, released=True)
+    method = SmilConfig(phase1_steps=40 if args.quick else PHASE1_STEPS,
+                        phase2_steps=20 if args.quick else PHASE2_STEPS, memory_size=3584)
+    return experiment("avmnist_offline", method, args, released=released,
+                      steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS,
+                      missing=MissingConfig(protocol="paired", paired_fraction=0.2))

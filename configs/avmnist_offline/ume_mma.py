@@ -13,19 +13,14 @@ experiments/ume_mma/results.md). One seed (seed 0, --set train.num_seeds=1, meas
 CPU): image alone 0.929, audio alone 0.945, complete 0.994.
 """
 
-import dataclasses
-
 from mmjax.methods.ume_mma import UmeMmaConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 PHASE1_STEPS, PHASE2_STEPS = 600, 300
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 60 + 40 steps)."""
-    config = experiment("avmnist_offline", UmeMmaConfig(phase1_steps=PHASE1_STEPS), arg)
-    if arg == "quick":
-        return dataclasses.replace(config, method=UmeMmaConfig(phase1_steps=60))
-    train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS)
-    return dataclasses.replace(config, train=train)
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 60 + 40 steps)."""
+    args = parse_arg(arg)
+    method = UmeMmaConfig(phase1_steps=60 if args.quick else PHASE1_STEPS)
+    return experiment("avmnist_offline", method, args, steps=PHASE1_STEPS + PHASE2_STEPS)

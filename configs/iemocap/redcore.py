@@ -33,12 +33,11 @@ fixture in MMIN's layout in tests/test_sequence_encoders.py.
 from mmjax.config import (DataConfig, ExperimentConfig, MissingConfig, ModelConfig, OptimConfig,
                           TrainConfig)
 from mmjax.methods.redcore import RedCoreConfig, released
-
-from configs.common import apply_variants
+from mmjax.presets import apply_variants
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py joined by ``+`` (``quick``: 100
+    """The experiment; ``arg``: variants of mmjax.presets joined by ``+`` (``quick``: 100
     steps, one seed; ``released``: mmjax.methods.redcore.released), or nothing."""
     config = ExperimentConfig(
         data=DataConfig(name="iemocap", fold=1),

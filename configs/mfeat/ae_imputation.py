@@ -8,23 +8,17 @@ Expected (test accuracy, mean of 3 seeds, measured by experiments/smil/run.sh mf
   eta 20%: fou+kar 0.923, fou alone (kar imputed) 0.824; eta 10%: 0.886, 0.828.
 """
 
-import dataclasses
-
 from mmjax.config import DataConfig, MissingConfig
 from mmjax.methods.ae_imputation import AeImputationConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 AE_STEPS, FUSION_STEPS = 300, 1000
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 60 steps)."""
-    quick = arg == "quick"
-    config = experiment("mfeat", AeImputationConfig(ae_steps=40 if quick else AE_STEPS), arg,
-                        missing=MissingConfig(protocol="paired", paired_fraction=0.2))
-    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fou", "kar")))
-    if quick:
-        return config
-    train = dataclasses.replace(config.train, steps=AE_STEPS + FUSION_STEPS)
-    return dataclasses.replace(config, train=train)
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 40 + 60 steps)."""
+    args = parse_arg(arg)
+    return experiment("mfeat", AeImputationConfig(ae_steps=40 if args.quick else AE_STEPS), args,
+                      steps=AE_STEPS + FUSION_STEPS,
+                      data=DataConfig(name="mfeat", views=("fou", "kar")),
+                      missing=MissingConfig(protocol="paired", paired_fraction=0.2))

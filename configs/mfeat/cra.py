@@ -12,10 +12,9 @@ all six views 0.987 ± 0.003, average over the 63 view subsets 0.959 ± 0.002.
 """
 
 from mmjax.methods.mmin import CraConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("mfeat", CraConfig(), arg)

@@ -10,7 +10,7 @@ fixed fusion weights 0.35/0.25/0.40 (released valid() without --dynamic), SGD we
 Encoders: two FC layers (128) + a projection FC to the shared width s = 128 (three FC layers of
 width 128, MLA appendix A.3.2); one shared linear head. SGD momentum 0.9 with step decay x0.1
 (appendix A.3.1) at lr 1e-2 (1e-3 reached 0.76 average accuracy in 1,000 steps, 1e-2 0.91);
-1,000 steps, each a round of one update per modality (configs/common.py's 1,000 steps).
+1,000 steps, each a round of one update per modality (the mfeat baselines' 1,000 steps).
 
 Expected (test accuracy, mean of 3 seeds; measured on the shared 2-core CPU by
 experiments/mla/run.sh, see experiments/mla/README.md, with the earlier form of the same 3,000
@@ -23,8 +23,7 @@ import dataclasses
 from mmjax.config import OptimConfig
 from mmjax.methods import mla
 from mmjax.methods.mla import MlaConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 VIEWS = ("fou", "kar", "mor")
 # MLA's step is a round of M = 3 unimodal updates on one batch: the baselines' 1,000 steps give
@@ -34,7 +33,7 @@ OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_st
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     config = experiment("mfeat", MlaConfig(), arg, optim=OPTIM, released=mla.released)
     return dataclasses.replace(
         config, data=dataclasses.replace(config.data, views=VIEWS),

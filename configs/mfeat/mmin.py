@@ -17,23 +17,17 @@ UttFusionModel) and 1.0 (MMIN) separately, Adam beta1 0.5 (the MMIN script's def
 teacher script passes 0.9).
 """
 
-import dataclasses
-
 from mmjax.methods import mmin
 from mmjax.methods.mmin import MminConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 TEACHER_STEPS, MMIN_STEPS = 300, 1000
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 40 + 60 steps,
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 40 + 60 steps,
     ``released``)."""
-    quick = "quick" in (arg or "").split("+")
-    config = experiment("mfeat", MminConfig(teacher_steps=40 if quick else TEACHER_STEPS), arg,
-                        released=mmin.released)
-    if quick:
-        return config
-    train = dataclasses.replace(config.train, steps=TEACHER_STEPS + MMIN_STEPS)
-    return dataclasses.replace(config, train=train)
+    args = parse_arg(arg, released=True)
+    method = MminConfig(teacher_steps=40 if args.quick else TEACHER_STEPS)
+    return experiment("mfeat", method, args, released=mmin.released,
+                      steps=TEACHER_STEPS + MMIN_STEPS)

@@ -23,8 +23,7 @@ import functools
 from mmjax.config import OptimConfig
 from mmjax.methods import ogm_ge
 from mmjax.methods.ogm_ge import OgmGeConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_steps=700,
                     decay_rate=0.1)
@@ -35,7 +34,7 @@ EPOCH_STEPS = 22
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     config = experiment("mfeat", OgmGeConfig(), arg, optim=OPTIM,
                         released=functools.partial(ogm_ge.released, epoch_steps=EPOCH_STEPS))
     return dataclasses.replace(

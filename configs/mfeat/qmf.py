@@ -20,15 +20,14 @@ import dataclasses
 from mmjax.config import OptimConfig
 from mmjax.methods import qmf
 from mmjax.methods.qmf import QmfConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 OPTIM = OptimConfig(name="sgd", lr=1e-2, momentum=0.9, schedule="step", decay_steps=700,
                     decay_rate=0.1)
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     config = experiment("mfeat", QmfConfig(), arg, optim=OPTIM, released=qmf.released)
     return dataclasses.replace(
         config, data=dataclasses.replace(config.data, views=("fou", "kar", "mor")),

@@ -19,12 +19,11 @@ import dataclasses
 
 from mmjax.config import OptimConfig
 from mmjax.methods.raml import RamlConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     config = experiment("mfeat", RamlConfig(augment="sampled", num_patterns=3), arg,
                         optim=OptimConfig(name="adam", lr=1e-3, weight_decay=5e-4))
     return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=128))

@@ -21,10 +21,9 @@ averaged over the 7 test subsets 0.891 ± 0.002 (3 seeds); over the six assignme
 """
 
 from mmjax.methods.redcore import RedCoreConfig, released
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg``: variants of mmjax.presets (``quick``, ``released``)."""
     return experiment("mfeat", RedCoreConfig(), arg, released=released)

@@ -12,27 +12,20 @@ Expected (test accuracy, mean of 3 seeds, measured by experiments/smil/run.sh mf
   eta 20%: fou+kar 0.918, fou alone 0.841 (lower bound 0.839); eta 10%: 0.901, 0.833.
 """
 
-import dataclasses
-
 from mmjax.config import DataConfig, MissingConfig
 from mmjax.methods.smil import SmilConfig, released
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 300, 200, 500
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py (``quick``: 40 + 20 + 40 steps;
+    """The experiment; ``arg``: variants of mmjax.presets (``quick``: 40 + 20 + 40 steps;
     ``released``: mmjax.methods.smil.released)."""
-    quick = "quick" in (arg or "").split("+")
-    method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
-                        phase2_steps=20 if quick else PHASE2_STEPS, memory_size=1408)
-    config = experiment("mfeat", method, arg,
-                        missing=MissingConfig(protocol="paired", paired_fraction=0.2),
-                        released=released)
-    config = dataclasses.replace(config, data=DataConfig(name="mfeat", views=("fou", "kar")))
-    if quick:
-        return config
-    train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS)
-    return dataclasses.replace(config, train=train)
+    args = parse_arg(arg, released=True)
+    method = SmilConfig(phase1_steps=40 if args.quick else PHASE1_STEPS,
+                        phase2_steps=20 if args.quick else PHASE2_STEPS, memory_size=1408)
+    return experiment("mfeat", method, args, released=released,
+                      steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS,
+                      data=DataConfig(name="mfeat", views=("fou", "kar")),
+                      missing=MissingConfig(protocol="paired", paired_fraction=0.2))

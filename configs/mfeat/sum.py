@@ -9,10 +9,9 @@ experiments/baselines/README.md):
 """
 
 from mmjax.config import MethodConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("mfeat", MethodConfig(name="sum"), arg)

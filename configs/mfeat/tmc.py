@@ -16,14 +16,13 @@ import functools
 
 from mmjax.methods import tmc
 from mmjax.methods.tmc import TmcConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 EPOCH_STEPS = 22  # ceil(1,400 / 64)
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``, ``released``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``, ``released``)."""
     return experiment("mfeat", TmcConfig(), arg,
                       released=functools.partial(tmc.released, epoch_steps=EPOCH_STEPS))

@@ -12,19 +12,14 @@ Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma
 experiments/ume_mma/results.md).
 """
 
-import dataclasses
-
 from mmjax.methods.ume_mma import UmeMmaConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment, parse_arg
 
 PHASE1_STEPS, PHASE2_STEPS = 1000, 500
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``: 60 + 40 steps)."""
-    config = experiment("mfeat", UmeMmaConfig(phase1_steps=PHASE1_STEPS), arg)
-    if arg == "quick":
-        return dataclasses.replace(config, method=UmeMmaConfig(phase1_steps=60))
-    train = dataclasses.replace(config.train, steps=PHASE1_STEPS + PHASE2_STEPS)
-    return dataclasses.replace(config, train=train)
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 60 + 40 steps)."""
+    args = parse_arg(arg)
+    method = UmeMmaConfig(phase1_steps=60 if args.quick else PHASE1_STEPS)
+    return experiment("mfeat", method, args, steps=PHASE1_STEPS + PHASE2_STEPS)

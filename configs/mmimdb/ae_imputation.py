@@ -14,16 +14,20 @@ fusion model trains on the paper's loss, with positive labels weighted 2.0
 Expected: not measured (MM-IMDb is not on our machines; no result was produced with this config).
 """
 
+import pathlib
+
+from mmjax.config import import_file
 from mmjax.methods.ae_imputation import AeImputationConfig
+from mmjax.presets import parse_arg
 
-from configs.mmimdb.smil import paper_experiment
-
+paper_experiment = import_file(pathlib.Path(__file__).with_name("smil.py")).paper_experiment
 AE_STEPS, FUSION_STEPS = 1000, 10000
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: ``quick`` (40 autoencoder + 60 fusion steps, one seed) or
-    nothing."""
-    ae_steps = 40 if arg == "quick" else AE_STEPS
-    return paper_experiment(AeImputationConfig(ae_steps=ae_steps, pos_weight=2.0), arg,
+    """The experiment; ``arg``: variants of mmjax.presets (``quick``: 40 autoencoder + 60 fusion
+    steps, one seed) or nothing."""
+    args = parse_arg(arg)
+    ae_steps = 40 if args.quick else AE_STEPS
+    return paper_experiment(AeImputationConfig(ae_steps=ae_steps, pos_weight=2.0), args,
                             AE_STEPS + FUSION_STEPS)

@@ -16,10 +16,9 @@ layout, in tests/test_data_papers2.py.
 """
 
 from mmjax.config import MethodConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("mmimdb", MethodConfig(name="concat"), arg)

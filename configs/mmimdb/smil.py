@@ -34,43 +34,38 @@ config). tests/test_smil_papers.py trains it a few steps on a fixture in the pub
 
 from mmjax.config import (DataConfig, ExperimentConfig, MethodConfig, MissingConfig, ModelConfig,
                           OptimConfig, TrainConfig)
-from mmjax.errors import UserError
 from mmjax.methods.smil import SmilConfig, released
-
-from configs.common import apply_variants
+from mmjax.presets import Arg, Released, apply_variants, parse_arg
 
 PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 1000, 500, 10000
 # One FC layer per modality to 2048 (the released IMDbFuse's 4096-d concatenation), fusion 512.
 MODEL = ModelConfig(encoders=("fc", "fc"), hidden=512, feature_dim=2048, dropout=0.1)
 
 
-def paper_experiment(method: MethodConfig, arg: str | None, steps: int,
-                     paired: bool = True) -> ExperimentConfig:
+def paper_experiment(method: MethodConfig, arg: str | Arg | None, steps: int,
+                     paired: bool = True, released: Released | None = None) -> ExperimentConfig:
     """The paper's MM-IMDb setting for ``method``: mmimdb, 100% image + 20% text (``paired``;
-    else both complete, for the bounds), the ``fc`` encoders, Adam 1e-3, batch 128, 3 seeds;
-    ``arg``: None or ``quick`` (100 steps, one seed)."""
-    if arg not in (None, "", "quick"):
-        raise UserError(f"unknown config variant {arg!r}; use 'quick' or nothing")
-    quick = arg == "quick"
-    return ExperimentConfig(
+    else both complete, for the bounds), the ``fc`` encoders, Adam 1e-3, batch 128, 3 seeds,
+    ``steps`` steps; then the variants of ``arg`` (mmjax.presets; ``released`` where given)."""
+    config = ExperimentConfig(
         data=DataConfig(name="mmimdb"),
         missing=(MissingConfig(protocol="paired", paired_fraction=0.2) if paired
                  else MissingConfig(protocol="none")),
         model=MODEL, method=method, optim=OptimConfig(name="adam", lr=1e-3),
-        train=TrainConfig(steps=100 if quick else steps, batch_size=128,
-                          num_seeds=1 if quick else 3, steps_per_call=10, log_every=50 if quick else 500,
-                          checkpoint_every=50 if quick else 2500))
+        train=TrainConfig(steps=steps, batch_size=128, num_seeds=3, steps_per_call=10,
+                          log_every=500, checkpoint_every=2500))
+    return apply_variants(config, arg, released)
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py joined by ``+`` (``quick`` = 40 +
+    """The experiment; ``arg``: variants of mmjax.presets joined by ``+`` (``quick`` = 40 +
     20 + 40 steps, one seed, a 512-sample memory; ``released``: mmjax.methods.smil.released, the
     multiplicative regulariser kept as in the released MM-IMDb fragment), or nothing."""
-    quick = "quick" in (arg or "").split("+")
-    method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
-                        phase2_steps=20 if quick else PHASE2_STEPS,
-                        memory_size=512 if quick else 15616, inner_lr=1e-4,
+    args = parse_arg(arg, released=True)
+    method = SmilConfig(phase1_steps=40 if args.quick else PHASE1_STEPS,
+                        phase2_steps=20 if args.quick else PHASE2_STEPS,
+                        memory_size=512 if args.quick else 15616, inner_lr=1e-4,
                         regularization="multiplicative", pos_weight=2.0)
-    config = paper_experiment(method, None, PHASE1_STEPS + PHASE2_STEPS + META_STEPS)
-    return apply_variants(config, arg, released)
+    return paper_experiment(method, args, PHASE1_STEPS + PHASE2_STEPS + META_STEPS,
+                            released=released)
 

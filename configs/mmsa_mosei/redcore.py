@@ -24,19 +24,20 @@ produced with this config). The config loads and trains on a fixture in MMSA's l
 """
 
 import dataclasses
+import pathlib
 
-from mmjax.config import DataConfig
+from mmjax.config import DataConfig, import_file
+from mmjax.methods.redcore import released
+from mmjax.presets import apply_variants
 
-from configs.iemocap import redcore as iemocap
-
+IEMOCAP = pathlib.Path(__file__).resolve().parents[1] / "iemocap" / "redcore.py"
 STEPS = 2500
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: configs/iemocap/redcore.py's variants (``quick``, ``released``,
-    joined by ``+``) or nothing."""
-    config = iemocap.get_config(arg)
-    quick = "quick" in (arg or "").split("+")  # quick's 100 steps stand
-    train = config.train if quick else dataclasses.replace(config.train, steps=STEPS)
-    return dataclasses.replace(config, data=DataConfig(name="mmsa_mosei", label_view="3class"),
-                               train=train)
+    """The experiment; ``arg``: variants of mmjax.presets joined by ``+`` (``quick``,
+    ``released``: mmjax.methods.redcore.released) or nothing."""
+    config = import_file(IEMOCAP).get_config()
+    config = dataclasses.replace(config, data=DataConfig(name="mmsa_mosei", label_view="3class"),
+                                 train=dataclasses.replace(config.train, steps=STEPS))
+    return apply_variants(config, arg, released)

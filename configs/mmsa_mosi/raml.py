@@ -9,6 +9,7 @@ video 20-d / Facet 35-d; 50 aligned steps, lengths in ``inputs["<m>_len"]``); pr
 Command:
   mmjax train --config configs/mmsa_mosi/raml.py --workdir runs/mosi_raml
   mmjax train --config configs/mmsa_mosi/raml.py:mosei --workdir runs/mosei_raml
+  (a smoke run: :quick or :mosei+quick)
 
 Paper settings (papers/001 section IV-A, CMU-MOSEI): aligned features as [28], [42] (MMSA's);
 "three one-layer LSTM networks with the max-pooling operation" (``lstm_maxpool``,
@@ -25,19 +26,16 @@ produced with this config). The config gets past validation on a fixture in MMSA
 (tests/test_sequence_encoders.py).
 """
 
-import dataclasses
-
 from mmjax.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
-from mmjax.errors import UserError
 from mmjax.methods.raml import RamlConfig
+from mmjax.presets import apply_variants, parse_arg
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: comma-separated ``mosei`` and/or ``quick`` (100 steps, one seed)."""
-    variants = set(filter(None, (arg or "").split(",")))
-    if variants - {"mosei", "quick"}:
-        raise UserError(f"unknown config variant {arg!r}; use mosei, quick, mosei,quick or nothing")
-    mosei = "mosei" in variants
+    """The experiment; ``arg``: variants of mmjax.presets joined by ``+`` (``quick``: 100 steps,
+    one seed) and this config's ``mosei`` (CMU-MOSEI, 2,000 steps), or nothing."""
+    args = parse_arg(arg, mosei=False)
+    mosei = args.mosei
     config = ExperimentConfig(
         data=DataConfig(name="mmsa_mosei" if mosei else "mmsa_mosi", label_view="3class"),
         model=ModelConfig(encoders=("lstm_maxpool",) * 3, hidden=128, feature_dim=128,
@@ -47,7 +45,4 @@ def get_config(arg=None):
         train=TrainConfig(steps=2000 if mosei else 1000, batch_size=128, num_seeds=3,
                           steps_per_call=10, log_every=100, checkpoint_every=500),
     )
-    if "quick" in variants:  # as configs/common.py's variant
-        config = dataclasses.replace(config, train=dataclasses.replace(
-            config.train, steps=100, num_seeds=1, log_every=50, checkpoint_every=50))
-    return config
+    return apply_variants(config, args)

@@ -21,12 +21,18 @@ result was produced with this config). The config loads and trains on a fixture 
 """
 
 import dataclasses
+import pathlib
 
-from configs.iemocap import redcore as iemocap
+from mmjax.config import import_file
+from mmjax.methods.redcore import released
+from mmjax.presets import apply_variants
+
+IEMOCAP = pathlib.Path(__file__).resolve().parents[1] / "iemocap" / "redcore.py"
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: configs/iemocap/redcore.py's variants (``quick``, ``released``,
-    joined by ``+``) or nothing."""
-    config = iemocap.get_config(arg)
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, name="msp_improv"))
+    """The experiment; ``arg``: variants of mmjax.presets joined by ``+`` (``quick``,
+    ``released``: mmjax.methods.redcore.released) or nothing."""
+    config = import_file(IEMOCAP).get_config()
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, name="msp_improv"))
+    return apply_variants(config, arg, released)

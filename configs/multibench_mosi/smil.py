@@ -34,19 +34,18 @@ tests/test_smil_papers.py trains it a few steps on a fixture in MultiBench's lay
 from mmjax.config import (DataConfig, ExperimentConfig, MissingConfig, ModelConfig, OptimConfig,
                           TrainConfig)
 from mmjax.methods.smil import SmilConfig, released
-
-from configs.common import apply_variants
+from mmjax.presets import apply_variants, parse_arg
 
 PHASE1_STEPS, PHASE2_STEPS, META_STEPS = 500, 300, 5000
 
 
 def get_config(arg=None):
-    """The experiment; ``arg``: variants of configs/common.py joined by ``+`` (``quick`` = 40 +
+    """The experiment; ``arg``: variants of mmjax.presets joined by ``+`` (``quick`` = 40 +
     20 + 40 steps, one seed; ``released``: mmjax.methods.smil.released), or nothing."""
-    quick = "quick" in (arg or "").split("+")
-    method = SmilConfig(phase1_steps=40 if quick else PHASE1_STEPS,
-                        phase2_steps=20 if quick else PHASE2_STEPS,
-                        memory_size=512 if quick else 1408, inner_lr=1e-4)
+    args = parse_arg(arg, released=True)
+    method = SmilConfig(phase1_steps=40 if args.quick else PHASE1_STEPS,
+                        phase2_steps=20 if args.quick else PHASE2_STEPS,
+                        memory_size=512 if args.quick else 1408, inner_lr=1e-4)
     config = ExperimentConfig(
         data=DataConfig(name="multibench_mosi", views=("vision", "text"), label_view="2class"),
         missing=MissingConfig(protocol="paired", paired_fraction=0.2),
@@ -55,4 +54,4 @@ def get_config(arg=None):
         method=method, optim=OptimConfig(name="adam", lr=1e-4),
         train=TrainConfig(steps=PHASE1_STEPS + PHASE2_STEPS + META_STEPS, batch_size=32,
                           num_seeds=3, steps_per_call=10, log_every=200, checkpoint_every=1000))
-    return apply_variants(config, arg, released)
+    return apply_variants(config, args, released)

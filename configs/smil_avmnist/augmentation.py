@@ -17,10 +17,9 @@ published layout, in tests/test_data_papers.py.
 """
 
 from mmjax.methods.baselines import AugmentationConfig
-
-from configs.common import experiment
+from mmjax.presets import experiment
 
 
 def get_config(arg=None):
-    """The experiment; ``arg`` is a variant of configs/common.py (``quick``)."""
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``)."""
     return experiment("smil_avmnist", AugmentationConfig(dropout_p=0.3), arg)

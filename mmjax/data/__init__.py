@@ -2,7 +2,8 @@
 
 Every function here reads the dataset's registry entry (:mod:`mmjax.data.registry`: its options,
 how to build, prepare and load it, its description); none branches on a dataset's name. Adding a
-dataset is one module declaring its ``ENTRY`` and one line in ``registry.REGISTRY``.
+dataset is one module declaring its ``ENTRY`` and one line in ``registry.REGISTRY`` (or, for a
+module outside mmjax, one ``registry.register(name, module)`` call).
 
 Registered datasets (``NAMES``):
 
@@ -40,11 +41,18 @@ import numpy as np
 from mmjax.data import registry
 from mmjax.data.arrays import batch, from_arrays
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key, validate_split
-from mmjax.data.registry import NAMES, Entry, entry
+from mmjax.data.registry import Entry, entry
 from mmjax.errors import UserError
 
 __all__ = ["NAMES", "Dataset", "DatasetSpec", "Entry", "Split", "batch", "build", "entry",
            "from_arrays", "info", "load", "options", "prepare"]
+
+
+def __getattr__(attr: str):
+    """``NAMES``: the registered datasets now (``names()``), not at import."""
+    if attr == "NAMES":  # every registered dataset, ``registry.register``'s too
+        return registry.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def prepare(name: str, source: str, *, data_dir: str | None = None) -> pathlib.Path:

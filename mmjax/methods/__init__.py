@@ -1,7 +1,8 @@
 """The method registry: name -> (config class, ``make(config, spec) -> Method``).
 
 Add a method by writing ``mmjax/methods/<name>.py`` with its ``MethodConfig`` subclass and its
-``make`` function, and adding one line to ``REGISTRY``.
+``make`` function, and adding one line to ``REGISTRY``; a method outside mmjax is added with one
+``register(name, config_class, make)`` call (README, "Extending mmjax").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mmjax.methods import film, gated, mvae, tmc
 from mmjax.methods import mla, ogm_ge, qmf
 from mmjax.methods import mmin
 from mmjax.methods.base import USER_TX, Method, TrainState
-from mmjax.models.encoders import USER_ENCODERS, default_encoder
+from mmjax.models.encoders import USER_ENCODERS, encoder_names
 
 
 class Entry(NamedTuple):
@@ -57,6 +58,27 @@ REGISTRY: dict[str, Entry] = {
     "mmin": Entry(mmin.MminConfig, mmin.make),
     "cra": Entry(mmin.CraConfig, mmin.make_cra),
 }
+
+
+def register(name: str, config_class: type,
+             make_fn: Callable[[ExperimentConfig, DatasetSpec], Method]) -> None:
+    """Registers method ``name``: the run-time form of a line in ``REGISTRY``, for a method that
+    lives outside mmjax. Registering the same entry again does nothing.
+
+    Raises:
+      UserError: ``name`` is taken by another entry, or ``config_class`` is not a
+        ``MethodConfig`` subclass whose default ``name`` is ``name`` (what ``config.json`` and
+        ``--set method.name=`` look the method up by).
+    """
+    new = Entry(config_class, make_fn)
+    if REGISTRY.get(name, new) != new:
+        raise UserError(f"method {name!r} is already registered")
+    if not (isinstance(config_class, type) and issubclass(config_class, MethodConfig)):
+        raise UserError(f"method {name!r}: its config class must subclass MethodConfig")
+    if config_class().name != name:
+        raise UserError(f"method {name!r}: {config_class.__name__}'s default name is "
+                        f"{config_class().name!r}; declare name: str = {name!r}")
+    REGISTRY[name] = new
 
 
 def entry(name: str) -> Entry:
@@ -121,7 +143,7 @@ def _with_user_encoders(config: ExperimentConfig, spec: DatasetSpec, encoders: M
     if bad:
         raise UserError(f"encoders= names {bad[0]!r}, not a modality of {spec.name} "
                         f"({', '.join(spec.modalities)})")
-    names = list(config.model.encoders or (default_encoder(s) for s in spec.shapes))
+    names = list(encoder_names(spec, config.model))
     called: set[str] = set()
     factories = {}
     for m, factory in encoders.items():
@@ -157,4 +179,4 @@ def _within(method: Method, var: contextvars.ContextVar, value) -> Method:
     return method._replace(init=wrap(method.init), phases=phases, predict=wrap(method.predict))
 
 
-__all__ = ["REGISTRY", "Entry", "Method", "TrainState", "entry", "make"]
+__all__ = ["REGISTRY", "Entry", "Method", "TrainState", "entry", "make", "register"]

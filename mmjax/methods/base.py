@@ -19,7 +19,9 @@ needs no saved RNG state.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import functools
 from typing import Any, Callable, NamedTuple
 
 import flax.struct
@@ -180,24 +182,69 @@ def apply_gradients(state: TrainState, tx: optax.GradientTransformation, grads,
 USER_TX: contextvars.ContextVar = contextvars.ContextVar("user_tx", default=None)
 
 
+# The config fields a run carries in its state instead of its compiled program (``"optim.lr"``),
+# set by ``mmjax.train`` (``traced_hyperparameters``) while it builds the method of a run whose
+# replicas differ in them: one program then trains every replica with its own value.
+TRACED: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "traced_hyperparameters", default=frozenset())
+TRACED_LR = "optim.lr"
+
+
+@contextlib.contextmanager
+def traced_hyperparameters(names):
+    """Within the block, ``make_optimizer`` (and any method reading ``TRACED``) keeps the fields
+    ``names`` (e.g. ``{"optim.lr"}``) in the state, as data of the compiled program."""
+    token = TRACED.set(frozenset(names))
+    try:
+        yield
+    finally:
+        TRACED.reset(token)
+
+
 def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
     """The optax transformation an ``OptimConfig`` describes (clip -> decay -> optimiser), or
-    the user's (``USER_TX``) in its place: every optimiser a method builds, every phase's."""
+    the user's (``USER_TX``) in its place: every optimiser a method builds, every phase's.
+
+    Under ``traced_hyperparameters({"optim.lr"})`` the peak learning rate is a leaf of the
+    optimiser state (``optax.inject_hyperparams``: ``opt_state.hyperparams["learning_rate"]``,
+    one per replica under the seed ``vmap``) and the schedule is rebuilt from it at each update,
+    so replicas of other learning rates share one program; the schedule's values are the same
+    float32 numbers as with the rate as a constant (tests/test_replicas.py)."""
     user = USER_TX.get()
     if user is not None:
         return user if isinstance(user, optax.GradientTransformation) else user(config,
                                                                                 total_steps)
-    lr = config.lr
+    _check_optimizer(config)
+    build = functools.partial(_optimizer, config, total_steps)
+    if TRACED_LR in TRACED.get():
+        # float32 whatever the parameters (optax would take their dtype from the update's
+        # params, which a caller may leave out).
+        return optax.inject_hyperparams(build, hyperparam_dtype=jnp.float32)(
+            learning_rate=config.lr)
+    return build(config.lr)
+
+
+def _check_optimizer(config: OptimConfig) -> None:
+    """One ``UserError`` line for an unknown schedule or optimiser name."""
+    if config.schedule not in ("constant", "cosine", "step"):
+        raise UserError(f"unknown optim.schedule {config.schedule!r}; use constant, cosine or step")
+    if config.name not in ("adam", "adamw", "sgd"):
+        raise UserError(f"unknown optim.name {config.name!r}; use adam, adamw or sgd")
+
+
+def _optimizer(config: OptimConfig, total_steps: int, learning_rate
+               ) -> optax.GradientTransformation:
+    """``make_optimizer``'s chain at peak rate ``learning_rate`` (a float, or a traced scalar:
+    the schedules are arithmetic on it)."""
+    lr = learning_rate
     if config.schedule == "cosine":
         decay_steps = max(total_steps - config.warmup_steps, 1)
         schedule = optax.cosine_decay_schedule(lr, decay_steps)
     elif config.schedule == "step":
         schedule = optax.exponential_decay(lr, config.decay_steps, config.decay_rate,
                                            staircase=True)
-    elif config.schedule == "constant":
-        schedule = optax.constant_schedule(lr)
     else:
-        raise UserError(f"unknown optim.schedule {config.schedule!r}; use constant, cosine or step")
+        schedule = optax.constant_schedule(lr)
     if config.warmup_steps:
         warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
         schedule = optax.join_schedules([warmup, schedule], [config.warmup_steps])
@@ -206,11 +253,9 @@ def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTrans
         parts.append(optax.adam(schedule, b1=config.beta1))
     elif config.name == "adamw":
         parts = [optax.adamw(schedule, b1=config.beta1, weight_decay=config.weight_decay)]
-    elif config.name == "sgd":
+    else:
         parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
         parts.append(optax.sgd(schedule, momentum=config.momentum or None))
-    else:
-        raise UserError(f"unknown optim.name {config.name!r}; use adam, adamw or sgd")
     if config.grad_clip:
         parts.insert(0, optax.clip_by_global_norm(config.grad_clip))
     return optax.chain(*parts)

@@ -25,6 +25,8 @@ Classification only.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
@@ -48,7 +50,7 @@ class MissingDetectionConfig(MethodConfig):
 
     name: str = "missing_detection"
     dropout_p: float = 0.3
-    dropout_mode: str = "one"
+    dropout_mode: Literal["one", "independent"] = "one"
 
 
 def detect_and_fuse(logits: jax.Array) -> jax.Array:
@@ -70,7 +72,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     if spec.task != "classification":
         raise UserError(f"missing_detection needs a classification dataset, {spec.name} is "
                         f"{spec.task}")
-    check_dropout(mc.dropout_p, mc.dropout_mode)
+    check_dropout(mc.dropout_p)
     modalities, num_classes = spec.modalities, spec.num_classes
 
     def head_logits(aux) -> jax.Array:

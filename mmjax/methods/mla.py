@@ -85,7 +85,7 @@ comparison.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -122,12 +122,12 @@ class MlaConfig(MethodConfig):
 
     name: str = "mla"
     head_dim: int = 128
-    head_projection: str = "paper"
+    head_projection: Literal["paper", "none"] = "paper"
     alpha: float = 0.1
     alpha_epoch_steps: int = 0
-    fusion: str = "dynamic"
+    fusion: Literal["dynamic", "average", "fixed"] = "dynamic"
     fusion_weights: tuple[float, ...] = ()
-    entropy: str = "per_sample"
+    entropy: Literal["per_sample", "per_batch"] = "per_sample"
 
 
 # The released fixed fusion weights (main.py: ``main(av_alpha=0.55)``; ``valid``'s a/v/t_alpha).
@@ -305,12 +305,6 @@ def hold_other_encoders(active: str, modalities: tuple[str, ...], old, new):
 def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
     """``UserError`` for switches that cannot run."""
     mc = config.method
-    if mc.head_projection not in ("paper", "none"):
-        raise UserError(f"method.head_projection must be 'paper' or 'none', got "
-                        f"{mc.head_projection!r}")
-    if mc.fusion not in ("dynamic", "average", "fixed"):
-        raise UserError(f"method.fusion must be 'dynamic', 'average' or 'fixed', got "
-                        f"{mc.fusion!r}")
     if mc.fusion == "fixed":
         n = len(mc.fusion_weights) or spec.num_modalities
         if n != spec.num_modalities or (not mc.fusion_weights
@@ -318,8 +312,6 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
             raise UserError(f"method.fusion=fixed needs method.fusion_weights with one weight per "
                             f"modality ({spec.num_modalities}); the released ones exist for 2 "
                             f"or 3 modalities only")
-    if mc.entropy not in ("per_sample", "per_batch"):
-        raise UserError(f"method.entropy must be 'per_sample' or 'per_batch', got {mc.entropy!r}")
     if mc.alpha <= 0:
         raise UserError(f"method.alpha must be positive, got {mc.alpha}")
     if mc.head_dim <= 0:

@@ -68,6 +68,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -87,7 +88,6 @@ from mmjax.models.encoders import build_encoders, encode
 from mmjax.models.fusion import MLPHead, MultimodalNet
 from mmjax.models.residual_ae import CascadedResidualAE
 
-HEAD_INPUTS = ("latents", "imagined")
 
 
 @frozen
@@ -117,7 +117,7 @@ class MminConfig(MethodConfig):
     mse_weight: float = 4.0
     cycle_weight: float = 2.0
     teacher_steps: int = 300
-    head_input: str = "latents"
+    head_input: Literal["latents", "imagined"] = "latents"
     teacher_clip: float = 0.0
     student_clip: float = 0.0
 
@@ -322,9 +322,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """MMIN on the Method contract; see the module docstring."""
     mc = config.method
     _check_common("mmin", mc, spec)
-    if mc.head_input not in HEAD_INPUTS:
-        raise UserError(f"method.head_input must be one of {', '.join(HEAD_INPUTS)}, "
-                        f"got {mc.head_input!r}")
     if not 1 <= mc.teacher_steps < config.train.steps:
         raise UserError(f"method.teacher_steps={mc.teacher_steps} must lie in [1, train.steps="
                         f"{config.train.steps})")

@@ -43,6 +43,7 @@ Scores average over the samples that have the modality, so missing data does not
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +83,7 @@ class OgmGeConfig(MethodConfig):
     modulation_start: int = 0
     modulation_end: int = -1
     modulation_epoch_steps: int = 0
-    modulate: str = "weights"
+    modulate: Literal["weights", "conv"] = "weights"
 
 
 def modulation_coefficients(uni_logits: jax.Array, label: jax.Array, present: jax.Array,
@@ -167,8 +168,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         raise UserError("ogm_ge needs at least two modalities")
     if mc.alpha < 0:
         raise UserError(f"method.alpha must be >= 0, got {mc.alpha}")
-    if mc.modulate not in ("weights", "conv"):
-        raise UserError(f"method.modulate must be weights or conv, got {mc.modulate!r}")
     if mc.modulation_epoch_steps < 0:
         raise UserError("method.modulation_epoch_steps must be >= 0")
     modalities = spec.modalities

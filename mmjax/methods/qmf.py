@@ -46,6 +46,7 @@ accumulation over 24 batches, which mmjax does not do.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +79,7 @@ class QmfConfig(MethodConfig):
     temperature: float = 10.0
     rank_weight: float = 1.0
     history_size: int = 65536
-    history_norm: str = "minmax"
+    history_norm: Literal["minmax", "none"] = "minmax"
 
 
 class LateHeadsNet(nnx.Module):
@@ -176,8 +177,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     mc = config.method
     if spec.task != "classification":
         raise UserError(f"qmf needs a classification dataset, {spec.name} is {spec.task}")
-    if mc.history_norm not in ("minmax", "none"):
-        raise UserError(f"method.history_norm must be minmax or none, got {mc.history_norm!r}")
     if mc.temperature <= 0 or mc.history_size <= 0 or mc.rank_weight < 0:
         raise UserError("method.temperature and method.history_size must be positive, "
                         "method.rank_weight >= 0")

@@ -59,6 +59,9 @@ Where the paper is silent (our choices, documented):
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,8 +78,9 @@ from mmjax.methods.supervised import gradient_step, initializer
 from mmjax.models.encoders import build_encoders, encode
 from mmjax.models.fusion import MLPHead
 
-WEIGHTINGS = ("adaptive", "fixed", "identical")
-AUGMENTS = ("all_patterns", "sampled", "none")
+Weighting = Literal["adaptive", "fixed", "identical"]
+Augment = Literal["all_patterns", "sampled", "none"]
+WEIGHTINGS, AUGMENTS = typing.get_args(Weighting), typing.get_args(Augment)
 
 
 @frozen
@@ -104,11 +108,11 @@ class RamlConfig(MethodConfig):
     latent_dim: int = 128
     lambda_unimodal: float = 1.0
     lambda_sparsity: float = 0.01
-    weighting: str = "adaptive"
+    weighting: Weighting = "adaptive"
     shared_predictor: bool = True
-    augment: str = "all_patterns"
+    augment: Augment = "all_patterns"
     num_patterns: int = 3
-    unimodal_loss: str = "all"
+    unimodal_loss: Literal["all", "present"] = "all"
     predictor_hidden: int = 0
 
 
@@ -254,17 +258,8 @@ class RamlNet(nnx.Module):
 def check_config(config: ExperimentConfig) -> None:
     """``UserError`` for switches that cannot run."""
     mc = config.method
-    if mc.weighting not in WEIGHTINGS:
-        raise UserError(f"method.weighting must be one of {', '.join(WEIGHTINGS)}, "
-                        f"got {mc.weighting!r}")
-    if mc.augment not in AUGMENTS:
-        raise UserError(f"method.augment must be one of {', '.join(AUGMENTS)}, "
-                        f"got {mc.augment!r}")
     if mc.augment == "sampled" and mc.num_patterns < 1:
         raise UserError(f"method.num_patterns must be >= 1, got {mc.num_patterns}")
-    if mc.unimodal_loss not in ("all", "present"):
-        raise UserError(f"method.unimodal_loss must be 'all' or 'present', "
-                        f"got {mc.unimodal_loss!r}")
     if mc.latent_dim < 1 or mc.predictor_hidden < 0:
         raise UserError("method.latent_dim must be >= 1 and method.predictor_hidden >= 0")
     if mc.lambda_unimodal < 0 or mc.lambda_sparsity < 0:

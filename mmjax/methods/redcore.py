@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -96,7 +97,7 @@ from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
                                 init_state, make_optimizer, one_phase, step_keys)
-from mmjax.methods.redcore_projection import (PROJECTIONS, check_constraints, moving_average,
+from mmjax.methods.redcore_projection import (check_constraints, moving_average,
                                               relative_advantage, update_eta)
 from mmjax.methods.supervised import gradient_step
 from mmjax.models.encoders import encode, encoder_names, make_encoder
@@ -145,7 +146,7 @@ class RedCoreConfig(MethodConfig):
     xenc_layers: tuple[int, ...] = (128, 64, 32)
     xenc_blocks: int = 5
     gamma: float = 0.008
-    gamma_on: str = "kl"
+    gamma_on: Literal["kl", "ce"] = "kl"
     unimodal_ce: bool = True
     regulate: bool = True
     beta: float = 0.7
@@ -153,18 +154,18 @@ class RedCoreConfig(MethodConfig):
     alpha: float = 0.1
     xi1: float = 0.015
     xi2: float = 0.15
-    projection: str = "exact"
-    alpha_schedule: str = "constant"
+    projection: Literal["exact", "clamp_normalize"] = "exact"  # redcore_projection.PROJECTIONS
+    alpha_schedule: Literal["constant", "released"] = "constant"
     alpha_growth: float = 1.5
     alpha_every: int = 500
-    test_latent: str = "mean"
-    eta_init: str = "gamma1"
-    mal_init: str = "first"
+    test_latent: Literal["mean", "sample"] = "mean"
+    eta_init: Literal["gamma1", "released"] = "gamma1"
+    mal_init: Literal["first", "zero"] = "first"
     xenc_slope: float = 0.2
     xenc_latent_act: bool = True
     cls_layers: tuple[int, ...] = ()
-    missing_latent: str = "zero"
-    transformer: str = "paper"
+    missing_latent: Literal["zero", "encoded"] = "zero"
+    transformer: Literal["paper", "released"] = "paper"
     clip_per_network: float = 0.0
 
 
@@ -190,14 +191,6 @@ def check_config(mc: RedCoreConfig, spec: DatasetSpec) -> None:
         raise UserError("redcore needs at least two modalities (cross-modal encoders)")
     if spec.task != "classification":
         raise UserError(f"redcore supports classification datasets, {spec.name} is {spec.task}")
-    choices = {"gamma_on": ("kl", "ce"), "projection": tuple(PROJECTIONS),
-               "alpha_schedule": ("constant", "released"), "test_latent": ("mean", "sample"),
-               "eta_init": ("gamma1", "released"), "mal_init": ("first", "zero"),
-               "missing_latent": ("zero", "encoded"), "transformer": ("paper", "released")}
-    for field, allowed in choices.items():
-        if getattr(mc, field) not in allowed:
-            raise UserError(f"method.{field} must be one of {', '.join(allowed)}, "
-                            f"got {getattr(mc, field)!r}")
     if mc.every < 1 or mc.alpha_every < 1 or mc.xenc_blocks < 1 or mc.latent_dim < 1:
         raise UserError("method.every, alpha_every, xenc_blocks and latent_dim must be >= 1")
     if mc.clip_per_network < 0 or any(w < 1 for w in mc.cls_layers):

@@ -27,7 +27,6 @@ from mmjax import losses
 from mmjax.config import ExperimentConfig
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
-from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, Metrics, NNXModel, TrainState, apply_gradients,
                                 cast_inputs, compute_dtype, init_state, make_optimizer, norms,
                                 one_phase, step_keys)
@@ -191,9 +190,8 @@ def augment_batch(batch: Batch, key: jax.Array, p, modalities: tuple[str, ...],
             "inputs": missing.apply(batch["inputs"], present, modalities)}
 
 
-def check_dropout(p: float, mode: str = "one") -> None:
-    """``UserError`` unless ``method.dropout_p`` is a rate and ``method.dropout_mode`` exists."""
+def check_dropout(p: float) -> None:
+    """``UserError`` unless ``method.dropout_p`` is a rate (``method.dropout_mode`` is a switch
+    that its config class checks)."""
     missing.check_rate("method.dropout_p", p)
-    if mode not in ("one", "independent"):
-        raise UserError(f"method.dropout_mode must be 'one' or 'independent', got {mode!r}")
 

@@ -49,6 +49,7 @@ same ensemble model trained on L2 from step 0 without augmentation; it equals ``
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -88,7 +89,7 @@ class UmeMmaConfig(MethodConfig):
     phase1_steps: int = 600
     phase2_lr: float = 1e-4
     dropout_p: float = 0.3
-    dropout_mode: str = "one"
+    dropout_mode: Literal["one", "independent"] = "one"
     pretrain: bool = True
     augment: bool = True
     freeze_encoders: bool = False
@@ -114,7 +115,7 @@ def _keep_encoders(old, new):
 def check_config(config: ExperimentConfig) -> None:
     """``UserError`` for switches that cannot run."""
     mc = config.method
-    check_dropout(mc.dropout_p, mc.dropout_mode)
+    check_dropout(mc.dropout_p)
     if mc.pretrain and not 0 <= mc.phase1_steps <= config.train.steps:
         raise UserError(f"method.phase1_steps={mc.phase1_steps} must lie in [0, train.steps="
                         f"{config.train.steps}]")

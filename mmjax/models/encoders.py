@@ -15,7 +15,8 @@ Sequence encoders also take the valid lengths (``inputs[m + "_len"]``); call any
 derives each length from the zero padding (see :mod:`mmjax.models.sequence`).
 
 A network takes its encoders' names from ``model.encoders`` through :func:`encoder_names` (which
-checks there is one per modality) and usually builds them with :func:`build_encoders`.
+checks there is one per modality; an empty ``model.encoders`` means the dataset's registry entry's
+defaults, never a choice by input shape) and usually builds them with :func:`build_encoders`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import jax
 from flax import nnx
 
 from mmjax.config import ModelConfig
+from mmjax.data import registry
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.models.sequence import AbstractSequenceEncoder, LSTMMaxPool, TextCNN, TransformerEncoder
@@ -138,27 +140,22 @@ class SpectrogramLeNet(nnx.Module):
         return x.reshape(x.shape[0], -1)
 
 
-def default_encoder(shape: tuple[int, ...]) -> str:
-    """The encoder a modality of this per-sample shape gets when the config names none."""
-    if tuple(shape) == (28, 28, 1):
-        return "lenet5"
-    if tuple(shape) == (20, 20, 1):
-        return "sound_cnn"
-    return "mlp"
-
-
 def encoder_names(spec: DatasetSpec, config: ModelConfig) -> tuple[str, ...]:
-    """The encoder of each modality: ``config.encoders``, or each shape's ``default_encoder``.
+    """The encoder of each modality: ``config.encoders``; if empty, the defaults the dataset's
+    registry entry declares for its modalities (``mmjax.data.registry.Entry.encoders``); for a
+    dataset the registry does not know (e.g. ``mmjax.data.from_arrays``), ``mlp`` on every
+    modality (it flattens any input; name ``model.encoders`` for another).
 
     Raises:
       UserError: ``config.encoders`` does not name one encoder per modality.
     """
-    names = config.encoders or tuple(default_encoder(s) for s in spec.shapes)
+    names = (config.encoders or registry.default_encoders(spec)
+             or ("mlp",) * spec.num_modalities)
     if len(names) != spec.num_modalities:
         raise UserError(
             f"model.encoders names {len(names)} encoders for {spec.num_modalities} modalities"
         )
-    return names
+    return tuple(names)
 
 
 def build_encoders(spec: DatasetSpec, config: ModelConfig, *, dtype=None, rngs: nnx.Rngs,
