@@ -203,8 +203,10 @@ def info(name: str, *, data_dir: str | None = None, **options) -> str:
     """
     found = entry(name)
     start = time.perf_counter()
-    where = build(name, data_dir=data_dir, **options)
+    # load first: it checks its load-time options (e.g. a regime too big for the build) before
+    # building, so bad options are refused without a build; build then only finds the cache
     ds = load(name, data_dir=data_dir, **options)
+    where = build(name, data_dir=data_dir, **options)
     seconds = time.perf_counter() - start
     spec = ds.spec
     unit = {"classification": "classes", "multilabel": "labels", "regression": "output"}
