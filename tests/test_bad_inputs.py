@@ -207,6 +207,7 @@ TRAIN = ["train", "--config", CONCAT, *SMALL]
     (["eval"], _all_checkpoints_empty, ["no readable checkpoint"]),
     (["eval", "--set", "train.steps=5"], lambda w: None, ["eval.*"]),
 ])
+@pytest.mark.slow
 def test_damaged_workdir_exits_2_and_changes_nothing(capsys, run_copy, command, damage,
                                                      fragments):
     damage(run_copy)

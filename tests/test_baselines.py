@@ -36,6 +36,7 @@ def _update(method, state, batch):
     return jax.tree.map(lambda a, b: a - b, state.params, new.params)
 
 
+@pytest.mark.slow
 def test_upper_bound_learns_only_from_complete_samples(key):
     """Changing the labels of incomplete samples leaves the upper bound's update unchanged."""
     method = methods.make(_config(UpperBoundConfig()), SPEC)
@@ -139,6 +140,7 @@ THRESHOLDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(THRESHOLDS))
 def test_baseline_trains_on_mfeat(name, tmp_path):
     config = config_lib.override(config_lib.load(f"configs/mfeat/{name}.py:quick"), [
@@ -151,6 +153,7 @@ def test_baseline_trains_on_mfeat(name, tmp_path):
                                       "kar", "pix"}
 
 
+@pytest.mark.slow
 def test_augmentation_beats_concat_on_single_modalities(tmp_path):
     """Modality dropout exists to make single-modality inputs work: on AV-MNIST-offline it lifts
     the mean single-modality accuracy over plain concat fusion trained the same way."""

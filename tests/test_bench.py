@@ -20,6 +20,7 @@ from mmjax.errors import UserError
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch
 
 
+@pytest.mark.slow
 def test_compile_is_separate_and_every_timed_call_blocks(monkeypatch):
     """Events in order: XLA compiles happen only before the first blocked call (``lower().compile()``
     and the one-off init programs), then exactly 3 warm-up + ``repeats`` blocked calls with no
@@ -88,6 +89,7 @@ def test_cases_come_from_the_registries():
         bench.case_config("nope", "mfeat")
 
 
+@pytest.mark.slow
 def test_list_options_expand_to_their_product(capsys):
     records = bench.run(["late"], "mfeat", batch_sizes=(8, 16), num_seeds=(1, 2),
                         steps_per_call=(1,), repeats=1)
@@ -96,6 +98,7 @@ def test_list_options_expand_to_their_product(capsys):
     assert len(capsys.readouterr().out.splitlines()) == 4  # one JSON line per case, as measured
 
 
+@pytest.mark.slow
 def test_flops_per_step_of_a_rolled_loop_do_not_depend_on_steps_per_call():
     """XLA counts a rolled loop's body once: with ``unroll=1`` the per-step FLOPs of 1 and 4 steps
     per call agree (dividing by the steps per call, as before, made them 4x apart)."""

@@ -59,6 +59,7 @@ def stacked_states():
     return after_one, step(after_one)
 
 
+@pytest.mark.slow
 def test_round_trip_is_bit_exact(tmp_path, stacked_states):
     """Save -> restore of a seed-stacked TrainState gives identical bytes and typed keys back."""
     _, states = stacked_states
@@ -135,6 +136,7 @@ def _metric_rows(workdir: pathlib.Path) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_sigterm_then_resume_equals_uninterrupted_run(tmp_path):
     """SIGTERM after the first checkpoint: exit 143 with one line and a checkpoint of the stop
     step; running the same command again finishes with metrics.jsonl and eval.json exactly equal

@@ -422,6 +422,7 @@ def test_data_build_prints_only_the_path(capsys, monkeypatch, tmp_path):
     assert "prepared" in err
 
 
+@pytest.mark.slow
 def test_bench_prints_one_json_line(capsys):
     """``mmjax bench --methods concat --dataset mfeat --repeats 2``: one JSON record on stdout
     with the documented fields (µs/step, samples/s, compile s, peak memory, device kind)."""

@@ -119,6 +119,7 @@ def test_pca_knob_through_load(full):
         mmjax.data.load("avmnist_offline", image_pca_energy=0.0)
 
 
+@pytest.mark.slow
 def test_small_build_is_byte_reproducible(tmp_path):
     a = avmnist_offline.build(tmp_path / "a", n_per_class=10)
     b = avmnist_offline.build(tmp_path / "b", n_per_class=10)

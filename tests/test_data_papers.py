@@ -318,6 +318,7 @@ def test_smil_config_runs_setup(smil_prepared, monkeypatch):
     assert s.dataset.splits["train"].present[:, 1].sum() == 210
 
 
+@pytest.mark.slow
 def test_spec_lenet_encoder():
     import jax
     import jax.numpy as jnp

@@ -14,6 +14,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data.base import DatasetSpec
@@ -25,6 +26,7 @@ REC = dict(np.load(Path(__file__).parent / "golden" / "mmin_steps.npz"))
 DIMS = {"A": 5, "L": 3, "V": 4}  # the released concatenation order [A, L, V]
 
 
+@pytest.mark.slow
 def test_released_student_steps_reproduce_recorded_losses_and_weights(monkeypatch):
     spec = DatasetSpec("golden", tuple(DIMS), tuple((d,) for d in DIMS.values()),
                        "classification", 4)

@@ -14,6 +14,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data.base import DatasetSpec
@@ -36,6 +37,7 @@ def _method(ge: bool):
     return ogm_ge.make(config, SPEC)
 
 
+@pytest.mark.slow
 def test_released_ogm_reproduces_recorded_steps():
     rec = dict(np.load(GOLDEN / "ogm_ge_ogm.npz"))
     method = _method(ge=False)

@@ -211,6 +211,7 @@ def _flat(params) -> dict:
             for p, v in jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(params))}
 
 
+@pytest.mark.slow
 def test_released_forward_matches_the_recorded_latent_means(rec, adam):
     """The released Transformer + Gaussian head (mu, logvar of eq. 3) on the recorded weights."""
     config, spec, _, state, batch = adam
@@ -221,6 +222,7 @@ def test_released_forward_matches_the_recorded_latent_means(rec, adam):
         np.testing.assert_allclose(out["logvar"][c], rec[f"logvar0/{m}"], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_released_gradients_match_the_recorded_ones(rec, adam, monkeypatch):
     """One SGD step of rate 1 without clipping moves the weights by minus the gradient of L."""
     config, spec = _config(rec, OptimConfig(name="sgd", lr=1.0, momentum=0.0))
@@ -253,6 +255,7 @@ def _pure_like(params, pure: dict):
     return params
 
 
+@pytest.mark.slow
 def test_released_steps_reproduce_losses_eta_and_updated_weights(rec, adam, monkeypatch):
     """Three Adam steps (lr 2e-4) with per-network clipping: every loss term (eq. 3's CE and KL,
     L_MSE^m), eta = 0.15 beta, the total loss, and the weights after steps 1 and 3."""

@@ -236,6 +236,7 @@ def test_released_inner_step_and_outer_passes_match(golden):
         + 0.01 * float(rec["loss/mse_fc1"]), rec["loss/meta_val"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_released_meta_update_reproduces_losses_gradient_and_weights(golden, monkeypatch):
     """One meta step of ``smil.make``'s phase 3 (released switches; eq. 4 inside, second order):
     L = CE(D^m; theta) + CE(f_theta*(x1, x2_hat)) + 0.01 MSE(concat) + 0.01 MSE(fc1) (the released

@@ -27,6 +27,7 @@ CASES = {  # recording: (views and dims, config class, released annealing_offset
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_released_steps_reproduce_recorded_losses_and_weights(name):
     dims, config_class, offset = CASES[name]

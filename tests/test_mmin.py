@@ -115,6 +115,28 @@ def test_forward_loss_ignores_modalities_missing_from_the_data():
                                rtol=1e-6)
 
 
+def test_forward_loss_leaves_out_a_sample_with_no_modality_in_value_and_gradient():
+    """The batch contract allows a sample with no modality (its weight is 0: it has no simulated
+    pattern); it has no slot to compare, so it must change neither the forward loss nor its
+    gradient, and must not make either NaN (0 slots / 0 would)."""
+    a = jnp.array([[1.0, 2.0, 3.0], [2.0, 0.0, 100.0], [5.0, -4.0, 7.0]])
+    b = jnp.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 2.0]])
+    present = jnp.array([[True, True], [True, False], [False, False]])
+    slots = mmin.slot_mask(present, (2, 1))
+    weight = present.any(-1)
+
+    def loss(a, n):
+        return mmin.slot_mse(a[:n], b[:n], slots[:n], weight[:n])
+
+    value, grad = jax.value_and_grad(loss)(a, 3)
+    value2, grad2 = jax.value_and_grad(loss)(a, 2)
+    np.testing.assert_allclose(value, 31 / 12, rtol=1e-6)  # as without the third sample
+    np.testing.assert_allclose(value2, 31 / 12, rtol=1e-6)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    np.testing.assert_allclose(grad[:2], grad2[:2], rtol=1e-6)
+    np.testing.assert_array_equal(grad[2], 0.0)
+
+
 def test_cascade_is_the_sum_of_block_residuals():
     """Tran et al. eq. (1): x_hat = x + dZ_1 + dZ_2, dZ_2 = AE_2(x + dZ_1)."""
     cra = CascadedResidualAE(5, (4, 2), 2, None, rngs=nnx.Rngs(0))
@@ -140,6 +162,7 @@ def test_patterns_are_every_nonempty_nonfull_subset():
     assert counts.min() > 4000 / 6 * 0.85
 
 
+@pytest.mark.slow
 def test_student_starts_from_teacher_and_stages_train_their_parts():
     method = methods.make(_config(), SPEC)  # teacher_steps = 2
     assert [(p.name, p.steps) for p in method.phases] == [("teacher", 2), ("student", None)]
@@ -178,6 +201,7 @@ def test_student_starts_from_teacher_and_stages_train_their_parts():
     jax.tree.map(np.testing.assert_array_equal, s3.opt_state[0], s2.opt_state[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mmin", "cra"])
 def test_one_compiled_step_for_every_mask_and_both_stages(name):
     """One trace per phase (MMIN: teacher and student, CRA: one) serves every mask."""
@@ -206,6 +230,7 @@ def test_bad_settings_fail_with_one_line():
             methods.make(cfg, one)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mmin", "cra"])
 def test_mfeat_short_run_learns(tmp_path, name):
     """100 steps on three mfeat views (MMIN: 40 teacher + 60): every subset evaluated, all three

@@ -182,6 +182,7 @@ def test_every_registered_fusion_baseline_has_a_reference():
     assert pinned | {"naive"} == set(CASES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_one_step_loss_and_gradient_equal_the_reference(name):
     method_config, reference = CASES[name]

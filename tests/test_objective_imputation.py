@@ -15,6 +15,7 @@ SMIL's linear probe on the frozen PoE mean (papers/004, "Baselines").
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, TrainConfig
@@ -152,6 +153,7 @@ def probe_objective(P, batch):
     return masked_mean(cross_entropy(logits, batch["label"]), present.any(1))
 
 
+@pytest.mark.slow
 def test_mvae_elbo_and_probe_steps_equal_the_reference():
     """The ELBO step at t = 1 (beta = 0.8 * 1/2) and t = 5 (beta capped at 0.8) moves the VAE
     only; the probe step (at probe_lr) moves the probe only."""

@@ -76,6 +76,7 @@ def _reference(p, batch, epoch_steps):
     return p, Ps, losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch_steps", [0, 3])
 def test_two_rounds_are_algorithm_1_with_the_projected_head_gradient(epoch_steps):
     """After each round: P (the optax state) and every modality's loss; after two rounds the

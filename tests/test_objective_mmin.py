@@ -136,6 +136,7 @@ def _leaves(tree):
     return jax.tree.leaves(tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head_input", ["latents", "imagined"])
 def test_mmin_teacher_then_student_steps_equal_the_reference(head_input):
     """Step 0 (teacher): L_T's gradient moves the teacher only. Stage 2's enter copies the

@@ -103,6 +103,7 @@ def _check_step(method, state, batch, mods, t, active, ge):
     return k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_modalities", [2, 3])
 def test_step_follows_eq10_inside_the_window_only(num_modalities):
     """Window [1, 3): steps 0 and 3 apply the plain gradient, steps 1 and 2 the modulated one."""

@@ -17,6 +17,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, TrainConfig
@@ -77,6 +78,7 @@ def _loss(p, batch, rho, rho0):
     return lm + LAMBDA_U * lu + LAMBDA_D * ld, (lm, lu, ld, weights)
 
 
+@pytest.mark.slow
 def test_step_is_algorithm_1_with_reparameterised_unimodal_samples():
     """The loss, its three terms, the fusion-weight metrics and the gradient of every parameter
     group (encoders, mu and log-variance heads, the shared predictor) to 1e-6 relative."""

@@ -150,6 +150,7 @@ CASES = {  # (present, step, previous averages, previous eta on Gamma_1)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_step_is_the_paper_objective_with_the_red_update(case):
     """Loss, every metric term, eta and the moving averages after the step, and the gradient of

@@ -143,6 +143,7 @@ def _meta_loss(p, priors, batch, mem, keys):
 _META_GRAD = jax.jit(jax.value_and_grad(_meta_loss, has_aux=True))
 
 
+@pytest.mark.slow
 def test_meta_step_is_the_paper_outer_loss_and_its_second_order_gradient():
     """Loss and its parts (metrics), the memory after the step, and the gradient of every
     parameter group (theta and psi; the unimodal heads get exactly zero) to 1e-6 relative."""

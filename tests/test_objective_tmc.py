@@ -87,6 +87,7 @@ def objective(P, batch, pseudo_view, lam):
     return total + masked_mean(evidential_loss(fused, y, lam), present.any(1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_config", [TmcConfig(), EtmcConfig()], ids=["tmc", "etmc"])
 def test_one_step_loss_and_gradient_equal_the_reference(method_config):
     with jax.enable_x64(True):

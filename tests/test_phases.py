@@ -80,6 +80,7 @@ def _leaves(states):
         states))]
 
 
+@pytest.mark.slow
 def test_each_phase_runs_its_steps_and_enters_once(tmp_path):
     """Phases of 5, 3 and the rest (4) steps with 2 steps per call: the calls split at steps 5
     and 8 (never crossing a phase), each phase's step ran exactly its steps, each enter once."""
@@ -89,6 +90,7 @@ def test_each_phase_runs_its_steps_and_enters_once(tmp_path):
     assert states.step.tolist() == [12, 12]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [5, 6, 8, 10], ids=lambda s: f"stop{s}")
 def test_resume_is_exact_across_phase_boundaries(tmp_path, stop_at):
     """A run stopped at a phase's last step (5, 8: between phases, before the next ``enter``) or

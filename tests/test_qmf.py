@@ -56,6 +56,47 @@ def test_released_history_normalisation_is_min_and_max_of_the_table():
     assert float(qmf.normalize_history(hist, jnp.zeros(5)).sum()) == 0.0
 
 
+def test_history_normalisation_of_a_table_with_a_range_below_one():
+    """Early in training the cumulative losses span less than 1: the scale is still
+    1 / (max - min) (only an empty range gives 0), so the normalised histories fill [0, 1]."""
+    for table, scale in (([0.2, 0.45, 0.7], 2.0), ([3.0, 3.001, 3.0005], 1000.0),
+                         ([0.0, 1.0], 1.0)):
+        table = jnp.asarray(table, jnp.float32)
+        span = float(np.ptp(np.asarray(table, np.float64)))
+        np.testing.assert_allclose(float(qmf.history_scale(table)), 1.0 / span, rtol=1e-6)
+        np.testing.assert_allclose(1.0 / span, scale, rtol=1e-3)  # the case is what it says
+        np.testing.assert_allclose(np.asarray(qmf.normalize_history(table, table)),
+                                   (np.asarray(table, np.float64) - float(table.min())) / span,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_input_hash_is_the_documented_one():
+    """Without ``"index"`` a sample's history slot is the hash of its float32 inputs: per modality
+    c, h <- h * B + sum_k bits(x_k) * ((k A + 2c + 1) | 1), then h ^= h >> 15 (mod 2^32); slot =
+    h mod size. The history table (checkpointed with the state) is indexed by it, so the hash
+    must not change; evaluated here in numpy with explicit 64-bit wrap-around."""
+    rng = np.random.default_rng(3)
+    present = np.ones((5, 2), bool)
+    present[1, 1] = False
+    inputs = {"a": rng.normal(size=(5, 5)).astype(np.float32),
+              "b": rng.normal(size=(5, 3)).astype(np.float32) * present[:, 1:]}
+    batch = {"inputs": {m: jnp.asarray(x) for m, x in inputs.items()},
+             "present": jnp.asarray(present), "label": jnp.zeros(5, jnp.int32)}
+    mask = (1 << 32) - 1
+    want = []
+    for i in range(5):
+        h = 0
+        for c, m in enumerate(SPEC.modalities):
+            bits = inputs[m][i].view(np.uint32).astype(np.uint64)
+            total = sum(int(v) * (((k * qmf._MUL_A + 2 * c + 1) & mask) | 1)
+                        for k, v in enumerate(bits))
+            h = (h * qmf._MUL_B + total) & mask
+            h ^= h >> 15
+        want.append(h % 1000)
+    np.testing.assert_array_equal(np.asarray(qmf.sample_slots(batch, SPEC.modalities, 1000)),
+                                  want)
+
+
 def test_history_accumulates_losses_of_present_samples():
     config = ExperimentConfig(model=ModelConfig(hidden=8, feature_dim=8, dropout=0.0),
                               method=qmf.QmfConfig(head_dim=6, history_size=1024),

@@ -103,6 +103,7 @@ def test_training_loss_is_algorithm_1_over_every_zero_filled_pattern(key):
     np.testing.assert_allclose(float(metrics["loss_sparsity"]), ld, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_unimodal_loss_present_only_drops_the_zero_input_terms(key):
     """``unimodal_loss="present"`` counts only kept modalities: over the 7 patterns each modality
     is kept in 4, so the sum is 4/7 of the all-kept sum; ``"all"`` adds the zero-input terms."""
@@ -179,6 +180,7 @@ def test_separate_predictors_have_one_head_per_modality_and_one_fused(key):
         assert set(state.params["predictors"].keys()) == keys
 
 
+@pytest.mark.slow
 def test_no_recompilation_across_missing_patterns(key):
     """One compiled train_step and predict serve every present mask."""
     for augment in raml.AUGMENTS:
@@ -205,6 +207,7 @@ def test_sampled_patterns_are_uniform_non_empty_subsets():
                                atol=0.006)
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss_and_learns_a_separable_toy_task(key):
     """50 steps on a toy task whose label is in modality a: accuracy from a alone rises."""
     config = _config(steps=50)

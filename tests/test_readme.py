@@ -4,10 +4,12 @@ import pathlib
 import re
 
 import numpy as np
+import pytest
 
 README = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_readme_library_example_runs():
     """Executes the README's Python block and checks what it claims to produce."""
     code = re.search(r"```python\n(.*?)```", README, re.S).group(1)

@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -48,6 +50,7 @@ def test_section_shows_one_dataset_module_one_method_module_and_their_registry_l
     assert "REGISTRY: dict[str, Entry] = {" in (ROOT / "mmjax/methods/__init__.py").read_text()
 
 
+@pytest.mark.slow
 def test_section_code_registers_and_trains(tmp_path):
     modules, script = _blocks()
     for name, text in modules.items():

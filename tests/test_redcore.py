@@ -291,6 +291,63 @@ def test_predict_mean_latent_is_deterministic_and_sample_switch_differs(key):
     np.testing.assert_array_equal(predict(state, batch), predict(state, batch))
 
 
+# The released networks, each clipped on its own (official-code-notes §1.3: clip_grad_norm_ per
+# sub-network): per modality its encoder with its Gaussian head, its cross-modal encoder, its
+# classifier head; and the joint head. Named by path prefix, independently of network_of.
+_RELEASED_NETWORKS = {
+    **{f"net {m}": (f"['encoders']['{m}']", f"['gauss']['{m}']") for m in SPEC.modalities},
+    **{f"xenc {m}": (f"['xenc']['{m}']",) for m in SPEC.modalities},
+    **{f"head {m}": (f"['heads']['{m}']",) for m in SPEC.modalities},
+    "joint": ("['joint']",),
+}
+
+
+def _by_network(tree) -> dict:
+    """``{network: its leaves flattened into one float64 vector}`` (every leaf in one network)."""
+    parts = {name: [] for name in _RELEASED_NETWORKS}
+    for path, g in jax.tree_util.tree_leaves_with_path(tree):
+        text = jax.tree_util.keystr(path)
+        owners = [n for n, prefixes in _RELEASED_NETWORKS.items() if text.startswith(prefixes)]
+        assert len(owners) == 1, text
+        parts[owners[0]].append(np.asarray(g, np.float64).ravel())
+    return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+@pytest.mark.parametrize("max_norm", [1.0, 0.3])
+def test_clip_per_network_caps_each_networks_global_norm_and_keeps_its_direction(key, max_norm):
+    """Released clipping, ``clip_grad_norm_(net, max_norm)`` per network: each network's global
+    L2 norm (over all its parameters) becomes min(norm, max_norm), its direction is unchanged, and
+    a network under the threshold is left exactly as it was, whatever the other networks' norms."""
+    state = methods.make(_config(clip_per_network=1.0), SPEC).init(jax.random.key(1),
+                                                                   _batch(key))
+    leaves, treedef = jax.tree_util.tree_flatten(state.params)
+    keys = jax.random.split(key, len(leaves))
+    raw = treedef.unflatten([jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+    # Scale each network to a chosen norm: half of them above max_norm (up to 40x), half below.
+    targets = dict(zip(_RELEASED_NETWORKS, max_norm * np.array(
+        [40.0, 0.5, 3.0, 0.9, 7.0, 0.2, 1.5, 0.05, 12.0, 0.7])))
+    norms = {n: np.linalg.norm(v) for n, v in _by_network(raw).items()}
+
+    def scaled(path, g):
+        text = jax.tree_util.keystr(path)
+        net = next(n for n, p in _RELEASED_NETWORKS.items() if text.startswith(p))
+        return g * (targets[net] / norms[net])
+
+    grads = jax.tree_util.tree_map_with_path(scaled, raw)
+    before = _by_network(grads)
+    after = _by_network(redcore.clip_per_network(grads, max_norm))
+    for net, g in before.items():
+        norm = np.linalg.norm(g)
+        np.testing.assert_allclose(norm, targets[net], rtol=1e-5)  # the setup is what it says
+        got = after[net]
+        if norm <= max_norm:
+            np.testing.assert_array_equal(got, g, err_msg=net)
+        else:
+            np.testing.assert_allclose(np.linalg.norm(got), max_norm, rtol=1e-5, err_msg=net)
+            np.testing.assert_allclose(got / np.linalg.norm(got), g / norm, rtol=1e-5,
+                                       atol=1e-7, err_msg=net)
+
+
 def test_bad_settings_fail_with_one_line():
     for kw in ({"projection": "nearest"}, {"xi1": 0.1}, {"beta": 0.0}, {"test_latent": "mode"}):
         with pytest.raises(UserError):
@@ -299,6 +356,7 @@ def test_bad_settings_fail_with_one_line():
         methods.make(_config(), DatasetSpec("one", ("a",), ((5,),), "classification", 3))
 
 
+@pytest.mark.slow
 def test_mfeat_three_views_imbalanced_run_end_to_end(tmp_path):
     """40 steps on three mfeat views with rates (0.8, 0.5, 0.2): finite metrics, every subset
     evaluated, relative advantages logged and summing to zero, eta on Gamma_1."""

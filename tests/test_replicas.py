@@ -83,6 +83,7 @@ def runs(tmp_path_factory):
             "traces": len(traces)}
 
 
+@pytest.mark.slow
 def test_one_trace_for_two_learning_rates_and_protocols(runs):
     assert runs["traces"] == 1
 

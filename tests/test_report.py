@@ -75,6 +75,7 @@ def _md_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_eval_json_lists_each_seeds_values(runs):
     """``seeds`` holds one value per replica; their mean and sample std are the reported ones,
     and a seed's average is the mean of its subsets (evaluate._summarize)."""

@@ -65,6 +65,7 @@ def test_transformer_heads_must_divide_the_width():
                               rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_padding_invariance(name):
     """Appended steps, garbage in the padding, and running each sample unpadded: same output."""
@@ -234,6 +235,7 @@ def _seq_batch(key):
     return inputs, noisy
 
 
+@pytest.mark.slow
 def test_redcore_and_raml_encoders_receive_the_lengths():
     """Garbage past the lengths changes nothing: the networks hand the lengths to the encoders."""
     from mmjax.methods.raml import RamlConfig, RamlNet
@@ -273,6 +275,7 @@ def _first_batch(s, size):
     return pipeline.gather(data, s.train_present[0], np.arange(size), s.dataset.spec.modalities)
 
 
+@pytest.mark.slow
 def test_redcore_iemocap_config_trains_with_transformers(capsys, data_dir, tmp_path):
     """configs/iemocap/redcore.py on an IEMOCAP fixture in MMIN's layout: three training steps."""
     from mmjax import config as config_lib
@@ -301,6 +304,7 @@ def test_redcore_iemocap_config_trains_with_transformers(capsys, data_dir, tmp_p
     assert s.method.predict(state, batch).shape == (4, 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["msp_improv", "mmsa_mosei"])
 def test_redcore_msp_and_mosei_configs_train_on_fixtures(capsys, data_dir, tmp_path, name):
     """configs/{msp_improv,mmsa_mosei}/redcore.py: the IEMOCAP setup on the paper's other two
@@ -335,6 +339,7 @@ def _redcore_net(s):
     return RedCoreNet(s.dataset.spec, c.model, c.method, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_raml_mosi_config_passes_validation(capsys, data_dir, tmp_path):
     """configs/mmsa_mosi/raml.py on an MMSA aligned fixture: set up, one step, the mosei variant."""
     from mmjax import config as config_lib

@@ -146,6 +146,7 @@ def test_pca_priors_are_mean_plus_one_std_along_the_leading_axes():
         assert abs(abs(step @ evecs[:, j]) / np.linalg.norm(step) - 1) < 1e-3
 
 
+@pytest.mark.slow
 def test_method_priors_are_reproducible_for_a_seed():
     """Same seed -> bit-identical priors at the first meta step; another seed -> different."""
     method = methods.make(_config(), SPEC)
@@ -174,6 +175,38 @@ def test_memory_stores_each_complete_sample_once():
     assert int(extra["count"]) == 4  # 4 complete samples, inserted twice
     np.testing.assert_array_equal(extra["x2"][:4], batch["inputs"]["b"][:4])
     np.testing.assert_array_equal(extra["y"][:4], batch["label"][:4])
+
+
+def test_memory_duplicate_tolerance_is_relative_to_the_fingerprints_magnitude():
+    """A stored sample is recognised by its fingerprint up to float32 rounding, which grows with
+    the fingerprint's magnitude (the same sample's fingerprint can differ in its last bits between
+    batches): a few ulps off at |fp| ~ 1e4 is still the stored sample, while a sample whose
+    fingerprint differs by 1e-3 relative is a new one."""
+    method = methods.make(_config(), SPEC)
+    rng = np.random.default_rng(0)
+    # Positive inputs of magnitude ~1e3, so the fingerprint (sum of 11 terms) is ~1e4.
+    inputs = {"a": jnp.asarray(rng.uniform(500, 1500, (2, 6)), jnp.float32),
+              "b": jnp.asarray(rng.uniform(500, 1500, (2, 5)), jnp.float32)}
+    batch = {"inputs": inputs, "present": jnp.ones((2, 2), bool), "label": jnp.array([0, 2])}
+    state = method.init(jax.random.key(0), batch)
+    r1, r2 = jnp.ones(6), jnp.full((5,), 0.5)
+    extra = smil.memory_insert(state.extra, batch, SPEC.modalities, r1, r2)
+    assert int(extra["count"]) == 2
+    fp = np.asarray(extra["fp"][:2])
+    assert np.all(np.abs(fp) > 5e3)
+    # The stored fingerprints 4 ulps off (as if computed in another reduction order).
+    shifted = fp.copy()
+    for _ in range(4):
+        shifted = np.nextafter(shifted, np.array([np.inf, -np.inf], np.float32))
+    assert np.all(shifted != fp)
+    extra = {**extra, "fp": extra["fp"].at[:2].set(shifted)}
+    extra = smil.memory_insert(extra, batch, SPEC.modalities, r1, r2)
+    assert int(extra["count"]) == 2  # both recognised as stored
+    # One input moved by 10 (fingerprint moved by 10, i.e. ~1e-3 of it): a new sample, stored.
+    moved = {**batch, "inputs": {**inputs, "a": inputs["a"].at[1, 0].add(10.0)}}
+    extra = smil.memory_insert(extra, moved, SPEC.modalities, r1, r2)
+    assert int(extra["count"]) == 3
+    np.testing.assert_array_equal(extra["x1"][2], moved["inputs"]["a"][1])
 
 
 # --- switches -----------------------------------------------------------------------------------
@@ -284,6 +317,7 @@ def test_changing_eta_never_recompiles_and_phases_run():
     {"reconstruction": "direct", "regularization": "none", "first_order": True,
      "deterministic": True, "mc_samples": 2},
 ])
+@pytest.mark.slow
 def test_switch_combinations_train(overrides):
     """The released-code settings and the ablations run through both phases and meta steps."""
     method = methods.make(_config(steps=4, phase1_steps=1, phase2_steps=1, **overrides), SPEC)

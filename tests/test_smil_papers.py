@@ -210,6 +210,7 @@ def _predict_both_and_image_only(s, state):
     return out_both
 
 
+@pytest.mark.slow
 def test_mmimdb_smil_config_trains_and_predicts(capsys, data_dir, tmp_path):  # noqa: F811
     """configs/mmimdb/smil.py:quick (narrowed: 16-d features) on a multimodal_imdb.hdf5 fixture."""
     write_mmimdb(tmp_path / "imdb")
@@ -244,6 +245,7 @@ def test_mmimdb_baseline_configs_train_a_step(capsys, data_dir, tmp_path, name):
     assert s.method.predict(state, batch).shape == (4, 23)
 
 
+@pytest.mark.slow
 def test_mosi_smil_config_trains_and_predicts(capsys, data_dir, tmp_path):  # noqa: F811
     """configs/multibench_mosi/smil.py:quick on MultiBench's mosi_raw.pkl layout (Facet 35,
     COVAREP 74, GloVe 300): vision + text kept (image first), binary labels, the text lengths stored in the

@@ -83,6 +83,7 @@ def test_the_installed_package_is_the_one_imported(installed):
     assert done.stdout.strip() == str(site / "mmjax" / "__init__.py")
 
 
+@pytest.mark.slow
 def test_bench_runs_outside_the_checkout(installed):
     """``mmjax bench --dataset mfeat --methods concat``: one JSON record from the registries'
     case, no config file."""

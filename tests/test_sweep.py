@@ -280,6 +280,7 @@ def _losses(run_dir: pathlib.Path) -> np.ndarray:
     return np.array([json.loads(line)["loss"] for line in lines])
 
 
+@pytest.mark.slow
 def test_each_replica_equals_its_point_trained_alone(grid):
     """Replica k of a point's folder evaluates exactly as the run with seed k alone (every
     subset and metric), though the run packed two missing rates; the packed run's logged loss

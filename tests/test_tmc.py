@@ -104,6 +104,7 @@ def test_prediction_fuses_only_the_present_views(key, config):
     np.testing.assert_array_equal(method.predict(state, other)[:3], out[:3])
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_anneals_the_kl_weight(key):
     method = methods.make(_config(EtmcConfig(annealing_steps=4)), SPEC)
     batch = _batch(key)

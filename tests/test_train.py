@@ -55,6 +55,7 @@ def _masks(n: int, seed: int = 0) -> list[np.ndarray]:
     MethodConfig(name="concat"), MethodConfig(name="late"), AugmentationConfig(dropout_p=0.3),
     LowerBoundConfig(modality="mor"),
 ], ids=lambda c: c.name)
+@pytest.mark.slow
 def test_train_step_and_predict_trace_once_for_any_mask(method_config):
     """A jitted ``train_step``/``predict`` is traced once for every ``present`` mask, and the masks
     really reach the computation (the outputs change with them)."""
@@ -116,6 +117,7 @@ def _run_chunk(vmap_seeds: bool, masks: list[np.ndarray]):
     return len(traces), chunk._cache_size(), losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vmap_seeds", [True, False])
 def test_train_chunk_does_not_retrace_when_training_masks_change(vmap_seeds):
     """``make_train_chunk`` (scan over steps; 2 seeds vmapped or as 2 copies) compiles once; new
@@ -178,6 +180,7 @@ def test_metrics_log_has_one_line_per_logged_step(tmp_path):
     assert json.loads((tmp_path / "run" / "eval.json").read_text()) == result
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_exit_1_and_keeps_last_good_checkpoint(capsys, tmp_path):
     """A run whose learning rate jumps to 1e27 after step 15 stops in its second call with one line
     naming the step and the quantity, exit 1; the step-10 checkpoint stays and still evaluates."""

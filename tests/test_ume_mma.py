@@ -124,6 +124,7 @@ def test_phase_one_trains_each_unimodal_model_alone_on_its_present_samples(key):
                for x, y in zip(_leaves(base, "b"), _leaves(relabel, "b"))) > 0
 
 
+@pytest.mark.slow
 def test_phase_two_starts_from_the_phase_one_result_with_a_fresh_optimiser(key):
     """After exactly phase1_steps steps, the first phase-2 step equals a fresh Adam step at
     phase2_lr on the augmented fused loss, taken from the phase-1 parameters."""
@@ -164,6 +165,7 @@ def test_phase_two_starts_from_the_phase_one_result_with_a_fresh_optimiser(key):
                  new.params, expected)
 
 
+@pytest.mark.slow
 def test_frozen_encoders_stay_bit_identical_through_phase_two(key):
     """freeze_encoders: encoder parameters and BatchNorm statistics (sound CNN) after phase 2
     equal the phase-1 result bit for bit; the heads still train."""
@@ -266,6 +268,7 @@ def _mfeat_run(name, tmp_path):
     return train.train(config, tmp_path / name)["subsets"]
 
 
+@pytest.mark.slow
 def test_ume_mma_keeps_single_views_working_where_naive_fusion_fails(tmp_path):
     ume, naive = _mfeat_run("ume_mma", tmp_path), _mfeat_run("naive", tmp_path)
     singles = ("fac", "kar", "pix")

@@ -69,6 +69,7 @@ def selected_run(tmp_path_factory):
     return workdir, out.getvalue()
 
 
+@pytest.mark.slow
 def test_selected_step_is_the_validation_optimum(selected_run):
     """val/<metric> is logged every eval_every steps; eval.json's selected_step is the first
     argmax of the logged val/accuracy curve; the best slot holds that step only."""
@@ -99,6 +100,7 @@ def test_selected_step_is_the_validation_optimum(selected_run):
         k: result["last"][k] for k in ("subsets", "average", "std", "seeds")}
 
 
+@pytest.mark.slow
 def test_extending_a_run_selects_as_an_uninterrupted_one(capsys, tmp_path, selected_run):
     """A run of train.steps=<selected step>, extended to 30 steps: the log and eval.json equal the
     30-step run's (the best value so far comes back on resume: every later value is lower, so a
@@ -282,6 +284,7 @@ def _library_snippet() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_readme_library_example_trains_on_arrays(monkeypatch, tmp_path):
     """The README's ten lines run: from_arrays -> train.train(dataset=, tx=) -> eval.json."""
     monkeypatch.chdir(tmp_path)
