@@ -23,8 +23,8 @@ demo: install
 	$(BIN)/mmjax data build avmnist_offline
 	$(BIN)/mmjax train --config configs/avmnist_offline/augmentation.py --workdir runs/demo
 
-# The tests marked slow (each took 9 s or more from a clean clone: end-to-end runs, subprocesses,
-# second-order objectives) run in `test-slow`; .ci/run runs both.
+# `test` leaves out the tests marked slow (the marker's rule: pyproject.toml); `test-slow` runs
+# them; .ci/run runs both.
 test: install
 	$(BIN)/python -m pytest -q -m 'not slow'
 
