@@ -251,9 +251,11 @@ class ModelConfig:
         ``fc`` for vectors; ``lenet5`` | ``sound_cnn`` | ``spec_lenet`` (MultiBench's 112x112
         spectrogram LeNet) for images; ``transformer`` | ``lstm_maxpool`` | ``textcnn`` |
         ``mean_mlp3`` | ``lstm_last`` for padded sequences (``mmjax.models.sequence``,
-        ``mmjax.models.smil_encoders``); empty = the encoders the dataset's registry entry
-        declares for its modalities (``mmjax.data.registry.Entry.encoders``; e.g. avmnist_offline:
-        lenet5 on the image, sound_cnn on the MFCC).
+        ``mmjax.models.smil_encoders``); empty (the default) = the default encoders the
+        dataset's registry entry declares for its modalities
+        (``mmjax.data.registry.Entry.encoders``; e.g. avmnist_offline: lenet5 on the image,
+        sound_cnn on the MFCC); mlp for a dataset the registry does not know
+        (``mmjax.data.from_arrays``).
       hidden: hidden width of MLP encoders and of the fusion MLP.
       feature_dim: output width of MLP encoders and of sum fusion's projections (LeNet-5 and the
         sound CNN have fixed widths, 160 and 320, as released by SMIL).

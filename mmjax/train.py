@@ -74,7 +74,7 @@ from mmjax import evaluate, methods, parallel, policy
 from mmjax import workdir as workdir_lib
 from mmjax.checkpoint import Checkpointer
 from mmjax.config import ExperimentConfig
-from mmjax.data import missing, pipeline
+from mmjax.data import pipeline
 from mmjax.data.base import Dataset, validate_split
 # Interrupted and TrainingDiverged are part of this module's interface (defined with UserError).
 from mmjax.errors import Interrupted, TrainingDiverged, UserError  # noqa: F401
@@ -160,29 +160,17 @@ def dataset_options(config: ExperimentConfig) -> dict:
     return data_lib.registry.config_options(config.data)
 
 
-def with_dataset_encoders(config: ExperimentConfig, spec) -> ExperimentConfig:
-    """``config`` with an empty ``model.encoders`` filled from the dataset's registry entry (for
-    the modalities of ``spec``, i.e. after ``data.views``); unchanged otherwise (named encoders,
-    or a dataset the registry does not know)."""
-    if config.model.encoders:
-        return config
-    names = data_lib.registry.default_encoders(spec)
-    if names is None:
-        return config
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, encoders=names))
-
-
 def check_config(config: ExperimentConfig) -> None:
-    """Static checks of the loop's settings; one ``UserError`` line per problem."""
+    """Static checks of the loop's settings; one ``UserError`` line per problem.
+
+    ``config_lib.validate`` checks each field's type, switch values and declared range (e.g.
+    ``train.vmap_seeds`` is true, false or ``"auto"``; ``train.steps`` > 0; ``eval.missing_rates``
+    in [0, 1]); what follows is what no single field declares.
+    """
     config_lib.validate(config)
     t = config.train
-    if t.unroll != AUTO and (isinstance(t.unroll, str) or t.unroll < 0):
+    if t.unroll != AUTO and t.unroll < 0:  # an int or "auto" (its type); no Range for the int
         raise UserError(f"train.unroll must be 'auto' or an integer >= 0, got {t.unroll!r}")
-    if t.vmap_seeds != AUTO and not isinstance(t.vmap_seeds, bool):
-        raise UserError(f"train.vmap_seeds must be 'auto', true or false, got {t.vmap_seeds!r}")
-    for name in ("steps", "steps_per_call", "num_seeds", "log_every", "checkpoint_every"):
-        if getattr(t, name) <= 0:
-            raise UserError(f"train.{name} must be positive, got {getattr(t, name)}")
     for name in ("steps", "log_every", "checkpoint_every", "eval_every"):
         if getattr(t, name) % t.steps_per_call:
             raise UserError(f"train.{name}={getattr(t, name)} must be a multiple of "
@@ -197,12 +185,6 @@ def check_config(config: ExperimentConfig) -> None:
         log.check_tensorboard()
     parallel.check_batch_size(t.batch_size, num_replicas=t.num_seeds)
     parallel.check_batch_size(config.eval.batch_size, "eval.batch_size", t.num_seeds)
-    for i, rate in enumerate(config.eval.missing_rates):
-        missing.check_rate(f"eval.missing_rates[{i}]", rate)
-    for i, p in enumerate(config.eval.mask_probs):
-        missing.check_rate(f"eval.mask_probs[{i}]", p)
-    if any(s < 0 for s in config.eval.noise_sigmas):
-        raise UserError(f"eval.noise_sigmas must be >= 0, got {config.eval.noise_sigmas}")
 
 
 def parse_select(text: str) -> tuple[str, str | None, str | None]:
@@ -426,11 +408,11 @@ def make_setup(config: ExperimentConfig, dataset: Dataset,
     with traced_hyperparameters(traced):
         for i, r in enumerate(replicas):
             if r.hparams not in builds:
-                # The encoders the dataset declares go to the method only: the run's config
-                # (config.json, resumption) keeps what the user wrote.
-                own = with_values(config, r.hparams)
-                builds[r.hparams] = (methods.make(with_dataset_encoders(own, dataset.spec),
-                                                  dataset.spec, **make_kwargs), [])
+                # An empty model.encoders stays empty in the run's config (config.json,
+                # resumption): the networks take the dataset's encoders from its registry entry
+                # (mmjax.models.encoders.encoder_names).
+                builds[r.hparams] = (methods.make(with_values(config, r.hparams), dataset.spec,
+                                                  **make_kwargs), [])
             builds[r.hparams][1].append(i)
     method = next(iter(builds.values()))[0]
     init_groups = (None if len(builds) == 1 else
@@ -1078,6 +1060,8 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
         if (workdir / "config.json").exists():  # an existing run: one writer, checked files
             workdir_lib.check_run_files(workdir, write=True)
             lock.acquire()
+        elif jax.process_index() == 0:
+            workdir_lib.check_creatable(workdir)
         s = setup(config, dataset, replicas, **make_kwargs)
         check_signals()
         prepare_workdir(config, workdir, lock, s.replicas)

@@ -112,6 +112,22 @@ _RUN_FILES = {"config.json": "file", "metrics.jsonl": "file", "checkpoints": "di
               "eval.json": "file", "eval.md": "file"}
 
 
+def check_creatable(workdir: str | os.PathLike) -> None:
+    """One-line ``UserError`` if ``workdir`` does not exist and cannot be created: its nearest
+    existing ancestor is a file or is not writable. Checked before any data is built, so the
+    refusal is the only line a user sees."""
+    path = pathlib.Path(workdir).absolute()
+    if path.exists():
+        return
+    ancestor = path.parent
+    while not os.path.lexists(ancestor):
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{path}: not a directory ({ancestor} is a file); use another --workdir")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: permission denied ({ancestor} is not writable)")
+
+
 def check_run_files(workdir: str | os.PathLike, *, write: bool) -> None:
     """One-line ``UserError`` if an existing file of the run is of the wrong kind or cannot be
     read (or, with ``write``, written): e.g. ``checkpoints/`` replaced by a file."""

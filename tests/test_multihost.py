@@ -23,17 +23,15 @@ after a call), so that they land at a known step however fast the machine is.
 
 import argparse
 import json
-import os
 import pathlib
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from _subprocess import ROOT, start
+
 CONFIG = str(ROOT / "configs" / "mfeat" / "concat.py") + ":quick"
 SETTINGS = ["data.views=fac,pix", "train.steps=20", "train.steps_per_call=5", "train.log_every=5",
             "train.checkpoint_every=5", "train.unroll=1", "train.vmap_seeds=true",
@@ -77,20 +75,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_pair(script: str, args) -> list:
+    """Starts the two processes of a ``jax.distributed`` pair (2 CPU devices each) running
+    ``script`` with ``args``; returns them."""
+    port = _free_port()
+    return [start(script, args, 2, env={"JAX_PLATFORMS": "cpu",
+                                        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                                        "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)})
+            for i in range(2)]
+
+
 def _launch(workdirs, signal_at=None):
     """Starts the two processes; returns them."""
-    port = _free_port()
     extra = ["--signal", signal_at] if signal_at else []
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu",
-               "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-               "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
-               "JAX_PROCESS_ID": str(i)}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, *extra, CONFIG, *map(str, workdirs), "--", *SETTINGS],
-            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    return procs
+    return _start_pair(SCRIPT, [*extra, CONFIG, *workdirs, "--", *SETTINGS])
 
 
 def _finish(procs, timeout):
@@ -216,20 +214,9 @@ POINTS = ("missing.rates-0.5_0.3/train.seed-0..1", "missing.rates-0.2_0.6/train.
 
 def _launch_sweep(folders, signal_at=None):
     """Starts the two processes of a sweep into ``folders``; returns them."""
-    port = _free_port()
     extra = ["--signal", signal_at] if signal_at else []
     sweep_args = [*sum((["--set", s] for s in SWEEP_SETTINGS), []), *SWEEP_GRID]
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu",
-               "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-               "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
-               "JAX_PROCESS_ID": str(i)}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", SWEEP_SCRIPT, *extra, CONFIG, *map(str, folders), "--",
-             *sweep_args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE))
-    return procs
+    return _start_pair(SWEEP_SCRIPT, [*extra, CONFIG, *folders, "--", *sweep_args])
 
 
 def _held(out: str) -> dict:

@@ -8,15 +8,17 @@ logs and evaluations.
 """
 
 import json
-import os
 import pathlib
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from _subprocess import ROOT, start
+
+# The module's fixture trains in two subprocesses (over 9 s from a clean clone): make test-slow.
+pytestmark = pytest.mark.slow
+
 CONFIG = str(ROOT / "configs" / "mfeat" / "augmentation.py") + ":quick"
 OVERRIDES = ["data.views=fac,fou,mor", "train.batch_size=64", "train.steps=30",
              "train.num_seeds=2", "train.log_every=10", "train.checkpoint_every=30",
@@ -55,10 +57,7 @@ print(json.dumps({
 
 
 def _start(devices: int, workdir: pathlib.Path) -> subprocess.Popen:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(devices), str(workdir), CONFIG,
-                             *OVERRIDES], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return start(SCRIPT, [devices, workdir, CONFIG, *OVERRIDES], devices)
 
 
 @pytest.fixture(scope="module")

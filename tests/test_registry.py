@@ -164,22 +164,6 @@ def test_paper_datasets_accept_their_options_then_ask_for_the_files(capsys, data
         assert f"mmjax data prepare {name}" in lines[0]
 
 
-def test_empty_encoders_come_from_the_entry_after_views():
-    """An empty ``model.encoders`` is filled from the entry for the modalities in use (in the
-    views' order); named encoders and unregistered datasets are left alone."""
-    spec = registry.entry("avmnist_offline").bench["avmnist_offline"].spec
-    config = ExperimentConfig()
-    assert train.with_dataset_encoders(config, spec).model.encoders == ("lenet5", "sound_cnn")
-    swapped = dataclasses.replace(spec, modalities=("audio", "image"),
-                                  shapes=spec.shapes[::-1], time_axes=spec.time_axes[::-1])
-    assert train.with_dataset_encoders(config, swapped).model.encoders == ("sound_cnn", "lenet5")
-    named = dataclasses.replace(config, model=dataclasses.replace(config.model,
-                                                                  encoders=("mlp", "mlp")))
-    assert train.with_dataset_encoders(named, spec) is named
-    features = registry.bench_shapes()["features512"].spec  # a name the registry does not know
-    assert train.with_dataset_encoders(config, features) is config
-
-
 def test_headline_metrics_follow_the_task():
     available = ("accuracy", "macro_recall", "weighted_f1", "macro_f1")
     assert registry.headline_metrics("mfeat", available) == ("accuracy", "weighted_f1",

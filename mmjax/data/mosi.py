@@ -56,13 +56,13 @@ import types
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mmjax.config import DataConfig, field_choices
 from mmjax.data import prepared
 from mmjax.data.base import Dataset, DatasetSpec, Split, length_key
 from mmjax.errors import UserError
 
 MODALITIES = ("audio", "vision", "text")
 SOURCE_SPLITS = {"train": "train", "valid": "val", "test": "test"}
-LABEL_VIEWS = ("regression", "2class", "2class_non0", "3class")
 LABEL_RANGE = 3.0
 _MULTIBENCH = "MultiBench's datasets/affect pickles (Drive links in the README of " \
               "github.com/pliang279/MultiBench)"
@@ -311,7 +311,9 @@ def view_labels(label: np.ndarray, view: str) -> tuple[np.ndarray, np.ndarray]:
         return (label[keep] > 0).astype(np.int32), keep
     if view == "3class":
         return (np.sign(label) + 1).astype(np.int32), keep
-    raise UserError(f"unknown data.label_view {view!r}; choose from {', '.join(LABEL_VIEWS)}")
+    # Reached from mmjax.data.load, which passes options without a DataConfig to check them.
+    raise UserError(f"unknown data.label_view {view!r}; choose from "
+                    f"{', '.join(field_choices(DataConfig, 'label_view'))}")
 
 
 def get(name: str) -> types.SimpleNamespace:

@@ -17,8 +17,6 @@ from mmjax.data import missing
 from mmjax.data.base import Split
 from mmjax.errors import UserError
 
-PROTOCOLS = ("none", "independent", "at_least_one", "paired")
-
 
 def to_arrays(split: Split) -> dict:
     """The split as a pytree of numpy arrays ``{"inputs": {...}, "present", "label"}``."""
@@ -78,10 +76,8 @@ def train_mask(config: MissingConfig, key: jax.Array, split: Split) -> np.ndarra
 
 
 def check_missing_config(config: MissingConfig, num_modalities: int) -> None:
-    """Raises ``UserError`` on an unknown protocol, a wrong number of rates or a rate outside [0, 1]."""
-    if config.protocol not in PROTOCOLS:
-        raise UserError(f"unknown missing.protocol {config.protocol!r}; "
-                        f"choose from {', '.join(PROTOCOLS)}")
+    """Raises ``UserError`` on a wrong number of rates or a rate outside [0, 1] (an unknown
+    ``protocol`` never gets here: ``MissingConfig`` refuses it when it is built)."""
     if config.protocol == "independent" and len(config.rates) != num_modalities:
         raise UserError(f"missing.rates needs one rate per modality ({num_modalities}), "
                         f"got {len(config.rates)}")

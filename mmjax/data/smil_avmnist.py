@@ -42,6 +42,7 @@ import tempfile
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mmjax.config import DataConfig, field_choices
 from mmjax.data import mfcc as mfcc_lib
 from mmjax.data import prepared
 from mmjax.data.base import Dataset, DatasetSpec, Split
@@ -279,9 +280,10 @@ def load(data_dir: str | os.PathLike | None = None, *, seed: int, per_class_num:
         raise UserError(f"{NAME}: per_class_num must be a multiple of 3 in [3, {TRAIN_IMAGES}] "
                         f"(SMIL takes per_class_num/3 recordings of each speaker), "
                         f"got {per_class_num!r}")
-    if mfcc_variant not in mfcc_lib.VARIANTS:
+    variants = field_choices(DataConfig, "mfcc_variant")  # mmjax.data.load passes no DataConfig
+    if mfcc_variant not in variants:
         raise UserError(f"{NAME}: unknown mfcc_variant {mfcc_variant!r}; valid: "
-                        f"{', '.join(mfcc_lib.VARIANTS)}")
+                        f"{', '.join(variants)}")
     builder = _builder(data_dir)
     raw = {s: prepared.read_split(builder, s) for s in ("train_images", "train_sounds", "test")}
     key, k = f"audio_{mfcc_variant}", per_class_num // 3

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
+from mmjax import config as config_lib
 from mmjax.config import ExperimentConfig, MethodConfig
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
@@ -104,9 +105,11 @@ def make(config: ExperimentConfig, spec: DatasetSpec, *, tx=None,
         and has an ``out_dim`` attribute (``mmjax.models.encoders``' contract).
 
     Raises:
-      UserError: the config's method class does not match, an unknown modality in ``encoders``,
-        or a method that does not build its encoders from ``model.encoders``.
+      UserError: a field out of its declared range (``config.validate``), the config's method
+        class does not match, an unknown modality in ``encoders``, or a method that does not
+        build its encoders from ``model.encoders``.
     """
+    config_lib.validate(config)
     found = entry(config.method.name)
     if type(config.method) is not found.config_class:
         raise UserError(

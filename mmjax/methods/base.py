@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from mmjax.config import OptimConfig
+from mmjax.config import OptimConfig, TrainConfig, field_choices
 from mmjax.errors import UserError
 
 Batch = dict[str, Any]
@@ -214,7 +214,8 @@ def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTrans
     if user is not None:
         return user if isinstance(user, optax.GradientTransformation) else user(config,
                                                                                 total_steps)
-    _check_optimizer(config)
+    # optim.name and optim.schedule are Literal switches of OptimConfig, so a bad one was
+    # refused when the config was built (mmjax.config.frozen).
     build = functools.partial(_optimizer, config, total_steps)
     if TRACED_LR in TRACED.get():
         # float32 whatever the parameters (optax would take their dtype from the update's
@@ -222,14 +223,6 @@ def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTrans
         return optax.inject_hyperparams(build, hyperparam_dtype=jnp.float32)(
             learning_rate=config.lr)
     return build(config.lr)
-
-
-def _check_optimizer(config: OptimConfig) -> None:
-    """One ``UserError`` line for an unknown schedule or optimiser name."""
-    if config.schedule not in ("constant", "cosine", "step"):
-        raise UserError(f"unknown optim.schedule {config.schedule!r}; use constant, cosine or step")
-    if config.name not in ("adam", "adamw", "sgd"):
-        raise UserError(f"unknown optim.name {config.name!r}; use adam, adamw or sgd")
 
 
 def _optimizer(config: OptimConfig, total_steps: int, learning_rate
@@ -282,9 +275,13 @@ def cast_inputs(batch: Batch, dtype) -> Batch:
 
 
 def compute_dtype(name: str):
-    """``"float32"`` -> None (layers keep float32), ``"bfloat16"`` -> ``jnp.bfloat16``."""
-    if name == "float32":
-        return None
-    if name == "bfloat16":
-        return jnp.bfloat16
-    raise UserError(f"unknown train.dtype {name!r}; use float32 or bfloat16")
+    """``"float32"`` -> None (layers keep float32), ``"bfloat16"`` -> ``jnp.bfloat16``.
+
+    ``name`` is a ``train.dtype`` value. A config's is checked when the config is built; this
+    function also takes a plain string (a method written outside mmjax), so it checks it against
+    the same ``Literal``.
+    """
+    valid = field_choices(TrainConfig, "dtype")
+    if name not in valid:
+        raise UserError(f"train.dtype must be one of {', '.join(valid)}; got {name!r}")
+    return None if name == "float32" else getattr(jnp, name)

@@ -21,17 +21,17 @@ dropped input is zero-filled exactly as a missing one.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Annotated, Callable
 
 import jax
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, frozen
+from mmjax.config import FRACTION, ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import Batch, Method
-from mmjax.methods.supervised import (LossFn, any_present, augment_batch, check_dropout,
-                                      fused_loss, fusion_net, make_supervised)
+from mmjax.methods.supervised import (LossFn, any_present, augment_batch, fused_loss, fusion_net,
+                                      make_supervised)
 
 
 @frozen
@@ -71,7 +71,7 @@ class AugmentationConfig(MethodConfig):
     """
 
     name: str = "augmentation"
-    dropout_p: float = 0.3
+    dropout_p: Annotated[float, FRACTION] = 0.3
 
 
 @frozen
@@ -151,7 +151,6 @@ def make_lower_bound(config: ExperimentConfig, spec: DatasetSpec) -> Method:
 def make_augmentation(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     """Concat fusion with modality dropout on every training batch."""
     p = config.method.dropout_p
-    check_dropout(p)
     return make_supervised(
         config, spec, fusion_net(config, spec, fusion="concat"), fused_loss(any_present),
         prepare_fn=lambda batch, key: augment_batch(batch, key, p, spec.modalities))

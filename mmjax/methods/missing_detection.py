@@ -25,17 +25,17 @@ Classification only.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, frozen
+from mmjax.config import FRACTION, ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import Method
-from mmjax.methods.supervised import augment_batch, check_dropout, fusion_net, make_supervised
+from mmjax.methods.supervised import augment_batch, fusion_net, make_supervised
 
 
 @frozen
@@ -49,7 +49,7 @@ class MissingDetectionConfig(MethodConfig):
     """
 
     name: str = "missing_detection"
-    dropout_p: float = 0.3
+    dropout_p: Annotated[float, FRACTION] = 0.3
     dropout_mode: Literal["one", "independent"] = "one"
 
 
@@ -72,7 +72,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     if spec.task != "classification":
         raise UserError(f"missing_detection needs a classification dataset, {spec.name} is "
                         f"{spec.task}")
-    check_dropout(mc.dropout_p)
     modalities, num_classes = spec.modalities, spec.num_classes
 
     def head_logits(aux) -> jax.Array:

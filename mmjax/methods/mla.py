@@ -85,7 +85,7 @@ comparison.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Literal, NamedTuple
+from typing import Annotated, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -93,7 +93,7 @@ import optax
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfig, frozen
+from mmjax.config import POSITIVE, ExperimentConfig, MethodConfig, ModelConfig, OptimConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
@@ -121,9 +121,9 @@ class MlaConfig(MethodConfig):
     """
 
     name: str = "mla"
-    head_dim: int = 128
+    head_dim: Annotated[int, POSITIVE] = 128
     head_projection: Literal["paper", "none"] = "paper"
-    alpha: float = 0.1
+    alpha: Annotated[float, POSITIVE] = 0.1
     alpha_epoch_steps: int = 0
     fusion: Literal["dynamic", "average", "fixed"] = "dynamic"
     fusion_weights: tuple[float, ...] = ()
@@ -312,10 +312,6 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
             raise UserError(f"method.fusion=fixed needs method.fusion_weights with one weight per "
                             f"modality ({spec.num_modalities}); the released ones exist for 2 "
                             f"or 3 modalities only")
-    if mc.alpha <= 0:
-        raise UserError(f"method.alpha must be positive, got {mc.alpha}")
-    if mc.head_dim <= 0:
-        raise UserError(f"method.head_dim must be positive, got {mc.head_dim}")
     if spec.task != "classification":
         raise UserError(f"mla needs a classification dataset (entropy of class probabilities), "
                         f"{spec.name} is {spec.task}")

@@ -68,7 +68,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +77,7 @@ import optax
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import POSITIVE, ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
@@ -111,8 +111,8 @@ class MminConfig(MethodConfig):
     """
 
     name: str = "mmin"
-    ae_layers: tuple[int, ...] = (256, 128, 64)
-    ae_blocks: int = 5
+    ae_layers: Annotated[tuple[int, ...], POSITIVE] = (256, 128, 64)
+    ae_blocks: Annotated[int, POSITIVE] = 5
     ce_weight: float = 1.0
     mse_weight: float = 4.0
     cycle_weight: float = 2.0
@@ -133,8 +133,8 @@ class CraConfig(MethodConfig):
     """
 
     name: str = "cra"
-    ae_layers: tuple[int, ...] = (256, 128, 64)
-    ae_blocks: int = 5
+    ae_layers: Annotated[tuple[int, ...], POSITIVE] = (256, 128, 64)
+    ae_blocks: Annotated[int, POSITIVE] = 5
     mse_weight: float = 1.0
 
 
@@ -237,8 +237,8 @@ def moving(tx: optax.GradientTransformation, teacher: bool) -> optax.GradientTra
 def _check_common(name: str, mc, spec: DatasetSpec) -> None:
     if spec.num_modalities < 2:
         raise UserError(f"{name} needs at least two modalities (it imagines missing ones)")
-    if mc.ae_blocks < 1 or not mc.ae_layers or min(mc.ae_layers) < 1:
-        raise UserError("method.ae_blocks must be >= 1 and method.ae_layers positive widths")
+    if not mc.ae_layers:  # its widths' range is declared on the config class, not its length
+        raise UserError("method.ae_layers must name at least one width")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import (NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig, ModelConfig,
+                          frozen)
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
@@ -76,13 +78,13 @@ class MvaeConfig(MethodConfig):
     """
 
     name: str = "mvae"
-    latent_dim: int = 64
-    decoder_hidden: int = 256
+    latent_dim: Annotated[int, POSITIVE] = 64
+    decoder_hidden: Annotated[int, POSITIVE] = 256
     vae_steps: int = 600
-    num_random_subsets: int = 1
-    kl_weight: float = 1.0
-    kl_annealing_steps: int = 0
-    probe_lr: float = 1e-2
+    num_random_subsets: Annotated[int, NON_NEGATIVE] = 1
+    kl_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    kl_annealing_steps: Annotated[int, NON_NEGATIVE] = 0
+    probe_lr: Annotated[float, NON_NEGATIVE] = 1e-2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,12 +185,6 @@ def check_config(config: ExperimentConfig) -> None:
     if not 0 < mc.vae_steps <= config.train.steps:
         raise UserError(f"method.vae_steps={mc.vae_steps} must lie in [1, train.steps="
                         f"{config.train.steps}]")
-    if mc.latent_dim < 1 or mc.decoder_hidden < 1 or mc.num_random_subsets < 0:
-        raise UserError("method.latent_dim and method.decoder_hidden must be >= 1, "
-                        "method.num_random_subsets >= 0")
-    if mc.kl_weight < 0 or mc.kl_annealing_steps < 0 or mc.probe_lr < 0:
-        raise UserError("method.kl_weight, method.kl_annealing_steps and method.probe_lr must "
-                        "be >= 0")
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:

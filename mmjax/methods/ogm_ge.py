@@ -43,14 +43,14 @@ Scores average over the samples that have the modality, so missing data does not
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import NON_NEGATIVE, ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
@@ -78,11 +78,11 @@ class OgmGeConfig(MethodConfig):
 
     name: str = "ogm_ge"
     head_dim: int = 128
-    alpha: float = 0.5
+    alpha: Annotated[float, NON_NEGATIVE] = 0.5
     ge: bool = True
     modulation_start: int = 0
     modulation_end: int = -1
-    modulation_epoch_steps: int = 0
+    modulation_epoch_steps: Annotated[int, NON_NEGATIVE] = 0
     modulate: Literal["weights", "conv"] = "weights"
 
 
@@ -166,10 +166,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         raise UserError(f"ogm_ge needs a classification dataset, {spec.name} is {spec.task}")
     if spec.num_modalities < 2:
         raise UserError("ogm_ge needs at least two modalities")
-    if mc.alpha < 0:
-        raise UserError(f"method.alpha must be >= 0, got {mc.alpha}")
-    if mc.modulation_epoch_steps < 0:
-        raise UserError("method.modulation_epoch_steps must be >= 0")
     modalities = spec.modalities
     epoch = mc.modulation_epoch_steps
     if epoch:

@@ -46,14 +46,15 @@ accumulation over 24 batches, which mmjax does not do.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, OptimConfig, frozen
+from mmjax.config import (NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig, ModelConfig,
+                          OptimConfig, frozen)
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
@@ -76,9 +77,9 @@ class QmfConfig(MethodConfig):
 
     name: str = "qmf"
     head_dim: int = 128
-    temperature: float = 10.0
-    rank_weight: float = 1.0
-    history_size: int = 65536
+    temperature: Annotated[float, POSITIVE] = 10.0
+    rank_weight: Annotated[float, NON_NEGATIVE] = 1.0
+    history_size: Annotated[int, POSITIVE] = 65536
     history_norm: Literal["minmax", "none"] = "minmax"
 
 
@@ -177,9 +178,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     mc = config.method
     if spec.task != "classification":
         raise UserError(f"qmf needs a classification dataset, {spec.name} is {spec.task}")
-    if mc.temperature <= 0 or mc.history_size <= 0 or mc.rank_weight < 0:
-        raise UserError("method.temperature and method.history_size must be positive, "
-                        "method.rank_weight >= 0")
     modalities = spec.modalities
     dtype = compute_dtype(config.train.dtype)
     model = NNXModel(lambda rngs: LateHeadsNet(spec, config.model, mc.head_dim, dtype=dtype,

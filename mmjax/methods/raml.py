@@ -60,7 +60,7 @@ Where the paper is silent (our choices, documented):
 from __future__ import annotations
 
 import typing
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +68,7 @@ import numpy as np
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
@@ -105,15 +105,15 @@ class RamlConfig(MethodConfig):
     """
 
     name: str = "raml"
-    latent_dim: int = 128
-    lambda_unimodal: float = 1.0
-    lambda_sparsity: float = 0.01
+    latent_dim: Annotated[int, POSITIVE] = 128
+    lambda_unimodal: Annotated[float, NON_NEGATIVE] = 1.0
+    lambda_sparsity: Annotated[float, NON_NEGATIVE] = 0.01
     weighting: Weighting = "adaptive"
     shared_predictor: bool = True
     augment: Augment = "all_patterns"
     num_patterns: int = 3
     unimodal_loss: Literal["all", "present"] = "all"
-    predictor_hidden: int = 0
+    predictor_hidden: Annotated[int, NON_NEGATIVE] = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,10 +260,6 @@ def check_config(config: ExperimentConfig) -> None:
     mc = config.method
     if mc.augment == "sampled" and mc.num_patterns < 1:
         raise UserError(f"method.num_patterns must be >= 1, got {mc.num_patterns}")
-    if mc.latent_dim < 1 or mc.predictor_hidden < 0:
-        raise UserError("method.latent_dim must be >= 1 and method.predictor_hidden >= 0")
-    if mc.lambda_unimodal < 0 or mc.lambda_sparsity < 0:
-        raise UserError("method.lambda_unimodal and method.lambda_sparsity must be >= 0")
 
 
 def raml_net(config: ExperimentConfig, spec: DatasetSpec) -> NNXModel:

@@ -85,14 +85,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import (NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig, ModelConfig,
+                          Range, frozen)
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
@@ -142,31 +143,31 @@ class RedCoreConfig(MethodConfig):
     """
 
     name: str = "redcore"
-    latent_dim: int = 128
+    latent_dim: Annotated[int, POSITIVE] = 128
     xenc_layers: tuple[int, ...] = (128, 64, 32)
-    xenc_blocks: int = 5
+    xenc_blocks: Annotated[int, POSITIVE] = 5
     gamma: float = 0.008
     gamma_on: Literal["kl", "ce"] = "kl"
     unimodal_ce: bool = True
     regulate: bool = True
-    beta: float = 0.7
-    every: int = 3
+    beta: Annotated[float, Range(0, 1, low_open=True)] = 0.7
+    every: Annotated[int, POSITIVE] = 3
     alpha: float = 0.1
     xi1: float = 0.015
     xi2: float = 0.15
     projection: Literal["exact", "clamp_normalize"] = "exact"  # redcore_projection.PROJECTIONS
     alpha_schedule: Literal["constant", "released"] = "constant"
     alpha_growth: float = 1.5
-    alpha_every: int = 500
+    alpha_every: Annotated[int, POSITIVE] = 500
     test_latent: Literal["mean", "sample"] = "mean"
     eta_init: Literal["gamma1", "released"] = "gamma1"
     mal_init: Literal["first", "zero"] = "first"
     xenc_slope: float = 0.2
     xenc_latent_act: bool = True
-    cls_layers: tuple[int, ...] = ()
+    cls_layers: Annotated[tuple[int, ...], POSITIVE] = ()
     missing_latent: Literal["zero", "encoded"] = "zero"
     transformer: Literal["paper", "released"] = "paper"
-    clip_per_network: float = 0.0
+    clip_per_network: Annotated[float, NON_NEGATIVE] = 0.0
 
 
 def released(config: ExperimentConfig) -> ExperimentConfig:
@@ -191,12 +192,6 @@ def check_config(mc: RedCoreConfig, spec: DatasetSpec) -> None:
         raise UserError("redcore needs at least two modalities (cross-modal encoders)")
     if spec.task != "classification":
         raise UserError(f"redcore supports classification datasets, {spec.name} is {spec.task}")
-    if mc.every < 1 or mc.alpha_every < 1 or mc.xenc_blocks < 1 or mc.latent_dim < 1:
-        raise UserError("method.every, alpha_every, xenc_blocks and latent_dim must be >= 1")
-    if mc.clip_per_network < 0 or any(w < 1 for w in mc.cls_layers):
-        raise UserError("method.clip_per_network must be >= 0 and method.cls_layers >= 1")
-    if not 0.0 < mc.beta <= 1.0:
-        raise UserError(f"method.beta must lie in (0, 1] (eq. 10), got {mc.beta}")
     check_constraints(spec.num_modalities, mc.xi1, mc.xi2)
 
 

@@ -105,7 +105,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar, Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -113,7 +113,8 @@ import optax
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import (NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig, ModelConfig,
+                          frozen)
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods import smil_priors
@@ -159,25 +160,25 @@ class SmilConfig(MethodConfig):
 
     requires: ClassVar[tuple[str, ...]] = ("paired_data",)  # mmjax.config.REQUIREMENTS
     name: str = "smil"
-    phase1_steps: int = 200
-    phase2_steps: int = 100
-    num_priors: int = 10
+    phase1_steps: Annotated[int, NON_NEGATIVE] = 200
+    phase2_steps: Annotated[int, NON_NEGATIVE] = 100
+    num_priors: Annotated[int, POSITIVE] = 10
     priors: Literal["kmeans", "pca"] = "kmeans"
-    kmeans_iters: int = 50
+    kmeans_iters: Annotated[int, POSITIVE] = 50
     reconstruction: Literal["paper", "released", "direct"] = "paper"
     regularization: Literal["additive", "multiplicative", "none"] = "additive"
     reg_sigma: Literal["learned", "fixed"] = "learned"
     fixed_gaussian: bool = False
     deterministic: bool = False
-    inner_steps: int = 1
+    inner_steps: Annotated[int, POSITIVE] = 1
     inner_lr: float = 1e-3
-    inner_lr_decay_every: int = 0
+    inner_lr_decay_every: Annotated[int, NON_NEGATIVE] = 0
     first_order: bool = False
-    mc_samples: int = 1
+    mc_samples: Annotated[int, POSITIVE] = 1
     kl_weight: float = 1e-3
     outer_loss: Literal["paper", "released"] = "paper"
     outer_incomplete_term: bool = True
-    memory_size: int = 1024
+    memory_size: Annotated[int, POSITIVE] = 1024
     pos_weight: float = 1.0
     meta_optimizer: Literal["config", "released"] = "config"
 
@@ -424,12 +425,6 @@ def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
     if spec.num_modalities != 2:
         raise UserError(f"smil needs exactly two modalities, {spec.name} has "
                         f"{spec.num_modalities}; pick two with data.views")
-    for field in ("phase1_steps", "phase2_steps", "inner_lr_decay_every"):
-        if getattr(mc, field) < 0:
-            raise UserError(f"method.{field} must be >= 0, got {getattr(mc, field)}")
-    for field in ("num_priors", "inner_steps", "mc_samples", "memory_size", "kmeans_iters"):
-        if getattr(mc, field) <= 0:
-            raise UserError(f"method.{field} must be positive, got {getattr(mc, field)}")
     losses.check_pos_weight(mc.pos_weight, spec.task, spec.name)
     if mc.phase1_steps + mc.phase2_steps > config.train.steps:
         raise UserError(f"method.phase1_steps + phase2_steps = "

@@ -10,8 +10,8 @@ never from another paper's module.
 - ``make_supervised``: a one-phase ``Method`` training a model on a loss rule (the baselines,
   FiLM, gated fusion, missing detection, UME-MMA's naive baseline); ``initializer`` and
   ``predictor`` are its ``init`` and ``predict``, used by other methods too.
-- loss rules and batch changes: ``fused_loss``, ``augment_batch`` (UME-MMA's modality dropout),
-  ``check_dropout``; ``fusion_net``: ``MultimodalNet`` as pure functions.
+- loss rules and batch changes: ``fused_loss``, ``augment_batch`` (UME-MMA's modality dropout);
+  ``fusion_net``: ``MultimodalNet`` as pure functions.
 """
 
 from __future__ import annotations
@@ -188,10 +188,3 @@ def augment_batch(batch: Batch, key: jax.Array, p, modalities: tuple[str, ...],
     present = missing.augmentation_dropout(key, batch["present"], p, mode=mode)
     return {**batch, "present": present,
             "inputs": missing.apply(batch["inputs"], present, modalities)}
-
-
-def check_dropout(p: float) -> None:
-    """``UserError`` unless ``method.dropout_p`` is a rate (``method.dropout_mode`` is a switch
-    that its config class checks)."""
-    missing.check_rate("method.dropout_p", p)
-

@@ -52,13 +52,14 @@ ETMC: ResNet-18 encoders) are not.
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, ModelConfig, frozen
+from mmjax.config import NON_NEGATIVE, ExperimentConfig, MethodConfig, ModelConfig, frozen
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
@@ -85,9 +86,9 @@ class TmcConfig(MethodConfig):
 
     name: str = "tmc"
     pseudo_view: bool = False
-    annealing_steps: int = 0
-    annealing_epoch_steps: int = 0
-    annealing_offset: int = 0
+    annealing_steps: Annotated[int, NON_NEGATIVE] = 0
+    annealing_epoch_steps: Annotated[int, NON_NEGATIVE] = 0
+    annealing_offset: Annotated[int, NON_NEGATIVE] = 0
 
 
 @frozen
@@ -222,10 +223,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     mc = config.method
     if spec.task != "classification":
         raise UserError(f"{mc.name} needs a classification dataset, {spec.name} is {spec.task}")
-    if mc.annealing_steps < 0:
-        raise UserError(f"method.annealing_steps must be >= 0, got {mc.annealing_steps}")
-    if mc.annealing_epoch_steps < 0 or mc.annealing_offset < 0:
-        raise UserError("method.annealing_epoch_steps and method.annealing_offset must be >= 0")
     annealing_steps = mc.annealing_steps or max(config.train.steps // 10, 1)
     unit = mc.annealing_epoch_steps or 1
     dtype = compute_dtype(config.train.dtype)

@@ -49,20 +49,19 @@ same ensemble model trained on L2 from step 0 without augmentation; it equals ``
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 
 from mmjax import losses
-from mmjax.config import ExperimentConfig, MethodConfig, frozen
+from mmjax.config import FRACTION, POSITIVE, ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
                                 compute_dtype, make_optimizer, step_keys)
-from mmjax.methods.supervised import (any_present, augment_batch, check_dropout, fused_loss,
-                                      fusion_net, gradient_step, initializer, make_supervised,
-                                      predictor)
+from mmjax.methods.supervised import (any_present, augment_batch, fused_loss, fusion_net,
+                                      gradient_step, initializer, make_supervised, predictor)
 
 
 @frozen
@@ -87,8 +86,8 @@ class UmeMmaConfig(MethodConfig):
 
     name: str = "ume_mma"
     phase1_steps: int = 600
-    phase2_lr: float = 1e-4
-    dropout_p: float = 0.3
+    phase2_lr: Annotated[float, POSITIVE] = 1e-4
+    dropout_p: Annotated[float, FRACTION] = 0.3
     dropout_mode: Literal["one", "independent"] = "one"
     pretrain: bool = True
     augment: bool = True
@@ -115,15 +114,12 @@ def _keep_encoders(old, new):
 def check_config(config: ExperimentConfig) -> None:
     """``UserError`` for switches that cannot run."""
     mc = config.method
-    check_dropout(mc.dropout_p)
     if mc.pretrain and not 0 <= mc.phase1_steps <= config.train.steps:
         raise UserError(f"method.phase1_steps={mc.phase1_steps} must lie in [0, train.steps="
                         f"{config.train.steps}]")
     if mc.freeze_encoders and not mc.pretrain:
         raise UserError("method.freeze_encoders=True needs method.pretrain=True (frozen random "
                         "encoders)")
-    if mc.phase2_lr <= 0:
-        raise UserError(f"method.phase2_lr must be positive, got {mc.phase2_lr}")
 
 
 def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
