@@ -289,7 +289,8 @@ def file_stem(protocol: str, split: str) -> str:
 
 
 def to_markdown(result: dict, metrics: tuple[str, ...] | None = None) -> str:
-    """A markdown table: one row per condition plus the average, ``mean ± std`` cells."""
+    """A markdown table: one row per condition plus the average, ``mean ± std`` cells (the mean
+    alone for one seed: its std of 0 is not a spread)."""
     first = next(iter(result["subsets"].values()))
     metrics = metrics or tuple(first)
     header = f"| {result['protocol']} | " + " | ".join(metrics) + " |"
@@ -299,12 +300,14 @@ def to_markdown(result: dict, metrics: tuple[str, ...] | None = None) -> str:
                       if x)
     lines = [f"**{result['method']}** on **{result['dataset']}**"
              + (f" ({where})" if where else "")
-             + f", {result['num_seeds']} seed(s), mean ± std", "", header,
+             + (f", {n} seeds, mean ± std" if (n := result["num_seeds"]) > 1 else ", 1 seed"),
+             "", header,
              "|" + "---|" * (len(metrics) + 1)]
     rows = [(n, result["subsets"][n], result["std"]["subsets"][n]) for n in result["subsets"]]
     rows.append(("average", result["average"], result["std"]["average"]))
     for name, mean, std in rows:
-        cells = " | ".join(f"{mean[k]:.4f} ± {std[k]:.4f}" for k in metrics)
+        cells = " | ".join(f"{mean[k]:.4f}" + (f" ± {std[k]:.4f}" if n > 1 else "")
+                           for k in metrics)
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines) + "\n"
 

@@ -244,6 +244,18 @@ def test_train_writes_the_workdir_layout(finished_run):
     assert (workdir / "eval.md").read_text() == evaluate.to_markdown(result)
 
 
+def test_one_seed_tables_show_the_mean_alone(finished_run):
+    """A one-seed run's table has no ``± 0.0000`` (a std of one value is not a spread); with two
+    seeds every cell is ``mean ± std``."""
+    workdir, stdout = finished_run
+    result = json.loads((workdir / "eval.json").read_text())
+    assert result["num_seeds"] == 1 and "±" not in stdout and ", 1 seed" in stdout
+    two = {**result, "num_seeds": 2}
+    table = evaluate.to_markdown(two, HEADLINE)
+    mean, std = result["average"]["accuracy"], result["std"]["average"]["accuracy"]
+    assert f"| average | {mean:.4f} ± {std:.4f} |" in table and "2 seeds, mean ± std" in table
+
+
 def test_resume_with_a_different_config_is_refused(capsys, finished_run):
     """Re-running a workdir with another --set: exit 2 naming the differing key; nothing written."""
     workdir, _ = finished_run
