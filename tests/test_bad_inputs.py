@@ -238,6 +238,7 @@ def test_unwritable_places_are_one_line(capsys, tmp_path, monkeypatch):
 def test_damaged_dataset_cache_names_the_rebuild_command(capsys, tmp_path, monkeypatch):
     """A truncated array_record in the cache: one line with the command that rebuilds it."""
     cache = pathlib.Path(os.environ["MMJAX_DATA_DIR"])
+    data_lib.build("mfeat")  # the copied cache must exist whichever test ran first
     copy = tmp_path / "data"
     shutil.copytree(cache / "tfds" / "mmjax_mfeat", copy / "tfds" / "mmjax_mfeat")
     record = next((copy / "tfds" / "mmjax_mfeat").rglob("mmjax_mfeat-train.array_record*"))
