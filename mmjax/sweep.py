@@ -32,8 +32,10 @@ each replica has its slot's seed, training mask and traced values (``train.Repli
 trains and evaluates exactly as its point alone (tests/test_sweep.py, tests/test_replicas.py:
 identical evaluations, the learning rate kept in the optimiser state). A run of one slot trains
 in the slot's folder; a packed run of several trains under ``DIR/packed-runs/`` (its
-``replicas.json`` and ``eval-replicas.json`` there) and then writes each slot's ``config.json``
-and its slice of the evaluation (``evaluate.select_replicas``) into the slot's folder. On N
+``replicas.json``, ``eval-replicas.json`` and ``metrics-replicas.jsonl``, each log column a list
+of the replicas' values, there) and then writes each slot's ``config.json``, its learning curves
+(``metrics.jsonl``: its replicas' mean, ``slot_log``) and its slice of the evaluation
+(``evaluate.select_replicas``) into the slot's folder. On N
 devices the replicas are spread over them (``mmjax.parallel``: the replica mesh axis); with
 ``train.distributed`` every process runs the same command, trains its share of each run's
 replicas, and process 0 writes the files. Every run trains in this one process, so imports are
@@ -560,15 +562,19 @@ def _say(line: str) -> None:
 
 
 def write_slots(r: Run, directory: pathlib.Path, result: dict) -> None:
-    """Each slot of the packed run ``r``: its ``config.json`` (as its run alone has it), then
-    its ``eval.json``/``eval.md``, the run's ``result`` restricted to its replicas
-    (``evaluate.select_replicas``: what that run alone reports). Process 0 only."""
+    """Each slot of the packed run ``r``: its ``config.json`` (as its run alone has it), its
+    ``metrics.jsonl`` (``slot_log``), then its ``eval.json``/``eval.md``, the run's ``result``
+    restricted to its replicas (``evaluate.select_replicas``: what that run alone reports).
+    Process 0 only."""
     from mmjax import evaluate
     from mmjax import train as train_lib
     from mmjax.log import write_atomic
 
     if not _is_writer():
         return
+    per_replica = directory / r.dir / train_lib.PER_REPLICA_LOG
+    rows = ([json.loads(line) for line in per_replica.read_text().splitlines()]
+            if per_replica.is_file() else [])
     for slot, offset in zip(r.slots, r.offsets()):
         workdir = directory / slot.dir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -576,7 +582,21 @@ def write_slots(r: Run, directory: pathlib.Path, result: dict) -> None:
         if not (workdir / "config.json").is_file():
             write_atomic(workdir / "config.json", text)
         picked = range(offset, offset + slot.config.train.num_seeds)
+        write_atomic(workdir / "metrics.jsonl", slot_log(rows, picked))
         evaluate.write(workdir, "eval", evaluate.select_replicas(result, picked))
+
+
+def slot_log(rows: list[dict], picked: range) -> str:
+    """A slot's ``metrics.jsonl`` from its packed run's per-replica rows: each column averaged
+    over the slot's replicas in float32, as the slot's run alone averages its seeds (the same
+    values: each replica trains as its point alone). The run's ``steps_per_sec`` is not a
+    slot's, so it is left out."""
+    out = []
+    for row in rows:
+        values = {k: float(np.asarray(v, np.float32)[picked.start:picked.stop].mean())
+                  for k, v in row.items() if k != "step"}
+        out.append(json.dumps({"step": row["step"], **values}) + "\n")
+    return "".join(out)
 
 
 def execute(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets,

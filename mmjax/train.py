@@ -897,24 +897,38 @@ def _path_name(path) -> str:
     return "/".join(p for p in parts if p != "value")
 
 
+PER_REPLICA_LOG = "metrics-replicas.jsonl"  # a packed run's log rows, one value per replica
+
+
 class _Writers:
     """The log rows' destinations: ``metrics.jsonl`` and, with ``train.tensorboard``, the
-    TensorBoard event files (both cut back to ``resume_step``)."""
+    TensorBoard event files; for a run of replicas other than its config's own (a packed sweep
+    run), also ``metrics-replicas.jsonl``, each column a list of the replicas' values, from
+    which ``mmjax sweep`` writes each point's own ``metrics.jsonl``. All cut back to
+    ``resume_step``."""
 
-    def __init__(self, workdir: pathlib.Path, config: ExperimentConfig, resume_step: int | None):
+    def __init__(self, workdir: pathlib.Path, config: ExperimentConfig, resume_step: int | None,
+                 per_replica: bool):
         self._all = [MetricsWriter(workdir / "metrics.jsonl", resume_step=resume_step)]
         if config.train.tensorboard:
             self._all.append(log.TensorBoardWriter(workdir / "tensorboard", resume_step))
+        self._replicas = (MetricsWriter(workdir / PER_REPLICA_LOG, resume_step=resume_step)
+                          if per_replica else None)
 
-    def write(self, step: int, row: dict) -> None:
-        """One row to every writer."""
+    def write(self, step: int, row: dict, metrics: dict | None = None) -> None:
+        """One row to every writer; ``metrics`` (the call's ``[steps, replicas]`` arrays) gives
+        the per-replica row, the call's last step."""
         for writer in self._all:
             writer.write(step, row)
+        if self._replicas is not None and metrics is not None:
+            self._replicas.write(step, {k: np.asarray(v[-1]).tolist() for k, v in metrics.items()})
 
     def close(self) -> None:
         """Closes every writer."""
         for writer in self._all:
             writer.close()
+        if self._replicas is not None:
+            self._replicas.close()
 
 
 def run(s: Setup, workdir: pathlib.Path):
@@ -941,7 +955,8 @@ def run(s: Setup, workdir: pathlib.Path):
         # The best value so far, from the log the resumed run keeps (read by every process).
         _, best = (sel.best_of(log.read_rows(workdir / "metrics.jsonl", start))
                    if sel.split is not None else (None, None))
-        writers = _Writers(workdir, s.config, start)
+        writers = _Writers(workdir, s.config, start,
+                           per_replica=evaluation_stem(s.config, s.replicas) == PACKED_EVAL)
     except BaseException:
         ckpt.close()
         if best_ckpt is not None:
@@ -966,8 +981,9 @@ def run(s: Setup, workdir: pathlib.Path):
                 check_finite(metrics, step)
                 step += length
                 bar.update(length, float(metrics["loss"][-1].mean()))
-                row = {}
+                row, logged = {}, None
                 if step % t.log_every == 0:
+                    logged = metrics
                     toc = time.perf_counter()
                     # The last step of the call, averaged over seed replicas.
                     row = {k: float(v[-1].mean()) for k, v in metrics.items()}
@@ -985,7 +1001,7 @@ def run(s: Setup, workdir: pathlib.Path):
                         best_ckpt.save(step, states)
                     eval_seconds += time.perf_counter() - eval_tic
                 if row:
-                    writers.write(step, row)
+                    writers.write(step, row, logged)
                 # A signal to any process stops all of them after this call (multi-host: they
                 # save the checkpoint together, and none waits for the others in a collective).
                 signum = parallel.any_process(stop.signum or 0)

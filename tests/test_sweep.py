@@ -302,6 +302,38 @@ def test_each_replica_equals_its_point_trained_alone(grid):
     assert not np.allclose(_losses(alone[RATES[0], 0]), _losses(alone[RATES[1], 0]))
 
 
+def _rows(path: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_each_point_logs_its_own_curve(grid):
+    """The packed run logs every replica's values (``metrics-replicas.jsonl``), each its point's
+    run alone: the loss exactly; grad_norm and param_norm, sums of squares over every parameter
+    that the batched program reduces in another order, to 1e-6 relative (~log2 of their 10^4
+    terms times float32's 2^-24). Each point's folder gets its ``metrics.jsonl``: its replicas'
+    float32 mean, as a run of 2 seeds logs it (every column but the packed run's steps_per_sec)."""
+    workdir, alone = grid["workdir"], grid["alone"]
+    run = _json(workdir / "sweep.json")["runs"][-1]
+    packed = _rows(workdir / run["dir"] / "metrics-replicas.jsonl")
+    for j, slot in enumerate(run["slots"]):
+        rate = json.dumps(_json(workdir / slot / "config.json")["missing"]["rates"])
+        seeds = [_rows(alone[rate.replace(" ", ""), seed] / "metrics.jsonl") for seed in (0, 1)]
+        point = _rows(workdir / slot / "metrics.jsonl")
+        assert [r["step"] for r in point] == [r["step"] for r in packed] == [
+            r["step"] for r in seeds[0]] == [5, 10]
+        for seed in (0, 1):
+            for many, own in zip(packed, seeds[seed]):
+                assert set(many) == set(own) - {"steps_per_sec"}
+                assert many["loss"][2 * j + seed] == own["loss"]
+                for k in ("grad_norm", "param_norm"):
+                    np.testing.assert_allclose(many[k][2 * j + seed], own[k], rtol=1e-6)
+        for row, many in zip(point, packed):
+            assert set(row) == set(many)
+            for k in set(row) - {"step"}:
+                assert row[k] == float(np.asarray(many[k][2 * j:2 * j + 2], np.float32).mean())
+
+
 def test_report_reads_each_point_folder_once(grid):
     """``mmjax report DIR`` finds the 4 point folders (2 seeds each), not the packed runs."""
     from mmjax import report
