@@ -209,3 +209,58 @@ def test_learning_rate_as_state_gives_the_same_updates(optim):
     assert float(state.hyperparams["learning_rate"]) == np.float32(optim.lr)
     for a, b in zip(want, got):
         jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+# ----------------------------------------------------------------------------------------------
+# A method's loss weight as a traced field: RedCore's gamma (RedCoreConfig.traceable).
+# ----------------------------------------------------------------------------------------------
+
+REDCORE = str(ROOT / "configs" / "mfeat" / "redcore.py") + ":quick"
+REDCORE_SMALL = ["data.views=fou,kar,zer", "missing.protocol=independent",
+                 "missing.rates=[0.5,0.3,0.2]", "method.latent_dim=16", "method.xenc_layers=16,8",
+                 "method.xenc_blocks=2", "train.steps=10", "train.steps_per_call=5",
+                 "train.log_every=5", "train.checkpoint_every=10", "train.unroll=1",
+                 "train.vmap_seeds=true", "train.num_seeds=2"]
+GAMMAS = (train.Replica(0, MissingConfig("independent", rates=(0.5, 0.3, 0.2)),
+                        (("method.gamma", 0.008),)),
+          train.Replica(0, MissingConfig("independent", rates=(0.5, 0.3, 0.2)),
+                        (("method.gamma", 2.0),)))
+
+
+@pytest.mark.slow
+def test_redcore_gamma_packs_into_one_program_and_each_replica_trains_as_alone(tmp_path):
+    """Two replicas of one seed and mask that differ only in RedCore's gamma (eq. 3's VIB
+    weight): the packed step is traced once, the state holds each replica's gamma, and each
+    replica's evaluation equals the run with that gamma alone (a Python float there, as in every
+    single run) and its logged loss to float32 rounding; the two gammas give different models."""
+    config = config_lib.override(config_lib.load(REDCORE), REDCORE_SMALL)
+    real_make, traces = methods.make, []
+
+    def counted(*args, **kwargs):
+        method = real_make(*args, **kwargs)
+
+        def step(state, batch, _step=method.phases[0].step):
+            traces.append(1)
+            return _step(state, batch)
+
+        return method._replace(phases=(method.phases[0]._replace(
+            step=chex.assert_max_traces(step, n=1)),))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(methods, "make", counted)
+        result = train.train(config, tmp_path / "packed", replicas=GAMMAS)
+    assert len(traces) == 1
+    s = train.setup(config, replicas=GAMMAS)
+    states = train.restore_states(s, tmp_path / "packed")
+    np.testing.assert_array_equal(states.extra["gamma"], np.float32([0.008, 2.0]))
+    packed_losses = [json.loads(line)["loss"] for line in
+                     (tmp_path / "packed" / train.PER_REPLICA_LOG).read_text().splitlines()]
+    for k, r in enumerate(GAMMAS):
+        alone = tmp_path / f"alone-{k}"
+        single = train.train(train.replica_config(config, r), alone)
+        assert "gamma" not in train.restore_states(
+            train.setup(train.replica_config(config, r)), alone).extra
+        assert evaluate.select_replicas(result, [k]) == {**single, "num_seeds": 1}
+        # The batched program sums the loss's terms in another order: float32 rounding.
+        np.testing.assert_allclose([row[k] for row in packed_losses], _losses(alone), rtol=2e-7)
+    assert result["seeds"]["average"]["accuracy"][0] != result["seeds"]["average"]["accuracy"][1]

@@ -26,7 +26,8 @@ Algorithm (one jitted ``train_step``; M modalities, p[b, m] = present)::
 Algorithm 1 computes r(theta_{sK}) and updates eta *before* the K parameter updates of block s;
 here the step computes the losses once, updates MAL and (when step % K == 0) eta from them, and
 differentiates L with the new eta (stop-gradient: eta is the upper-level variable). Every-K is
-arithmetic on ``state.step`` (``jnp.where``), eta and MAL live in ``state.extra``.
+arithmetic on ``state.step`` (``jnp.where``), eta and MAL live in ``state.extra``; so does
+gamma when ``mmjax sweep`` packs points that differ in it (``traceable``), each replica its own.
 
 Ablations (paper, "Ablation Studies", Table 2), as switches of the one registry name ``redcore``:
 ``regulate=False`` is *Core* (eta fixed and equal, eta_m = xi2 / sqrt(M), on Gamma_1);
@@ -85,7 +86,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -96,8 +97,8 @@ from mmjax.config import (NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig
                           Range, frozen)
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
-from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs, compute_dtype,
-                                init_state, make_optimizer, one_phase, step_keys)
+from mmjax.methods.base import (TRACED, Batch, Method, NNXModel, TrainState, cast_inputs,
+                                compute_dtype, init_state, make_optimizer, one_phase, step_keys)
 from mmjax.methods.redcore_projection import (check_constraints, moving_average,
                                               relative_advantage, update_eta)
 from mmjax.methods.supervised import gradient_step
@@ -146,6 +147,8 @@ class RedCoreConfig(MethodConfig):
     latent_dim: Annotated[int, POSITIVE] = 128
     xenc_layers: tuple[int, ...] = (128, 64, 32)
     xenc_blocks: Annotated[int, POSITIVE] = 5
+    # A sweep over gamma packs into one program: the step reads it from the state when traced.
+    traceable: ClassVar[tuple[str, ...]] = ("gamma",)
     gamma: float = 0.008
     gamma_on: Literal["kl", "ce"] = "kl"
     unimodal_ce: bool = True
@@ -423,9 +426,15 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
     mods = spec.modalities
     num = len(mods)
 
+    # Under a sweep that packs gamma (``TRACED``), each replica's gamma is state, set by its own
+    # config's init; otherwise the Python float (single runs' programs are unchanged).
+    traced_gamma = "method.gamma" in TRACED.get()
+
     def init(key: jax.Array, batch: Batch) -> TrainState:
         del batch  # shapes come from the spec
         extra = {"eta": initial_eta(mc, num), "mal": jnp.zeros((num,), jnp.float32)}
+        if traced_gamma:
+            extra["gamma"] = jnp.float32(mc.gamma)
         return init_state(model, key, tx.init, extra=extra)
 
     def objective(params, state: TrainState, batch: Batch, keys: dict):
@@ -443,10 +452,12 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         mse = jnp.stack([masked_mse(out["zbar"][c], out["zhat"][c], present[:, c])
                          for c in range(num)])
         ce_sum = ce_joint + (ce.sum() if mc.unimodal_ce else 0.0)
-        vib = (ce_sum + mc.gamma * kl.sum() if mc.gamma_on == "kl"
-               else kl.sum() + mc.gamma * ce_sum)
+        gamma = state.extra["gamma"] if traced_gamma else mc.gamma
+        vib = (ce_sum + gamma * kl.sum() if mc.gamma_on == "kl"
+               else kl.sum() + gamma * ce_sum)
         extra, ra = regulate(mc, state.extra, jax.lax.stop_gradient(mse), present.any(0),
                              state.step)
+        extra = {**state.extra, **extra}  # a traced gamma rides along unchanged
         loss = vib + jnp.sum(jax.lax.stop_gradient(extra["eta"]) * mse)
         metrics = {"ce_joint": ce_joint, "vib": vib, "ra_spread": ra.max() - ra.min()}
         for c, mod in enumerate(mods):
