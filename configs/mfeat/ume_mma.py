@@ -8,8 +8,8 @@ Pre-Training), method.freeze_encoders=True (Freeze Encs), method.dropout_p=0.1 (
 Phase 1 has as many steps as the other baselines' whole run (the uni-modal models are trained as
 long as the lower bound); the paper does not give phase 2's length.
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
-experiments/ume_mma/results.md).
+Expected on the views fac and kar (--set data.views=fac,kar; experiments/ume_mma, 5 seeds):
+test accuracy fac+kar 97.85 ± 0.14, fac alone 97.35 ± 0.14, kar alone 96.60 ± 0.55 (%).
 """
 
 from mmjax.methods.ume_mma import UmeMmaConfig
