@@ -45,6 +45,25 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def imb_run(runs: pathlib.Path, a: str, name: str) -> pathlib.Path:
+    """The folder of method ``name`` at assignment ``a`` in the ``imb`` sweep (its seeds' slot,
+    ``<name>/missing.rates-0.8_0.2_0.5/train.seed-0..4``); a missing one if it has not run."""
+    return _slot(runs / "imb_mfeat" / name / ("missing.rates-" + "_".join(str(RATE[c])
+                                                                            for c in a)))
+
+
+def _slot(point: pathlib.Path) -> pathlib.Path:
+    """The one ``train.seed-*`` folder of a sweep point (``point`` itself if there is none)."""
+    found = sorted(point.glob("train.seed-*"))
+    return found[0] if found else point
+
+
+def seeds(runs: pathlib.Path) -> int | str:
+    """The seed replicas of the imb sweep's RedCore runs ("?" before any has finished)."""
+    result = report.load_result(imb_run(runs, ASSIGN[0], "redcore"))
+    return "?" if result is None else result["num_seeds"]
+
+
 def rates_label(a: str) -> str:
     """``"lsm"`` -> ``"(0.8, 0.2, 0.5)"``: the missing rates of an assignment."""
     return "(" + ", ".join(f"{RATE[c]}" for c in a) + ")"
@@ -52,20 +71,20 @@ def rates_label(a: str) -> str:
 
 def table_imbalanced(runs: pathlib.Path) -> str:
     """Table 2 protocol: the average over the 7 subsets per rate assignment, and the paper's."""
-    group = runs / "imb_mfeat"
     head = "| method | " + " | ".join(f"{a[0]},{a[1]},{a[2]} {rates_label(a)}" for a in ASSIGN)
     rows = [head + " | mean of the six |", "|---" * (len(ASSIGN) + 2) + "|"]
     for name, label in METHODS:
         cells, means = [], []
         for a in ASSIGN:
-            result = report.load_result(group / a / name)
+            result = report.load_result(imb_run(runs, a, name))
             if result is None:
                 cells.append("-")
                 continue
             means.append(_avg(result).mean)
             cells.append(_cell(_avg(result)))
-        mean = _pct(float(np.mean(means))) + ("" if len(means) == 6 else f" ({len(means)}/6)")
-        rows.append(f"| {label} | " + " | ".join(cells) + f" | {mean if means else '-'} |")
+        mean = (_pct(float(np.mean(means))) + ("" if len(means) == 6 else f" ({len(means)}/6)")
+                if means else "-")
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
     for name, label in METHODS[1:]:
         paper = PAPER_T2[name]
         rows.append(f"| paper {label} (IEMOCAP) | " + " | ".join(_pct(v) for v in paper)
@@ -75,7 +94,6 @@ def table_imbalanced(runs: pathlib.Path) -> str:
 
 def table_subsets(runs: pathlib.Path) -> str:
     """Table 1 protocol: each test subset, mean over the six assignments."""
-    group = runs / "imb_mfeat"
     rows = ["| test subset | " + " | ".join(label for _, label in METHODS) + " |",
             "|---" * (len(METHODS) + 1) + "|"]
     for subset in SUBSETS3 + ("average",):
@@ -83,12 +101,52 @@ def table_subsets(runs: pathlib.Path) -> str:
         for name, _ in METHODS:
             vals = []
             for a in ASSIGN:
-                result = report.load_result(group / a / name)
+                result = report.load_result(imb_run(runs, a, name))
                 if result is not None:
                     vals.append(report.stats(result, subset, "weighted_f1").mean)
             cells.append(_pct(float(np.mean(vals))) if vals else "-")
         rows.append(f"| {subset} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+# The paper's claims on Table 2 (RedCore > Red > Core), each one-sided in the paper's direction.
+CLAIMS = (("redcore", "core"), ("redcore", "red"), ("red", "core"), ("redcore", "augmentation"))
+
+
+def table_paired(runs: pathlib.Path) -> str:
+    """Paired t-tests across seeds (``report.paired_test``, one-sided: a > b) of the average
+    weighted F1, per assignment and pooled over the six (each (assignment, seed) one pair)."""
+    labels = dict(METHODS)
+    rows = ["| claim | " + " | ".join(ASSIGN) + " | all six (pairs) | met at p < 0.05 |",
+            "|---" * (len(ASSIGN) + 3) + "|"]
+    for a_name, b_name in CLAIMS:
+        cells, diffs = [], []
+        for a in ASSIGN:
+            ra, rb = (report.load_result(imb_run(runs, a, n)) for n in (a_name, b_name))
+            if ra is None or rb is None:
+                cells.append("-")
+                continue
+            sa, sb = _avg(ra), _avg(rb)
+            test = report.paired_test(sa, sb, alternative="greater")
+            diffs += list(np.subtract(sa.values, sb.values))
+            cells.append(f"{100 * test.diff:+.2f} (p {test.p:.2g})")
+        pooled = _one_sided(diffs)
+        met = "-" if pooled is None else ("yes" if pooled[1] < 0.05 else "no")
+        all_six = ("-" if pooled is None else
+                   f"{100 * pooled[0]:+.2f} (p {pooled[1]:.2g}, {len(diffs)})")
+        rows.append(f"| {labels[a_name]} > {labels[b_name]} | " + " | ".join(cells)
+                    + f" | {all_six} | {met} |")
+    return "\n".join(rows)
+
+
+def _one_sided(diffs: list[float]) -> tuple[float, float] | None:
+    """(mean, p) of the one-sample t-test that the paired differences are > 0 (None if < 2)."""
+    from scipy import stats
+
+    if len(diffs) < 2:
+        return None
+    test = stats.ttest_1samp(diffs, 0.0, alternative="greater")
+    return float(np.mean(diffs)), float(test.pvalue)
 
 
 def _tail_spread(rows, frac=0.1):
@@ -101,10 +159,9 @@ def _tail_spread(rows, frac=0.1):
 
 def table_spread(runs: pathlib.Path) -> str:
     """The end-of-training spread of the relative advantages per assignment."""
-    group = runs / "imb_mfeat"
     rows = ["| method | " + " | ".join(ASSIGN) + " | mean |", "|---" * (len(ASSIGN) + 2) + "|"]
     for name, label in METHODS[1:]:
-        vals = [_tail_spread(report.load_metrics(group / a / name)) for a in ASSIGN]
+        vals = [_tail_spread(report.load_metrics(imb_run(runs, a, name))) for a in ASSIGN]
         done = [v for v in vals if v is not None]
         rows.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals)
                     + f" | {np.mean(done):.3f} |" if done else f"| {label} | - |")
@@ -113,8 +170,9 @@ def table_spread(runs: pathlib.Path) -> str:
 
 def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
     """Figure 3 protocol as a table, and its curves {method: [(rate, mean, std)]}."""
-    group = runs / "fig3_mfeat"
-    rates = sorted((p.name[1:] for p in group.glob("r*")), key=float) if group.exists() else []
+    group = runs / "fig3_mfeat"  # the fig3 sweep: <name>/missing.rates-r_r_r/train.seed-*
+    rates = sorted({p.name.removeprefix("missing.rates-").split("_")[0]
+                    for p in group.glob("*/missing.rates-*")}, key=float)
     names = (("augmentation", "concat + augmentation"), ("core", "Core"), ("redcore", "RedCore"))
     curves = {n: [] for n, _ in names}
     rows = ["| shared missing rate | " + " | ".join(label for _, label in names) + " |",
@@ -122,7 +180,7 @@ def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
     for r in rates:
         cells = []
         for n, _ in names:
-            result = report.load_result(group / f"r{r}" / n)
+            result = report.load_result(_slot(group / n / f"missing.rates-{r}_{r}_{r}"))
             if result is None:
                 cells.append("-")
                 continue
@@ -205,8 +263,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     made = []
     # Figure 5: r_m over training, Core vs RedCore, rates (l, s, m) as the paper's (0.8, 0.2, 0.5).
     a = "lsm"
-    group = runs / "imb_mfeat" / a
-    found = {n: report.load_metrics(group / n) for n in ("core", "redcore")}
+    found = {n: report.load_metrics(imb_run(runs, a, n)) for n in ("core", "redcore")}
     if all(found.values()):
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         for ax, (n, title) in zip(axes, (("core", "Core"), ("redcore", "RedCore"))):
@@ -225,7 +282,8 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
         axes[2].set_title("RedCore: supervision eta_m")
         axes[2].set_xlabel("step")
         axes[2].legend()
-        fig.suptitle(f"mfeat (fou, kar, zer), missing rates {rates_label(a)}, mean of 3 seeds")
+        fig.suptitle(f"mfeat (fou, kar, zer), missing rates {rates_label(a)}, "
+                     f"mean of {seeds(runs)} seeds")
         fig.tight_layout()
         fig.savefig(HERE / "fig5_mfeat.png", dpi=90)
         plt.close(fig)
@@ -235,7 +293,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     any_rows = False
     for ax, a in zip(axes.ravel(), ASSIGN):
         for n, label in METHODS[1:]:
-            rows = report.load_metrics(runs / "imb_mfeat" / a / n)
+            rows = report.load_metrics(imb_run(runs, a, n))
             if rows:
                 any_rows = True
                 ax.plot([r["step"] for r in rows], [r["ra_spread"] for r in rows], label=label)
@@ -259,7 +317,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
                 ax.errorbar(r, 100 * m, yerr=100 * s, label=label, capsize=3)
         ax.set_xlabel("shared training missing rate")
         ax.set_ylabel("weighted F1 (%), mean of 7 subsets")
-        ax.set_title("mfeat (fou, kar, zer), 3 seeds")
+        ax.set_title(f"mfeat (fou, kar, zer), {seeds(runs)} seeds")
         ax.legend()
         fig.tight_layout()
         fig.savefig(HERE / "fig3_mfeat.png", dpi=90)
@@ -272,13 +330,16 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
 def main(runs: str = "runs/redcore") -> None:
     """Prints results.md's tables and draws the plots next to this file."""
     runs = report.runs_or_results(runs, "runs/redcore", HERE / "results")
-    print("Weighted F1 (%), mean ± std over 3 seeds. Generated by experiments/redcore/"
-          "make_table.py.\n")
+    print(f"Weighted F1 (%), mean ± std over {seeds(runs)} seeds. Generated by "
+          "experiments/redcore/make_table.py.\n")
     print("### Imbalanced missing rates, mfeat views (fou, kar, zer): average over the 7 test "
           "subsets (Table 2 protocol)\n")
     print("Columns: which view gets which rate, l = 0.8, m = 0.5, s = 0.2, in the order "
           "(fou, kar, zer); the paper's rows are (A, V, L) on IEMOCAP.\n")
     print(table_imbalanced(runs) + "\n")
+    print("### Paired tests across seeds, average weighted F1: the mean difference a - b in "
+          "points, one-sided p (a > b)\n")
+    print(table_paired(runs) + "\n")
     print("### Per test subset, mean over the six assignments (Table 1 protocol)\n")
     print(table_subsets(runs) + "\n")
     print("### Spread of relative advantages at the end of training (max_m r_m - min_m r_m, "

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # RedCore's imbalanced-missing-rate tables (Tables 1-2 protocol), the shared-missing-rate sweep
-# (Figure 3) and the relative-advantage curves (Figure 5) on the offline datasets; 3 seeds per run
-# (trained in one program). Writes experiments/redcore/results.md and the PNG plots.
+# (Figure 3) and the relative-advantage curves (Figure 5) on the offline datasets. On mfeat, imb
+# and fig3 are one `mmjax sweep` each (SEEDS=5 seeds per point; a method's points are the
+# replicas of one program); AV-MNIST trains 3 seeds per run (in one program). Writes
+# experiments/redcore/results.md and the PNG plots.
 #   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]     (default runs/redcore, "imb fig3 av")
-# A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
+# A finished point is skipped (its folder holds eval.json); a killed run resumes from its
+# checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/redcore}
@@ -41,31 +44,34 @@ variant() {
 # Three mfeat views in modality order (fou, kar, zer); (l, m, s) = (0.8, 0.5, 0.2).
 declare -A RATE=([l]=0.8 [m]=0.5 [s]=0.2)
 ASSIGN="sml msl lms lsm slm mls"   # Table 2's column order (s,m,l) (m,s,l) (l,m,s) (l,s,m) (s,l,m) (m,l,s)
+SEEDS=${SEEDS:-5}  # mfeat sweeps: seed replicas per point
+
+imb_rates() {  # the --grid values of the six assignments: [0.2,0.5,0.8],[0.5,0.2,0.8],...
+  local a out=()
+  for a in $ASSIGN; do out+=("[${RATE[${a:0:1}]},${RATE[${a:1:1}]},${RATE[${a:2:1}]}]"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+fig3_rates() {  # [r,r,r] for each shared rate of FIG3_RATES
+  local r out=()
+  for r in ${FIG3_RATES:-0.0 0.3 0.6 0.9}; do out+=("[$r,$r,$r]"); done
+  (IFS=,; echo "${out[*]}")
+}
 
 for part in $parts; do
   case $part in
-  imb)  # Table 1-2 protocol on mfeat: six assignments x {RedCore, Core, Red, augmentation}.
-    for a in $ASSIGN; do
-      rates="${RATE[${a:0:1}]},${RATE[${a:1:1}]},${RATE[${a:2:1}]}"
-      for meth in redcore core red augmentation; do
-        read -r stem sets <<<"$(variant $meth)"
-        # shellcheck disable=SC2086
-        train "$runs/imb_mfeat/$a/$meth" "configs/mfeat/$stem.py" $sets \
-          --set data.views=fou,kar,zer --set missing.protocol=independent \
-          --set missing.rates=$rates --set train.steps=$MFEAT_STEPS --set train.log_every=10
-      done
-    done
+  imb)  # Table 1-2 protocol on mfeat: six assignments x {RedCore, Core, Red, augmentation}, one
+    # sweep: each method's 6 x SEEDS points are the replicas of one program (masks are data).
+    "$mmjax" sweep --workdir "$runs/imb_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
+      --set data.views=fou,kar,zer --set missing.protocol=independent \
+      --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
+      --grid "missing.rates=$(imb_rates)" >/dev/null
     ;;
-  fig3)  # Figure 3: one missing rate shared by the three views.
-    for r in ${FIG3_RATES:-0.0 0.3 0.6 0.9}; do
-      for meth in ${FIG3_METHODS:-redcore augmentation}; do
-        read -r stem sets <<<"$(variant $meth)"
-        # shellcheck disable=SC2086
-        train "$runs/fig3_mfeat/r$r/$meth" "configs/mfeat/$stem.py" $sets \
-          --set data.views=fou,kar,zer --set missing.protocol=independent \
-          --set missing.rates=$r,$r,$r --set train.steps=$MFEAT_STEPS
-      done
-    done
+  fig3)  # Figure 3: one missing rate shared by the three views, the same four methods.
+    "$mmjax" sweep --workdir "$runs/fig3_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
+      --set data.views=fou,kar,zer --set missing.protocol=independent \
+      --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
+      --grid "missing.rates=$(fig3_rates)" >/dev/null
     ;;
   av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l) (AV_RATES).
     for rates in ${AV_RATES:-0.8,0.2 0.2,0.8}; do
