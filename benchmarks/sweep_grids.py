@@ -17,7 +17,8 @@ Each trial prints one JSON line (also appended to ``--out``): the grid, the mode
 seconds (compile, start-up and the final evaluations included), the trainings and processes, the
 1-minute load average at its start and end; the sweep's line also says whether every point's
 per-seed evaluation equals the one-by-one run's (``same_results``: every subset and metric,
-exactly, as tests/test_sweep.py checks on a small grid).
+exactly, as tests/test_sweep.py checks on a small grid), how many values differ and the largest
+difference.
 
     nice .venv/bin/python benchmarks/sweep_grids.py --grid redcore_imb_mfeat \\
         --out benchmarks/results/cpu_sweep_grids.jsonl
@@ -116,6 +117,17 @@ def per_seed(evaluation: dict, replica: int) -> dict:
     return {subset: {m: v[replica] for m, v in metrics.items()} for subset, metrics in rows.items()}
 
 
+def compare(alone: dict, packed: dict) -> dict:
+    """``same_results`` (every value equal) and, value by value, how many differ and by how much
+    at most: vmapped replicas run batched matrix products whose float32 rounding differs from
+    one replica's, which can flip a borderline test prediction after many steps."""
+    pairs = [(alone[k][s][m], packed[k][s][m]) for k in alone for s in alone[k]
+             for m in alone[k][s]]
+    differ = [abs(a - b) for a, b in pairs if a != b]
+    return {"same_results": not differ and alone.keys() == packed.keys(), "values": len(pairs),
+            "differing_values": len(differ), "max_abs_difference": max(differ, default=0.0)}
+
+
 def main() -> None:
     """Runs ``--rounds`` interleaved rounds of the chosen grid; one JSON line per trial."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,7 +161,7 @@ def main() -> None:
                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             if len(results) == 2:
-                record["same_results"] = results["one_by_one"] == results["sweep"]
+                record.update(compare(results["one_by_one"], results["sweep"]))
             line = json.dumps(record)
             print(line, flush=True)
             if args.out:
