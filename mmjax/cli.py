@@ -156,6 +156,7 @@ def _eval(args) -> int:
     if any(not a.startswith("eval.") for a in args.set):
         raise UserError("mmjax eval only accepts --set eval.* overrides")
     workdir_lib.check_run_files(workdir, write=True)
+    train.check_same_data(workdir, None)  # before loading: a user's data is not in the registry
     with workdir_lib.WorkdirLock(workdir) as lock:
         lock.acquire()
         config = config_lib.override(_load_workdir_config(workdir), args.set)

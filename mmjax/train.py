@@ -17,7 +17,8 @@ in ``replicas.json`` (a resume must give the same) and writes its evaluation as
 Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``checkpoints/``,
 ``eval.json`` and ``eval.md`` (written once, when training finishes); with model selection also
 ``checkpoint-best/`` (the selected step's states), with ``train.tensorboard`` also
-``tensorboard/`` (event files). Running ``train`` again on the same workdir resumes from the
+``tensorboard/`` (event files); a run of other replicas than its config's also has
+``replicas.json``, a run on a user's dataset ``dataset.json`` (``user_data_text``). Running ``train`` again on the same workdir resumes from the
 newest readable checkpoint; a run killed and resumed ends exactly where an uninterrupted one does,
 because the data order and every random draw derive from (seed, step). One process at a time
 writes a workdir (``mmjax.workdir.WorkdirLock``), and every file of an existing run is checked
@@ -56,6 +57,7 @@ signal.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 import signal
@@ -101,6 +103,7 @@ class Setup:
     replicas: tuple[Replica, ...] | None = None  # each replica's seed, protocol, hparams
     # (init, replica indices) per group of replicas of equal hparams (None: method.init for all)
     init_groups: tuple[tuple[Callable, np.ndarray], ...] | None = None
+    user_data: str | None = None  # dataset.json's text for a user's dataset (user_data_text)
 
     def __post_init__(self):
         if self.replicas is None:
@@ -369,6 +372,7 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None,
     check_config(config)
     if replicas is not None:
         check_replicas(config, tuple(replicas), make_kwargs)
+    users = dataset is not None
     if dataset is None:
         dataset = data_lib.load(config.data.name, **dataset_options(config))
     elif not isinstance(dataset, Dataset):
@@ -386,7 +390,9 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None,
     if len(train_split) < config.train.batch_size:
         raise UserError(f"train.batch_size={config.train.batch_size} exceeds the "
                         f"{len(train_split)} training examples")
-    return make_setup(config, dataset, replicas, **make_kwargs)
+    s = make_setup(config, dataset, replicas, **make_kwargs)
+    s.user_data = user_data_text(dataset) if users else None
+    return s
 
 
 def make_setup(config: ExperimentConfig, dataset: Dataset,
@@ -598,6 +604,49 @@ def read_replicas(workdir: str | pathlib.Path, config: ExperimentConfig
                         "--workdir") from None
 
 
+USER_DATA = "dataset.json"  # the record of a user's dataset a run trained on
+
+
+def user_data_text(dataset: Dataset) -> str:
+    """``dataset.json``'s text for a run on a user's ``dataset`` (``train(dataset=...)``): its
+    name, split sizes and a SHA-256 over every split's arrays (names, dtypes, shapes, bytes).
+
+    Such a run's ``config.json`` names ``config.data.name``, which is not the data it saw; so
+    a resume and ``restore_states`` compare this record (``check_same_data``), and ``mmjax
+    eval``, which can only load a registered dataset, refuses the run."""
+    digest = hashlib.sha256()
+    for name in sorted(dataset.splits):
+        split = dataset.splits[name]
+        arrays = {**{f"inputs/{k}": v for k, v in split.inputs.items()},
+                  "present": split.present, "label": split.label}
+        for key in sorted(arrays):
+            a = np.ascontiguousarray(arrays[key])
+            digest.update(f"{name}/{key}:{a.dtype.str}:{a.shape};".encode())
+            digest.update(a.tobytes())
+    return json.dumps({"name": dataset.spec.name, "sha256": digest.hexdigest(),
+                       "splits": {n: len(s) for n, s in dataset.splits.items()}},
+                      indent=2, sort_keys=True) + "\n"
+
+
+def check_same_data(workdir: pathlib.Path, user_data: str | None) -> None:
+    """One ``UserError`` line unless the run in ``workdir`` trained on the same data: the
+    user's dataset ``user_data`` records (``user_data_text``), or, for None, its config's
+    registered dataset (no ``dataset.json`` there)."""
+    file = pathlib.Path(workdir) / USER_DATA
+    there = file.read_text(errors="replace") if file.exists() else None
+    if there == user_data:
+        return
+    if there is None:
+        raise UserError(f"workdir {workdir} holds a run of its config's registered dataset, "
+                        "not of the dataset= given; use a new --workdir")
+    if user_data is None:
+        raise UserError(f"workdir {workdir} holds a run trained on your own data ({USER_DATA}): "
+                        "mmjax eval cannot load it; pass the same dataset= to "
+                        "mmjax.train.train or mmjax.train.setup")
+    raise UserError(f"workdir {workdir} holds a run trained on other data ({USER_DATA} "
+                    "differs); pass the dataset it trained on, or use a new --workdir")
+
+
 def evaluation_stem(config: ExperimentConfig, replicas: Sequence[Replica] | None) -> str:
     """The name (without ``.json``) of a run's final evaluation: ``eval``, or ``eval-replicas``
     for a run of other replicas than its config's (``replicas_text``)."""
@@ -606,7 +655,8 @@ def evaluation_stem(config: ExperimentConfig, replicas: Sequence[Replica] | None
 
 def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
                     lock: workdir_lib.WorkdirLock | None = None,
-                    replicas: Sequence[Replica] | None = None) -> None:
+                    replicas: Sequence[Replica] | None = None,
+                    user_data: str | None = None) -> None:
     """Creates ``workdir`` with ``config.json``, or checks an existing run used the same config.
 
     Never writes into a directory that holds anything but an mmjax run of this config. A field
@@ -614,13 +664,13 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
     to its default (defaults keep the earlier behaviour). A config that differs only by a larger
     ``train.steps`` extends the run (``config.json`` is rewritten; refused when the training
     depends on the total, ``total_steps_dependence``). ``lock`` is taken before the first write.
-    Replicas other than the config's own are written to ``replicas.json`` (before
-    ``config.json``), and must be the same on resume.
+    Replicas other than the config's own are written to ``replicas.json``, a user's dataset's
+    record to ``dataset.json`` (both before ``config.json``); both must be the same on resume.
     """
     resolved = config_text(config)
     config_file = workdir / "config.json"
     packed, packed_file = replicas_text(config, replicas), workdir / REPLICAS
-    if check_workdir(config, workdir, replicas):
+    if check_workdir(config, workdir, replicas, user_data):
         steps = read_config_json(config_file)["train"]["steps"]
         _say(f"extending the run in {workdir} from {steps} to {config.train.steps} steps")
         if jax.process_index() == 0:
@@ -636,6 +686,8 @@ def prepare_workdir(config: ExperimentConfig, workdir: pathlib.Path,
             lock.acquire()
         if packed is not None:  # first: a folder with config.json is a complete start
             write_atomic(packed_file, packed)
+        if user_data is not None:
+            write_atomic(workdir / USER_DATA, user_data)
         write_atomic(config_file, resolved)
     parallel.sync_processes("mmjax: workdir created")
 
@@ -646,9 +698,10 @@ def config_text(config: ExperimentConfig) -> str:
 
 
 def check_workdir(config: ExperimentConfig, workdir: pathlib.Path,
-                  replicas: Sequence[Replica] | None = None) -> bool:
+                  replicas: Sequence[Replica] | None = None,
+                  user_data: str | None = None) -> bool:
     """``prepare_workdir``'s checks, writing nothing: passes for an absent or empty ``workdir``
-    and for a run of ``config`` and ``replicas`` there; returns True when that run is to be
+    and for a run of ``config``, ``replicas`` and ``user_data`` there; returns True when that run is to be
     extended to ``config``'s larger ``train.steps``; else one ``UserError`` line."""
     config_file = workdir / "config.json"
     if not config_file.exists():
@@ -657,6 +710,7 @@ def check_workdir(config: ExperimentConfig, workdir: pathlib.Path,
                             "--workdir")
         return False
     check_same_replicas(workdir, config, replicas)
+    check_same_data(workdir, user_data)
     resolved = config_text(config)
     if config_file.read_text(errors="replace") == resolved:
         return False
@@ -796,8 +850,10 @@ def _say(line: str) -> None:
 def restore_states(s: Setup, workdir: pathlib.Path, with_step: bool = False):
     """The newest readable checkpoint's states (for ``mmjax eval``), or ``(step, states)`` with
     ``with_step``; an unreadable newer checkpoint is skipped with one line; ``UserError`` if
-    there is none, or if the run trained other replicas than ``s``'s (``read_replicas``)."""
+    there is none, or if the run trained other replicas or data than ``s``'s (``read_replicas``,
+    ``check_same_data``)."""
     check_same_replicas(workdir, s.config, s.replicas)
+    check_same_data(workdir, s.user_data)
     data, _ = device_data(s)
     like = jax.eval_shape(lambda: init_states(s, data))
     directory = workdir / "checkpoints"
@@ -1080,7 +1136,7 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
             workdir_lib.check_creatable(workdir)
         s = setup(config, dataset, replicas, **make_kwargs)
         check_signals()
-        prepare_workdir(config, workdir, lock, s.replicas)
+        prepare_workdir(config, workdir, lock, s.replicas, s.user_data)
         stem = evaluation_stem(config, s.replicas)
         finished = finished_result(workdir, config, stem)
         if finished is not None:

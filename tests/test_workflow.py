@@ -299,6 +299,35 @@ def test_readme_library_example_trains_on_arrays(monkeypatch, tmp_path):
     assert written == result and result["select"] == "best:val/accuracy"
 
 
+def test_a_run_on_users_data_needs_that_data_to_resume_or_evaluate(capsys, tmp_path):
+    """A run trained on from_arrays data writes dataset.json; mmjax eval (which would load
+    config.data.name, mfeat, instead) refuses it in one line, as do a resume without the data
+    or with other data; setup with the same data restores its checkpoint."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 3)).astype(np.float32)
+    ds = data.from_arrays({"u": x}, np.arange(24) % 2, splits=(0.5, 0.25, 0.25))
+    config = ExperimentConfig(method=MethodConfig(name="concat"),
+                              model=ModelConfig(hidden=8, feature_dim=4),
+                              train=TrainConfig(steps=2, batch_size=4, log_every=1,
+                                                checkpoint_every=2, steps_per_call=1))
+    workdir = tmp_path / "own"
+    train.train(config, workdir, dataset=ds)
+    record = json.loads((workdir / train.USER_DATA).read_text())
+    assert record["name"] == "arrays" and record["splits"] == {"train": 12, "val": 6, "test": 6}
+    code, _, err = run_cli(capsys, ["eval", "--workdir", str(workdir)])
+    assert code == 2
+    assert_one_line_error(err, "trained on your own data", "pass the same dataset=")
+    with pytest.raises(UserError, match="trained on your own data"):
+        train.train(config, workdir)
+    other = data.from_arrays({"u": x + 1}, np.arange(24) % 2, splits=(0.5, 0.25, 0.25))
+    with pytest.raises(UserError, match="trained on other data"):
+        train.train(config, workdir, dataset=other)
+    with pytest.raises(UserError, match="trained on other data"):
+        train.restore_states(train.setup(config, other), workdir)
+    step, _ = train.restore_states(train.setup(config, ds), workdir, with_step=True)
+    assert step == 2
+
+
 def test_from_arrays_splits_zero_fills_and_validates():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(20, 3)).astype(np.float32)
