@@ -16,6 +16,7 @@ import os
 import pathlib
 import sys
 
+from mmjax.config import EVAL_PROTOCOLS
 from mmjax.errors import (Interrupted, TrainingDiverged, UserError, check_signals,
                           deferred_signals, pending_signal, raising_signals)
 
@@ -81,8 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a trained workdir under a protocol")
     p.add_argument("--workdir", required=True,
                    help="a run directory of mmjax train (its newest readable checkpoint is used)")
-    p.add_argument("--protocol", default="subsets",
-                   choices=("subsets", "missing-rate", "corruption"))  # evaluate.PROTOCOLS
+    p.add_argument("--protocol", default="subsets", choices=EVAL_PROTOCOLS)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override eval.* fields, e.g. --set eval.split=val")
 

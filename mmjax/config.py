@@ -371,6 +371,11 @@ class TrainConfig:
     init_from: str = ""
 
 
+# The protocols of ``mmjax eval --protocol`` (``mmjax.evaluate.RUNNERS`` runs each); here, in a
+# module without jax, so that the CLI's parser lists them without importing the evaluator.
+EVAL_PROTOCOLS = ("subsets", "missing-rate", "corruption")
+
+
 @frozen
 class EvalConfig:
     """Evaluation protocols run by ``mmjax eval`` and at the end of ``mmjax train``.

@@ -45,9 +45,6 @@ from mmjax.errors import UserError
 from mmjax.log import write_atomic
 from mmjax.methods.base import Method
 
-PROTOCOLS = ("subsets", "missing-rate", "corruption")
-
-
 def make_predict(method: Method, modalities: tuple[str, ...], mesh, per_replica: bool = False):
     """``predict(states, batch) -> outputs [S, B, C]`` for every seed replica, jitted.
 
@@ -226,8 +223,9 @@ def _corrupt(key, kind: str, amount: float, x: np.ndarray, train_x: np.ndarray,
     return corruption.mask_timesteps(key, x, amount, time_axis=time_axis)
 
 
-# Every protocol: ``runner(method, states, dataset, config, mesh, *, seeds=None)``; ``seeds``
-# (the replicas' seeds, ``train.Replica.seed``) matters to the random protocols only.
+# Every protocol of ``config.EVAL_PROTOCOLS`` (the CLI's choices):
+# ``runner(method, states, dataset, config, mesh, *, seeds=None)``; ``seeds`` (the replicas'
+# seeds, ``train.Replica.seed``) matters to the random protocols only.
 RUNNERS = {"subsets": lambda *args, seeds=None: subsets(*args),
            "missing-rate": missing_rate, "corruption": corruption_sweep}
 

@@ -80,6 +80,15 @@ def test_bad_config_exits_2_in_a_subprocess(tmp_path, args, fragments):
     assert not workdir.exists()
 
 
+def test_eval_protocols_are_listed_once():
+    """The CLI's --protocol choices are config.EVAL_PROTOCOLS, and each has its runner."""
+    from mmjax.config import EVAL_PROTOCOLS
+    assert tuple(evaluate.RUNNERS) == EVAL_PROTOCOLS
+    action = next(a for a in cli._parser()._subparsers._group_actions[0].choices["eval"]._actions
+                  if a.dest == "protocol")
+    assert tuple(action.choices) == EVAL_PROTOCOLS
+
+
 def test_missing_config_file_and_usage_errors_exit_2(tmp_path):
     """A config path that does not exist, and an argparse usage error, both end in one line."""
     workdir = tmp_path / "run"
