@@ -45,7 +45,11 @@ Points under model selection (``train.eval_every`` > 0, ``train.select`` not ``l
 packed: a run selects one step for all its replicas. A finished slot is never packed again (a
 later sweep that adds points trains only the new ones, packed among themselves); a slot of a
 packed run cannot be extended to more ``train.steps`` (its folder has no checkpoint: use a new
-``--workdir``). ``--no-pack`` trains one run per point.
+``--workdir``). ``--no-pack`` trains one run per point. Where the backend policy copies the
+step once per replica instead of vmapping it (a convolutional network on the CPU,
+``mmjax.policy``), a program's compile time grows with its replicas, so slots are not packed
+together there: each slot trains as its own run, and the runs of one program compile once (the
+persistent compilation cache serves the others).
 """
 
 from __future__ import annotations
@@ -497,12 +501,18 @@ class Datasets:
         return self._loaded[key]
 
 
-def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets) -> None:
+def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets) -> list[Run]:
     """Every check ``train.train`` makes before it writes (the data, the method, the masks; an
     existing run's config and replicas), for every run and every slot folder of a packed run,
-    so that a bad point stops the sweep before any run."""
+    so that a bad point stops the sweep before any run. Returns the runs to train: a packed run
+    whose resolved backend policy copies the step once per replica (``mmjax.policy``: a
+    convolutional network on the CPU) is split into its slots' own runs, because that program's
+    compile time grows with its copies (15 SMIL replicas of 2 unrolled steps were still
+    compiling after 7 minutes on the 2-core CPU), while the slots' runs are one program up to data: compiled
+    once, then read from the persistent compilation cache."""
     from mmjax import train as train_lib
 
+    checked = []
     for r in runs:
         # A packed run's points one by one first, so that an error names its own point.
         for slot in r.slots if r.replicas is not None else ():
@@ -514,11 +524,17 @@ def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets)
             except UserError as e:
                 raise UserError(f"grid point {slot.points[0] + 1} ({slot.label}): {e}") from None
         try:
-            train_lib.setup(r.config, datasets.get(r.config), r.replicas)
+            s = train_lib.setup(r.config, datasets.get(r.config), r.replicas)
+            if r.replicas is not None and not s.policy.vmap_seeds:  # checked slot by slot above
+                checked += [Run(slot.dir, slot.config, [slot]) for slot in r.slots]
+                continue
             train_lib.check_workdir(r.config, directory / r.dir, r.replicas)
         except UserError as e:
             raise UserError(f"grid point {r.points[0] + 1} ({r.label}): {e}") from None
-        check_signals()
+        finally:
+            check_signals()
+        checked.append(r)
+    return checked
 
 
 # ----------------------------------------------------------------------------------------------
@@ -732,7 +748,7 @@ def run(args: argparse.Namespace) -> int:
     pack = not args.no_pack
     runs = plan(points, pack, finished_slots(slots_of(points, pack), directory))
     datasets = Datasets()
-    check_runs(runs, directory, datasets)
+    runs = check_runs(runs, directory, datasets)
     replicas = sum(r.config.train.num_seeds for r in runs)
     _say(f"sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} replica(s), in "
          f"{directory}")

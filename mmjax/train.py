@@ -372,7 +372,10 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None,
     check_config(config)
     if replicas is not None:
         check_replicas(config, tuple(replicas), make_kwargs)
-    users = dataset is not None
+    # A dataset of the config's own registry load (e.g. a sweep's, loaded once for its runs) is
+    # the config's data; any other is a user's, recorded in dataset.json.
+    users = dataset is not None and (dataset.origin is None or dataset.origin != data_lib.origin_of(
+        config.data.name, dataset_options(config)))
     if dataset is None:
         dataset = data_lib.load(config.data.name, **dataset_options(config))
     elif not isinstance(dataset, Dataset):

@@ -149,6 +149,24 @@ def test_points_of_one_program_pack_into_one_run_unless_no_pack():
                                                    "missing.rates-0.1_0.1"], [0, 0])]
 
 
+def test_copied_replicas_train_slot_by_slot(tmp_path):
+    """Where the policy copies the step once per replica (``train.vmap_seeds=false``, what
+    ``auto`` resolves to for a convnet on the CPU), ``check_runs`` trains each slot as its own
+    run instead of one packed program whose compile grows with its replicas; vmapped, the same
+    slots stay one packed run."""
+    for vmap in ("true", "false"):
+        points = _points("missing.rates=[0.5,0.3],[0.2,0.6]", seeds="2",
+                         sets=[*SMALL, f"train.vmap_seeds={vmap}"])
+        (packed,) = sweep.plan(points)
+        checked = sweep.check_runs([packed], tmp_path / vmap, sweep.Datasets())
+        if vmap == "true":
+            assert checked == [packed]
+        else:
+            assert [(r.dir, r.replicas, r.slots) for r in checked] == [
+                (slot.dir, None, [slot]) for slot in packed.slots]
+            assert [r.config.train.num_seeds for r in checked] == [2, 2]
+
+
 def test_learning_rates_pack_and_structure_splits(monkeypatch):
     """An ``optim.lr`` axis packs (each replica carries its rate; its folder is a pack under
     the width it shares), a width axis makes one run per width; a method field packs only when

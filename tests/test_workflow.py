@@ -326,6 +326,10 @@ def test_a_run_on_users_data_needs_that_data_to_resume_or_evaluate(capsys, tmp_p
         train.restore_states(train.setup(config, other), workdir)
     step, _ = train.restore_states(train.setup(config, ds), workdir, with_step=True)
     assert step == 2
+    # A dataset of the config's own registry load (as mmjax sweep passes) is not a user's.
+    mfeat = config_lib.override(config_lib.load(MFEAT_CONCAT), ["data.views=fac,pix"])
+    assert train.setup(mfeat, data.load("mfeat", views=("fac", "pix"))).user_data is None
+    assert train.setup(mfeat, data.load("mfeat", views=("pix", "fac"))).user_data is not None
 
 
 def test_from_arrays_splits_zero_fills_and_validates():

@@ -33,6 +33,7 @@ TensorFlow). Importing this package is cheap: dataset modules (and tfds) load on
 
 from __future__ import annotations
 
+import json
 import pathlib
 import time
 
@@ -110,6 +111,7 @@ def load(name: str, *, data_dir: str | None = None, **options) -> Dataset:
     found = entry(name)
     opts = registry.check_options(name, options)
     _check_root(data_dir)
+    origin = _origin(name, opts)
     views = opts.pop("views")
     try:
         ds = _select(found.load(data_dir, **opts), views)
@@ -119,7 +121,19 @@ def load(name: str, *, data_dir: str | None = None, **options) -> Dataset:
         raise UserError(_damaged(found, data_dir, e)) from None
     for split_name, split in ds.splits.items():
         validate_split(ds.spec, split, f"{name}/{split_name}")
+    ds.origin = origin
     return ds
+
+
+def origin_of(name: str, options: dict) -> str:
+    """The ``Dataset.origin`` that ``load(name, **options)`` gives its dataset. A run given a
+    dataset of its config's own origin trains on registered data, not on a user's
+    (``mmjax.train.user_data_text``)."""
+    return _origin(name, registry.check_options(name, options))
+
+
+def _origin(name: str, checked: dict) -> str:
+    return json.dumps([name, checked], sort_keys=True, default=str)
 
 
 def _damaged(found: Entry, data_dir: str | None, error: Exception) -> str:

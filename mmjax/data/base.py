@@ -86,10 +86,12 @@ class Split:
 
 @dataclasses.dataclass
 class Dataset:
-    """A spec and its splits (``"train"``, ``"val"``, ``"test"``)."""
+    """A spec and its splits (``"train"``, ``"val"``, ``"test"``), and where it came from."""
 
     spec: DatasetSpec
     splits: dict[str, Split]
+    # The registry load that built it (``mmjax.data.origin_of``); None for a user's arrays.
+    origin: str | None = None
 
 
 def validate_split(spec: DatasetSpec, split: Split, where: str) -> None:
