@@ -10,7 +10,9 @@ on D^f with the real x2, plus the D^m term at theta, plus kl_weight * KL). The D
 batch's complete samples (the memory starts empty) drawn as the step draws them. The meta-
 gradient, second order through the inner gradient (hence through phi_c and phi_r), is read off
 one plain-SGD step and checked against autodiff of the reference and against central
-differences of the reference's integrated outer loss. The pretraining phases are checked too.
+differences of the reference's integrated outer loss. The pretraining phases are checked too, and
+SMIL eq. 1's optional term (``recon_nll_weight``: 0.5 ||x2_hat - f2(x2)||^2 over the batch's
+complete samples) against a NumPy float64 reference, value and gradient.
 """
 
 import functools
@@ -40,21 +42,22 @@ N = len(META)
 
 
 @functools.cache
-def _method():
+def _method(recon_nll_weight=0.0):
     """The method (every phase of SGD at ``LR``) and its three jitted phase steps; the paper's
-    switches, with a large inner step so that the second-order term is large."""
+    switches, with a large inner step so that the second-order term is large, and SMIL eq. 1's
+    term at ``recon_nll_weight``."""
     config = ExperimentConfig(
         method=SmilConfig(phase1_steps=0, phase2_steps=0, num_priors=PRIORS, memory_size=16,
                           inner_steps=K_INNER, mc_samples=L_MC, inner_lr=ALPHA,
-                          kl_weight=KL_WEIGHT),
+                          kl_weight=KL_WEIGHT, recon_nll_weight=recon_nll_weight),
         model=ModelConfig(hidden=5, feature_dim=4), optim=sgd(LR),
         train=TrainConfig(steps=4, batch_size=N))
     method = methods.make(config, SPEC)
     return method, [jax.jit(p.step) for p in method.phases]
 
 
-def _setup(present):
-    method, steps = _method()
+def _setup(present, recon_nll_weight=0.0):
+    method, steps = _method(recon_nll_weight)
     rng = np.random.default_rng(2)
     # float32-representable inputs: the memory hands D^f to the step in float32.
     inputs = {m: jnp.asarray(rng.normal(size=(N, *s)).astype(np.float32), jnp.float64)
@@ -207,3 +210,113 @@ def test_pretraining_steps_are_the_unimodal_and_the_fusion_losses(phase):
         expected, grad = jax.value_and_grad(loss)(pure(state.params))
         assert_close(metrics["loss"], expected, 1e-6, f"phase {phase + 1} loss")
         assert_trees_close(sgd_gradient(state.params, new.params, LR), grad, 1e-6, "grad")
+
+
+# --- SMIL eq. 1 as a term of the outer loss (``recon_nll_weight``) -----------------------------
+
+NLL_WEIGHT = 0.7
+# eq. 1's term enters the outer loss additively, so the loss with the term minus the loss
+# without it is weight * NLL up to float64 rounding of the shared part: both losses are O(10)
+# sums of O(100) float64 operations (relative error ~1e-14). 1e-10 relative to the loss is far
+# above that and far below any mistake the tests guard against (a wrong sign, mask or reduction
+# moves the difference by O(NLL) ~ 1, see the checks on the fixture below).
+NLL_TOL = 1e-10
+NO_COMPLETE = np.array([[1, 0]] * N, bool)
+
+
+def _np_mlp(p, x):
+    """``encoders.MLPEncoder`` in NumPy float64, dropout off: ReLU(fc2(ReLU(fc1(x))))."""
+    def lin(q, v):
+        return v @ np.asarray(q["kernel"], np.float64) + np.asarray(q["bias"], np.float64)
+
+    return np.maximum(lin(p["fc2"], np.maximum(lin(p["fc1"], x.reshape(len(x), -1)), 0.0)), 0.0)
+
+
+def _eq1_reference(state, batch, rows=None):
+    """SMIL eq. 1 in NumPy float64 from the parameters: -log N(f2(x2); x2_hat, I) without its
+    constant, 0.5 ||x2_hat - f2(x2)||^2, averaged over ``rows`` (default: the complete samples;
+    0 when there are none). x2_hat = (1 + softplus(phi_c(f1(x1))) eps) @ M / K (eq. 2) with eps
+    the first inner step's omega draw. Returns ``(nll, per-sample values, d nll / d phi_c)``, the
+    gradient by hand: f1(x1) and f2(x2) are constants of eq. 1 (it minimises over phi_c)."""
+    p = pure(state.params)
+    x1, x2 = (np.asarray(batch["inputs"][m], np.float64) for m in SPEC.modalities)
+    rows = np.asarray(batch["present"]).all(-1) if rows is None else rows
+    eps = np.asarray(_noise(jax.random.split(_keys(state)["inner"], K_INNER)[0], N)[0],
+                     np.float64)
+    priors = np.asarray(state.extra["priors"], np.float64)
+    h1 = _np_mlp(p["enc1"], x1)
+    a = h1 @ np.asarray(p["recon"]["kernel"], np.float64) + np.asarray(p["recon"]["bias"],
+                                                                       np.float64)
+    sigma = np.logaddexp(a, 0.0) + 1e-6
+    with np.errstate(invalid="ignore"):  # NaN targets on rows that are not counted
+        resid = (1.0 + sigma * eps) @ priors / PRIORS - _np_mlp(p["enc2"], x2)
+    per = 0.5 * (resid ** 2).sum(-1)
+    n = int(rows.sum())
+    if n == 0:
+        return 0.0, per, {"kernel": np.zeros((h1.shape[1], a.shape[1])),
+                          "bias": np.zeros(a.shape[1])}
+    g_hat = np.where(rows[:, None], resid, 0.0) / n  # d nll / d x2_hat
+    g_a = (g_hat @ priors.T / PRIORS) * eps / (1.0 + np.exp(-a))  # softplus' = sigmoid
+    return per[rows].mean(), per, {"kernel": h1.T @ g_a, "bias": g_a.sum(0)}
+
+
+def _with_and_without_eq1(present, x2=None):
+    """One meta step of the same state and batch without (weight 0) and with eq. 1's term:
+    ``(state, batch, (new, metrics) without, (new, metrics) with)``; ``x2`` replaces the
+    batch's modality 2."""
+    steps0, state, batch = _setup(present)
+    if x2 is not None:
+        batch = {**batch, "inputs": {**batch["inputs"], "b": x2}}
+    steps_w = _method(NLL_WEIGHT)[1]
+    return state, batch, steps0[2](state, batch), steps_w[2](state, batch)
+
+
+def test_eq1_term_is_the_gaussian_nll_averaged_over_the_complete_samples():
+    """SMIL eq. 1 (``recon_nll_weight``): L_outer(w) - L_outer(0) = w * NLL_1, NLL_1 from the
+    float64 NumPy reference on the batch's complete rows; the metric is NLL_1 (0 when off)."""
+    with jax.enable_x64(True):
+        state, batch, (_, off), (_, on) = _with_and_without_eq1(META)
+        nll, per, _ = _eq1_reference(state, batch)
+        loss_off = float(off["loss"])
+        assert abs(float(on["loss"]) - loss_off - NLL_WEIGHT * nll) <= NLL_TOL * max(
+            1.0, abs(loss_off))
+        assert_close(on["recon_nll"], nll, 1e-12, "recon_nll")
+        assert float(off["recon_nll"]) == 0.0
+        # the fixture tells the mistakes apart: the sign, every row's mean (the missing rows
+        # hold random x2 here), the sum over the complete rows
+        complete = META.all(-1)
+        for wrong in (-nll, per.mean(), per[complete].sum()):
+            assert abs(wrong - nll) > 1e-2 * nll
+
+
+def test_eq1_gradient_reaches_phi_c_and_nothing_else():
+    """The term's gradient (with minus without, read off the SGD steps) is w * d NLL_1 / d phi_c
+    of the reference on the reconstruction network ``recon`` and zero on every other group
+    (f1(x1) and f2(x2) are constants of eq. 1). At weight 0 the step is the reference without
+    the term (test_meta_step_is_the_paper_outer_loss_and_its_second_order_gradient)."""
+    with jax.enable_x64(True):
+        state, batch, (new_off, _), (new_on, _) = _with_and_without_eq1(META)
+        _, _, ref = _eq1_reference(state, batch)
+        delta = jax.tree.map(lambda a, b: a - b, sgd_gradient(state.params, new_on.params, LR),
+                             sgd_gradient(state.params, new_off.params, LR))
+        want = {n: NLL_WEIGHT * v for n, v in ref.items()}
+        assert tree_norm(want, want) > 1e-3  # the term moves phi_c
+        assert_trees_close(delta["recon"], want, 1e-8, "d(w NLL_1)/d phi_c")
+        for group in set(delta) - {"recon"}:
+            for leaf in jax.tree.leaves(delta[group]):
+                assert np.abs(np.asarray(leaf)).max() <= 1e-10, group
+
+
+def test_eq1_term_without_complete_samples_is_zero_and_reads_no_missing_x2():
+    """No complete row: the term is 0, the objective finite and unchanged, no gradient; the
+    missing x2 is NaN here, so a term that read it (a wrong mask, or a mask applied after the
+    square, whose gradient is 0 * NaN) would make the loss or the parameters NaN."""
+    with jax.enable_x64(True):
+        nan = jnp.full((N, 5), jnp.nan)
+        state, batch, (new_off, off), (new_on, on) = _with_and_without_eq1(NO_COMPLETE, nan)
+        assert _eq1_reference(state, batch)[0] == 0.0
+        assert float(on["recon_nll"]) == 0.0 and np.isfinite(float(on["loss"]))
+        assert abs(float(on["loss"]) - float(off["loss"])) <= NLL_TOL * abs(float(off["loss"]))
+        for a, b in zip(jax.tree.leaves(new_on.params), jax.tree.leaves(new_off.params)):
+            assert np.all(np.isfinite(np.asarray(a)))
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)

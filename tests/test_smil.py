@@ -1,5 +1,7 @@
 """SMIL: the inner SGD step, the meta-gradient, priors, switches, memory, and a short run."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 from flax import nnx
 
 from mmjax import methods
-from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig, validate
 from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
@@ -289,6 +291,35 @@ def test_predict_uses_x2_where_present_and_the_reconstruction_where_missing():
     np.testing.assert_allclose(method.predict(state, noisy)[4:], out[4:], rtol=1e-6)
 
 
+@pytest.mark.parametrize("switches, moved", [
+    ({"reconstruction": "released"}, "recon"),
+    ({"reconstruction": "direct"}, "recon_direct"),
+    ({"reconstruction": "paper", "deterministic": True}, None),
+])
+def test_eq1_term_updates_only_the_reconstruction_network_that_the_switch_uses(switches, moved):
+    """SMIL eq. 1 (``recon_nll_weight``) in one SGD meta step, against the same step without it:
+    only phi_c's layer of the reconstruction form changes (the released weights ``recon``, the
+    direct regression ``recon_direct``); the paper form's deterministic reconstruction is the
+    prior average, so the term gives it no gradient and changes nothing."""
+    sgd = OptimConfig(name="sgd", lr=0.1, momentum=0.0)
+    batch = _batch(jax.random.key(0))
+    params = {}
+    for weight in (0.0, 1.0):
+        config = _config(steps=4, phase1_steps=0, phase2_steps=0, recon_nll_weight=weight,
+                         **switches)
+        method = methods.make(dataclasses.replace(config, optim=sgd), SPEC)
+        state = method.init(jax.random.key(0), batch)
+        state = state.replace(extra={**state.extra,
+                                     "priors": jax.random.normal(jax.random.key(5), (3, 4))})
+        new, metrics = jax.jit(method.phases[2].step)(state, batch)
+        assert (float(metrics["recon_nll"]) > 0) == (weight > 0)
+        params[weight] = nnx.to_pure_dict(new.params)
+    for group in params[0.0]:
+        same = all(np.allclose(a, b, rtol=1e-6, atol=1e-7) for a, b in zip(
+            jax.tree.leaves(params[0.0][group]), jax.tree.leaves(params[1.0][group])))
+        assert same == (group != moved), group
+
+
 # --- the jitted step ----------------------------------------------------------------------------
 
 def test_changing_eta_never_recompiles_and_phases_run():
@@ -337,3 +368,5 @@ def test_bad_settings_fail_with_user_errors():
                                             "classification", 2))
     with pytest.raises(UserError, match="exceeds"):
         methods.make(_config(steps=3), SPEC)
+    with pytest.raises(UserError, match="recon_nll_weight"):
+        validate(_config(recon_nll_weight=-1.0))

@@ -40,6 +40,8 @@ advances only its own optimiser state, ``opt_state = (tx1's, tx2's, tx3's)``, so
                  L_outer = 1/L sum_l CE(f_theta*(x1, x2; z_l), y) on D^f      (eq. 7, Alg. 1 l.10)
                            + CE(f_theta(x1, x2_hat; z_0), y) on D^m  [outer_incomplete_term]
                            + kl_weight * KL[q(z | X; psi) || p(z)]               (eq. 6-7)
+                           + recon_nll_weight * NLL_1 on the batch's complete samples (eq. 1;
+                             off by default, see below)
                  theta, psi <- Adam(grad_{theta, psi} L_outer)                 (Alg. 1 l.10-11)
     predict    x2 where present (reconstruction off), x2_hat = reconstruction where missing
                (on); deterministic z (omega = E[omega], r = mu), as the released eval mode.
@@ -80,6 +82,20 @@ Paper <-> released-code switches (``SmilConfig``; default = paper):
                   The clean D^f pass (real x2) applies no regulariser, as the released mode 'two'.
   inner_lr_decay_every  0 (paper) | 1000 (released: alpha * 0.1^(meta_step // 1000)).
   kl_weight       the paper gives none; the released code has no KL (use 0).
+  recon_nll_weight  0 (Algorithm 1 and the released code: phi_c learns only through the meta
+                  loss) | w > 0: SMIL eq. 1, phi_c* = argmin E_{p(x1, x2)}[-log p(x2_hat | x1;
+                  phi_c)], as a term of the outer loss (either ``outer_loss``): w * NLL_1 with
+                  NLL_1 = mean over the batch's complete samples of 0.5 ||x2_hat - f2(x2)||^2 (a
+                  unit-variance Gaussian, constant dropped). SMIL reconstructs in feature space,
+                  so the target is the modality-2 encoder's feature f2(x2), the quantity eq. 2's
+                  x2_hat replaces; x2_hat is eq. 2's reconstruction at theta with the omega draw
+                  of the first inner step's D^m pass. Both f1(x1) and f2(x2) are held constant
+                  (stop-gradient): eq. 1 minimises over phi_c alone, and a gradient into f2 would
+                  pull the features toward the priors M, which stay fixed once computed. Under
+                  ``reconstruction=paper`` E[omega] = 1, so the term reaches phi_c only through
+                  the spread sigma (E||x2_hat - t||^2 = ||M-bar - t||^2 + tr Cov(x2_hat)): it
+                  shrinks sigma; with ``deterministic`` it gives phi_c no gradient at all.
+                  Metric ``recon_nll``: NLL_1 (0 when the weight is 0: the term is not computed).
   meta_optimizer  config (tx3 = ``config.optim``) | released (Adam with L2 weight decay 1e-4 added
                   to the gradient, as torch's Adam ``weight_decay``, betas (0.9, 0.999), no
                   clipping, and the rate x0.1 every 5,000 meta-steps, StepLR(5000, 0.1); the rate
@@ -147,6 +163,10 @@ class SmilConfig(MethodConfig):
       first_order: drop the second-order term (stop the gradient through the inner gradients).
       mc_samples: L, Monte-Carlo samples of z in the outer loss (eq. 7).
       kl_weight: weight of KL[q(z|X; psi) || p(z)] (eq. 6-7; our default, the paper gives none).
+      recon_nll_weight: weight of SMIL eq. 1's negative log-likelihood of the missing modality's
+        feature, 0.5 ||x2_hat - f2(x2)||^2 averaged over the batch's complete samples, added to
+        the outer loss; it updates phi_c only (see the module docstring). 0 = Algorithm 1 and
+        the released code (eq. 1 is not a term of their objective).
       outer_loss: ``paper`` | ``released`` (see the module docstring).
       meta_optimizer: ``config`` | ``released`` (Adam + weight decay 1e-4, StepLR(5000, 0.1)).
       outer_incomplete_term: paper outer loss: add the D^m likelihood factor of eq. 5
@@ -176,6 +196,7 @@ class SmilConfig(MethodConfig):
     first_order: bool = False
     mc_samples: Annotated[int, POSITIVE] = 1
     kl_weight: float = 1e-3
+    recon_nll_weight: Annotated[float, NON_NEGATIVE] = 0.0
     outer_loss: Literal["paper", "released"] = "paper"
     outer_incomplete_term: bool = True
     memory_size: Annotated[int, POSITIVE] = 1024
@@ -416,7 +437,7 @@ def memory_batch(extra: dict, key: jax.Array, batch_size: int, dtype=None) -> Me
 # ----------------------------------------------------------------------------------------------
 
 METRICS = ("loss", "loss_pre_image", "loss_pre_audio", "loss_pre_fusion", "loss_inner",
-           "loss_outer", "kl", "memory", "phase")
+           "loss_outer", "kl", "recon_nll", "memory", "phase")
 
 
 def check_config(config: ExperimentConfig, spec: DatasetSpec) -> None:
@@ -518,14 +539,37 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             new = state.replace(params=optax.apply_updates(state.params, updates),
                                 model_state=model_state, opt_state=opt_state)
             metrics.update(loss=loss, loss_inner=jnp.zeros(()), loss_outer=jnp.zeros(()),
-                           kl=jnp.zeros(()), phase=jnp.asarray(float(index + 1)),
+                           kl=jnp.zeros(()), recon_nll=jnp.zeros(()),
+                           phase=jnp.asarray(float(index + 1)),
                            **norms(grads, state.params))
             return new, metrics
 
         return update
 
-    def meta_objective(params, model_state, priors, x1, len1, y, mem: Memory, keys, first_order):
-        """The outer loss of one meta-update (eq. 4-7, Algorithm 1) and its parts."""
+    def recon_nll(params, model_state, priors, x1, len1, x2, len2, complete, eps):
+        """SMIL eq. 1's -log p(x2 | x1; phi_c) under a unit-variance Gaussian, constant dropped:
+        0.5 ||x2_hat - f2(x2)||^2 averaged over the ``complete`` rows (0 when there are none).
+
+        x2_hat is eq. 2's reconstruction from f1(x1) (``eps``: omega's draw, None = its mean);
+        f1(x1) and the target f2(x2) are stop-gradient, so the gradient reaches phi_c only
+        (eq. 1 minimises over phi_c). Rows that are not complete are zeroed with ``where``
+        before the square, so whatever their x2 holds (even NaN) reaches neither the value nor the
+        gradient (a where after the square would pass 0 * NaN back).
+        """
+        net = model.bind(params, model_state)
+        h1 = jax.lax.stop_gradient(encode(net.enc1, x1, len1, deterministic=True))
+        target = jax.lax.stop_gradient(encode(net.enc2, x2, len2, deterministic=True))
+        x2_hat, _ = reconstruct(net, mc, h1, priors, eps)
+        acc = jnp.promote_types(x2_hat.dtype, jnp.float32)  # bfloat16 steps: sum in float32
+        diff = jnp.where(complete[:, None], x2_hat.astype(acc) - target.astype(acc), 0.0)
+        per = 0.5 * jnp.sum(diff ** 2, -1)
+        return per.sum() / jnp.maximum(complete.sum().astype(acc), 1.0)
+
+    def meta_objective(params, model_state, priors, x1, len1, y, mem: Memory, keys, first_order,
+                       x2=None, len2=None, complete=None):
+        """The outer loss of one meta-update (eq. 4-7, Algorithm 1) and its parts; with
+        ``recon_nll_weight > 0`` also eq. 1's term on the batch's ``complete`` rows (``x2``,
+        ``len2``: the batch's modality 2)."""
         mx1, mx2, my, mw = mem.x1, mem.x2, mem.y, mem.weight
         meta_step = jnp.maximum(jnp.asarray(keys["meta_step"]), 0)
         decay = (0.1 ** (meta_step // mc.inner_lr_decay_every) if mc.inner_lr_decay_every
@@ -541,9 +585,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                        noise(key, b), len1)
             return task_loss(logits, y), kl.mean()
 
+        inner_keys = jax.random.split(keys["inner"], mc.inner_steps)
         theta_star, (inner_losses, inner_kls) = adapt(
-            inner_loss, params, theta_mask(params), alphas,
-            jax.random.split(keys["inner"], mc.inner_steps), first_order)
+            inner_loss, params, theta_mask(params), alphas, inner_keys, first_order)
         net_star = model.bind(theta_star, model_state)
         ones = jnp.ones_like(mw, jnp.float32)
         if mc.outer_loss == "paper":
@@ -569,14 +613,25 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                      / jnp.maximum(wf.sum() * a_c.shape[1], 1))
             kl_total = inner_kls[0]
             total = inner_losses[0] + outer + match + mc.kl_weight * kl_total
-        return total, {"loss_inner": inner_losses[0], "loss_outer": outer, "kl": kl_total}
+        nll = jnp.zeros((), jnp.float32)
+        if mc.recon_nll_weight > 0:  # a static switch: weight 0 compiles today's program
+            # eq. 1 on the batch's complete samples, with the first inner step's omega draw:
+            # x2_hat is the reconstruction that step's D^m pass used on those samples
+            omega = noise(inner_keys[0], b)
+            nll = recon_nll(params, model_state, priors, x1, len1, x2, len2, complete,
+                            None if omega is None else omega.omega)
+            total = total + mc.recon_nll_weight * nll
+        return total, {"loss_inner": inner_losses[0], "loss_outer": outer, "kl": kl_total,
+                       "recon_nll": nll}
 
     def meta(state: TrainState, batch: Batch, mem, keys) -> tuple[TrainState, dict]:
         """Phase 3: one meta-update of theta and psi."""
         keys = {**keys, "meta_step": state.step - meta_start}
         (loss, metrics), grads = jax.value_and_grad(meta_objective, has_aux=True)(
             state.params, state.model_state, state.extra["priors"], batch["inputs"][m1],
-            batch["inputs"].get(length_key(m1)), batch["label"], mem, keys, mc.first_order)
+            batch["inputs"].get(length_key(m1)), batch["label"], mem, keys, mc.first_order,
+            batch["inputs"][m2], batch["inputs"].get(length_key(m2)),
+            batch["present"].all(-1))
         s1, s2, s3 = state.opt_state
         updates, n3 = tx3.update(grads, s3, state.params)
         new = state.replace(params=optax.apply_updates(state.params, updates),
