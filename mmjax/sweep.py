@@ -508,8 +508,8 @@ def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets)
     whose resolved backend policy copies the step once per replica (``mmjax.policy``: a
     convolutional network on the CPU) is split into its slots' own runs, because that program's
     compile time grows with its copies (15 SMIL replicas of 2 unrolled steps were still
-    compiling after 7 minutes on the 2-core CPU), while the slots' runs are one program up to data: compiled
-    once, then read from the persistent compilation cache."""
+    compiling after 7 minutes on the 2-core CPU), while the slots' runs are one program up to
+    data: compiled once, then read from the persistent compilation cache."""
     from mmjax import train as train_lib
 
     checked = []

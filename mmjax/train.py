@@ -18,11 +18,12 @@ Workdir layout: ``config.json`` (resolved config), ``metrics.jsonl``, ``checkpoi
 ``eval.json`` and ``eval.md`` (written once, when training finishes); with model selection also
 ``checkpoint-best/`` (the selected step's states), with ``train.tensorboard`` also
 ``tensorboard/`` (event files); a run of other replicas than its config's also has
-``replicas.json``, a run on a user's dataset ``dataset.json`` (``user_data_text``). Running ``train`` again on the same workdir resumes from the
-newest readable checkpoint; a run killed and resumed ends exactly where an uninterrupted one does,
-because the data order and every random draw derive from (seed, step). One process at a time
-writes a workdir (``mmjax.workdir.WorkdirLock``), and every file of an existing run is checked
-before anything is written.
+``replicas.json``, a run on a user's dataset ``dataset.json`` (``user_data_text``). Running
+``train`` again on the same workdir resumes from the newest readable checkpoint; a run killed and
+resumed ends exactly where an uninterrupted one does, because the data order and every random
+draw derive from (seed, step). One process at a time writes a workdir
+(``mmjax.workdir.WorkdirLock``), and every file of an existing run is checked before anything is
+written.
 
 Model selection (``train.eval_every``, ``train.select``): every ``eval_every`` steps (and at the
 last step) the states are evaluated on the selection split (``val``) exactly as the final
@@ -374,8 +375,9 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None,
         check_replicas(config, tuple(replicas), make_kwargs)
     # A dataset of the config's own registry load (e.g. a sweep's, loaded once for its runs) is
     # the config's data; any other is a user's, recorded in dataset.json.
-    users = dataset is not None and (dataset.origin is None or dataset.origin != data_lib.origin_of(
-        config.data.name, dataset_options(config)))
+    users = dataset is not None and (
+        dataset.origin is None
+        or dataset.origin != data_lib.origin_of(config.data.name, dataset_options(config)))
     if dataset is None:
         dataset = data_lib.load(config.data.name, **dataset_options(config))
     elif not isinstance(dataset, Dataset):
@@ -704,8 +706,8 @@ def check_workdir(config: ExperimentConfig, workdir: pathlib.Path,
                   replicas: Sequence[Replica] | None = None,
                   user_data: str | None = None) -> bool:
     """``prepare_workdir``'s checks, writing nothing: passes for an absent or empty ``workdir``
-    and for a run of ``config``, ``replicas`` and ``user_data`` there; returns True when that run is to be
-    extended to ``config``'s larger ``train.steps``; else one ``UserError`` line."""
+    and for a run of ``config``, ``replicas`` and ``user_data`` there; returns True when that
+    run is to be extended to ``config``'s larger ``train.steps``; else one ``UserError`` line."""
     config_file = workdir / "config.json"
     if not config_file.exists():
         if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
