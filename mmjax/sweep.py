@@ -47,9 +47,9 @@ later sweep that adds points trains only the new ones, packed among themselves);
 packed run cannot be extended to more ``train.steps`` (its folder has no checkpoint: use a new
 ``--workdir``). ``--no-pack`` trains one run per point. Where the backend policy copies the
 step once per replica instead of vmapping it (a convolutional network on the CPU,
-``mmjax.policy``), a program's compile time grows with its replicas, so slots are not packed
-together there: each slot trains as its own run, and the runs of one program compile once (the
-persistent compilation cache serves the others).
+``mmjax.policy``), a program's compile time grows with its copies, so those points are not
+packed: each trains as its own run of one copy, and the runs of one program compile once (the
+persistent compilation cache serves the others; ``copied_programs``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -351,15 +351,17 @@ def selects_last(config: ExperimentConfig) -> bool:
     return config.train.eval_every == 0 or config.train.select == "last"
 
 
-def slots_of(points: Sequence[Point], pack: bool = True) -> list[Slot]:
+def slots_of(points: Sequence[Point], pack: bool = True,
+             copied: Collection[str] = ()) -> list[Slot]:
     """The point folders: with ``pack``, the points of one label (same folder names, configs
     equal up to ``train.seed``/``num_seeds``) whose seeds follow each other share a folder; else
-    (and under model selection) one folder per point. In order of their first point."""
+    (and under model selection, and for the ``copied`` programs) one folder per point. In order
+    of their first point."""
     seed_swept = any(k in SEED_KEYS for p in points for k in p.keys)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(points):
         key = ((tuple(p.parts()), _without(p.config, SEED_KEYS))
-               if pack and selects_last(p.config) else (i,))
+               if packable(p.config, pack, copied) else (i,))
         groups.setdefault(key, []).append(i)
     slots = []
     for members in groups.values():
@@ -396,17 +398,48 @@ def program_key(config: ExperimentConfig) -> str:
     return _without(config, [*SEED_KEYS, "missing", *train_lib.traceable_fields(config)])
 
 
-def plan(points: Sequence[Point], pack: bool = True,
-         finished: Sequence[str] = ()) -> list[Run]:
+def packable(config: ExperimentConfig, pack: bool, copied: Collection[str]) -> bool:
+    """Whether a point or slot of ``config`` may share a run with others: packing is on, it
+    reports its last step (``selects_last``) and its program is not one of the ``copied``."""
+    return pack and selects_last(config) and program_key(config) not in copied
+
+
+def copied_programs(points: Sequence[Point], datasets: Datasets) -> set[str]:
+    """The ``program_key`` of every point whose step the backend policy copies once per replica
+    instead of vmapping it (``mmjax.policy``: a convolutional network on the CPU). Their points
+    train one run each, every run one copy of the step, and the persistent compilation cache
+    shares that program between them: packed, a program of N copies compiles about N times as
+    long, and SMIL's 5-copy runs of the issue-24 grid took 1.3 times as long as the 45 points
+    one process each (benchmarks/README.md). A point whose setup fails is left to
+    ``check_runs``, which names it."""
+    from mmjax import train as train_lib
+
+    policy_copies = {}
+    for p in points:
+        key = program_key(p.config)
+        if key in policy_copies:
+            continue
+        one = dataclasses.replace(p.config, train=dataclasses.replace(p.config.train,
+                                                                      num_seeds=1))
+        try:
+            policy_copies[key] = not train_lib.setup(one, datasets.get(one)).policy.vmap_seeds
+        except UserError:
+            policy_copies[key] = False
+    return {key for key, copies in policy_copies.items() if copies}
+
+
+def plan(points: Sequence[Point], pack: bool = True, finished: Sequence[str] = (),
+         copied: Collection[str] = ()) -> list[Run]:
     """The runs that train ``points``: with ``pack``, every slot (``slots_of``) of one
-    ``program_key`` is a replica block of one packed run (not those under model selection, and
-    not the ``finished`` slot folders: they are read back alone); else one run per point. Runs
-    are in order of their first point."""
-    slots = slots_of(points, pack)
+    ``program_key`` is a replica block of one packed run (not those under model selection, not
+    the ``copied`` programs', and not the ``finished`` slot folders: they are read back alone);
+    else one run per point. Runs are in order of their first point."""
+    slots = slots_of(points, pack, copied)
     groups: dict[tuple, list[Slot]] = {}
     for slot in slots:
-        packable = pack and selects_last(slot.config) and slot.dir not in finished
-        key = (program_key(slot.config),) if packable else ("alone", slot.dir)
+        key = ((program_key(slot.config),)
+               if packable(slot.config, pack, copied) and slot.dir not in finished
+               else ("alone", slot.dir))
         groups.setdefault(key, []).append(slot)
     runs = [run for members in groups.values() for run in _pack(members)]
     runs.sort(key=lambda r: min(r.points))
@@ -501,18 +534,12 @@ class Datasets:
         return self._loaded[key]
 
 
-def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets) -> list[Run]:
+def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets) -> None:
     """Every check ``train.train`` makes before it writes (the data, the method, the masks; an
     existing run's config and replicas), for every run and every slot folder of a packed run,
-    so that a bad point stops the sweep before any run. Returns the runs to train: a packed run
-    whose resolved backend policy copies the step once per replica (``mmjax.policy``: a
-    convolutional network on the CPU) is split into its slots' own runs, because that program's
-    compile time grows with its copies (15 SMIL replicas of 2 unrolled steps were still
-    compiling after 7 minutes on the 2-core CPU), while the slots' runs are one program up to
-    data: compiled once, then read from the persistent compilation cache."""
+    so that a bad point stops the sweep before any run."""
     from mmjax import train as train_lib
 
-    checked = []
     for r in runs:
         # A packed run's points one by one first, so that an error names its own point.
         for slot in r.slots if r.replicas is not None else ():
@@ -524,17 +551,11 @@ def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets)
             except UserError as e:
                 raise UserError(f"grid point {slot.points[0] + 1} ({slot.label}): {e}") from None
         try:
-            s = train_lib.setup(r.config, datasets.get(r.config), r.replicas)
-            if r.replicas is not None and not s.policy.vmap_seeds:  # checked slot by slot above
-                checked += [Run(slot.dir, slot.config, [slot]) for slot in r.slots]
-                continue
+            train_lib.setup(r.config, datasets.get(r.config), r.replicas)
             train_lib.check_workdir(r.config, directory / r.dir, r.replicas)
         except UserError as e:
             raise UserError(f"grid point {r.points[0] + 1} ({r.label}): {e}") from None
-        finally:
-            check_signals()
-        checked.append(r)
-    return checked
+        check_signals()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -746,9 +767,10 @@ def run(args: argparse.Namespace) -> int:
     # together (each its share of the replicas, parallel.make_mesh); process 0 writes the files.
     parallel.maybe_initialize_distributed(any(p.config.train.distributed for p in points))
     pack = not args.no_pack
-    runs = plan(points, pack, finished_slots(slots_of(points, pack), directory))
     datasets = Datasets()
-    runs = check_runs(runs, directory, datasets)
+    copied = copied_programs(points, datasets) if pack else set()
+    runs = plan(points, pack, finished_slots(slots_of(points, pack, copied), directory), copied)
+    check_runs(runs, directory, datasets)
     replicas = sum(r.config.train.num_seeds for r in runs)
     _say(f"sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} replica(s), in "
          f"{directory}")

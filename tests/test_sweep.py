@@ -149,22 +149,23 @@ def test_points_of_one_program_pack_into_one_run_unless_no_pack():
                                                    "missing.rates-0.1_0.1"], [0, 0])]
 
 
-def test_copied_replicas_train_slot_by_slot(tmp_path):
+def test_copied_programs_train_point_by_point():
     """Where the policy copies the step once per replica (``train.vmap_seeds=false``, what
-    ``auto`` resolves to for a convnet on the CPU), ``check_runs`` trains each slot as its own
-    run instead of one packed program whose compile grows with its replicas; vmapped, the same
-    slots stay one packed run."""
+    ``auto`` resolves to for a convnet on the CPU), every point trains as its own run of one
+    copy (one folder per seed), not as one packed program whose compile grows with its copies;
+    vmapped, the same points pack into one run of their two slots."""
     for vmap in ("true", "false"):
         points = _points("missing.rates=[0.5,0.3],[0.2,0.6]", seeds="2",
                          sets=[*SMALL, f"train.vmap_seeds={vmap}"])
-        (packed,) = sweep.plan(points)
-        checked = sweep.check_runs([packed], tmp_path / vmap, sweep.Datasets())
+        copied = sweep.copied_programs(points, sweep.Datasets())
+        runs = sweep.plan(points, copied=copied)
         if vmap == "true":
-            assert checked == [packed]
+            assert copied == set() and len(runs) == 1 and len(runs[0].slots) == 2
         else:
-            assert [(r.dir, r.replicas, r.slots) for r in checked] == [
-                (slot.dir, None, [slot]) for slot in packed.slots]
-            assert [r.config.train.num_seeds for r in checked] == [2, 2]
+            assert copied == {sweep.program_key(points[0].config)}
+            assert [(r.dir, r.replicas, r.config.train.num_seeds) for r in runs] == [
+                (f"missing.rates-{rates}/train.seed-{seed}", None, 1)
+                for rates in ("0.5_0.3", "0.2_0.6") for seed in (0, 1)]
 
 
 def test_learning_rates_pack_and_structure_splits(monkeypatch):
