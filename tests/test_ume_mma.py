@@ -131,6 +131,8 @@ def test_phase_two_starts_from_the_phase_one_result_with_a_fresh_optimiser(key):
     phase1, lr2 = 3, 1e-4
     mc = UmeMmaConfig(phase1_steps=phase1, phase2_lr=lr2)
     config = _config(mc, lr=1e-2)
+    # Dropout on, so that the step's forward pass must be the training one (train=True).
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
     method = methods.make(config, SPEC)
     batch = random_batch(key)
     state = init = method.init(jax.random.key(1), batch)
@@ -163,6 +165,49 @@ def test_phase_two_starts_from_the_phase_one_result_with_a_fresh_optimiser(key):
     expected = optax.apply_updates(state.params, updates)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=0, atol=1e-7),
                  new.params, expected)
+
+
+def test_each_phase_builds_its_optimiser_for_its_own_length():
+    """tx1 spans phase 1 and tx2 phase 2 at phase2_lr, so a schedule decays over its own phase;
+    each is at least one step long, so a user's optimiser factory (``tx=``, called as the
+    method's own optimisers are built) never gets 0 steps: without phase 1 (``pretrain=False``,
+    at optim.lr) or without phase 2 (``phase1_steps == train.steps``)."""
+    lr, lr2 = 1e-3, 1e-4
+    cases = [(UmeMmaConfig(phase1_steps=3, phase2_lr=lr2), [(3, lr), (7, lr2)]),
+             (UmeMmaConfig(pretrain=False, phase2_lr=lr2), [(1, lr), (10, lr)]),
+             (UmeMmaConfig(phase1_steps=10, phase2_lr=lr2), [(10, lr), (1, lr2)])]
+    for mc, expected in cases:
+        seen = []
+
+        def factory(optim, total_steps):
+            seen.append((total_steps, optim.lr))
+            return optax.sgd(optim.lr)
+
+        methods.make(_config(mc, steps=10, lr=lr), SPEC, tx=factory)
+        assert seen == expected, mc
+
+
+def test_frozen_encoders_phase_two_step_advances_the_step_and_its_optimiser(key):
+    """freeze_encoders keeps the encoders from the step's update, not the rest of the new state:
+    the step count and phase 2's optimiser state advance, the heads move, the encoders stay."""
+    method = methods.make(_config(UmeMmaConfig(phase1_steps=1, freeze_encoders=True)), SPEC)
+    batch = random_batch(key)
+    state, _ = jax.jit(method.phases[0].step)(method.init(jax.random.key(1), batch), batch)
+    new, _ = jax.jit(method.phases[1].step)(state, batch)
+    assert int(new.step) == int(state.step) + 1
+    changed = [np.any(np.asarray(x) != np.asarray(y)) for x, y in
+               zip(jax.tree.leaves(state.opt_state[1]), jax.tree.leaves(new.opt_state[1]))]
+    assert any(changed)
+    for path, old in jax.tree_util.tree_leaves_with_path(state.params):
+        moved = np.any(np.asarray(old) != np.asarray(_at(new.params, path)))
+        assert moved != ume_mma.is_encoder(path), jax.tree_util.keystr(path)
+
+
+def _at(tree, path):
+    """The leaf of ``tree`` at a key path of ``jax.tree_util.tree_leaves_with_path``."""
+    for entry in path:
+        tree = tree[getattr(entry, "key", getattr(entry, "idx", None))]
+    return tree
 
 
 @pytest.mark.slow
