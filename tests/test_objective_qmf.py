@@ -38,9 +38,9 @@ RANK_ATOL = 1e-6
 sg = jax.lax.stop_gradient
 
 
-def objective(P, batch, index, history):
+def objective(P, batch, index, history, norm="minmax"):
     """``(loss, terms)``; terms: every ``loss_m``, ``rank_m``, ``loss_fused`` and the updated
-    history ``[M, SLOTS]``."""
+    history ``[M, SLOTS]``; ``norm``: the ranking targets' ``history_norm``."""
     x, present, y = batch["inputs"], np.asarray(batch["present"]), batch["label"]
     logits = [dense(P["heads"][m], jax.nn.relu(dense(P["enc"]["project"][m],
                                                      mlp_encoder(P["enc"]["encoders"][m], x[m]))))
@@ -58,7 +58,9 @@ def objective(P, batch, index, history):
         # t = sign(c'_i - c'_j) = sign(c_i - c_j), exactly 0 for two samples sharing a slot
         # (XLA may round two copies of one normalised value differently).
         t = jnp.sign(hist - hist[nxt])
-        d = jnp.abs(hist - hist[nxt]) / (table.max() - table.min())
+        d = jnp.abs(hist - hist[nxt])  # history_norm="none": the raw cumulative losses
+        if norm == "minmax":
+            d = d / (table.max() - table.min())
         conf = jax.scipy.special.logsumexp(logits[c], -1) / TEMPERATURE
         hinge = jnp.maximum(0.0, t * (conf - conf[nxt]) - d)
         terms[f"rank_{m}"] = masked_mean(hinge, have & have[nxt])
@@ -70,13 +72,13 @@ def objective(P, batch, index, history):
     return total + terms["loss_fused"], terms
 
 
-def _check_step(index):
+def _check_step(index, norm="minmax"):
     """One step on ``index`` slots against the reference: loss, every term, the gradient of
     every parameter group and the history table after the step."""
     with jax.enable_x64(True):
         config = ExperimentConfig(
             method=QmfConfig(head_dim=HEAD_DIM, temperature=TEMPERATURE, rank_weight=RANK_WEIGHT,
-                             history_size=SLOTS),
+                             history_size=SLOTS, history_norm=norm),
             model=MODEL, optim=sgd(), train=TrainConfig(steps=4))
         method = methods.make(config, SPEC)
         batch = {**make_batch(jax.random.key(0), SPEC, PRESENT), "index": jnp.asarray(index)}
@@ -86,11 +88,14 @@ def _check_step(index):
         # so the hinge is active on some pairs, not on others.
         history = jax.random.uniform(jax.random.key(2), (3, SLOTS), jnp.float32, 1.0, 3.0)
         history = history.at[:, 3].set(0.5).at[:, 15].set(400.0)
+        if norm == "none":  # raw margins: an empty history, so the step's losses set the gaps
+            history = jnp.zeros_like(history)
         state = state.replace(params=to_f64(state.params), extra={"history": history})
         new, metrics, grads = run_step(method.train_step, state, batch)
         (loss, terms), want = value_and_grad(objective, pure(state.params), batch, index,
-                                             history.astype(jnp.float64), has_aux=True)
-        assert all(0.0 < float(terms[f"rank_{m}"]) for m in MODS[::2])  # the hinge is active
+                                             history.astype(jnp.float64), norm, has_aux=True)
+        active = [0.0 < float(terms[f"rank_{m}"]) for m in MODS]  # the hinge is active
+        assert all(active[::2]) if norm == "minmax" else any(active)
         np.testing.assert_allclose(np.asarray(new.extra["history"]), terms["history"], rtol=1e-6)
         for m in MODS:
             assert_close(metrics[f"loss_{m}"], terms[f"loss_{m}"], what=f"loss_{m}")
@@ -107,3 +112,8 @@ def test_one_step_terms_gradient_and_history_equal_the_reference():
 def test_two_samples_sharing_a_history_slot_form_no_ranking_pair():
     """Rows 0 and 1 share slot 4: their history gets both losses and their pair has t = 0."""
     _check_step(np.concatenate([[4], INDEX[:1], INDEX[2:]]))
+
+
+def test_raw_history_targets_equal_the_reference():
+    """``history_norm="none"``: the margins are the raw differences of cumulative losses."""
+    _check_step(INDEX, norm="none")

@@ -37,6 +37,27 @@ def test_ranking_loss_hand_example():
     assert float(qmf.ranking_loss(conf, jnp.ones(3), jnp.ones(3, bool))) == 0.0
     got = float(qmf.ranking_loss(conf, hist, jnp.array([True, True, False])))
     np.testing.assert_allclose(got, 0.1 / 1, rtol=1e-5)
+    # no pair has both samples: the mean over no pair is 0, not 0 / 0
+    assert float(qmf.ranking_loss(conf, hist, jnp.array([True, False, False]))) == 0.0
+
+
+def test_training_step_runs_the_training_forward_pass():
+    """With dropout on, the step's losses depend on its dropout key (train=True): two states
+    that differ only in their key give different losses."""
+    from mmjax import methods
+    from mmjax.methods.qmf import QmfConfig
+    from toy import random_batch
+
+    config = ExperimentConfig(method=QmfConfig(), model=ModelConfig(hidden=8, feature_dim=4,
+                                                                    dropout=0.5),
+                              train=TrainConfig(steps=2))
+    method = methods.make(config, SPEC)
+    batch = random_batch(jax.random.key(0), SPEC)
+    state = method.init(jax.random.key(1), batch)
+    step = jax.jit(method.train_step)
+    _, one = step(state, batch)
+    _, other = step(state.replace(key=jax.random.key(9)), batch)
+    assert float(one["loss"]) != float(other["loss"])
 
 
 def test_released_history_normalisation_is_min_and_max_of_the_table():
