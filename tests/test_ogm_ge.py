@@ -61,9 +61,56 @@ def test_unimodal_logits_split_the_linear_head():
                         "visual": jax.random.normal(ks[1], (6, 3))},
              "present": jnp.ones((6, 2), bool), "label": jnp.array([0, 1, 2, 0, 1, 2])}
     state = method.init(jax.random.key(1), batch)
+    # A bias that is not zero (init's is), so that its split in M parts is seen.
+    replaced = []
+
+    def set_bias(path, x):
+        if not jax.tree_util.keystr(path).startswith("['head']['bias']"):
+            return x
+        replaced.append(path)
+        return jnp.array([0.3, -0.2, 0.5], x.dtype)
+
+    state = state.replace(params=jax.tree_util.tree_map_with_path(set_bias, state.params))
+    assert len(replaced) == 1
     net = ogm_ge.ConcatLinearNet  # fused = sum of the unimodal logits (bias split in M parts)
     from mmjax.methods.base import NNXModel
     model = NNXModel(lambda rngs: net(SPEC, config.model, 4, rngs=rngs))
     (fused, uni), _ = model.apply(state.params, state.model_state, batch["inputs"],
                                   batch["present"], train=False)
     np.testing.assert_allclose(np.asarray(fused), np.asarray(uni.sum(1)), atol=1e-5)
+    # An absent modality's input reaches neither output: its features are zeroed first.
+    present = batch["present"].at[:2, 1].set(False)
+    other = {**batch["inputs"], "visual": batch["inputs"]["visual"] + 5.0}
+    outs = [model.apply(state.params, state.model_state, x, present, train=False)[0]
+            for x in (batch["inputs"], other)]
+    for a, b in zip(outs[0], outs[1]):
+        np.testing.assert_array_equal(np.asarray(a)[:2], np.asarray(b)[:2])
+        assert not np.array_equal(np.asarray(a)[2:], np.asarray(b)[2:])
+
+
+def test_coefficients_average_over_each_modalitys_own_present_samples():
+    """score_m is the mean of p_true over the samples that have modality m (unequal counts give
+    other ratios than the sums'); a modality without a present sample scores 0, finitely; one
+    modality alone gets a finite coefficient."""
+    pa = np.array([[0.8, 0.1, 0.1], [0.2, 0.6, 0.2], [0.5, 0.25, 0.25]])
+    pv = np.array([[0.2, 0.4, 0.4], [0.3, 0.4, 0.3], [0.9, 0.05, 0.05]])
+    logits = jnp.asarray(np.log(np.stack([pa, pv], 1)), jnp.float32)
+    label = jnp.array([0, 1, 0])
+    present = jnp.array([[True, True], [True, False], [True, False]])
+    _, rho = ogm_ge.modulation_coefficients(logits, label, present, 0.5)
+    s_a, s_v = (0.8 + 0.6 + 0.5) / 3, 0.2 / 1
+    np.testing.assert_allclose(np.asarray(rho), [s_a / s_v, s_v / s_a], rtol=1e-5)
+    none = present.at[:, 1].set(False)
+    k, rho = ogm_ge.modulation_coefficients(logits, label, none, 0.5)
+    assert np.isfinite(np.asarray(k)).all() and float(rho[1]) == 0.0
+    k, _ = ogm_ge.modulation_coefficients(logits[:, :1], label, present[:, :1], 0.5)
+    assert np.isfinite(np.asarray(k)).all()
+
+
+def test_conv_modulation_scales_only_convolution_kernels():
+    """``which="conv"`` (released): encoder m's 4-d kernels only; its 2-d weights keep theirs."""
+    grads = {"enc": {"encoders": {"audio": {"conv": {"kernel": jnp.ones((3, 3, 1, 2))},
+                                            "fc": {"kernel": jnp.ones((4, 3))}}}}}
+    out = ogm_ge.modulate(grads, jnp.array([0.25, 1.0]), SPEC.modalities, None, which="conv")
+    np.testing.assert_array_equal(out["enc"]["encoders"]["audio"]["conv"]["kernel"], 0.25)
+    np.testing.assert_array_equal(out["enc"]["encoders"]["audio"]["fc"]["kernel"], 1.0)
