@@ -114,3 +114,33 @@ def test_conv_modulation_scales_only_convolution_kernels():
     out = ogm_ge.modulate(grads, jnp.array([0.25, 1.0]), SPEC.modalities, None, which="conv")
     np.testing.assert_array_equal(out["enc"]["encoders"]["audio"]["conv"]["kernel"], 0.25)
     np.testing.assert_array_equal(out["enc"]["encoders"]["audio"]["fc"]["kernel"], 1.0)
+
+
+def test_released_epoch_window_and_predict():
+    """``modulation_epoch_steps`` (released): the window is closed, in epochs: with 2 steps per
+    epoch, epochs 1..1 modulate steps 2 and 3 only, epochs 0..0 steps 0 and 1, and the default
+    end is ``steps // epoch // 2`` (8 steps: epochs 0..2, steps 0 to 5). A modulated step reports a
+    coefficient below 1 (one of two modalities always dominates), an unmodulated one 1.
+    ``predict`` gives the fused logits."""
+    ks = jax.random.split(jax.random.key(3), 2)
+    batch = {"inputs": {"audio": jax.random.normal(ks[0], (6, 5)),
+                        "visual": jax.random.normal(ks[1], (6, 3))},
+             "present": jnp.ones((6, 2), bool), "label": jnp.array([0, 1, 2, 0, 1, 2])}
+    for start, end, active in ((1, 1, {2, 3}), (0, 0, {0, 1}), (0, -1, {0, 1, 2, 3, 4, 5})):
+        config = ExperimentConfig(
+            model=ModelConfig(hidden=8, feature_dim=8, dropout=0.0),
+            method=ogm_ge.OgmGeConfig(head_dim=4, modulation_epoch_steps=2,
+                                      modulation_start=start, modulation_end=end),
+            optim=OptimConfig(name="sgd", lr=0.1), train=TrainConfig(steps=8))
+        method = ogm_ge.make(config, SPEC)
+        state = method.init(jax.random.key(1), batch)
+        step = jax.jit(method.train_step)
+        seen = set()
+        for t in range(8):
+            state, metrics = step(state, batch)
+            if min(float(metrics["coeff_audio"]), float(metrics["coeff_visual"])) < 1.0:
+                seen.add(t)
+        assert seen == active, (start, end)
+    logits = jax.jit(method.predict)(state, batch)
+    assert logits.shape == (6, 3) and np.isfinite(np.asarray(logits)).all()
+
