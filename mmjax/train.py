@@ -373,11 +373,7 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None,
     check_config(config)
     if replicas is not None:
         check_replicas(config, tuple(replicas), make_kwargs)
-    # A dataset of the config's own registry load (e.g. a sweep's, loaded once for its runs) is
-    # the config's data; any other is a user's, recorded in dataset.json.
-    users = dataset is not None and (
-        dataset.origin is None
-        or dataset.origin != data_lib.origin_of(config.data.name, dataset_options(config)))
+    given = dataset is not None
     if dataset is None:
         dataset = data_lib.load(config.data.name, **dataset_options(config))
     elif not isinstance(dataset, Dataset):
@@ -386,6 +382,11 @@ def setup(config: ExperimentConfig, dataset: Dataset | None = None,
     elif "train" not in dataset.splits:
         raise UserError(f"dataset {dataset.spec.name!r} has no 'train' split "
                         f"({', '.join(dataset.splits)})")
+    # A dataset of the config's own registry load (e.g. a sweep's, loaded once for its runs) is
+    # the config's data; any other is a user's, recorded in dataset.json.
+    users = given and (
+        dataset.origin is None
+        or dataset.origin != data_lib.origin_of(config.data.name, dataset_options(config)))
     for name, split in dataset.splits.items():  # the runtime's guard, whatever the loader checked
         validate_split(dataset.spec, split, f"{dataset.spec.name}/{name}")
     if config.eval.split not in dataset.splits:

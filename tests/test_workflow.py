@@ -330,6 +330,8 @@ def test_a_run_on_users_data_needs_that_data_to_resume_or_evaluate(capsys, tmp_p
     mfeat = config_lib.override(config_lib.load(MFEAT_CONCAT), ["data.views=fac,pix"])
     assert train.setup(mfeat, data.load("mfeat", views=("fac", "pix"))).user_data is None
     assert train.setup(mfeat, data.load("mfeat", views=("pix", "fac"))).user_data is not None
+    with pytest.raises(UserError, match="dataset must be a mmjax.data.Dataset"):
+        train.setup(config, 42)
 
 
 def test_from_arrays_splits_zero_fills_and_validates():
