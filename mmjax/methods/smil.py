@@ -566,7 +566,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return per.sum() / jnp.maximum(complete.sum().astype(acc), 1.0)
 
     def meta_objective(params, model_state, priors, x1, len1, y, mem: Memory, keys, first_order,
-                       x2=None, len2=None, complete=None):
+                       x2, len2, complete):
         """The outer loss of one meta-update (eq. 4-7, Algorithm 1) and its parts; with
         ``recon_nll_weight > 0`` also eq. 1's term on the batch's ``complete`` rows (``x2``,
         ``len2``: the batch's modality 2)."""
