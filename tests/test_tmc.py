@@ -1,6 +1,8 @@
 """TMC and ETMC: Dempster's combination of Dirichlet opinions, the evidential loss, missing
 views."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,3 +119,66 @@ def test_training_lowers_the_loss_and_anneals_the_kl_weight(key):
         losses.append(float(metrics["loss"]))
     np.testing.assert_allclose(weights, [0.0, 0.25, 0.5, 0.75] + [1.0] * 6)
     assert losses[-1] < losses[4]  # compared at the same KL weight
+
+
+def _kl_weights(config, key, steps_at):
+    """The KL weight the train step uses at each step number of ``steps_at`` (one compile)."""
+    method = methods.make(config, SPEC)
+    batch = _batch(key)
+    state = method.init(jax.random.key(1), batch)
+    step = jax.jit(method.train_step)
+    return [float(step(state.replace(step=jnp.asarray(t, state.step.dtype)), batch)[1]["kl_weight"])
+            for t in steps_at]
+
+
+def test_default_annealing_is_a_tenth_of_the_run_and_at_least_one_step(key):
+    """lambda_t = min(1, t / max(steps // 10, 1)): 40 steps anneal over 4; a 5-step run over 1
+    step (not over 0 steps: lambda_0 would be 0 / 0)."""
+    np.testing.assert_allclose(_kl_weights(_config(TmcConfig(), steps=40), key, [0, 1, 3, 4, 9]),
+                               [0.0, 0.25, 0.75, 1.0, 1.0])
+    np.testing.assert_allclose(_kl_weights(_config(TmcConfig(), steps=5), key, [0, 1, 4]),
+                               [0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("config, steps, epoch_steps, at, expected, short_steps", [
+    # TMC: a tenth of 100 steps = 10 steps, epochs of 5 counted from 1: (t // 5 + 1) * 5 / 10.
+    (TmcConfig(), 100, 5, [0, 4, 5, 99], [0.5, 0.5, 1.0, 1.0], 4),
+    # ETMC: a fiftieth of 200 steps = 4 steps, epochs of 2 counted from 0: (t // 2) * 2 / 4.
+    (EtmcConfig(), 200, 2, [0, 1, 2, 3, 4, 199], [0.0, 0.0, 0.5, 0.5, 1.0, 1.0], 20)],
+    ids=["tmc", "etmc"])
+def test_released_preset_anneals_in_epochs_over_the_released_share_of_the_run(
+        key, config, steps, epoch_steps, at, expected, short_steps):
+    """``released(config, epoch_steps)``: the released code's KL weight, a staircase of epochs,
+    lambda = min(1, epoch-start step / annealing steps) (TMC over a tenth of the run counting
+    epochs from 1, ETMC over a fiftieth from 0), and Adam's weight decay 1e-5."""
+    released = tmc.released(_config(config, steps=steps), epoch_steps=epoch_steps)
+    assert released.optim.weight_decay == 1e-5
+    np.testing.assert_allclose(_kl_weights(released, key, at), expected, rtol=1e-6)
+    # A run shorter than 10 (TMC) or 50 (ETMC) steps anneals over one step (not over 0 steps,
+    # which ``make`` would read as "unset": a tenth of the run, 2 of ETMC's 20 steps).
+    short = tmc.released(_config(config, steps=short_steps), epoch_steps=1)
+    np.testing.assert_allclose(_kl_weights(short, key, [0, 1]), [float(config.name == "tmc"), 1.0])
+
+
+def test_step_logs_the_fused_uncertainty_and_runs_the_training_forward_pass(key):
+    """The logged uncertainty is the batch mean of u = K / S of the fused Dirichlet (dropout 0:
+    the training and evaluation forward passes agree); with dropout 0.5 the step's loss depends
+    on its dropout key (train=True)."""
+    config = _config(TmcConfig())
+    method = methods.make(config, SPEC)
+    batch = _batch(key)
+    batch["present"] = batch["present"].at[:2, 0].set(False)
+    state = method.init(jax.random.key(1), batch)
+    _, metrics = jax.jit(method.train_step)(state, batch)
+    (_, aux), _ = NNXModel(lambda rngs: tmc.EvidenceNet(SPEC, config.model, pseudo_view=False,
+                                                           rngs=rngs)).apply(
+        state.params, state.model_state, batch["inputs"], batch["present"], train=False)
+    fused = np.asarray(aux["fused_alpha"], np.float64)
+    np.testing.assert_allclose(float(metrics["uncertainty_fused"]),
+                               np.mean(SPEC.num_classes / fused.sum(-1)), rtol=1e-6)
+    dropped = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    method = methods.make(dropped, SPEC)
+    state = method.init(jax.random.key(1), batch)
+    step = jax.jit(method.train_step)
+    assert float(step(state, batch)[1]["loss"]) != float(
+        step(state.replace(key=jax.random.key(9)), batch)[1]["loss"])
