@@ -68,12 +68,15 @@ SCRATCH = pathlib.Path("/tmp/mutants")
 DEFAULT_MODULES = ("smil", "redcore", "redcore_projection", "mla", "raml", "ume_mma", "mmin",
                    "qmf", "ogm_ge", "tmc")
 # module -> the test files that exercise it (those that exist are used). A module not listed gets
-# tests/test_<m>.py; tests/test_objective_<m>.py is always added (first) when it exists.
+# tests/test_<m>.py; tests/test_objective_<m>.py is always added (first) and
+# tests/test_golden_<m>.py (its released switches against the authors' recorded numbers) last,
+# when they exist.
 MODULE_TESTS = {
     "smil": ("test_smil.py", "test_smil_papers.py"),
     "smil_priors": ("test_smil.py",),
     "redcore": ("test_redcore.py",),
-    "redcore_projection": ("test_objective_redcore.py", "test_redcore.py"),
+    "redcore_projection": ("test_objective_redcore.py", "test_redcore.py",
+                           "test_golden_redcore.py"),
 }
 
 _REDUCTION_SWAPS = {"sum": "mean", "mean": "sum", "max": "min", "min": "max",
@@ -506,7 +509,8 @@ def generate(module: str, text: str) -> list[Mutant]:
 def test_files(module: str) -> list[str]:
     """The existing test files of ``module`` (relative to the repository root)."""
     # The whole-objective tests first: with -x they usually kill a mutant soonest.
-    names = [f"test_objective_{module}.py", *MODULE_TESTS.get(module, (f"test_{module}.py",))]
+    names = [f"test_objective_{module}.py", *MODULE_TESTS.get(module, (f"test_{module}.py",)),
+             f"test_golden_{module}.py"]
     out = []
     for name in names:
         if (ROOT / "tests" / name).exists() and f"tests/{name}" not in out:
@@ -515,14 +519,15 @@ def test_files(module: str) -> list[str]:
 
 
 def _prepare_slot(module: str, slot: int) -> pathlib.Path:
-    """``/tmp/mutants/<m>/<slot>``: a copy of ``mmjax`` and links to the tests and configs."""
+    """``/tmp/mutants/<m>/<slot>``: a copy of ``mmjax`` and links to the tests, configs and tools
+    (the golden tests read ``tools/golden``)."""
     root = SCRATCH / module / str(slot)
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     shutil.copytree(ROOT / "mmjax", root / "mmjax",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("tests", "configs", "pyproject.toml"):
+    for name in ("tests", "configs", "tools", "pyproject.toml"):
         (root / name).symlink_to(ROOT / name)
     return root
 
