@@ -415,3 +415,17 @@ def test_embed_is_the_evaluation_forward_pass():
                                                      train=False)
     np.testing.assert_array_equal(np.asarray(mla.make_embed(config, SPEC)(state, batch)),
                                   np.asarray(feats, np.float32))
+
+
+@pytest.mark.parametrize("fusion", ["average", "fixed"])
+def test_average_and_fixed_fusion_renormalise_per_sample_and_give_zero_without_modalities(fusion):
+    logits = jnp.asarray(np.random.default_rng(5).normal(size=(3, 3, 4)), jnp.float32)
+    present = jnp.array([[True, False, True], [False, False, False], [False, True, False]])
+    weights = (1.0, 2.0, 3.0)
+    got = np.asarray(mla.fuse(logits, present, fusion, weights=weights))
+    w = np.asarray(weights) if fusion == "fixed" else np.ones(3)
+    x = np.asarray(logits, np.float64)
+    np.testing.assert_allclose(got[0], (w[0] * x[0, 0] + w[2] * x[0, 2]) / (w[0] + w[2]),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(got[1], 0.0)  # nothing present: 0, not 0 / 0
+    np.testing.assert_allclose(got[2], x[2, 1], rtol=1e-6)

@@ -48,7 +48,7 @@ def _precision_weights(logvar, mask):
     return prec / jnp.where(total > 0, total, 1.0)  # an empty mask: weights 0, gradient 0
 
 
-def _loss(p, batch, rho, rho0):
+def _loss(p, batch, rho, rho0, patterns):
     """Eq. 6 over every (sample, pattern) pair with a non-empty delta; ``(L, parts)``."""
     x, present, y = batch["inputs"], batch["present"], batch["label"]
     enc = [_encode(p, x[m], m) for m in MODS]
@@ -61,7 +61,7 @@ def _loss(p, batch, rho, rho0):
     ce = jnp.stack([cross_entropy(f(h_m[:, c]), y) for c in range(M)], -1)  # [B, M]
     ce0 = jnp.stack([cross_entropy(f(h_0[:, c]), y) for c in range(M)], -1)
     lm_all, lu_all, ld_all, valid_all = [], [], [], []
-    for pattern in PATTERNS:
+    for pattern in patterns:
         delta = present & pattern[None]  # [B, M]
         mu_p = jnp.where(delta[..., None], mu, mu0[None])
         lv_p = jnp.where(delta[..., None], logvar, logvar0[None])
@@ -79,11 +79,16 @@ def _loss(p, batch, rho, rho0):
 
 
 @pytest.mark.slow
-def test_step_is_algorithm_1_with_reparameterised_unimodal_samples():
+@pytest.mark.parametrize("augment, patterns", [("all_patterns", PATTERNS),
+                                               ("none", np.ones((1, M), bool))])
+def test_step_is_algorithm_1_with_reparameterised_unimodal_samples(augment, patterns):
     """The loss, its three terms, the fusion-weight metrics and the gradient of every parameter
-    group (encoders, mu and log-variance heads, the shared predictor) to 1e-6 relative."""
+    group (encoders, mu and log-variance heads, the shared predictor) to 1e-6 relative; with the
+    missing-pattern augmentation (section III-A) and without it (Table IV: the batch's own
+    pattern only)."""
     config = ExperimentConfig(
-        method=RamlConfig(latent_dim=3, lambda_unimodal=LAMBDA_U, lambda_sparsity=LAMBDA_D),
+        method=RamlConfig(latent_dim=3, lambda_unimodal=LAMBDA_U, lambda_sparsity=LAMBDA_D,
+                          augment=augment),
         model=ModelConfig(hidden=5, feature_dim=4), optim=sgd(LR),
         train=TrainConfig(steps=4, batch_size=len(PRESENT)))
     method = methods.make(config, TOY_SPEC)
@@ -103,7 +108,7 @@ def test_step_is_algorithm_1_with_reparameterised_unimodal_samples():
         rho = jax.random.normal(step_key(state, 1, 4), shape)
         rho0 = jax.random.normal(step_key(state, 2, 4), shape)
         (loss, (lm, lu, ld, weights)), grad = jax.value_and_grad(_loss, has_aux=True)(
-            pure(state.params), batch, rho, rho0)
+            pure(state.params), batch, rho, rho0, patterns)
         assert_close(metrics["loss"], loss, 1e-6, "L (eq. 6)")
         for name, value in (("loss_fused", lm), ("loss_unimodal", lu), ("loss_sparsity", ld)):
             assert_close(metrics[name], value, 1e-6, name)

@@ -1,5 +1,7 @@
 """RAML: fusion weights (eq. 4), sparsity loss (eq. 3), the all-pattern training loss, switches."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +11,10 @@ from flax import nnx
 from mmjax import losses, methods
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from mmjax.data import missing
+from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import raml
+from mmjax.methods.base import step_keys
 from mmjax.methods.raml import RamlConfig
 
 from toy import TOY_SPEC, random_batch
@@ -55,6 +59,10 @@ def test_one_present_modality_gives_its_mean_and_equal_sigmas_the_plain_mean(key
                                (mu[:, 0] + mu[:, 2]) / 2, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(raml.fuse(raml.identical_weights(two, 5), mu),
                                (mu[:, 0] + mu[:, 2]) / 2, rtol=1e-6, atol=1e-7)
+    # A sample with no modality: every weight 0 (not 0 / 0), so h = 0.
+    none = jnp.zeros((4, 3), bool)
+    for weights in (raml.identical_weights(none, 5), raml.precision_weights(logvar, none)):
+        np.testing.assert_array_equal(weights, 0.0)
 
 
 def test_sparsity_loss_equals_a_hand_computed_value():
@@ -233,3 +241,70 @@ def test_bad_switches_fail_with_one_line():
                 {"lambda_sparsity": -1.0}, {"augment": "sampled", "num_patterns": 0}):
         with pytest.raises(UserError):
             methods.make(_config(**bad), SPEC)
+
+
+MULTILABEL_SPEC = DatasetSpec("toy_multilabel", TOY_SPEC.modalities, TOY_SPEC.shapes, "multilabel",
+                              4)
+
+
+@pytest.mark.parametrize("spec", [TOY_SPEC, MULTILABEL_SPEC], ids=["classification", "multilabel"])
+def test_fused_loss_is_the_training_forward_pass_with_the_steps_dropout_key(key, spec):
+    """With dropout 0.5 in the encoders and in hidden-layer predictors, the step's L^M (eq. 4-5)
+    and L^U (eq. 2) equal the training-mode (dropout on) forward pass drawn from the step's
+    dropout key in the step's order: the encoders, the fused predictor, then each modality's
+    (a complete batch, no augmentation); cross-entropy, or for multi-label targets the mean
+    binary cross-entropy."""
+    config = _config(augment="none", shared_predictor=False, predictor_hidden=8)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    method = methods.make(config, spec)
+    batch = random_batch(key, spec)
+    if spec.task == "multilabel":
+        batch["label"] = (jax.random.uniform(key, (8, 4)) > 0.5).astype(jnp.float32)
+    state = method.init(jax.random.key(1), batch)
+    _, metrics = jax.jit(method.train_step)(state, batch)
+    module = raml.raml_net(config, spec).bind(state.params, state.model_state)
+    keys = step_keys(state, "dropout", "rho", "rho0", "patterns")  # the step's four streams
+    rngs = nnx.Rngs(dropout=keys["dropout"])
+    mu, logvar, mu0, logvar0 = module(batch["inputs"], zero_row=True, deterministic=False,
+                                      rngs=rngs)
+    h = raml.fuse(raml.precision_weights(logvar, batch["present"]), mu)
+    logits = module.predict("fused", h, deterministic=False, rngs=rngs)
+
+    def nll(logits):
+        if spec.task == "multilabel":
+            y = batch["label"]
+            return -(y * jax.nn.log_sigmoid(logits)
+                     + (1 - y) * jax.nn.log_sigmoid(-logits)).mean(-1)
+        logp = jax.nn.log_softmax(logits, -1)
+        return -jnp.take_along_axis(logp, batch["label"][:, None], -1)[:, 0]
+
+    np.testing.assert_allclose(float(metrics["loss_fused"]), float(nll(logits).mean()), rtol=1e-5)
+    assert not np.allclose(np.asarray(module.predict("fused", h, deterministic=True)),
+                           np.asarray(logits))
+    # L^U (eq. 2): each modality's sample h_m = mu_m + rho sigma_m through its own predictor,
+    # dropout on (every modality is present, so no zero-input term enters).
+    h_m = mu + jax.random.normal(keys["rho"], mu.shape) * jnp.exp(0.5 * logvar)
+    h_0 = mu0[None] + jax.random.normal(keys["rho0"], mu.shape) * jnp.exp(0.5 * logvar0)[None]
+    unimodal = 0.0
+    for c, m in enumerate(spec.modalities):
+        unimodal = unimodal + nll(module.predict(m, h_m[:, c], deterministic=False, rngs=rngs))
+        module.predict(m, h_0[:, c], deterministic=False, rngs=rngs)  # drawn in the step's order
+    np.testing.assert_allclose(float(metrics["loss_unimodal"]), float(unimodal.mean()),
+                               rtol=1e-5)
+
+
+def test_prediction_is_the_evaluation_forward_pass(key):
+    """With dropout 0.5 (encoders and a hidden-layer predictor), predict is eq. 4 on the
+    deterministic encodings through the deterministic fused predictor."""
+    config = _config(predictor_hidden=8)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    method = methods.make(config, SPEC)
+    batch = random_batch(key)
+    batch["present"] = batch["present"].at[:3, 1].set(False)
+    state = method.init(jax.random.key(1), batch)
+    module = raml.raml_net(config, SPEC).bind(state.params, state.model_state)
+    mu, logvar = module(batch["inputs"], deterministic=True)
+    h = raml.fuse(raml.precision_weights(logvar, batch["present"]), mu)
+    np.testing.assert_allclose(np.asarray(jax.jit(method.predict)(state, batch)),
+                               np.asarray(module.predict("fused", h, deterministic=True)),
+                               rtol=1e-5, atol=1e-6)
