@@ -173,6 +173,11 @@ def test_every_judged_equivalent_mutant_still_exists():
 
 
 def test_module_test_map_names_existing_files():
+    """Every test file (or ``file::test`` node id) a module's mutants run exists."""
     for module in mutate.DEFAULT_MODULES:
         files = mutate.test_files(module)
-        assert files and all(pathlib.Path(mutate.ROOT, f).exists() for f in files), module
+        assert files, module
+        for entry in files:
+            path, _, name = entry.partition("::")
+            assert pathlib.Path(mutate.ROOT, path).exists(), entry
+            assert not name or f"def {name}(" in pathlib.Path(mutate.ROOT, path).read_text(), entry
