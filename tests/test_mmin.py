@@ -2,9 +2,12 @@
 the cycle loss and the cascade match hand computations, the two stages train the right parts,
 one compiled step per stage serves every mask, and a short mfeat run learns."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -15,6 +18,7 @@ from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import mmin
+from mmjax.methods.base import NNXModel, step_keys
 from mmjax.methods.mmin import CraConfig, MminConfig
 from mmjax.models.residual_ae import CascadedResidualAE
 from toy import phase_stepper
@@ -245,3 +249,141 @@ def test_mfeat_short_run_learns(tmp_path, name):
     assert len(result["subsets"]) == 7
     assert result["subsets"]["fou+kar+pix"]["accuracy"] > 0.85
     assert result["average"]["accuracy"] > 0.75
+
+
+# The released networks, each clipped on its own (``clip_grad_norm_`` per network): each encoder,
+# each teacher encoder, the teacher's head, the student's head, the imagination and backward
+# autoencoders. Named by path prefix, independently of ``network_of``.
+_RELEASED_NETWORKS = {
+    **{f"encoder {m}": f"['encoders']['{m}']" for m in SPEC.modalities},
+    **{f"teacher encoder {m}": f"['teacher']['encoders']['{m}']" for m in SPEC.modalities},
+    "teacher head": "['teacher']['head']", "head": "['head']",
+    "imagination": "['imagination']", "backward_ae": "['backward_ae']",
+}
+
+
+def test_clip_per_network_caps_each_released_networks_norm_with_pytorchs_epsilon(key):
+    """Each network's gradient is scaled by min(1, max_norm / (norm + 1e-6)) on its own global
+    norm (PyTorch's ``clip_grad_norm_``): networks far above, just above and below the
+    threshold, with a threshold small enough (1e-5) that the 1e-6 matters."""
+    max_norm = 1e-5
+    state = methods.make(_config(), SPEC).init(jax.random.key(1), _batch(key))
+    leaves, treedef = jax.tree_util.tree_flatten(state.params)
+    keys = jax.random.split(key, len(leaves))
+    raw = treedef.unflatten([jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+    targets = dict(zip(_RELEASED_NETWORKS, max_norm * np.array(
+        [40.0, 0.5, 2.0, 0.9, 7.0, 0.2, 1.5, 0.05, 12.0, 3.0])))
+
+    def network(path):
+        text = jax.tree_util.keystr(path)
+        owners = [n for n, prefix in _RELEASED_NETWORKS.items() if text.startswith(prefix)
+                  and not (prefix == "['head']" and text.startswith("['teacher']"))]
+        assert len(owners) == 1, text
+        return owners[0]
+
+    def by_network(tree):
+        parts = {n: [] for n in _RELEASED_NETWORKS}
+        for path, g in jax.tree_util.tree_leaves_with_path(tree):
+            parts[network(path)].append(np.asarray(g, np.float64).ravel())
+        return {n: np.concatenate(p) for n, p in parts.items()}
+
+    norms = {n: np.linalg.norm(v) for n, v in by_network(raw).items()}
+    grads = jax.tree_util.tree_map_with_path(
+        lambda path, g: g * (targets[network(path)] / norms[network(path)]), raw)
+    before, after = by_network(grads), by_network(mmin.clip_per_network(grads, max_norm))
+    for net, g in before.items():
+        norm = np.linalg.norm(g)
+        scale = min(1.0, max_norm / (norm + 1e-6))
+        np.testing.assert_allclose(after[net], g * scale, rtol=1e-5, atol=0, err_msg=net)
+
+
+def test_each_stage_builds_its_optimiser_for_its_own_length():
+    """Stage 1 (the teacher) spans teacher_steps, stage 2 the rest of the run, so a schedule
+    decays over its own stage (a user's optimiser factory sees the same lengths)."""
+    seen = []
+
+    def factory(optim, total_steps):
+        seen.append(total_steps)
+        return optax.sgd(optim.lr)
+
+    methods.make(_config(steps=10, teacher_steps=3), SPEC, tx=factory)
+    assert seen == [3, 7]
+
+
+def test_both_stages_run_the_training_forward_pass_with_the_steps_dropout_key(key):
+    """With dropout 0.5, stage 1's teacher cross-entropy (over complete samples) and stage 2's
+    student cross-entropy (over the samples left with a modality by the simulated pattern) equal
+    the training-mode forward pass (dropout on, the step's dropout key) computed here."""
+    config = _config(steps=4)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    method = methods.make(config, SPEC)
+    batch = _batch(key)
+    present, label = batch["present"], batch["label"]
+    net = NNXModel(lambda rngs: mmin.MminNet(SPEC, config.model, config.method, rngs=rngs))
+
+    def ce(logits, weight):
+        logp = jax.nn.log_softmax(logits, -1)
+        per = -jnp.take_along_axis(logp, label[:, None], -1)[:, 0]
+        return float((per * weight).sum() / weight.sum())
+
+    state = method.init(jax.random.key(1), batch)
+    keys = step_keys(state, "dropout", "pattern")
+    module, rngs = net.bind(state.params, state.model_state), nnx.Rngs(dropout=keys["dropout"])
+    x = missing.apply(batch["inputs"], present, SPEC.modalities)
+    logits = module.teacher.head(module.teacher.features(x, deterministic=False, rngs=rngs),
+                                 deterministic=False, rngs=rngs)
+    _, metrics = jax.jit(method.phases[0].step)(state, batch)
+    np.testing.assert_allclose(float(metrics["ce_teacher"]), ce(logits, present.all(-1)),
+                               rtol=1e-5)
+
+    student = method.phases[1].enter(state.replace(step=jnp.asarray(2, state.step.dtype)))
+    keys = step_keys(student, "dropout", "pattern")
+    sim = mmin.sample_patterns(keys["pattern"], present.shape[0], 3) & present
+    module = net.bind(student.params, student.model_state)
+    out = module(batch["inputs"], sim, deterministic=False, rngs=nnx.Rngs(dropout=keys["dropout"]))
+    _, metrics = jax.jit(method.phases[1].step)(student, batch)
+    np.testing.assert_allclose(float(metrics["ce"]), ce(out["logits"], sim.any(-1)), rtol=1e-5)
+    deterministic = module(batch["inputs"], sim, deterministic=True)["logits"]
+    assert not np.allclose(np.asarray(deterministic), np.asarray(out["logits"]))
+
+
+def test_no_gradient_reaches_the_frozen_teacher_in_stage_two(key):
+    """The forward-imagination target is the teacher's encoding under stop_gradient: stage 2's
+    optimiser moments of every teacher parameter stay 0 (its other parameters' do not)."""
+    method = methods.make(_config(steps=4), SPEC)
+    batch = _batch(key)
+    state = method.init(jax.random.key(1), batch)
+    student = method.phases[1].enter(state.replace(step=jnp.asarray(2, state.step.dtype)))
+    new, _ = jax.jit(method.phases[1].step)(student, batch)
+    teacher, others = [], []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(new.opt_state[1]):
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and leaf.ndim:
+            (teacher if "['teacher']" in jax.tree_util.keystr(path) else others).append(
+                np.abs(np.asarray(leaf)).max())
+    assert teacher and max(teacher) == 0.0
+    assert others and max(others) > 0.0
+
+
+def test_cra_step_runs_the_training_forward_pass_with_the_steps_dropout_key(key):
+    """With dropout 0.5 in the classifier, CRA's cross-entropy (over the samples the simulated
+    pattern leaves with a modality) is the training-mode forward pass of the step's dropout key.
+    (The reconstruction target x is data: no stop-gradient is needed on it.)"""
+    config = _config(CraConfig(ae_layers=(6, 3), ae_blocks=2))
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    method = methods.make(config, SPEC)
+    batch = _batch(key)
+    state = method.init(jax.random.key(1), batch)
+    keys = step_keys(state, "dropout", "pattern")
+    sim = mmin.sample_patterns(keys["pattern"], 8, 3) & batch["present"]
+    net = NNXModel(lambda rngs: mmin.CraNet(SPEC, config.model, config.method, rngs=rngs))
+    (logits, _, _), _ = net.apply(state.params, state.model_state, batch["inputs"], sim,
+                                  train=True, key=keys["dropout"])
+    logp = jax.nn.log_softmax(logits, -1)
+    per = -jnp.take_along_axis(logp, batch["label"][:, None], -1)[:, 0]
+    weight = sim.any(-1)
+    _, metrics = jax.jit(method.train_step)(state, batch)
+    np.testing.assert_allclose(float(metrics["ce"]), float((per * weight).sum() / weight.sum()),
+                               rtol=1e-5)
+    (eval_logits, _, _), _ = net.apply(state.params, state.model_state, batch["inputs"], sim,
+                                       train=False)
+    assert not np.allclose(np.asarray(eval_logits), np.asarray(logits))
