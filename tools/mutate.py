@@ -67,12 +67,11 @@ SCRATCH = pathlib.Path("/tmp/mutants")
 # The issue's ten target modules.
 DEFAULT_MODULES = ("smil", "redcore", "redcore_projection", "mla", "raml", "ume_mma", "mmin",
                    "qmf", "ogm_ge", "tmc")
-# module -> the test files (or ``file::test`` node ids) that exercise it (those whose file exists
-# are used). A module not listed gets
-# tests/test_<m>.py; tests/test_objective_<m>.py is always added (first) and
-# tests/test_golden_<m>.py (its released switches against the authors' recorded numbers) last,
-# when they exist.
-# RedCore's and RAML's networks on sequence inputs (lengths, RAML's empty-sequence zero row).
+# module -> the test files (or ``file::test`` node ids) that exercise it; those whose file exists
+# are used. A module not listed gets tests/test_<m>.py. tests/test_objective_<m>.py is always
+# added first and tests/test_golden_<m>.py (the released switches against the authors' recorded
+# numbers) last, when they exist.
+# RedCore's and RAML's networks on sequence inputs (lengths, RAML's empty-sequence zero row):
 _SEQUENCE_LENGTHS = "test_sequence_encoders.py::test_redcore_and_raml_encoders_receive_the_lengths"
 MODULE_TESTS = {
     "smil": ("test_smil.py", "test_smil_papers.py"),
