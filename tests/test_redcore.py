@@ -2,6 +2,7 @@
 training (no gradient reaches a missing input), no recompilation, a run. The whole objective (and
 the ablation switches) against an independent reference: tests/test_objective_redcore.py."""
 
+import dataclasses
 import json
 
 import jax
@@ -346,6 +347,56 @@ def test_clip_per_network_caps_each_networks_global_norm_and_keeps_its_direction
             np.testing.assert_allclose(np.linalg.norm(got), max_norm, rtol=1e-5, err_msg=net)
             np.testing.assert_allclose(got / np.linalg.norm(got), g / norm, rtol=1e-5,
                                        atol=1e-7, err_msg=net)
+
+
+def test_clip_per_network_uses_pytorchs_epsilon(key):
+    """PyTorch's factor is max_norm / (norm + 1e-6): at max_norm 1e-5 the epsilon is a tenth of
+    the threshold, so a network of norm 4e-5 is scaled by 1e-5 / 4.1e-5, not 1e-5 / 4e-5."""
+    state = methods.make(_config(clip_per_network=1.0), SPEC).init(jax.random.key(1),
+                                                                   _batch(key))
+    leaves, treedef = jax.tree_util.tree_flatten(state.params)
+    keys = jax.random.split(key, len(leaves))
+    raw = treedef.unflatten([jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+    norms = {n: np.linalg.norm(v) for n, v in _by_network(raw).items()}
+
+    def scaled(path, g):
+        text = jax.tree_util.keystr(path)
+        net = next(n for n, p in _RELEASED_NETWORKS.items() if text.startswith(p))
+        return g * (4e-5 / norms[net])
+
+    grads = jax.tree_util.tree_map_with_path(scaled, raw)
+    before = _by_network(grads)
+    after = _by_network(redcore.clip_per_network(grads, 1e-5))
+    for net, g in before.items():
+        np.testing.assert_allclose(after[net], g * (1e-5 / (4e-5 + 1e-6)), rtol=1e-5, err_msg=net)
+
+
+def test_a_single_runs_state_carries_no_gamma_and_a_packed_one_does():
+    """gamma is state only when a sweep packs it (``method.gamma`` traced); a single run's state
+    and program are unchanged."""
+    from mmjax.methods.base import traced_hyperparameters
+
+    batch = _batch(jax.random.key(0))
+    state = methods.make(_config(gamma=0.3), SPEC).init(jax.random.key(1), batch)
+    assert "gamma" not in state.extra
+    with traced_hyperparameters({"method.gamma"}):
+        packed = methods.make(_config(gamma=0.3), SPEC).init(jax.random.key(1), batch)
+    np.testing.assert_allclose(float(packed.extra["gamma"]), 0.3, rtol=1e-6)
+
+
+def test_training_step_runs_the_training_forward_pass():
+    """With dropout 0.5 the step's loss depends on its dropout stream (train=True): the same
+    state and batch give another loss at dropout 0."""
+    batch = _batch(jax.random.key(0))
+    losses = []
+    for dropout in (0.5, 0.0):
+        config = _config()
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                       dropout=dropout))
+        method = methods.make(config, SPEC)
+        state = method.init(jax.random.key(1), batch)
+        losses.append(float(jax.jit(method.train_step)(state, batch)[1]["loss"]))
+    assert losses[0] != losses[1]
 
 
 def test_bad_settings_fail_with_one_line():
