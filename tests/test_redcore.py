@@ -424,3 +424,14 @@ def test_mfeat_three_views_imbalanced_run_end_to_end(tmp_path):
     assert abs(sum(last[f"ra_{m}"] for m in ("fou", "kar", "zer"))) < 1e-5
     eta = np.array([last[f"eta_{m}"] for m in ("fou", "kar", "zer")])
     assert np.all(eta >= XI1 - 1e-6) and abs(np.linalg.norm(eta) - XI2) < 1e-5
+
+
+def test_the_logged_spread_is_the_range_of_the_relative_advantages():
+    """ra_spread = max_m r_m - min_m r_m of the step's relative advantages (Figure 5's spread)."""
+    batch = _batch(jax.random.key(0))
+    method = methods.make(_config(), SPEC)
+    state = method.init(jax.random.key(1), batch)
+    _, metrics = jax.jit(method.train_step)(state, batch)
+    ra = np.array([float(metrics[f"ra_{m}"]) for m in SPEC.modalities])
+    assert ra.max() > ra.min()
+    np.testing.assert_allclose(float(metrics["ra_spread"]), ra.max() - ra.min(), rtol=1e-6)
