@@ -19,8 +19,8 @@ SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (4,), (3,)), "classification",
 B = 8
 
 
-def _config(**method):
-    return ExperimentConfig(model=ModelConfig(hidden=8, feature_dim=8, dropout=0.0),
+def _config(dropout=0.0, **method):
+    return ExperimentConfig(model=ModelConfig(hidden=8, feature_dim=8, dropout=dropout),
                             method=mla.MlaConfig(head_dim=6, **method),
                             optim=OptimConfig(name="sgd", lr=0.1, momentum=0.9),
                             train=TrainConfig(steps=20))
@@ -344,8 +344,7 @@ def test_fixed_fusion_needs_one_weight_per_modality_and_other_fusions_need_none(
 
 def test_training_step_runs_the_training_forward_pass():
     """With dropout on, the step's loss depends on its dropout key (train=True)."""
-    config = _config()
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    config = _config(dropout=0.5)
     method = mla.make(config, SPEC)
     batch = _batch()
     state = method.init(jax.random.key(1), batch)
@@ -405,8 +404,7 @@ def test_a_modality_absent_from_the_whole_batch_leaves_the_projector_finite():
 
 def test_embed_is_the_evaluation_forward_pass():
     """With dropout on, the modality-gap features are the deterministic (train=False) ones."""
-    config = _config()
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    config = _config(dropout=0.5)
     method = mla.make(config, SPEC)
     batch = _batch()
     state = method.init(jax.random.key(0), batch)
