@@ -27,10 +27,11 @@ SPEC = DatasetSpec("toy", ("a", "b", "c"), ((6,), (5,), (4,)), "classification",
 MODEL = ModelConfig(hidden=8, feature_dim=4, dropout=0.0)
 
 
-def _config(method=None, steps=6, **kw):
+def _config(method=None, steps=6, dropout=0.0, **kw):
     method = method or MminConfig(**{"ae_layers": (6, 3), "ae_blocks": 2, "teacher_steps": 2,
                                      **kw})
-    return ExperimentConfig(method=method, model=MODEL, optim=OptimConfig(lr=1e-2),
+    return ExperimentConfig(method=method, model=dataclasses.replace(MODEL, dropout=dropout),
+                            optim=OptimConfig(lr=1e-2),
                             train=TrainConfig(steps=steps, batch_size=8))
 
 
@@ -314,8 +315,7 @@ def test_both_stages_run_the_training_forward_pass_with_the_steps_dropout_key(ke
     """With dropout 0.5, stage 1's teacher cross-entropy (over complete samples) and stage 2's
     student cross-entropy (over the samples left with a modality by the simulated pattern) equal
     the training-mode forward pass (dropout on, the step's dropout key) computed here."""
-    config = _config(steps=4)
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    config = _config(steps=4, dropout=0.5)
     method = methods.make(config, SPEC)
     batch = _batch(key)
     present, label = batch["present"], batch["label"]
@@ -368,8 +368,7 @@ def test_cra_step_runs_the_training_forward_pass_with_the_steps_dropout_key(key)
     """With dropout 0.5 in the classifier, CRA's cross-entropy (over the samples the simulated
     pattern leaves with a modality) is the training-mode forward pass of the step's dropout key.
     (The reconstruction target x is data: no stop-gradient is needed on it.)"""
-    config = _config(CraConfig(ae_layers=(6, 3), ae_blocks=2))
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    config = _config(CraConfig(ae_layers=(6, 3), ae_blocks=2), dropout=0.5)
     method = methods.make(config, SPEC)
     batch = _batch(key)
     state = method.init(jax.random.key(1), batch)

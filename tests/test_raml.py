@@ -1,7 +1,5 @@
 """RAML: fusion weights (eq. 4), sparsity loss (eq. 3), the all-pattern training loss, switches."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,11 +20,11 @@ from toy import TOY_SPEC, random_batch
 SPEC = TOY_SPEC
 
 
-def _config(steps=10, **method):
-    # Dropout 0 and MLP encoders (no BatchNorm): the shared-encoding augmentation is then exactly
-    # the replicated zero-filled batch.
+def _config(steps=10, dropout=0.0, **method):
+    # Dropout 0 (by default) and MLP encoders (no BatchNorm): the shared-encoding augmentation is
+    # then exactly the replicated zero-filled batch.
     return ExperimentConfig(method=RamlConfig(latent_dim=6, **method),
-                            model=ModelConfig(hidden=8, feature_dim=4, dropout=0.0),
+                            model=ModelConfig(hidden=8, feature_dim=4, dropout=dropout),
                             optim=OptimConfig(lr=1e-2, weight_decay=5e-4),
                             train=TrainConfig(steps=steps))
 
@@ -254,8 +252,7 @@ def test_fused_loss_is_the_training_forward_pass_with_the_steps_dropout_key(key,
     dropout key in the step's order: the encoders, the fused predictor, then each modality's
     (a complete batch, no augmentation); cross-entropy, or for multi-label targets the mean
     binary cross-entropy."""
-    config = _config(augment="none", shared_predictor=False, predictor_hidden=8)
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    config = _config(dropout=0.5, augment="none", shared_predictor=False, predictor_hidden=8)
     method = methods.make(config, spec)
     batch = random_batch(key, spec)
     if spec.task == "multilabel":
@@ -296,8 +293,7 @@ def test_fused_loss_is_the_training_forward_pass_with_the_steps_dropout_key(key,
 def test_prediction_is_the_evaluation_forward_pass(key):
     """With dropout 0.5 (encoders and a hidden-layer predictor), predict is eq. 4 on the
     deterministic encodings through the deterministic fused predictor."""
-    config = _config(predictor_hidden=8)
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
+    config = _config(dropout=0.5, predictor_hidden=8)
     method = methods.make(config, SPEC)
     batch = random_batch(key)
     batch["present"] = batch["present"].at[:3, 1].set(False)

@@ -1,8 +1,6 @@
 """TMC and ETMC: Dempster's combination of Dirichlet opinions, the evidential loss, missing
 views."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,8 +19,9 @@ from toy import TOY_SPEC, random_batch
 SPEC = TOY_SPEC
 
 
-def _config(method, steps=10):
-    return ExperimentConfig(method=method, model=ModelConfig(hidden=8, feature_dim=4),
+def _config(method, steps=10, dropout=0.0):
+    return ExperimentConfig(method=method,
+                            model=ModelConfig(hidden=8, feature_dim=4, dropout=dropout),
                             optim=OptimConfig(lr=1e-2), train=TrainConfig(steps=steps))
 
 
@@ -176,8 +175,7 @@ def test_step_logs_the_fused_uncertainty_and_runs_the_training_forward_pass(key)
     fused = np.asarray(aux["fused_alpha"], np.float64)
     np.testing.assert_allclose(float(metrics["uncertainty_fused"]),
                                np.mean(SPEC.num_classes / fused.sum(-1)), rtol=1e-6)
-    dropped = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.5))
-    method = methods.make(dropped, SPEC)
+    method = methods.make(_config(TmcConfig(), dropout=0.5), SPEC)
     state = method.init(jax.random.key(1), batch)
     step = jax.jit(method.train_step)
     assert float(step(state, batch)[1]["loss"]) != float(
