@@ -2,7 +2,6 @@
 training (no gradient reaches a missing input), no recompilation, a run. The whole objective (and
 the ablation switches) against an independent reference: tests/test_objective_redcore.py."""
 
-import dataclasses
 import json
 
 import jax
@@ -24,9 +23,9 @@ SPEC = DatasetSpec("toy", ("a", "b", "c"), ((5,), (3,), (4,)), "classification",
 XI1, XI2 = 0.015, 0.15
 
 
-def _config(**kw):
+def _config(dropout=0.0, **kw):
     mc = RedCoreConfig(latent_dim=6, xenc_layers=(6, 4), xenc_blocks=2, **kw)
-    return ExperimentConfig(method=mc, model=ModelConfig(hidden=8, feature_dim=4),
+    return ExperimentConfig(method=mc, model=ModelConfig(hidden=8, feature_dim=4, dropout=dropout),
                             optim=OptimConfig(lr=1e-3), train=TrainConfig(steps=10))
 
 
@@ -390,10 +389,7 @@ def test_training_step_runs_the_training_forward_pass():
     batch = _batch(jax.random.key(0))
     losses = []
     for dropout in (0.5, 0.0):
-        config = _config()
-        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
-                                                                       dropout=dropout))
-        method = methods.make(config, SPEC)
+        method = methods.make(_config(dropout=dropout), SPEC)
         state = method.init(jax.random.key(1), batch)
         losses.append(float(jax.jit(method.train_step)(state, batch)[1]["loss"]))
     assert losses[0] != losses[1]
