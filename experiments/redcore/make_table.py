@@ -111,42 +111,81 @@ def table_subsets(runs: pathlib.Path) -> str:
 
 # The paper's claims on Table 2 (RedCore > Red > Core), each one-sided in the paper's direction.
 CLAIMS = (("redcore", "core"), ("redcore", "red"), ("red", "core"), ("redcore", "augmentation"))
+# Its claims on Table 1 and Figure 3 that these runs can test: RedCore above Core and augmentation.
+CLAIMS_VS = (("redcore", "core"), ("redcore", "augmentation"))
 
 
-def table_paired(runs: pathlib.Path) -> str:
-    """Paired t-tests across seeds (``report.paired_test``, one-sided: a > b) of the average
-    weighted F1, per assignment and pooled over the six (each (assignment, seed) one pair)."""
+def _f1(run_dir: pathlib.Path, condition: str = report.AVERAGE) -> report.Stats | None:
+    """The weighted F1 of one condition (default the average) of a run; None if unfinished."""
+    result = report.load_result(run_dir)
+    return None if result is None else report.stats(result, condition, "weighted_f1")
+
+
+def _greater(pairs: list[tuple[report.Stats, report.Stats]]) -> report.Paired | None:
+    """``report.paired_test`` (one-sided, a > b) over the seeds of the runs ``pairs`` pooled
+    (``report.pool``: each (run, seed) one pair); None when there is no run."""
+    if not pairs:
+        return None
+    a, b = (report.pool([pair[i] for pair in pairs]) for i in (0, 1))
+    return report.paired_test(a, b, alternative="greater")
+
+
+def _fmt_test(test: report.Paired | None, runs: int) -> str:
+    """``+d (p P)``: the mean difference in points and p, with the number of pairs when the
+    test pools several runs."""
+    if test is None:
+        return "-"
+    return f"{100 * test.diff:+.2f} (p {test.p:.2g}{f', {test.n}' if runs > 1 else ''})"
+
+
+def paired_table(claims, cols, cells, pooled: str | None = None) -> str:
+    """Paired t-tests across seeds, one-sided in the paper's direction (a > b): a row per claim
+    (a, b) of ``claims``, a cell per column of ``cols`` with the mean difference a - b in points
+    and p.
+
+    ``cells(name, col)``: the weighted F1 cells (``report.Stats`` with per-seed values, None for
+    an unfinished run) of method ``name`` that column ``col`` pools, one per run; a run counts
+    where both methods finished. With ``pooled`` (its header) a further column pools the pairs
+    of every column and says whether the claim is met at p < 0.05; without, the last column
+    names the columns where it is met."""
     labels = dict(METHODS)
-    rows = ["| claim | " + " | ".join(ASSIGN) + " | all six (pairs) | met at p < 0.05 |",
-            "|---" * (len(ASSIGN) + 3) + "|"]
-    for a_name, b_name in CLAIMS:
-        cells, diffs = [], []
-        for a in ASSIGN:
-            ra, rb = (report.load_result(imb_run(runs, a, n)) for n in (a_name, b_name))
-            if ra is None or rb is None:
-                cells.append("-")
-                continue
-            sa, sb = _avg(ra), _avg(rb)
-            test = report.paired_test(sa, sb, alternative="greater")
-            diffs += list(np.subtract(sa.values, sb.values))
-            cells.append(f"{100 * test.diff:+.2f} (p {test.p:.2g})")
-        pooled = _one_sided(diffs)
-        met = "-" if pooled is None else ("yes" if pooled[1] < 0.05 else "no")
-        all_six = ("-" if pooled is None else
-                   f"{100 * pooled[0]:+.2f} (p {pooled[1]:.2g}, {len(diffs)})")
-        rows.append(f"| {labels[a_name]} > {labels[b_name]} | " + " | ".join(cells)
-                    + f" | {all_six} | {met} |")
+    tail = f" | {pooled} | met at p < 0.05 |" if pooled else " | met at p < 0.05 |"
+    rows = ["| claim | " + " | ".join(cols) + tail,
+            "|---" * (len(cols) + (3 if pooled else 2)) + "|"]
+    for a_name, b_name in claims:
+        cells_out, every, met = [], [], []
+        for col in cols:
+            pairs = [(x, y) for x, y in zip(cells(a_name, col), cells(b_name, col))
+                     if x is not None and y is not None]
+            test = _greater(pairs)
+            every += pairs
+            cells_out.append(_fmt_test(test, len(pairs)))
+            if test is not None and test.p < 0.05:
+                met.append(col)
+        if pooled:
+            test = _greater(every)
+            last = [_fmt_test(test, len(every)),
+                    "-" if test is None else ("yes" if test.p < 0.05 else "no")]
+        else:
+            last = [f"in {', '.join(met)} ({len(met)} of {len(cols)})" if met
+                    else f"in none of {len(cols)}"]
+        rows.append(f"| {labels[a_name]} > {labels[b_name]} | "
+                    + " | ".join(cells_out + last) + " |")
     return "\n".join(rows)
 
 
-def _one_sided(diffs: list[float]) -> tuple[float, float] | None:
-    """(mean, p) of the one-sample t-test that the paired differences are > 0 (None if < 2)."""
-    from scipy import stats
+def table_paired(runs: pathlib.Path) -> str:
+    """Table 2 protocol: paired tests of the average weighted F1 per assignment (5 pairs) and
+    pooled over the six (each (assignment, seed) one pair)."""
+    return paired_table(CLAIMS, ASSIGN, lambda n, a: [_f1(imb_run(runs, a, n))],
+                        "all six (pairs)")
 
-    if len(diffs) < 2:
-        return None
-    test = stats.ttest_1samp(diffs, 0.0, alternative="greater")
-    return float(np.mean(diffs)), float(test.pvalue)
+
+def table_paired_subsets(runs: pathlib.Path) -> str:
+    """Table 1 protocol: paired tests per test subset and of the average, each (assignment,
+    seed) one pair (30 pairs a cell)."""
+    return paired_table(CLAIMS_VS, SUBSETS3 + (report.AVERAGE,),
+                        lambda n, s: [_f1(imb_run(runs, a, n), s) for a in ASSIGN])
 
 
 def _tail_spread(rows, frac=0.1):
@@ -168,19 +207,27 @@ def table_spread(runs: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
+def fig3_rates(runs: pathlib.Path) -> list[str]:
+    """The shared missing rates of the fig3 sweep (``<name>/missing.rates-r_r_r``), ascending."""
+    return sorted({p.name.removeprefix("missing.rates-").split("_")[0]
+                   for p in (runs / "fig3_mfeat").glob("*/missing.rates-*")}, key=float)
+
+
+def fig3_run(runs: pathlib.Path, name: str, r: str) -> pathlib.Path:
+    """The folder of method ``name`` at shared rate ``r`` in the fig3 sweep (its seeds' slot)."""
+    return _slot(runs / "fig3_mfeat" / name / f"missing.rates-{r}_{r}_{r}")
+
+
 def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
     """Figure 3 protocol as a table, and its curves {method: [(rate, mean, std)]}."""
-    group = runs / "fig3_mfeat"  # the fig3 sweep: <name>/missing.rates-r_r_r/train.seed-*
-    rates = sorted({p.name.removeprefix("missing.rates-").split("_")[0]
-                    for p in group.glob("*/missing.rates-*")}, key=float)
     names = (("augmentation", "concat + augmentation"), ("core", "Core"), ("redcore", "RedCore"))
     curves = {n: [] for n, _ in names}
     rows = ["| shared missing rate | " + " | ".join(label for _, label in names) + " |",
             "|---" * (len(names) + 1) + "|"]
-    for r in rates:
+    for r in fig3_rates(runs):
         cells = []
         for n, _ in names:
-            result = report.load_result(_slot(group / n / f"missing.rates-{r}_{r}_{r}"))
+            result = report.load_result(fig3_run(runs, n, r))
             if result is None:
                 cells.append("-")
                 continue
@@ -188,6 +235,14 @@ def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
             cells.append(_cell(_avg(result)))
         rows.append(f"| {r} | " + " | ".join(cells) + " |")
     return "\n".join(rows), curves
+
+
+def table_paired_fig3(runs: pathlib.Path) -> str:
+    """Figure 3 protocol: paired tests of the average weighted F1 per shared rate (5 pairs) and
+    pooled over the rates (each (rate, seed) one pair)."""
+    rates = fig3_rates(runs)
+    return paired_table(CLAIMS_VS, rates, lambda n, r: [_f1(fig3_run(runs, n, r))],
+                        f"all {len(rates)} rates (pairs)")
 
 
 def table_avmnist(runs: pathlib.Path) -> str:
@@ -342,6 +397,9 @@ def main(runs: str = "runs/redcore") -> None:
     print(table_paired(runs) + "\n")
     print("### Per test subset, mean over the six assignments (Table 1 protocol)\n")
     print(table_subsets(runs) + "\n")
+    print("### Paired tests per test subset (Table 1 protocol), weighted F1: the mean difference "
+          "a - b in points, one-sided p (a > b), each (assignment, seed) one pair\n")
+    print(table_paired_subsets(runs) + "\n")
     print("### Spread of relative advantages at the end of training (max_m r_m - min_m r_m, "
           "mean over the last 10% of logged steps and over seeds)\n")
     print(table_spread(runs) + "\n")
@@ -349,6 +407,9 @@ def main(runs: str = "runs/redcore") -> None:
     print("### Shared missing rate (Figure 3 protocol), mfeat views (fou, kar, zer), average "
           "over the 7 subsets\n")
     print(text + "\n")
+    print("### Paired tests across seeds (Figure 3 protocol), average weighted F1: the mean "
+          "difference a - b in points, one-sided p (a > b)\n")
+    print(table_paired_fig3(runs) + "\n")
     print("### AV-MNIST-offline, rates (image, audio); seeds as stated in the README\n")
     print(table_avmnist(runs) + "\n")
     print("Relative advantages on AV-MNIST-offline, mean over the last 10% of "
