@@ -170,9 +170,13 @@ def runs_or_results(path: str | pathlib.Path, runs_root: str | pathlib.Path,
     return path
 
 
-def load_metrics(run_dir: str | pathlib.Path) -> list[dict]:
-    """The rows of a run's ``metrics.jsonl`` (non-finite values, logged as strings, as floats)."""
-    file = pathlib.Path(run_dir) / "metrics.jsonl"
+PER_REPLICA_LOG = "metrics-replicas.jsonl"  # a packed run's log rows, one value per replica
+
+
+def load_metrics(run_dir: str | pathlib.Path, name: str = "metrics.jsonl") -> list[dict]:
+    """The rows of a run's ``metrics.jsonl`` (non-finite values, logged as strings, as floats),
+    or of its log file ``name`` (e.g. ``PER_REPLICA_LOG``: lists, one value per seed)."""
+    file = pathlib.Path(run_dir) / name
     if not file.is_file():
         return []
     rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
@@ -542,7 +546,8 @@ def export(src: str | pathlib.Path, dest: str | pathlib.Path,
            columns: Sequence[str] = ("loss",)) -> list[pathlib.Path]:
     """Copies the small files of every run under ``src`` to ``dest``, same layout: ``config.json``,
     every ``*.json`` of the run folder (its evaluations and tables), and ``metrics.jsonl`` cut to
-    ``step`` and the ``columns`` (names or ``fnmatch`` patterns, e.g. ``ra_*``).
+    ``step`` and the ``columns`` (names or ``fnmatch`` patterns, e.g. ``ra_*``); a sweep point's
+    ``metrics-replicas.jsonl`` (the columns per seed) is cut the same way.
 
     The ``.md`` and ``.json`` files directly in ``src`` (outside the runs: tables a script wrote
     next to them, e.g. MLA's ``gap.md``) are copied too. Returns the run folders written.
@@ -560,12 +565,12 @@ def export(src: str | pathlib.Path, dest: str | pathlib.Path,
         out.mkdir(parents=True, exist_ok=True)
         for file in sorted(run_dir.glob("*.json")):
             shutil.copyfile(file, out / file.name)
-        rows = load_metrics(run_dir)
-        keep = [{k: v for k, v in row.items()
-                 if k == "step" or any(fnmatch.fnmatchcase(k, p) for p in columns)}
-                for row in rows]
-        if keep:
-            (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+        for name in ("metrics.jsonl", PER_REPLICA_LOG):
+            keep = [{k: v for k, v in row.items()
+                     if k == "step" or any(fnmatch.fnmatchcase(k, p) for p in columns)}
+                    for row in load_metrics(run_dir, name)]
+            if keep:
+                (out / name).write_text("".join(json.dumps(r) + "\n" for r in keep))
         written.append(out)
     if not written:
         raise UserError(f"no run (eval.json) found in {src}")

@@ -34,7 +34,8 @@ identical evaluations, the learning rate kept in the optimiser state). A run of 
 in the slot's folder; a packed run of several trains under ``DIR/packed-runs/`` (its
 ``replicas.json``, ``eval-replicas.json`` and ``metrics-replicas.jsonl``, each log column a list
 of the replicas' values, there) and then writes each slot's ``config.json``, its learning curves
-(``metrics.jsonl``: its replicas' mean, ``slot_log``) and its slice of the evaluation
+(``metrics.jsonl``: its replicas' mean, ``slot_log``; ``metrics-replicas.jsonl``: its seeds'
+values) and its slice of the evaluation
 (``evaluate.select_replicas``) into the slot's folder. On N
 devices the replicas are spread over them (``mmjax.parallel``: the replica mesh axis); with
 ``train.distributed`` every process runs the same command, trains its share of each run's
@@ -600,7 +601,7 @@ def _say(line: str) -> None:
 
 def write_slots(r: Run, directory: pathlib.Path, result: dict) -> None:
     """Each slot of the packed run ``r``: its ``config.json`` (as its run alone has it), its
-    ``metrics.jsonl`` (``slot_log``), then its ``eval.json``/``eval.md``, the run's ``result``
+    ``metrics.jsonl`` and ``metrics-replicas.jsonl`` (``slot_log``), then its ``eval.json``/``eval.md``, the run's ``result``
     restricted to its replicas (``evaluate.select_replicas``: what that run alone reports).
     Process 0 only."""
     from mmjax import evaluate
@@ -620,18 +621,22 @@ def write_slots(r: Run, directory: pathlib.Path, result: dict) -> None:
             write_atomic(workdir / "config.json", text)
         picked = range(offset, offset + slot.config.train.num_seeds)
         write_atomic(workdir / "metrics.jsonl", slot_log(rows, picked))
+        write_atomic(workdir / train_lib.PER_REPLICA_LOG, slot_log(rows, picked, mean=False))
         evaluate.write(workdir, "eval", evaluate.select_replicas(result, picked))
 
 
-def slot_log(rows: list[dict], picked: range) -> str:
+def slot_log(rows: list[dict], picked: range, mean: bool = True) -> str:
     """A slot's ``metrics.jsonl`` from its packed run's per-replica rows: each column averaged
     over the slot's replicas in float32, as the slot's run alone averages its seeds (the same
-    values: each replica trains as its point alone). The run's ``steps_per_sec`` is not a
-    slot's, so it is left out."""
+    values: each replica trains as its point alone). With ``mean=False``, the slot's own
+    ``metrics-replicas.jsonl`` instead: each column the list of its replicas' values (its seeds',
+    in seed order), which per-seed statistics of a logged quantity need. The per-replica rows
+    hold no ``steps_per_sec`` (the run's, not a slot's)."""
     out = []
     for row in rows:
-        values = {k: float(np.asarray(v, np.float32)[picked.start:picked.stop].mean())
+        values = {k: np.asarray(v, np.float32)[picked.start:picked.stop]
                   for k, v in row.items() if k != "step"}
+        values = {k: float(v.mean()) if mean else v.tolist() for k, v in values.items()}
         out.append(json.dumps({"step": row["step"], **values}) + "\n")
     return "".join(out)
 

@@ -86,6 +86,7 @@ from mmjax import log
 from mmjax.log import MetricsWriter, write_atomic
 from mmjax.methods.base import TRACED_LR, Method, schedule, span_at, traced_hyperparameters
 from mmjax.policy import AUTO, Policy
+from mmjax.report import PER_REPLICA_LOG
 
 
 @dataclasses.dataclass
@@ -959,7 +960,6 @@ def _path_name(path) -> str:
     return "/".join(p for p in parts if p != "value")
 
 
-PER_REPLICA_LOG = "metrics-replicas.jsonl"  # a packed run's log rows, one value per replica
 
 
 class _Writers:

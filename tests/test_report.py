@@ -267,6 +267,13 @@ def test_export_keeps_the_small_files_and_is_read_back(runs, tmp_path, capsys):
     assert rows == [{k: r[k] for k in ("step", "loss", "grad_norm")} for r in original]
     code, from_copy, _ = _cli(capsys, dest)
     assert from_copy == from_runs
+    # A sweep point's per-seed log is cut to the same columns.
+    point = shutil.copytree(runs / "a/concat", tmp_path / "sweep/a/concat")
+    row = {"step": 5, "loss": [1.0, 2.0], "acc": [0.5, 0.25]}
+    (point / report.PER_REPLICA_LOG).write_text(json.dumps(row) + "\n")
+    report.export(tmp_path / "sweep", tmp_path / "again", ("loss",))
+    assert report.load_metrics(tmp_path / "again/a/concat", report.PER_REPLICA_LOG) == [
+        {"step": 5, "loss": [1.0, 2.0]}]
     moved = tmp_path / "runs" / "x"
     assert report.runs_or_results(moved, tmp_path / "runs", dest) == moved  # neither: as given
     assert report.runs_or_results(tmp_path / "runs" / "a", tmp_path / "runs", dest) == dest / "a"

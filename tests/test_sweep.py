@@ -331,7 +331,8 @@ def test_each_point_logs_its_own_curve(grid):
     run alone: the loss exactly; grad_norm and param_norm, sums of squares over every parameter
     that the batched program reduces in another order, to 1e-6 relative (~log2 of their 10^4
     terms times float32's 2^-24). Each point's folder gets its ``metrics.jsonl``: its replicas'
-    float32 mean, as a run of 2 seeds logs it (every column but the packed run's steps_per_sec)."""
+    float32 mean, as a run of 2 seeds logs it (every column but the packed run's steps_per_sec),
+    and its ``metrics-replicas.jsonl``: its own replicas' values, in seed order."""
     workdir, alone = grid["workdir"], grid["alone"]
     run = _json(workdir / "sweep.json")["runs"][-1]
     packed = _rows(workdir / run["dir"] / "metrics-replicas.jsonl")
@@ -339,6 +340,9 @@ def test_each_point_logs_its_own_curve(grid):
         rate = json.dumps(_json(workdir / slot / "config.json")["missing"]["rates"])
         seeds = [_rows(alone[rate.replace(" ", ""), seed] / "metrics.jsonl") for seed in (0, 1)]
         point = _rows(workdir / slot / "metrics.jsonl")
+        assert _rows(workdir / slot / "metrics-replicas.jsonl") == [
+            {k: v if k == "step" else np.float32(v[2 * j:2 * j + 2]).tolist()
+             for k, v in many.items()} for many in packed]
         assert [r["step"] for r in point] == [r["step"] for r in packed] == [
             r["step"] for r in seeds[0]] == [5, 10]
         for seed in (0, 1):
