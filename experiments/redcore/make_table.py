@@ -6,7 +6,8 @@ no run, the committed copy experiments/redcore/results, written by ``mmjax repor
 
 Reads ``eval.json`` (weighted F1 per test subset, mean and std over the seed replicas) and
 ``metrics.jsonl`` (relative advantages r_m, eta_m and the spread max_m r_m - min_m r_m logged from
-the training step, each averaged over the seed replicas) through ``mmjax.report``. A run that has
+the training step, each averaged over the seed replicas; ``metrics-replicas.jsonl``: the same
+per seed, for the paired tests of the spread) through ``mmjax.report``. A run that has
 not finished is left out.
 Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png,
 fig5_avmnist.png.
@@ -207,6 +208,50 @@ def table_spread(runs: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
+def _spread_per_seed(run_dir: pathlib.Path, frac=0.1) -> report.Stats | None:
+    """Each seed's end-of-training spread: its ``ra_spread`` averaged over the last ``frac`` of
+    the point's ``metrics-replicas.jsonl`` rows (one value per seed a row; seeds 0..n-1 as in
+    the F1 cells); None where the point has no such file (exported before sweeps wrote it)."""
+    rows = report.load_metrics(run_dir, report.PER_REPLICA_LOG)
+    if not rows:
+        return None
+    k = max(1, int(len(rows) * frac))
+    values = np.mean([r["ra_spread"] for r in rows[-k:]], axis=0)
+    return report.Stats(float(values.mean()), float(np.std(values, ddof=1)), len(values),
+                        tuple(float(v) for v in values), tuple(range(len(values))))
+
+
+# Figure 5's claim: the regulation of eta narrows the spread of the relative advantages (each
+# pair (a, b): a's spread > b's, one-sided).
+CLAIMS_SPREAD = (("core", "redcore"), ("core", "red"))
+
+
+def table_paired_spread(runs: pathlib.Path) -> str:
+    """Figure 5: paired tests of the end-of-training spread per assignment (5 pairs) and pooled
+    over the six (30 pairs), with the ratio of the pooled means."""
+    labels = dict(METHODS)
+    rows = ["| claim | " + " | ".join(ASSIGN) + " | all six (pairs) | ratio of means | met at "
+            "p < 0.05 |", "|---" * (len(ASSIGN) + 4) + "|"]
+    for a_name, b_name in CLAIMS_SPREAD:
+        cells, every = [], []
+        for a in ASSIGN:
+            pair = [_spread_per_seed(imb_run(runs, a, n)) for n in (a_name, b_name)]
+            if None in pair:
+                cells.append("-")
+                continue
+            every.append(pair)
+            test = report.paired_test(*pair, alternative="greater")
+            cells.append(f"{test.diff:+.3f} (p {test.p:.2g})")
+        if not every:
+            continue
+        a_cell, b_cell = (report.pool([pair[i] for pair in every]) for i in (0, 1))
+        test = report.paired_test(a_cell, b_cell, alternative="greater")
+        rows.append(f"| {labels[b_name]} narrower than {labels[a_name]} | " + " | ".join(cells)
+                    + f" | {test.diff:+.3f} (p {test.p:.2g}, {test.n}) | "
+                    f"{a_cell.mean / b_cell.mean:.1f}x | {'yes' if test.p < 0.05 else 'no'} |")
+    return "\n".join(rows)
+
+
 def fig3_rates(runs: pathlib.Path) -> list[str]:
     """The shared missing rates of the fig3 sweep (``<name>/missing.rates-r_r_r``), ascending."""
     return sorted({p.name.removeprefix("missing.rates-").split("_")[0]
@@ -403,6 +448,9 @@ def main(runs: str = "runs/redcore") -> None:
     print("### Spread of relative advantages at the end of training (max_m r_m - min_m r_m, "
           "mean over the last 10% of logged steps and over seeds)\n")
     print(table_spread(runs) + "\n")
+    print("### Paired tests of the spread across seeds (Figure 5): the mean difference of the "
+          "spreads a - b, one-sided p (a > b), each (assignment, seed) one pair\n")
+    print(table_paired_spread(runs) + "\n")
     text, curves = table_fig3(runs)
     print("### Shared missing rate (Figure 3 protocol), mfeat views (fou, kar, zer), average "
           "over the 7 subsets\n")
