@@ -1,0 +1,91 @@
+"""SMIL's phases as programs: pretraining runs the training forward pass (dropout on, keyed by the
+step), and each phase advances only its own optimiser state (tx1, tx2, tx3).
+
+The whole-objective tests (tests/test_objective_smil.py) run without dropout and read the losses,
+so neither fact reaches them (tools/mutate.py, issue 21).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mmjax import methods
+from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from mmjax.data.base import DatasetSpec
+from mmjax.methods import smil
+from mmjax.methods.base import step_keys
+from mmjax.methods.smil import SmilConfig
+from mmjax.models.encoders import encode
+
+SPEC = DatasetSpec("toy", ("a", "b"), ((6,), (5,)), "classification", 3)
+B = 8
+
+
+def _config(dropout=0.0):
+    return ExperimentConfig(
+        method=SmilConfig(phase1_steps=1, phase2_steps=1, memory_size=16, num_priors=3),
+        model=ModelConfig(hidden=8, feature_dim=4, dropout=dropout), optim=OptimConfig(lr=1e-2),
+        train=TrainConfig(steps=4, batch_size=B))
+
+
+def _batch(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    present = jnp.ones((B, 2), bool).at[B // 2:, 1].set(False)
+    return {"inputs": {"a": jax.random.normal(k1, (B, 6)),
+                       "b": jax.random.normal(k2, (B, 5)) * present[:, 1:]},
+            "present": present, "label": jax.random.randint(k3, (B,), 0, 3)}
+
+
+def _ce(logits, label, weight):
+    per = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), label[:, None], -1)[:, 0]
+    return float((per * weight).sum() / jnp.maximum(weight.sum(), 1.0))
+
+
+def test_pretraining_runs_the_training_forward_pass_with_the_steps_dropout_key():
+    """With dropout 0.5, phase 1's three losses (image CE on the batch, audio and fusion CE on
+    the D^f batch) equal the dropout-on forward pass with the step's dropout key, computed here
+    in the step's order (the image encoder on the batch, then both encoders on D^f)."""
+    config = _config(dropout=0.5)
+    method = methods.make(config, SPEC)
+    batch = _batch(jax.random.key(0))
+    state = method.init(jax.random.key(1), batch)
+    _, metrics = jax.jit(method.phases[0].step)(state, batch)
+
+    keys = step_keys(state, "memory", "dropout", "inner", "outer", "priors")
+    # an empty memory stores every complete sample, whatever the fingerprint vectors
+    extra = smil.memory_insert(state.extra, batch, SPEC.modalities, jnp.ones(6), jnp.ones(5))
+    mem = smil.memory_batch(extra, keys["memory"], B)
+    model = smil.NNXModel(lambda rngs: smil.SmilNet(SPEC, config.model, 3, rngs=rngs))
+    net = model.bind(state.params, state.model_state)
+    rngs = nnx.Rngs(dropout=keys["dropout"])
+    h1 = encode(net.enc1, batch["inputs"]["a"], None, deterministic=False, rngs=rngs)
+    h1m = encode(net.enc1, mem.x1, None, deterministic=False, rngs=rngs)
+    h2m = encode(net.enc2, mem.x2, None, deterministic=False, rngs=rngs)
+    logits = net.fc2(jax.nn.relu(net.fc1(jnp.concatenate([h1m, h2m], -1))))
+    expected = {"loss_pre_image": _ce(net.head1(h1), batch["label"], batch["present"][:, 0]),
+                "loss_pre_audio": _ce(net.head2(h2m), mem.y, mem.weight),
+                "loss_pre_fusion": _ce(logits, mem.y, mem.weight)}
+    for name, value in expected.items():
+        np.testing.assert_allclose(float(metrics[name]), value, rtol=1e-5, err_msg=name)
+    # and not the deterministic pass (dropout really is on)
+    det = encode(net.enc1, batch["inputs"]["a"], None, deterministic=True)
+    assert abs(_ce(net.head1(det), batch["label"], batch["present"][:, 0])
+               - float(metrics["loss_pre_image"])) > 1e-3
+
+
+def test_each_phase_advances_only_its_own_optimiser_state():
+    """Phase 1 updates opt_state[0] (tx1) only, phase 2 opt_state[1] (tx2), the meta phase
+    opt_state[2] (tx3): the others stay as they were (each phase starts from a fresh state)."""
+    method = methods.make(_config(), SPEC)
+    batch = _batch(jax.random.key(0))
+    state = method.init(jax.random.key(1), batch)
+    for index in range(3):
+        phase = method.phases[index]
+        start = state if phase.enter is None else jax.jit(phase.enter)(state)
+        new, _ = jax.jit(phase.step)(start, batch)
+        for i in range(3):
+            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(start.opt_state[i]),
+                                                            jax.tree.leaves(new.opt_state[i])))
+            assert same == (i != index), (index, i)
+        state = new
