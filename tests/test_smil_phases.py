@@ -5,6 +5,8 @@ The whole-objective tests (tests/test_objective_smil.py) run without dropout and
 so neither fact reaches them (tools/mutate.py, issue 21).
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,3 +91,42 @@ def test_each_phase_advances_only_its_own_optimiser_state():
                                                             jax.tree.leaves(new.opt_state[i])))
             assert same == (i != index), (index, i)
         state = new
+
+
+def test_every_phase_reports_the_norms_of_its_gradient_and_of_the_parameters_it_updated():
+    """``grad_norm`` is the global norm of the phase's gradient (> 0, unlike the parameters'
+    norm), ``param_norm`` that of the parameters before the update."""
+    method = methods.make(_config(), SPEC)
+    batch = _batch(jax.random.key(0))
+    state = method.init(jax.random.key(1), batch)
+    for phase in method.phases:
+        if phase.enter is not None:
+            state = jax.jit(phase.enter)(state)
+        new, metrics = jax.jit(phase.step)(state, batch)
+        norm = np.sqrt(sum(float(jnp.sum(x.astype(jnp.float32) ** 2))
+                           for x in jax.tree.leaves(state.params)))
+        np.testing.assert_allclose(float(metrics["param_norm"]), norm, rtol=1e-5)
+        assert 0 < float(metrics["grad_norm"]) < 0.5 * norm, phase.name
+        state = new
+
+
+def test_meta_training_runs_with_dropout_off():
+    """The meta phase (eq. 4-7, and eq. 1's term) runs every network in eval mode: its metrics
+    and its update are the same at dropout 0 and 0.5."""
+    out = []
+    for dropout in (0.0, 0.5):
+        config = _config(dropout)
+        config = dataclasses.replace(config, method=dataclasses.replace(
+            config.method, phase1_steps=0, phase2_steps=0, recon_nll_weight=1.0))
+        method = methods.make(config, SPEC)
+        batch = _batch(jax.random.key(0))
+        state = method.init(jax.random.key(1), batch)
+        state = state.replace(extra={**state.extra,
+                                     "priors": jax.random.normal(jax.random.key(5), (3, 4))})
+        out.append(jax.jit(method.phases[2].step)(state, batch))
+    (a, ma), (b, mb) = out
+    assert float(ma["recon_nll"]) > 0
+    for name in ma:
+        np.testing.assert_allclose(float(ma[name]), float(mb[name]), rtol=1e-6, err_msg=name)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
