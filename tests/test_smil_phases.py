@@ -130,3 +130,32 @@ def test_meta_training_runs_with_dropout_off():
         np.testing.assert_allclose(float(ma[name]), float(mb[name]), rtol=1e-6, err_msg=name)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_released_inner_rate_decays_by_ten_every_n_meta_steps():
+    """``inner_lr_decay_every = n``: the inner step size at meta step m (counted from the meta
+    phase's start) is alpha * 0.1^(m // n). The meta step with n = 1 at m = 0 and 2 equals the
+    one with a constant rate alpha * 0.1^m: the same outer loss and update."""
+    alpha = 0.5
+
+    def meta_step(m, **method):
+        config = _config()
+        config = dataclasses.replace(config, method=dataclasses.replace(
+            config.method, phase1_steps=0, phase2_steps=0, **method))
+        method_ = methods.make(config, SPEC)
+        batch = _batch(jax.random.key(0))
+        state = method_.init(jax.random.key(1), batch)
+        state = state.replace(step=jnp.asarray(m, state.step.dtype), extra={
+            **state.extra, "priors": jax.random.normal(jax.random.key(5), (3, 4))})
+        return jax.jit(method_.phases[2].step)(state, batch)
+
+    for m in (0, 2):
+        decayed, md = meta_step(m, inner_lr=alpha, inner_lr_decay_every=1)
+        constant, mc = meta_step(m, inner_lr=alpha * 0.1 ** m, inner_lr_decay_every=0)
+        np.testing.assert_allclose(float(md["loss_outer"]), float(mc["loss_outer"]), rtol=1e-5)
+        for x, y in zip(jax.tree.leaves(decayed.params), jax.tree.leaves(constant.params)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    # the rates differ enough to show: a step at alpha and one at alpha / 100 differ
+    _, m0 = meta_step(0, inner_lr=alpha)
+    _, m2 = meta_step(0, inner_lr=alpha * 0.01)
+    assert abs(float(m0["loss_outer"]) - float(m2["loss_outer"])) > 1e-3
