@@ -159,3 +159,23 @@ def test_released_inner_rate_decays_by_ten_every_n_meta_steps():
     _, m0 = meta_step(0, inner_lr=alpha)
     _, m2 = meta_step(0, inner_lr=alpha * 0.01)
     assert abs(float(m0["loss_outer"]) - float(m2["loss_outer"])) > 1e-3
+
+
+def test_released_outer_loss_with_an_empty_memory_is_finite():
+    """outer_loss=released before any complete sample arrived: the D^f batch has weight 0, so its
+    cross-entropy and its two feature-matching terms are 0 (each a weighted mean with the floor
+    of 1), and the step stays finite."""
+    config = smil.released(_config())
+    config = dataclasses.replace(config, method=dataclasses.replace(
+        config.method, phase1_steps=0, phase2_steps=0))
+    method = methods.make(config, SPEC)
+    batch = _batch(jax.random.key(0))
+    batch = {**batch, "present": batch["present"].at[:, 1].set(False)}
+    state = method.init(jax.random.key(1), batch)
+    state = state.replace(extra={**state.extra,
+                                 "priors": jax.random.normal(jax.random.key(5), (3, 4))})
+    new, metrics = jax.jit(method.phases[2].step)(state, batch)
+    assert float(metrics["memory"]) == 0
+    assert float(metrics["loss_outer"]) == 0
+    np.testing.assert_allclose(float(metrics["loss"]), float(metrics["loss_inner"]), rtol=1e-6)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new.params))
