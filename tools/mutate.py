@@ -74,7 +74,7 @@ DEFAULT_MODULES = ("smil", "redcore", "redcore_projection", "mla", "raml", "ume_
 # RedCore's and RAML's networks on sequence inputs (lengths, RAML's empty-sequence zero row):
 _SEQUENCE_LENGTHS = "test_sequence_encoders.py::test_redcore_and_raml_encoders_receive_the_lengths"
 MODULE_TESTS = {
-    "smil": ("test_smil_parts.py", "test_smil.py", "test_smil_papers.py"),
+    "smil": ("test_smil_parts.py", "test_smil_phases.py", "test_smil.py", "test_smil_papers.py"),
     "smil_priors": ("test_smil.py",),
     "redcore": ("test_redcore.py", _SEQUENCE_LENGTHS),
     "redcore_projection": ("test_objective_redcore.py", "test_redcore.py",
