@@ -134,18 +134,19 @@ def test_meta_training_runs_with_dropout_off():
 
 def test_released_inner_rate_decays_by_ten_every_n_meta_steps():
     """``inner_lr_decay_every = n``: the inner step size at meta step m (counted from the meta
-    phase's start) is alpha * 0.1^(m // n). The meta step with n = 1 at m = 0 and 2 equals the
+    phase's start, here step 2) is alpha * 0.1^(m // n). The meta step with n = 1 at m = 0 and 2 equals the
     one with a constant rate alpha * 0.1^m: the same outer loss and update."""
     alpha = 0.5
 
     def meta_step(m, **method):
+        # the meta phase starts at step 2 (one step of each pretraining phase): m counts from it
         config = _config()
-        config = dataclasses.replace(config, method=dataclasses.replace(
-            config.method, phase1_steps=0, phase2_steps=0, **method))
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=6),
+                                     method=dataclasses.replace(config.method, **method))
         method_ = methods.make(config, SPEC)
         batch = _batch(jax.random.key(0))
         state = method_.init(jax.random.key(1), batch)
-        state = state.replace(step=jnp.asarray(m, state.step.dtype), extra={
+        state = state.replace(step=jnp.asarray(2 + m, state.step.dtype), extra={
             **state.extra, "priors": jax.random.normal(jax.random.key(5), (3, 4))})
         return jax.jit(method_.phases[2].step)(state, batch)
 
@@ -179,3 +180,24 @@ def test_released_outer_loss_with_an_empty_memory_is_finite():
     assert float(metrics["loss_outer"]) == 0
     np.testing.assert_allclose(float(metrics["loss"]), float(metrics["loss_inner"]), rtol=1e-6)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new.params))
+
+
+def test_released_outer_loss_adds_kl_weight_times_the_kl():
+    """outer_loss=released with kl_weight w > 0 (the released preset has 0): the loss grows by
+    w * KL of the meta-train pass (the fixed-sigma regulariser's KL, > 0), everything else equal."""
+    out = {}
+    for weight in (0.0, 0.5):
+        config = smil.released(_config())
+        config = dataclasses.replace(config, method=dataclasses.replace(
+            config.method, phase1_steps=0, phase2_steps=0, kl_weight=weight))
+        method = methods.make(config, SPEC)
+        batch = _batch(jax.random.key(0))
+        state = method.init(jax.random.key(1), batch)
+        state = state.replace(extra={**state.extra,
+                                     "priors": jax.random.normal(jax.random.key(5), (3, 4))})
+        out[weight] = jax.jit(method.phases[2].step)(state, batch)[1]
+    kl = float(out[0.5]["kl"])
+    assert kl > 0
+    np.testing.assert_allclose(float(out[0.0]["kl"]), kl, rtol=1e-6)
+    np.testing.assert_allclose(float(out[0.5]["loss"]) - float(out[0.0]["loss"]), 0.5 * kl,
+                               rtol=1e-4)
