@@ -5,7 +5,7 @@ Command (from the repository root, in an environment with torch and mmjax, e.g. 
 install -e .``; torch is never a dependency of mmjax)::
 
   python benchmarks/torch/compare.py [--cases smil_meta,concat,redcore,mla,raml] [--rounds 5]
-                                     [--steps 10] [--threads 2]
+                                     [--steps 10] [--threads 2] [--flags]
 
 (default cases: smil_meta,concat,redcore,mla)
 
@@ -18,6 +18,10 @@ torch's thread count, the load average at the start and the end, versions and th
 is one round of M unimodal updates on both sides (``mmjax_updates_per_step`` says how many mmjax
 steps make one round: M if mmjax's MLA step is still a single unimodal update). Figures on a shared
 CPU are indicative only; recorded figures go in benchmarks/README.md.
+
+``--flags`` reruns the comparison once per XLA:CPU setting of ``FLAGS`` (XLA reads its flags once
+per process, so each setting is its own process, one after the other); every record carries its
+``xla_flags`` and its own interleaved PyTorch baseline, so the ratios compare across settings.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import os
 import pathlib
 import statistics
+import subprocess
 import sys
 import time
 
@@ -53,6 +58,22 @@ CASES = {
     "raml": ("raml", "food_features", 128, ()),
 }
 DEFAULT_CASES = ("smil_meta", "concat", "redcore", "mla")
+# XLA:CPU settings of the pinned jaxlib tried on the small-matrix steps (MLA, RAML): its oneDNN,
+# XNNPACK and YNNPACK paths for dots and elementwise ops, fast math, denormals flushed (as the
+# torch side does), single-threaded Eigen and the concurrency-optimised scheduler.
+FLAGS = (
+    "",
+    "--xla_cpu_use_onednn=true",
+    "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise",
+    "--xla_cpu_use_xnnpack=true",
+    "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise",
+    "--xla_cpu_experimental_ynn_fusion_type=dot",
+    "--xla_cpu_enable_fast_math=true",
+    "--xla_cpu_ftz=true",
+    "--xla_cpu_multi_thread_eigen=false",
+    "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+    "--xla_cpu_prefer_vector_width=512",
+)
 
 
 def mmjax_side(case: str, steps: int):
@@ -102,7 +123,7 @@ def compare_case(case: str, rounds: int, steps: int, threads: int) -> dict:
     return {"case": case, "batch": batch, "steps_per_round": steps, "rounds": rounds,
             "torch_ms_per_step": round(tm, 3), "mmjax_ms_per_step": round(jm, 3),
             "ratio": round(jm / tm, 3), "mmjax_updates_per_step": per_step,
-            "torch_threads": threads,
+            "torch_threads": threads, "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "load_avg": [round(x, 2) for x in (*load_start, *os.getloadavg())],
             "jax": jax.__version__, "torch": torch.__version__,
             "device": jax.devices()[0].device_kind}
@@ -116,11 +137,19 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="steps per block and per call")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--flags", action="store_true",
+                        help="one run per XLA:CPU setting of FLAGS, one after the other")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {', '.join(CASES)}")
+    if args.flags:
+        command = [sys.executable, __file__, "--cases", ",".join(cases), "--rounds",
+                   str(args.rounds), "--steps", str(args.steps), "--threads", str(args.threads)]
+        for flags in FLAGS:
+            subprocess.run(command, env={**os.environ, "XLA_FLAGS": flags}, check=True)
+        return
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     for case in cases:

@@ -4,9 +4,9 @@ Usage: python experiments/raml/make_table.py [RUNS_DIR]   (default runs/raml; wh
 run, the committed copy experiments/raml/results, written by ``mmjax report runs/raml --export
 experiments/raml/results``)
 
-Cells are test accuracy in %, mean ± std over the 3 seed replicas (sample std). "Average" is the
-mean over every non-empty modality subset (Table I protocol). A run that has not finished is left
-out.
+Cells are test accuracy in %, mean ± std over the seed replicas (sample std; 3, and 5 in mfeat's
+equal-budget sweep ``t1_mfeat``). "Average" is the mean over every non-empty modality subset
+(Table I protocol). A run that has not finished is left out.
 """
 
 import json
@@ -18,6 +18,17 @@ from mmjax import report
 HERE = pathlib.Path(__file__).resolve().parent
 DATASETS = {"avmnist": "AV-MNIST-offline", "mfeat": "UCI mfeat (six views)"}
 TABLE1 = ("concat", "augmentation", "late", "multi_task", "tmc", "etmc", "mvae", "raml")
+# mfeat's equal-budget sweep (sweeps/t1_mfeat.txt, 5 seeds): (run, row label) ...
+SWEEP_ROWS = (("concat", "concat"), ("augmentation", "augmentation"), ("late", "late"),
+              ("multi_task", "multi_task"), ("tmc", "TMC"), ("etmc", "ETMC"),
+              ("mvae", "MVAE (+ 500 probe steps on the frozen encoder)"),
+              ("raml", "RAML (batch 128, 500 steps)"), ("raml_b64", "RAML (batch 64, 1000 steps)"),
+              ("raml_complete", "RAML, complete training only (Table IV)"))
+# ... and the claims tested per seed, one-sided a > b: Table I on the average over the subsets,
+# Table IV (full-modality training and testing) on the complete test set.
+T1_BASELINES = ("concat", "augmentation", "late", "multi_task", "tmc", "etmc", "mvae")
+T1_CLAIMS = tuple((raml, b) for raml in ("raml", "raml_b64") for b in T1_BASELINES)
+T4_CLAIMS = tuple(("raml_complete", b) for b in ("concat", "tmc", "etmc"))
 # Table II's evaluation: the name `mmjax eval --protocol corruption` writes, then the earlier one.
 CORRUPTION = ("eval-corruption-test", "eval_corruption")
 
@@ -119,6 +130,47 @@ def sweep(group: pathlib.Path) -> str:
     return "\n".join(out)
 
 
+def _sweep_result(group: pathlib.Path, name: str) -> dict | None:
+    """The evaluation of sweep point ``name`` (its seeds' folder ``name/train.seed-0..4``)."""
+    slots = sorted((group / name).glob("train.seed-*"))
+    return report.load_result(slots[0] if slots else group / name)
+
+
+def _all_views(result: dict) -> str:
+    """The name of the test subset with every modality present."""
+    return max(result["subsets"], key=lambda s: s.count("+"))
+
+
+def sweep_table(group: pathlib.Path) -> str:
+    """Tables I and IV at an equal budget: the complete test set and the average per method."""
+    rows = ["| method (64,000 training samples each) | all views (Table IV) | Average (63 subsets, "
+            "Table I) |", "|---|---|---|"]
+    for name, label in SWEEP_ROWS:
+        r = _sweep_result(group, name)
+        if r is not None:
+            rows.append(f"| {label} | {_pct(report.stats(r, _all_views(r), 'accuracy'))} | "
+                        f"{_pct(report.stats(r, report.AVERAGE, 'accuracy'))} |")
+    return "\n".join(rows) if len(rows) > 2 else "(no runs yet)"
+
+
+def sweep_paired(group: pathlib.Path) -> str:
+    """``report.paired_test`` (one-sided, a > b) of every claim of ``T1_CLAIMS`` on the average
+    and of ``T4_CLAIMS`` on the complete test set."""
+    rows = ["| claim | column | mean difference (points) | p (one-sided) | seeds | met at p < 0.05 |",
+            "|---|---|---|---|---|---|"]
+    for claims, column in ((T1_CLAIMS, "Average"), (T4_CLAIMS, "all views")):
+        for a, b in claims:
+            ra, rb = _sweep_result(group, a), _sweep_result(group, b)
+            if ra is None or rb is None:
+                continue
+            cond = report.AVERAGE if column == "Average" else _all_views(ra)
+            test = report.paired_test(report.stats(ra, cond, "accuracy"),
+                                      report.stats(rb, cond, "accuracy"), alternative="greater")
+            rows.append(f"| {a} > {b} | {column} | {100 * test.diff:+.2f} | {test.p:.3g} | "
+                        f"{test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+    return "\n".join(rows) if len(rows) > 2 else "(no runs yet)"
+
+
 def main(runs: str = "runs/raml") -> None:
     """Prints results.md: every table of each dataset that has runs."""
     runs = report.runs_or_results(runs, "runs/raml", HERE / "results")
@@ -143,6 +195,8 @@ def main(runs: str = "runs/raml") -> None:
                   "### Figure 5: mean fusion weights under corruption (3 seeds, 512 test "
                   "samples, all elements)", "", weights_table(g), ""]
         if d == "mfeat":
+            parts += ["### Tables I and IV at an equal budget, 5 seeds (sweeps/t1_mfeat.txt)", "",
+                      sweep_table(runs / "t1_mfeat"), "", sweep_paired(runs / "t1_mfeat"), ""]
             parts += ["### Figure 4 right: λ1 / λ2 sweep (Average over the 63 subsets)", "",
                       sweep(g / "abl"), ""]
     print("\n".join(parts))

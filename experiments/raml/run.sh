@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Reproduces RAML's tables on the offline datasets (3 seeds per run, trained in one program) and
-# writes experiments/raml/results.md and the Figure 5 PNGs.
+# Reproduces RAML's tables on the offline datasets (3 seeds per run, trained in one program;
+# mfeat's Tables I and IV at an equal budget: one sweep of 5 seeds per method) and writes
+# experiments/raml/results.md and the Figure 5 PNGs.
 #   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
-#     "main t1 eval abl_mfeat sweep abl_avmnist")
+#     "main t1 t1_sweep eval abl_mfeat sweep abl_avmnist")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 eval abl_mfeat sweep abl_avmnist}
+stages=${2:-main t1 t1_sweep eval abl_mfeat sweep abl_avmnist}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
@@ -69,6 +70,10 @@ for s in $stages; do
     for l in 0.002 0.016; do
       train "$runs/mfeat/abl/lambda2_$l" configs/mfeat/raml.py $short --set method.lambda_sparsity=$l
     done
+    ;;
+  t1_sweep)  # Tables I and IV on mfeat at an equal budget, 5 seeds: one sweep (sweeps/t1_mfeat.txt).
+    "$mmjax" sweep --workdir "$runs/t1_mfeat" --grid-file experiments/raml/sweeps/t1_mfeat.txt \
+      --seeds "${MFEAT_SEEDS:-5}" >/dev/null
     ;;
   eval)  # Tables II-III and Figure 5 (noise on the first modality, masking on the second).
     for d in avmnist mfeat; do
