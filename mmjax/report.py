@@ -88,6 +88,15 @@ def load_result(run_dir: str | pathlib.Path,
     return None
 
 
+SEED_SLOT = "train.seed-"  # mmjax sweep's folder of a point's seed replicas: train.seed-0..4
+
+
+def seed_slot(point: str | pathlib.Path) -> pathlib.Path:
+    """The one ``train.seed-*`` folder of a sweep point (``point`` itself if there is none)."""
+    found = sorted(pathlib.Path(point).glob(f"{SEED_SLOT}*"))
+    return found[0] if found else pathlib.Path(point)
+
+
 def load_run(path: str | pathlib.Path, root: str | pathlib.Path | None = None,
              eval_file: str = "eval") -> Run:
     """The run in ``path`` (``config.json`` may be absent: config keys then cannot be read)."""

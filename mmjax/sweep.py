@@ -381,7 +381,7 @@ def slots_of(points: Sequence[Point], pack: bool = True,
             parts = first.parts()
             if seed_swept:
                 span = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}..{seeds[-1]}"
-                parts.append(f"train.seed-{span}")
+                parts.append(f"{report.SEED_SLOT}{span}")
             replicas = [[s - seeds[0] for s in _seeds(points[i].config)] for i in chain]
             slots.append(Slot("/".join(parts) or "base",
                               dataclasses.replace(first.config, train=train_cfg), chain,

@@ -132,8 +132,7 @@ def sweep(group: pathlib.Path) -> str:
 
 def _sweep_result(group: pathlib.Path, name: str) -> dict | None:
     """The evaluation of sweep point ``name`` (its seeds' folder ``name/train.seed-0..4``)."""
-    slots = sorted((group / name).glob("train.seed-*"))
-    return report.load_result(slots[0] if slots else group / name)
+    return report.load_result(report.seed_slot(group / name))
 
 
 def _all_views(result: dict) -> str:
@@ -156,8 +155,8 @@ def sweep_table(group: pathlib.Path) -> str:
 def sweep_paired(group: pathlib.Path) -> str:
     """``report.paired_test`` (one-sided, a > b) of every claim of ``T1_CLAIMS`` on the average
     and of ``T4_CLAIMS`` on the complete test set."""
-    rows = ["| claim | column | mean difference (points) | p (one-sided) | seeds | met at p < 0.05 |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| claim | column | mean difference (points) | p (one-sided) | seeds "
+            "| met at p < 0.05 |", "|---|---|---|---|---|---|"]
     for claims, column in ((T1_CLAIMS, "Average"), (T4_CLAIMS, "all views")):
         for a, b in claims:
             ra, rb = _sweep_result(group, a), _sweep_result(group, b)

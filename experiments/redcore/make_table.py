@@ -49,14 +49,8 @@ def _pct(value: float) -> str:
 def imb_run(runs: pathlib.Path, a: str, name: str) -> pathlib.Path:
     """The folder of method ``name`` at assignment ``a`` in the ``imb`` sweep (its seeds' slot,
     ``<name>/missing.rates-0.8_0.2_0.5/train.seed-0..4``); a missing one if it has not run."""
-    return _slot(runs / "imb_mfeat" / name / ("missing.rates-" + "_".join(str(RATE[c])
-                                                                            for c in a)))
-
-
-def _slot(point: pathlib.Path) -> pathlib.Path:
-    """The one ``train.seed-*`` folder of a sweep point (``point`` itself if there is none)."""
-    found = sorted(point.glob("train.seed-*"))
-    return found[0] if found else point
+    rates = "_".join(str(RATE[c]) for c in a)
+    return report.seed_slot(runs / "imb_mfeat" / name / f"missing.rates-{rates}")
 
 
 def seeds(runs: pathlib.Path) -> int | str:
@@ -260,7 +254,7 @@ def fig3_rates(runs: pathlib.Path) -> list[str]:
 
 def fig3_run(runs: pathlib.Path, name: str, r: str) -> pathlib.Path:
     """The folder of method ``name`` at shared rate ``r`` in the fig3 sweep (its seeds' slot)."""
-    return _slot(runs / "fig3_mfeat" / name / f"missing.rates-{r}_{r}_{r}")
+    return report.seed_slot(runs / "fig3_mfeat" / name / f"missing.rates-{r}_{r}_{r}")
 
 
 def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:

@@ -34,8 +34,7 @@ def _cell(result, subset) -> tuple[float, str]:
 def _load(group: pathlib.Path, name: str) -> dict | None:
     """The evaluation of run ``name``: its folder, or its seeds' folder in a sweep
     (``name/train.seed-0..4``, mfeat's Table 1); None if it has not finished."""
-    slots = sorted((group / name).glob("train.seed-*"))
-    return report.load_result(slots[0] if slots else group / name)
+    return report.load_result(report.seed_slot(group / name))
 
 
 # Table 1's rows; the phase-1-only control is ours (mfeat's sweep runs it), not the paper's.
