@@ -321,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = _parser().parse_args(argv)
             with deferred_signals():  # a signal during the heavy imports is raised after them
+                from mmjax import policy
+                # Before XLA starts: it reads XLA_FLAGS once, at the first computation.
+                os.environ["XLA_FLAGS"] = policy.with_cpu_flags(os.environ.get("XLA_FLAGS", ""))
                 import mmjax.train  # noqa: F401 (jax, flax, optax, orbax)
                 if args.command in ("train", "eval", "data", "sweep"):
                     import tensorflow_datasets  # noqa: F401

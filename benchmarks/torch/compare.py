@@ -19,9 +19,12 @@ is one round of M unimodal updates on both sides (``mmjax_updates_per_step`` say
 steps make one round: M if mmjax's MLA step is still a single unimodal update). Figures on a shared
 CPU are indicative only; recorded figures go in benchmarks/README.md.
 
-``--flags`` reruns the comparison once per XLA:CPU setting of ``FLAGS`` (XLA reads its flags once
-per process, so each setting is its own process, one after the other); every record carries its
-``xla_flags`` and its own interleaved PyTorch baseline, so the ratios compare across settings.
+The mmjax side runs as the ``mmjax`` command line does: with the backend policy's XLA:CPU flags
+(``mmjax.policy.with_cpu_flags``) added to ``XLA_FLAGS``, unless ``XLA_FLAGS`` sets them itself.
+``--flags`` reruns the comparison once per XLA:CPU setting of ``FLAGS`` on top of those (XLA reads
+its flags once per process, so each setting is its own process, one after the other); every record
+carries its ``xla_flags`` and its own interleaved PyTorch baseline, so the ratios compare across
+settings.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import torch  # noqa: E402
 
 from mmjax import bench  # noqa: E402
 from mmjax import config as config_lib  # noqa: E402
+from mmjax import policy  # noqa: E402
 
 import steps as torch_steps  # noqa: E402
 
@@ -60,14 +64,15 @@ CASES = {
 DEFAULT_CASES = ("smil_meta", "concat", "redcore", "mla")
 # XLA:CPU settings of the pinned jaxlib tried on the small-matrix steps (MLA, RAML): its oneDNN,
 # XNNPACK and YNNPACK paths for dots and elementwise ops, fast math, denormals flushed (as the
-# torch side does), single-threaded Eigen and the concurrency-optimised scheduler.
+# torch side does), single-threaded Eigen and the concurrency-optimised scheduler; each on top of
+# the policy's flags ("" is the policy alone; individual_dot undoes its YNNPACK dot fusion).
 FLAGS = (
     "",
     "--xla_cpu_use_onednn=true",
     "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise",
     "--xla_cpu_use_xnnpack=true",
     "--xla_cpu_experimental_xnn_fusion_type=dot,eltwise",
-    "--xla_cpu_experimental_ynn_fusion_type=dot",
+    "--xla_cpu_experimental_ynn_fusion_type=individual_dot",  # jaxlib's default, not the policy's
     "--xla_cpu_enable_fast_math=true",
     "--xla_cpu_ftz=true",
     "--xla_cpu_multi_thread_eigen=false",
@@ -150,6 +155,8 @@ def main(argv=None) -> None:
         for flags in FLAGS:
             subprocess.run(command, env={**os.environ, "XLA_FLAGS": flags}, check=True)
         return
+    # Before the first computation: XLA reads XLA_FLAGS once, when it starts.
+    os.environ["XLA_FLAGS"] = policy.with_cpu_flags(os.environ.get("XLA_FLAGS", ""))
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     for case in cases:
