@@ -221,6 +221,19 @@ def test_paired_t_test_matches_the_closed_form(runs, capsys):
     assert rows["mean difference"][-1] == f"{tests['average']['diff']:+.4f}"
 
 
+def test_equal_differences_get_the_exact_sign_test_not_p_0():
+    """Five seeds, each 0.5 points ahead: t is infinite; p is the sign test's 1/32, not 0."""
+    seeds = (0, 1, 2, 3, 4)
+    base = np.array([0.90, 0.91, 0.92, 0.93, 0.94])
+    a, b = (report.Stats(float(v.mean()), float(v.std(ddof=1)), 5, v.tolist(), seeds)
+            for v in (base + 0.005, base))
+    assert report.paired_test(a, b, "greater").p == pytest.approx(1 / 32)
+    assert report.paired_test(a, b, "two-sided").p == pytest.approx(1 / 16)
+    assert report.paired_test(a, b, "less").p == 1.0
+    assert report.paired_test(b, b, "greater").p == 1.0
+    assert report.paired_test(b, b, "two-sided").p == 1.0
+
+
 def test_paired_test_needs_the_same_seeds(runs, capsys):
     """concat pooled over seeds 0-3 against sum's 0-2: refused in one line, exit 2."""
     code, out, err = _cli(capsys, runs, "--paired", "concat,sum")

@@ -205,14 +205,9 @@ def sweep_paired(sweep: pathlib.Path) -> str:
             "| met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
     for table, claim, column, a, b, cond in _claims(sweep):
         test = report.paired_test(_acc(a, cond), _acc(b, cond), alternative="greater")
-        # The same difference on every seed makes the spread 0: t = 0 / 0 (equal values, no
-        # evidence of a > b) or ±inf (p = 0 or 1, exactly, by scipy's convention).
-        if math.isnan(test.p):
-            p = "– (equal on every seed)"
-        elif math.isinf(test.t):
-            p = f"{test.p:.3g} (t = {test.t:+}: the same difference on every seed)"
-        else:  # 4 digits near the threshold, where 3 could round 0.04999 up to "0.05"
-            p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"
+        p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"  # no 0.04999 -> 0.05
+        if not math.isfinite(test.t):  # the same difference on every seed: report's sign test
+            p += " (sign test: the same difference on every seed)"
         diff = round(100 * test.diff, 2) + 0.0  # + 0.0: no "-0.00"
         rows.append(f"| {table} | {claim} | {column} | {diff:+.2f} | {p} | "
                     f"{test.n} | {'yes' if test.p < 0.05 else 'no'} |")
