@@ -428,7 +428,7 @@ def paired_test(a: Stats, b: Stats, alternative: str = "two-sided") -> Paired:
     gives the same difference (accuracies on a small test set move in steps of one sample) the
     t statistic is infinite and scipy's p of 0 would claim more than n seeds can show; ``p`` is
     then the exact sign test's: 0.5^n on the side of the differences (doubled, two-sided), 1 on
-    the other side or when every difference is 0."""
+    the other side or when every difference is 0, and ``t`` is ±inf (nan for 0)."""
     from scipy import stats as scipy_stats
 
     if a.values is None or b.values is None:
@@ -444,13 +444,14 @@ def paired_test(a: Stats, b: Stats, alternative: str = "two-sided") -> Paired:
     with warnings.catch_warnings():  # equal differences: t = ±inf or nan, scipy warns
         warnings.simplefilter("ignore", RuntimeWarning)
         result = scipy_stats.ttest_rel(a.values, b.values, alternative=alternative)
-    p = float(result.pvalue)
-    # Equal up to the rounding of the stored accuracies (a t of about 1e15, p = 0 in float64).
+    t, p = float(result.statistic), float(result.pvalue)
+    # Equal up to the rounding of the stored accuracies (scipy's t about 1e15, p = 0 in float64).
     if np.ptp(diff) <= 1e-9 * np.abs(diff).max():
-        sign = np.sign(diff.mean())
+        sign = float(np.sign(diff.mean()))
+        t = math.copysign(math.inf, sign) if sign else math.nan
         side = {"greater": sign > 0, "less": sign < 0, "two-sided": sign != 0}[alternative]
         p = min(1.0, 0.5 ** len(diff) * (2 if alternative == "two-sided" else 1)) if side else 1.0
-    return Paired(float(diff.mean()), float(result.statistic), p, len(diff), alternative)
+    return Paired(float(diff.mean()), t, p, len(diff), alternative)
 
 
 def paired_tests(t: Table, a: str, b: str, alternative: str = "two-sided") -> dict[str, Paired]:

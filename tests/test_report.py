@@ -228,6 +228,7 @@ def test_equal_differences_get_the_exact_sign_test_not_p_0():
     a, b = (report.Stats(float(v.mean()), float(v.std(ddof=1)), 5, v.tolist(), seeds)
             for v in (base + 0.005, base))
     assert report.paired_test(a, b, "greater").p == pytest.approx(1 / 32)
+    assert report.paired_test(a, b, "greater").t == math.inf
     assert report.paired_test(a, b, "two-sided").p == pytest.approx(1 / 16)
     assert report.paired_test(a, b, "less").p == 1.0
     assert report.paired_test(b, b, "greater").p == 1.0
