@@ -97,6 +97,23 @@ def seed_slot(point: str | pathlib.Path) -> pathlib.Path:
     return found[0] if found else pathlib.Path(point)
 
 
+def point_stats(point: str | pathlib.Path, condition: str, metric: str) -> Stats | None:
+    """``condition``'s ``metric`` of a sweep point, pooled over its seed folders: one folder of
+    packed replicas (``train.seed-0..4``), or one folder per seed where the backend policy copies
+    the step per seed (``train.seed-0``, ``train.seed-1``, ...), or ``point`` itself when it is
+    a run folder. Each folder's seeds are its ``train.seed`` onwards; None until all finished."""
+    folders = sorted(pathlib.Path(point).glob(f"{SEED_SLOT}*")) or [pathlib.Path(point)]
+    cells = []
+    for folder in folders:
+        result = load_result(folder)
+        if result is None:
+            return None
+        config = folder / "config.json"
+        seed = json.loads(config.read_text())["train"]["seed"] if config.is_file() else 0
+        cells.append(stats(result, condition, metric, seed))
+    return pool(cells)
+
+
 def load_run(path: str | pathlib.Path, root: str | pathlib.Path | None = None,
              eval_file: str = "eval") -> Run:
     """The run in ``path`` (``config.json`` may be absent: config keys then cannot be read)."""

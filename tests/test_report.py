@@ -235,6 +235,34 @@ def test_equal_differences_get_the_exact_sign_test_not_p_0():
     assert report.paired_test(b, b, "two-sided").p == 1.0
 
 
+def _seed_folder(folder, seed, accuracies):
+    """A finished run folder of ``len(accuracies)`` replicas from ``train.seed`` ``seed``."""
+    folder.mkdir(parents=True)
+    n, mean = len(accuracies), float(np.mean(accuracies))
+    std = float(np.std(accuracies, ddof=1)) if n > 1 else 0.0
+    (folder / "config.json").write_text(json.dumps({"train": {"seed": seed, "num_seeds": n}}))
+    (folder / "eval.json").write_text(json.dumps({
+        "num_seeds": n, "subsets": {"x": {"accuracy": mean}}, "average": {"accuracy": mean},
+        "std": {"subsets": {"x": {"accuracy": std}}, "average": {"accuracy": std}},
+        "seeds": {"subsets": {"x": {"accuracy": accuracies}},
+                  "average": {"accuracy": accuracies}}}))
+
+
+def test_point_stats_pools_a_points_seed_folders(tmp_path):
+    """One folder per seed (the CPU policy's conv nets) and one packed folder give the same
+    cell, with each folder's seeds; an unfinished seed folder gives None."""
+    for seed, acc in enumerate((0.9, 0.8, 0.7)):
+        _seed_folder(tmp_path / "apart" / f"train.seed-{seed}", seed, [acc])
+    _seed_folder(tmp_path / "packed" / "train.seed-0..2", 0, [0.9, 0.8, 0.7])
+    apart, packed = (report.point_stats(tmp_path / point, "x", "accuracy")
+                     for point in ("apart", "packed"))
+    assert apart.values == packed.values == (0.9, 0.8, 0.7)
+    assert apart.seeds == packed.seeds == (0, 1, 2)
+    assert apart.mean == pytest.approx(0.8) and apart.std == pytest.approx(packed.std)
+    (tmp_path / "apart" / "train.seed-3").mkdir()  # started, no eval.json yet
+    assert report.point_stats(tmp_path / "apart", "x", "accuracy") is None
+
+
 def test_paired_test_needs_the_same_seeds(runs, capsys):
     """concat pooled over seeds 0-3 against sum's 0-2: refused in one line, exit 2."""
     code, out, err = _cli(capsys, runs, "--paired", "concat,sum")

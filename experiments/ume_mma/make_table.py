@@ -25,22 +25,23 @@ COLUMNS = {
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def _cell(result, subset) -> tuple[float, str]:
-    """(mean accuracy %, its ``mean ± std`` cell) of one test subset."""
-    cell = report.stats(result, subset, "accuracy")
-    return 100 * cell.mean, report.fmt(cell, scale=100, digits=2)
+def _cells(group: pathlib.Path, name: str, cols: dict) -> dict[str, report.Stats] | None:
+    """Column -> the test accuracy of run ``name`` (its folder, or a sweep point's seed
+    folders, ``report.point_stats``); None if it has not finished."""
+    cells = {c: report.point_stats(group / name, subset, "accuracy")
+             for c, subset in cols.items()}
+    return None if None in cells.values() else cells
 
 
-def _load(group: pathlib.Path, name: str) -> dict | None:
-    """The evaluation of run ``name``: its folder, or its seeds' folder in a sweep
-    (``name/train.seed-0..4``, mfeat's Table 1); None if it has not finished."""
-    return report.load_result(report.seed_slot(group / name))
+def _fmt(cell: report.Stats) -> str:
+    return report.fmt(cell, scale=100, digits=2)
 
 
 # Table 1's rows; the phase-1-only control is ours (mfeat's sweep runs it), not the paper's.
 TABLE1 = (("naive", "naive"), ("multi_task", "multi_task"),
           ("missing_detection", "missing_detection"), ("ume_mma", "ume_mma"),
-          ("ume_mma_phase1_only", "ume_mma, phase 1 only (1500 uni-modal steps, no phase 2)"))
+          ("ume_mma_phase1_only", "ume_mma, phase 1 only (uni-modal steps for UME-MMA's whole "
+           "budget, no phase 2)"))
 # Claims tested per seed on Avg, one-sided (a > b): phase 2's benefit, and the paper's order.
 CLAIMS = (("ume_mma", "ume_mma_phase1_only"), ("ume_mma", "missing_detection"),
           ("ume_mma", "multi_task"), ("ume_mma", "naive"))
@@ -50,23 +51,22 @@ def table1(group: pathlib.Path, kind: str) -> str:
     """Table 1: the unimodal models and each method, Miss-V / Miss-A / Complete / Avg."""
     cols = COLUMNS[kind]
     rows = ["| method | Miss-V | Miss-A | Complete | Avg |", "|---|---|---|---|---|"]
-    uni = [_load(group, f"lower_bound_{m}") for m in ("audio", "image")]
-    if all(uni):
-        a, b = _cell(uni[0], cols["Miss-V"])[1], _cell(uni[1], cols["Miss-A"])[1]
-        rows.append(f"| uni-modal models (lower_bound) | {a} | {b} | / | / |")
+    audio, image = (report.point_stats(group / f"lower_bound_{m}", cols[c], "accuracy")
+                    for m, c in (("audio", "Miss-V"), ("image", "Miss-A")))
+    if audio and image:
+        rows.append(f"| uni-modal models (lower_bound) | {_fmt(audio)} | {_fmt(image)} | / | / |")
     for name, label in TABLE1:
-        result = _load(group, name)
-        if result is None:
+        cells = _cells(group, name, cols)
+        if cells is None:
             continue
-        cells = [_cell(result, cols[c]) for c in ("Miss-V", "Miss-A", "Complete")]
-        avg = sum(c[0] for c in cells) / 3
-        rows.append(f"| {label} | " + " | ".join(c[1] for c in cells) + f" | {avg:.2f} |")
+        avg = 100 * np.mean([c.mean for c in cells.values()])
+        rows.append(f"| {label} | " + " | ".join(map(_fmt, cells.values())) + f" | {avg:.2f} |")
     return "\n".join(rows)
 
 
-def _avg_per_seed(result: dict, cols: dict) -> report.Stats:
+def _avg_per_seed(cells: dict[str, report.Stats]) -> report.Stats:
     """Avg (the mean of Miss-V, Miss-A, Complete) of each seed, as a ``report.Stats``."""
-    cells = [report.stats(result, cols[c], "accuracy") for c in ("Miss-V", "Miss-A", "Complete")]
+    cells = list(cells.values())
     values = tuple(float(v) for v in np.mean([c.values for c in cells], axis=0))
     return report.Stats(float(np.mean(values)), float(np.std(values, ddof=1)), len(values),
                         values, cells[0].seeds)
@@ -77,11 +77,10 @@ def table1_paired(group: pathlib.Path, kind: str) -> str:
     rows = ["| claim | mean difference (points) | p (one-sided) | seeds | met at p < 0.05 |",
             "|---|---|---|---|---|"]
     for a, b in CLAIMS:
-        ra, rb = _load(group, a), _load(group, b)
-        if ra is None or rb is None:
+        ca, cb = _cells(group, a, COLUMNS[kind]), _cells(group, b, COLUMNS[kind])
+        if ca is None or cb is None:
             continue
-        test = report.paired_test(_avg_per_seed(ra, COLUMNS[kind]),
-                                  _avg_per_seed(rb, COLUMNS[kind]), alternative="greater")
+        test = report.paired_test(_avg_per_seed(ca), _avg_per_seed(cb), alternative="greater")
         rows.append(f"| {a} > {b} | {100 * test.diff:+.2f} | {test.p:.3g} | {test.n} | "
                     f"{'yes' if test.p < 0.05 else 'no'} |")
     return "\n".join(rows)
@@ -142,10 +141,15 @@ def table3(runs: pathlib.Path) -> str:
 def main(runs: str = "runs/ume_mma") -> None:
     """Prints results.md: Tables 1, 4, 5 and 3."""
     runs = report.runs_or_results(runs, "runs/ume_mma", HERE / "results")
-    print("Test accuracy (%), mean ± std over the seeds (AV-MNIST-offline 3, mfeat 5). Generated "
-          "by experiments/ume_mma/make_table.py.\n")
+    print("Test accuracy (%), mean ± std over the seeds (AV-MNIST-offline 3, its equal-budget "
+          "sweep and mfeat 5). Generated by experiments/ume_mma/make_table.py.\n")
     print("### Table 1, AV-MNIST-offline (complete training data)\n")
     print(table1(runs / "t1_avmnist", "avmnist") + "\n")
+    print("### Table 1, AV-MNIST-offline, 5 seeds at an equal budget (900 x 64 samples each; "
+          "sweeps/t1_avmnist.txt)\n")
+    print(table1(runs / "t1_avmnist5", "avmnist") + "\n")
+    print("Paired tests across seeds, Avg of Miss-V, Miss-A and Complete:\n")
+    print(table1_paired(runs / "t1_avmnist5", "avmnist") + "\n")
     print("### Table 1, UCI mfeat views fac (\"V\") and kar (\"A\")\n")
     print(table1(runs / "t1_mfeat", "mfeat") + "\n")
     print("Paired tests across seeds, Avg of Miss-V, Miss-A and Complete:\n")

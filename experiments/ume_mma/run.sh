@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces UME-MMA's Tables 1, 3, 4 and 5 on the offline datasets (AV-MNIST-offline: 3 seeds
-# per run, trained in one program; mfeat's Table 1: one sweep of 5 seeds per method) and writes
-# experiments/ume_mma/results.md.
+# per run, trained in one program; Table 1 on both datasets: one sweep of 5 seeds per method) and
+# writes experiments/ume_mma/results.md.
 #   bash experiments/ume_mma/run.sh [RUNS_DIR] [TABLES]     (default runs/ume_mma, "1 4 5 3")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
@@ -28,6 +28,9 @@ for t in $tables; do
     for m in naive multi_task missing_detection ume_mma; do
       train "$runs/t1_avmnist/$m" "configs/avmnist_offline/$m.py"
     done
+    # AV-MNIST-offline again: one sweep, 5 seeds per method at an equal budget (900 steps each).
+    "$mmjax" sweep --workdir "$runs/t1_avmnist5" \
+      --grid-file experiments/ume_mma/sweeps/t1_avmnist.txt --seeds "${AVMNIST_SEEDS:-5}" >/dev/null
     # mfeat: one sweep, 5 seeds per method (and the phase-1-only control), each one program.
     "$mmjax" sweep --workdir "$runs/t1_mfeat" --grid-file experiments/ume_mma/sweeps/t1_mfeat.txt \
       --set data.views=fac,kar --seeds "${MFEAT_SEEDS:-5}" >/dev/null
