@@ -42,9 +42,11 @@ TABLE1 = (("naive", "naive"), ("multi_task", "multi_task"),
           ("missing_detection", "missing_detection"), ("ume_mma", "ume_mma"),
           ("ume_mma_phase1_only", "ume_mma, phase 1 only (uni-modal steps for UME-MMA's whole "
            "budget, no phase 2)"))
-# Claims tested per seed on Avg, one-sided (a > b): phase 2's benefit, and the paper's order.
-CLAIMS = (("ume_mma", "ume_mma_phase1_only"), ("ume_mma", "missing_detection"),
-          ("ume_mma", "multi_task"), ("ume_mma", "naive"))
+# Claims tested per seed on Avg, one-sided (a > b): phase 2's benefit, and the paper's order;
+# then phase 2's effect either way (AV-MNIST-offline's control is ahead of UME-MMA).
+CLAIMS = (("ume_mma", "ume_mma_phase1_only", "greater"),
+          ("ume_mma", "missing_detection", "greater"), ("ume_mma", "multi_task", "greater"),
+          ("ume_mma", "naive", "greater"), ("ume_mma", "ume_mma_phase1_only", "two-sided"))
 
 
 def table1(group: pathlib.Path, kind: str) -> str:
@@ -73,15 +75,16 @@ def _avg_per_seed(cells: dict[str, report.Stats]) -> report.Stats:
 
 
 def table1_paired(group: pathlib.Path, kind: str) -> str:
-    """Paired t-tests across seeds of Table 1's Avg (``report.paired_test``, one-sided a > b)."""
-    rows = ["| claim | mean difference (points) | p (one-sided) | seeds | met at p < 0.05 |",
+    """Paired t-tests across seeds of Table 1's Avg (``report.paired_test``: a > b, or a != b)."""
+    rows = ["| claim | mean difference (points) | p | seeds | met at p < 0.05 |",
             "|---|---|---|---|---|"]
-    for a, b in CLAIMS:
+    for a, b, side in CLAIMS:
         ca, cb = _cells(group, a, COLUMNS[kind]), _cells(group, b, COLUMNS[kind])
         if ca is None or cb is None:
             continue
-        test = report.paired_test(_avg_per_seed(ca), _avg_per_seed(cb), alternative="greater")
-        rows.append(f"| {a} > {b} | {100 * test.diff:+.2f} | {test.p:.3g} | {test.n} | "
+        test = report.paired_test(_avg_per_seed(ca), _avg_per_seed(cb), alternative=side)
+        relation = ">" if side == "greater" else "≠ (two-sided)"
+        rows.append(f"| {a} {relation} {b} | {100 * test.diff:+.2f} | {test.p:.3g} | {test.n} | "
                     f"{'yes' if test.p < 0.05 else 'no'} |")
     return "\n".join(rows)
 
