@@ -2,11 +2,14 @@
 
 Usage: python experiments/mla/make_table.py [RUNS_DIR]   (default runs/mla; when it holds no run,
 the committed copy experiments/mla/results, written by ``mmjax report runs/mla/sweep_mfeat
---export experiments/mla/results/sweep_mfeat``)
+--export experiments/mla/results/sweep_mfeat`` and the same for ``fig2_mfeat``)
 
 The mfeat sweep (``sweep_mfeat``: sweeps/mfeat.txt, 5 seeds per line, with the test-time
 evaluations of slot_eval.py) gives Tables 1-3 in %, mean ± std over the 5 seeds, and paired
-one-sided t-tests across the seeds of every claim the README states. The older per-run layout
+one-sided t-tests across the seeds of every claim the README states. Figure 2's grid
+(``fig2_mfeat``: sweeps/fig2_mfeat.txt, kar missing from a fraction r of the training samples)
+gives each view alone per method and r, paired tests of the paper's isolation claim, and the
+plot experiments/mla/fig2_mfeat.png (when matplotlib is there). The older per-run layout
 (``runs/mla/<name>``, 3 seed replicas per run) gives the other tables. A section without runs is
 left out, so the file regenerates from a partial or committed ``results/``.
 """
@@ -14,6 +17,8 @@ left out, so the file regenerates from a partial or committed ``results/``.
 import math
 import pathlib
 import sys
+
+import numpy as np
 
 from mmjax import report
 
@@ -43,6 +48,15 @@ T2_BASELINES = ("concat", "late", "qmf")
 T3_CELLS = (("✗", "✗", "mla_nohgm", "eval_avg"), ("✗", "✓", "mla_nohgm", "eval"),
             ("✓", "✗", "mla", "eval_avg"), ("✓", "✓", "mla", "eval"))
 EMPTY = "(no runs yet)"  # a sweep table without runs
+
+# Figure 2 (sweeps/fig2_mfeat.txt): kar removed from a fraction r of the training samples,
+# lines ``{method}_r{r}``; the test set complete. The claim is about the views kept (fou, mor).
+FIG2 = "fig2_mfeat"
+FIG2_METHODS = (("mla", "MLA"), ("qmf", "QMF"))
+FIG2_RATES = ("0", "0.2", "0.4", "0.6", "0.8")
+FIG2_MASKED = "kar"
+FIG2_KEPT = tuple(v for v in MFEAT if v != FIG2_MASKED)
+FIG2_PLOT = HERE / "fig2_mfeat.png"
 
 
 def _load(name: str, stem: str | tuple[str, ...] = "eval"):
@@ -199,19 +213,151 @@ def _claims(sweep: pathlib.Path):
             yield "3", f"HGM✓DF✓ > HGM{hgm}DF{df}", "Multi", full, other, FULL
 
 
+def _p(test: report.Paired) -> str:
+    """A paired test's p as the tables print it, naming the sign test where it gave p."""
+    p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"  # no 0.04999 -> 0.05
+    if not math.isfinite(test.t):  # the same difference on every seed: report's sign test
+        p += " (sign test: the same difference on every seed)"
+    return p
+
+
+def _diff(test: report.Paired) -> str:
+    """A paired test's mean difference in points (signed, 2 decimals)."""
+    return f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
+
+
 def sweep_paired(sweep: pathlib.Path) -> str:
     """``report.paired_test`` (one-sided, a > b, paired by seed) of every claim of ``_claims``."""
     rows = ["| table | claim | column | mean difference (points) | p (one-sided) | seeds "
             "| met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
     for table, claim, column, a, b, cond in _claims(sweep):
         test = report.paired_test(_acc(a, cond), _acc(b, cond), alternative="greater")
-        p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"  # no 0.04999 -> 0.05
-        if not math.isfinite(test.t):  # the same difference on every seed: report's sign test
-            p += " (sign test: the same difference on every seed)"
-        diff = round(100 * test.diff, 2) + 0.0  # + 0.0: no "-0.00"
-        rows.append(f"| {table} | {claim} | {column} | {diff:+.2f} | {p} | "
+        rows.append(f"| {table} | {claim} | {column} | {_diff(test)} | {_p(test)} | "
                     f"{test.n} | {'yes' if test.p < 0.05 else 'no'} |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
+
+
+def _fig2(sweep: pathlib.Path, method: str, rate: str) -> dict | None:
+    """The evaluation (complete test set) of Figure 2's line: ``method`` trained at rate r."""
+    return _slot(sweep, f"{method}_r{rate}")
+
+
+def _fig2_rates(sweep: pathlib.Path, method: str) -> list[str]:
+    """The rates of FIG2_RATES that ``method`` has finished."""
+    return [r for r in FIG2_RATES if _fig2(sweep, method, r) is not None]
+
+
+def fig2_table(sweep: pathlib.Path) -> str:
+    """Figure 2 as a table: per method and r, each view alone (and Multi), mean ± std."""
+    rows = [f"| method | {FIG2_MASKED} missing in training | "
+            + " | ".join(f"{v} alone" for v in MFEAT) + f" | Multi ({FULL}) |",
+            "|" + "---|" * (len(MFEAT) + 3)]
+    for method, label in FIG2_METHODS:
+        for r in _fig2_rates(sweep, method):
+            res = _fig2(sweep, method, r)
+            rows.append(f"| {label} | {float(r) * 100:.0f} % | "
+                        + " | ".join(_pct(_acc(res, c)) for c in (*MFEAT, FULL)) + " |")
+    return "\n".join(rows) if len(rows) > 2 else EMPTY
+
+
+def _drop(sweep: pathlib.Path, method: str, view: str, rate: str) -> report.Stats:
+    """Per seed, ``view``'s accuracy alone at r = 0 minus at ``rate`` (the seeds paired)."""
+    a, b = (_acc(_fig2(sweep, method, r), view) for r in ("0", rate))
+    if a.seeds != b.seeds:
+        raise ValueError(f"{method}: seeds {a.seeds} at r = 0, {b.seeds} at r = {rate}")
+    values = tuple(float(x) for x in np.subtract(a.values, b.values))
+    return report.Stats(float(np.mean(values)), float(np.std(values, ddof=1)), len(values),
+                        values, a.seeds)
+
+
+def _ci95(a: report.Stats, b: report.Stats) -> str:
+    """The 95 % t interval of the mean per-seed difference a - b, in points: the effects the
+    seeds rule out (a "no detectable change" is only as strong as this interval is narrow)."""
+    from scipy import stats as scipy_stats
+
+    diff = 100 * np.subtract(a.values, b.values)
+    half = scipy_stats.t.ppf(0.975, len(diff) - 1) * np.std(diff, ddof=1) / np.sqrt(len(diff))
+    lo, hi = (round(float(diff.mean() + k * half), 2) + 0.0 for k in (-1, 1))  # no "-0.00"
+    return f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def fig2_paired(sweep: pathlib.Path) -> str:
+    """The paper's claim, per kept view v, at the largest rate r both methods finished:
+    QMF's v alone at r = 0 > at r (one-sided: the absence hurts QMF); MLA's change (two-sided:
+    "no detectable change" when p >= 0.05, which is not evidence of no effect); QMF's drop >
+    MLA's (one-sided, the per-seed drops paired by seed)."""
+    rates = [r for r in _fig2_rates(sweep, "mla") if r in _fig2_rates(sweep, "qmf")]
+    if "0" not in rates or len(rates) < 2:
+        return EMPTY
+    r = rates[-1]
+    pct = f"{float(r) * 100:.0f} %"
+    rows = ["| view alone | claim (a vs b) | mean a − b (points) | 95 % interval | p | test "
+            "| seeds | met at p < 0.05 |", "|---|---|---|---|---|---|---|---|"]
+    for v in FIG2_KEPT:
+        cells = {(m, x): _acc(_fig2(sweep, m, x), v) for m in ("mla", "qmf") for x in ("0", r)}
+        pairs = {"qmf": (cells["qmf", "0"], cells["qmf", r]),
+                 "mla": (cells["mla", "0"], cells["mla", r]),
+                 "drops": (_drop(sweep, "qmf", v, r), _drop(sweep, "mla", v, r))}
+        qmf = report.paired_test(*pairs["qmf"], alternative="greater")
+        mla = report.paired_test(*pairs["mla"], alternative="two-sided")
+        drops = report.paired_test(*pairs["drops"], alternative="greater")
+        if mla.p >= 0.05:
+            mla_verdict = "no detectable change (not a proof of none)"
+        else:
+            mla_verdict = f"no: it {'fell' if mla.diff > 0 else 'rose'}"
+        for key, claim, test, side, verdict in (
+                ("qmf", f"QMF: at 0 % > at {pct} (absence hurts)", qmf, "one-sided",
+                 "yes" if qmf.p < 0.05 else "no"),
+                ("mla", f"MLA: at 0 % vs at {pct} (unaffected)", mla, "two-sided", mla_verdict),
+                ("drops", f"drop 0 → {pct}: QMF's > MLA's", drops, "one-sided",
+                 "yes" if drops.p < 0.05 else "no")):
+            rows.append(f"| {v} | {claim} | {_diff(test)} | {_ci95(*pairs[key])} | {_p(test)} "
+                        f"| {side} | {test.n} | {verdict} |")
+    return "\n".join(rows)
+
+
+def fig2_plot(sweep: pathlib.Path, path: pathlib.Path = FIG2_PLOT) -> bool:
+    """Figure 2's plot: each view alone against r, MLA and QMF, mean ± std; False without
+    runs or matplotlib (results.md does not need it)."""
+    if not any(_fig2_rates(sweep, m) for m, _ in FIG2_METHODS):
+        return False
+    try:
+        plt = report.pyplot()
+    except report.UserError:
+        return False
+    fig, axes = plt.subplots(1, len(MFEAT), figsize=(3.2 * len(MFEAT), 3.0), sharex=True)
+    for ax, view in zip(axes, MFEAT):
+        # The two methods' points 1 % apart on the x axis, so that their error bars do not hide
+        # each other.
+        for (method, label), style, dx in zip(FIG2_METHODS, ("o-", "s--"), (-1, 1)):
+            rates = _fig2_rates(sweep, method)
+            cells = [_acc(_fig2(sweep, method, r), view) for r in rates]
+            ax.errorbar([100 * float(r) + dx for r in rates], [100 * c.mean for c in cells],
+                        yerr=[100 * c.std for c in cells], fmt=style, capsize=3, label=label)
+        ax.set_title(f"{view} alone" + (" (the masked view)" if view == FIG2_MASKED else ""))
+        ax.set_xlabel(f"{FIG2_MASKED} missing in training (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend()
+    fig.suptitle("MLA Figure 2 on UCI mfeat: 5 seeds, mean ± std", fontsize=10)
+    fig.tight_layout()
+    # No software or date metadata: the file regenerates byte for byte from the same results.
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def fig2_sections(sweep: pathlib.Path) -> list[str]:
+    """Markdown lines of Figure 2's table and tests that have runs (and writes its plot)."""
+    sections = [
+        (f"Figure 2 (isolation of modalities): {FIG2_MASKED} missing from a fraction of the "
+         "training samples, complete test set, 5 seeds", fig2_table(sweep)),
+        ("Figure 2's claim, paired tests across the 5 seeds", fig2_paired(sweep))]
+    lines = [line for heading, table in sections if table != EMPTY
+             for line in (f"### {heading}", "", table, "")]
+    if lines and fig2_plot(sweep):
+        lines += [f"Plot: `experiments/mla/{FIG2_PLOT.name}`.", ""]
+    return lines
 
 
 def sweep_sections(sweep: pathlib.Path) -> list[str]:
@@ -239,6 +385,10 @@ def main(runs: str = "runs/mla") -> None:
     if sweep:
         out += ["## UCI mfeat sweep (views fou, kar, mor; 64,000 training samples per run)", "",
                 *sweep]
+    fig2 = fig2_sections(RUNS / FIG2)
+    if fig2:
+        out += ["## UCI mfeat, Figure 2 (views fou, kar, mor; 64,000 training samples per run)",
+                "", *fig2]
     for ds in DATASETS:
         out += table1(ds) + table3(ds) + table2(ds)
         if ds == "av":

@@ -2,10 +2,12 @@
 # MLA's Tables 1-3 and the modality-gap analysis on the offline datasets.
 #   bash experiments/mla/run.sh [PART ...]
 # PART in: sweep_mfeat (mfeat's Tables 1-3, one sweep of 5 seeds per line, sweeps/mfeat.txt),
+# fig2_mfeat (mfeat's Figure 2: kar missing from a fraction of training, sweeps/fig2_mfeat.txt),
 # t1_av t3_av t1_av_rest t2_av (AV-MNIST, 3 seeds per run), t1_mfeat t3_mfeat t2_mfeat (the
 # earlier 3-seed mfeat runs of results_3seed.md), gap (reads t1_mfeat's and t3_mfeat's runs).
-# Default: sweep_mfeat t1_av t3_av t1_av_rest t2_av. Single AV-MNIST runs: av_concat av_mla
-# av_late av_qmf av_ogm_ge av_sum; av_mla600 re-runs the first session's 600-step MLA ablation.
+# Default: sweep_mfeat fig2_mfeat t1_av t3_av t1_av_rest t2_av. Single AV-MNIST runs: av_concat
+# av_mla av_late av_qmf av_ogm_ge av_sum; av_mla600 re-runs the first session's 600-step MLA
+# ablation.
 # RATES="0.1 0.2 ..." / RATES_AV=... set t2_mfeat's / t2_av's missing rates. Runs go to
 # runs/mla/<name>/ (skipped if eval.json exists); experiments/mla/make_table.py then writes
 # experiments/mla/results.md.
@@ -129,6 +131,12 @@ sweep_mfeat() {  # mfeat's Tables 1-3, 5 seeds per line, 64,000 training samples
   "$PY" experiments/mla/slot_eval.py $OUT/sweep_mfeat
 }
 
+fig2_mfeat() {  # Figure 2 (isolation of modalities): kar removed from a fraction r of the
+  # training samples, r = 0 ... 0.8, MLA and QMF, 5 seeds per line (sweeps/fig2_mfeat.txt).
+  "$MMJAX" sweep --workdir $OUT/fig2_mfeat --grid-file experiments/mla/sweeps/fig2_mfeat.txt \
+    --seeds "${MFEAT_SEEDS:-5}" > "$OUT/fig2_mfeat.log" 2>&1
+}
+
 gap() {  # section 3.3.3: distance between the modality centroids of L2-normalised embeddings
   "$PY" experiments/mla/modality_gap.py $OUT/mfeat_mla $OUT/mfeat_mla_nohgm $OUT/mfeat_concat \
     $OUT/mfeat_late $OUT/mfeat_qmf $OUT/mfeat_ogm_ge > "$OUT/gap.md"
@@ -137,7 +145,7 @@ gap() {  # section 3.3.3: distance between the modality centroids of L2-normalis
 
 parts=("$@")
 # sweep_mfeat replaces the 3-seed mfeat parts (kept for results_3seed.md and gap).
-[[ ${#parts[@]} -eq 0 ]] && parts=(sweep_mfeat t1_av t3_av t1_av_rest t2_av)
+[[ ${#parts[@]} -eq 0 ]] && parts=(sweep_mfeat fig2_mfeat t1_av t3_av t1_av_rest t2_av)
 for p in "${parts[@]}"; do "$p"; done
 "$PY" experiments/mla/make_table.py > experiments/mla/results.md
 echo "wrote experiments/mla/results.md"
