@@ -2,9 +2,11 @@
 
 Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE]
 
-RUNS_DIR is runs/smil/DATASET[/stepsN] (experiments/smil/run.sh's layout); when it holds no run,
-its committed copy under experiments/smil/results/ is read (``runs/smil/X`` -> ``results/X``,
-written by ``mmjax report runs/smil --export experiments/smil/results``).
+RUNS_DIR is runs/smil/DATASET[/stepsN] (experiments/smil/run.sh's layout), or the sweep of SMIL's
+own data regime, runs/smil/regime_avmnist (``mmjax sweep`` over sweeps/regime_avmnist.txt, 5
+seeds: Figure 4 as tables and the paired tests of the paper's claims). When it holds no run, its
+committed copy under experiments/smil/results/ is read (``runs/smil/X`` -> ``results/X``, written
+by ``mmjax report runs/smil/X --export experiments/smil/results/X``).
 
 Cells are test accuracy in %, mean ± std over the seed replicas (``mmjax.report``), for the two
 test patterns of SMIL's Figure 4: modality 1 only ("image": modality 2 missing for every test
@@ -13,7 +15,9 @@ reconstruction off). On mfeat, modality 1 and 2 are the two views of the run. A 
 finished is left out.
 """
 
+import math
 import pathlib
+import statistics
 import sys
 
 from mmjax import report
@@ -95,7 +99,9 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
             else:
                 ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
         ax.set_xscale("log")
-        ax.set_xticks([5, 10, 20, 50, 100], ["5", "10", "20", "50", "100"])
+        etas = [x for curve in curves.values() if len(curve) > 1 for x, *_ in curve]
+        ticks = [t for t in (5, 10, 20, 50, 100) if t <= max(etas, default=100)]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_xlabel("modality-2 ratio eta (%)")
         ax.set_title(panel)
         ax.grid(alpha=0.3)
@@ -106,11 +112,113 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+# ----------------------------------------------------------------------------------------------
+# SMIL's own data regime (sweeps/regime_avmnist.txt): one sweep, a point per line and eta.
+# ----------------------------------------------------------------------------------------------
+
+REGIME_ETAS = ("0.05", "0.1", "0.2")
+REGIME_LINES = (("lower_bound", "Lower bound (image only)"), ("ae", "AE imputation"),
+                ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
+IMAGE, BOTH = "image", "image+audio"  # the eval's subsets: Figure 4 left / right
+
+
+def _point(sweep: pathlib.Path, line: str, eta: str) -> pathlib.Path:
+    # The bounds do not depend on eta; SMIL and the AE have a point per eta (smil_eta0.2, ...).
+    return sweep / line if line.endswith("_bound") else sweep / f"{line}_eta{eta}"
+
+
+def _acc(sweep: pathlib.Path, line: str, eta: str, subset: str) -> report.Stats | None:
+    return report.point_stats(_point(sweep, line, eta), subset, "accuracy")
+
+
+def regime_figure4(sweep: pathlib.Path, subset: str) -> tuple[str, dict]:
+    """One Figure 4 panel of the regime sweep as a table, and its curves (as ``figure4``)."""
+    columns = [f"eta = {float(e) * 100:g}%" for e in REGIME_ETAS]
+    rows = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    curves = {}
+    for line, label in REGIME_LINES:
+        cells = [_acc(sweep, line, eta, subset) for eta in REGIME_ETAS]
+        if any(cells):
+            rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
+            curves[label] = [(float(eta) * 100, 100 * c.mean, 100 * c.std)
+                             for eta, c in zip(REGIME_ETAS, cells) if c]
+    return "\n".join(rows), curves
+
+
+def _drop(sweep: pathlib.Path, line: str, eta: str) -> report.Stats | None:
+    """Per seed, accuracy with both modalities minus accuracy with the image alone (points)."""
+    both, image = _acc(sweep, line, eta, BOTH), _acc(sweep, line, eta, IMAGE)
+    if both is None or image is None:
+        return None
+    values = tuple(b - i for b, i in zip(both.values, image.values))
+    return report.Stats(statistics.mean(values), statistics.stdev(values), both.n, values,
+                        both.seeds)
+
+
+# The paper's claims on Figure 4 (SMIL paper, "Missing pattern 1/2"; its numbers at eta = 20%
+# where it names eta): (claim, the paper's value in points, test subset, a, b), a > b one-sided.
+REGIME_CLAIMS = (
+    ("SMIL > lower bound", {"0.2": "+3.3", "0.05": "+1.1"}, IMAGE, "smil", "lower_bound"),
+    ("SMIL > AE", {"0.2": "+6.7"}, IMAGE, "smil", "ae"),
+    ("SMIL > lower bound", {"0.2": "+4.3"}, BOTH, "smil", "lower_bound"),
+    ("SMIL > AE", {"0.2": "+2.1"}, BOTH, "smil", "ae"),
+)
+
+
+def _p(test: report.Paired) -> str:
+    """A paired test's p as the tables print it, naming the sign test where it gave p."""
+    p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"  # no 0.04999 -> 0.05
+    if not math.isfinite(test.t):  # the same difference on every seed: report's sign test
+        p += " (sign test: the same difference on every seed)"
+    return p
+
+
+def regime_paired(sweep: pathlib.Path) -> str:
+    """``report.paired_test`` (one-sided, in the paper's direction, paired by seed) of each of
+    the paper's Figure 4 claims at every eta, and of "AE drops more than SMIL" from both
+    modalities to the image alone (the paper: 5.6 against 1.0 points)."""
+    rows = ["| claim | test | eta | paper (points) | mean difference (points) | p (one-sided) "
+            "| seeds | met at p < 0.05 |", "|---|---|---|---|---|---|---|---|"]
+
+    def add(claim, subset, eta, paper, a, b):
+        if a is None or b is None:
+            return
+        test = report.paired_test(a, b, alternative="greater")
+        diff = f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
+        rows.append(f"| {claim} | {subset} | {float(eta) * 100:g}% | {paper} | {diff} | "
+                    f"{_p(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+
+    for claim, paper, subset, a, b in REGIME_CLAIMS:
+        for eta in REGIME_ETAS:
+            add(claim, subset, eta, paper.get(eta, ""), _acc(sweep, a, eta, subset),
+                _acc(sweep, b, eta, subset))
+    for eta in REGIME_ETAS:
+        add("AE's drop > SMIL's drop", f"{BOTH} minus {IMAGE}", eta,
+            "5.6 vs 1.0" if eta == "0.2" else "", _drop(sweep, "ae", eta),
+            _drop(sweep, "smil", eta))
+    return "\n".join(rows)
+
+
+def regime(sweep: pathlib.Path, plot_path: str | None, title: str | None) -> None:
+    """Prints the regime sweep's Figure 4 tables and paired tests; draws Figure 4."""
+    image, c1 = regime_figure4(sweep, IMAGE)
+    both, c2 = regime_figure4(sweep, BOTH)
+    print(f"#### {FIG4['one']}\n\n{image}\n")
+    print(f"#### {FIG4['both']}\n\n{both}\n")
+    print(f"#### The paper's Figure 4 claims, paired by seed\n\n{regime_paired(sweep)}")
+    if plot_path:
+        plot({"test: image only": c1, "test: image + audio": c2}, plot_path,
+             title or "SMIL's regime: 1,050 training images, eta% with audio (5 seeds)")
+
+
 def main() -> None:
-    """Prints the three tables; draws Figure 4 when a PNG path is given."""
+    """Prints the tables; draws Figure 4 when a PNG path is given."""
     args = sys.argv[1:]
     runs = pathlib.Path(args[0])
     runs = report.runs_or_results(runs, "runs/smil", HERE / "results")
+    if (runs / "sweep.json").is_file():
+        regime(runs, args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
+        return
     image, c1 = figure4(runs, "one")
     both, c2 = figure4(runs, "both")
     print(f"#### {FIG4['one']}\n\n{image}\n")
