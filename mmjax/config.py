@@ -373,7 +373,7 @@ class TrainConfig:
 
 # The protocols of ``mmjax eval --protocol`` (``mmjax.evaluate.RUNNERS`` runs each); here, in a
 # module without jax, so that the CLI's parser lists them without importing the evaluator.
-EVAL_PROTOCOLS = ("subsets", "missing-rate", "corruption")
+EVAL_PROTOCOLS = ("subsets", "missing-rate", "corruption", "paired-fraction")
 
 
 @frozen
@@ -387,6 +387,8 @@ class EvalConfig:
       noise_sigmas: ``corruption`` protocol: Gaussian-noise std on one modality (inputs scaled
         to [0, 1] first, RAML Table II).
       mask_probs: ``corruption`` protocol: time-step/feature masking probabilities (Table III).
+      paired_fractions: ``paired-fraction`` protocol: the fractions eta of the test samples on
+        which the modalities other than the complete one are present (UME-MMA Figure 3).
     """
 
     split: str = "test"
@@ -394,6 +396,7 @@ class EvalConfig:
     missing_rates: Annotated[tuple[float, ...], FRACTION] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
     noise_sigmas: Annotated[tuple[float, ...], NON_NEGATIVE] = (0.08, 0.12, 0.18, 0.26, 0.38)
     mask_probs: Annotated[tuple[float, ...], FRACTION] = (0.05, 0.1, 0.15, 0.2, 0.25)
+    paired_fractions: Annotated[tuple[float, ...], FRACTION] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
 @frozen

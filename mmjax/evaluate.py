@@ -7,6 +7,9 @@
 - ``corruption``: RAML's Tables II-III: Gaussian noise of std sigma on one modality (on inputs
   min-max scaled to [0, 1] with training-split statistics) and time-step/feature masking with
   probability p.
+- ``paired_fraction``: one modality on every test sample and the others on a random fraction
+  eta of them (SMIL's ``paired_fraction`` pattern at test; UME-MMA's Figure 3, after Ma et al.
+  2022: "tested with a mixture of eta% text and 100% image").
 
 Every protocol reports the mean over seed replicas and the sample standard deviation. The result
 schema is the same for every dataset and method::
@@ -19,11 +22,11 @@ schema is the same for every dataset and method::
 (``seeds`` lists the replicas' values in seed order, ``train.seed + i``, for paired tests across
 runs: ``mmjax report --paired``.)
 
-(``missing_rate`` and ``corruption`` name their conditions instead of modality subsets.) A
-written result also records the checkpoint ``step`` it evaluated (``at_step``); a run with model
-selection (``train.select=best:...``) adds ``select``, ``selected_step`` and ``last`` (the last
-step's evaluation, ``selection_result``). Training writes
-``eval.json`` / ``eval.md``; ``mmjax eval`` writes ``file_stem(protocol, split)``, e.g.
+(``missing_rate``, ``corruption`` and ``paired_fraction`` name their conditions instead of
+modality subsets.) A written result also records the checkpoint ``step`` it evaluated
+(``at_step``); a run with model selection (``train.select=best:...``) adds ``select``,
+``selected_step`` and ``last`` (the last step's evaluation, ``selection_result``). Training
+writes ``eval.json`` / ``eval.md``; ``mmjax eval`` writes ``file_stem(protocol, split)``, e.g.
 ``eval-test.json``, ``eval-val.json``, ``eval-corruption-test.json``, never training's files.
 """
 
@@ -175,6 +178,32 @@ def missing_rate(method: Method, states, dataset: Dataset, config: ExperimentCon
     return _summarize(dataset, config, "missing-rate", per_rate)
 
 
+def paired_fraction(method: Method, states, dataset: Dataset, config: ExperimentConfig,
+                    mesh, *, seeds: Sequence[int] | None = None) -> dict:
+    """For each modality c and each eta in ``config.eval.paired_fractions``: c on every test
+    sample, the other modalities together on a random ``round(eta * n)`` of them
+    (``missing.paired_fraction``), condition ``"<others> eta=<eta>"`` (e.g. ``audio eta=0.1``:
+    the image on all, the audio on 10 %). Replica ``k`` draws the ``i``-th condition's samples
+    from ``fold_in(key(seed_k), i)``, as ``missing_rate``."""
+    split = _split(dataset, config)
+    modalities = dataset.spec.modalities
+    predict = make_predict(method, modalities, mesh, per_replica=True)
+    n, num_modalities = split.present.shape
+    roots = [jax.random.key(s) for s in replica_seeds(config, seeds)]
+    conditions = [(c, eta) for c in range(num_modalities) for eta in config.eval.paired_fractions]
+    per_condition = {}
+    for i, (c, eta) in enumerate(conditions):
+        present = np.stack([split.present & np.asarray(missing.paired_fraction(
+            jax.random.fold_in(root, i), n, num_modalities, eta, complete=c)) for root in roots])
+        inputs = {m: _stacked(x, len(roots)) for m, x in split.inputs.items()}
+        out = predict_split(predict, states, inputs, present, split.label,
+                            config.eval.batch_size, mesh, per_replica=True)
+        others = "+".join(m for j, m in enumerate(modalities) if j != c)
+        per_condition[f"{others} eta={eta:g}"] = _per_seed_metrics(dataset.spec.task,
+                                                                   split.label, out)
+    return _summarize(dataset, config, "paired-fraction", per_condition)
+
+
 def _stacked(x: np.ndarray, num: int) -> np.ndarray:
     """``x`` as ``[num, *x.shape]`` without copying (a broadcast view)."""
     return np.broadcast_to(x, (num, *x.shape))
@@ -227,7 +256,8 @@ def _corrupt(key, kind: str, amount: float, x: np.ndarray, train_x: np.ndarray,
 # ``runner(method, states, dataset, config, mesh, *, seeds=None)``; ``seeds`` (the replicas'
 # seeds, ``train.Replica.seed``) matters to the random protocols only.
 RUNNERS = {"subsets": lambda *args, seeds=None: subsets(*args),
-           "missing-rate": missing_rate, "corruption": corruption_sweep}
+           "missing-rate": missing_rate, "corruption": corruption_sweep,
+           "paired-fraction": paired_fraction}
 
 
 def select_replicas(result: dict, replicas: Sequence[int]) -> dict:

@@ -97,15 +97,18 @@ def seed_slot(point: str | pathlib.Path) -> pathlib.Path:
     return found[0] if found else pathlib.Path(point)
 
 
-def point_stats(point: str | pathlib.Path, condition: str, metric: str) -> Stats | None:
+def point_stats(point: str | pathlib.Path, condition: str, metric: str,
+                eval_file: str = "eval") -> Stats | None:
     """``condition``'s ``metric`` of a sweep point, pooled over its seed folders: one folder of
     packed replicas (``train.seed-0..4``), or one folder per seed where the backend policy copies
     the step per seed (``train.seed-0``, ``train.seed-1``, ...), or ``point`` itself when it is
-    a run folder. Each folder's seeds are its ``train.seed`` onwards; None until all finished."""
+    a run folder. Each folder's seeds are its ``train.seed`` onwards; None until all finished
+    (or, for ``eval_file`` another evaluation, e.g. ``eval-paired-fraction-test``, until every
+    folder has it)."""
     folders = sorted(pathlib.Path(point).glob(f"{SEED_SLOT}*")) or [pathlib.Path(point)]
     cells = []
     for folder in folders:
-        result = load_result(folder)
+        result = load_result(folder, eval_file)
         if result is None:
             return None
         config = folder / "config.json"
@@ -469,6 +472,15 @@ def paired_test(a: Stats, b: Stats, alternative: str = "two-sided") -> Paired:
         side = {"greater": sign > 0, "less": sign < 0, "two-sided": sign != 0}[alternative]
         p = min(1.0, 0.5 ** len(diff) * (2 if alternative == "two-sided" else 1)) if side else 1.0
     return Paired(float(diff.mean()), t, p, len(diff), alternative)
+
+
+def p_text(test: Paired) -> str:
+    """``test``'s p as a table prints it: 3 significant digits, 4 near 0.05 (so 0.04996 does not
+    print as 0.05), naming the sign test where it gave p (the same difference on every seed)."""
+    p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"
+    if not math.isfinite(test.t):  # paired_test fell back to the sign test (t = ±inf or nan)
+        p += " (sign test: the same difference on every seed)"
+    return p
 
 
 def paired_tests(t: Table, a: str, b: str, alternative: str = "two-sided") -> dict[str, Paired]:

@@ -349,8 +349,9 @@ METRICS = {"accuracy", "macro_recall", "weighted_f1", "macro_f1"}
 
 
 def test_eval_protocols_write_documented_schema(capsys, finished_run):
-    """``mmjax eval --protocol subsets|missing-rate|corruption`` write ``eval-[<protocol>-]<split>
-    .json`` and ``.md`` with the documented schema, never training's eval.json / eval.md;
+    """``mmjax eval --protocol subsets|missing-rate|corruption|paired-fraction`` write
+    ``eval-[<protocol>-]<split>.json`` and ``.md`` with the documented schema, never training's
+    eval.json / eval.md;
     ``subsets`` reproduces the eval.json that training wrote."""
     workdir, _ = finished_run
     trained = json.loads((workdir / "eval.json").read_text())
@@ -385,9 +386,22 @@ def test_eval_protocols_write_documented_schema(capsys, finished_run):
     _check_schema(result, "corruption", conditions, set(trained["average"]))
     assert result["subsets"]["clean"] == trained["subsets"]["fac+pix"]
     assert (workdir / "eval-corruption-test.md").read_text() == evaluate.to_markdown(result)
+
+    code, out, err = run_cli(
+        capsys, ["eval", "--workdir", str(workdir), "--protocol", "paired-fraction",
+                 "--set", "eval.paired_fractions=0,0.5,1"])
+    assert code == 0, err
+    result = json.loads((workdir / "eval-paired-fraction-test.json").read_text())
+    conditions = [f"{m} eta={e}" for m in ("pix", "fac") for e in ("0", "0.5", "1")]
+    _check_schema(result, "paired-fraction", conditions, set(trained["average"]))
+    # eta = 1 is the complete test set, eta = 0 the complete modality alone (every metric).
+    for others, alone in (("pix", "fac"), ("fac", "pix")):
+        assert result["subsets"][f"{others} eta=1"] == trained["subsets"]["fac+pix"]
+        assert result["subsets"][f"{others} eta=0"] == trained["subsets"][alone]
     after = snapshot(workdir)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing rewritten
-    for name in ("eval-test", "eval-missing-rate-test", "eval-corruption-test"):  # leave the
+    for name in ("eval-test", "eval-missing-rate-test", "eval-corruption-test",
+                 "eval-paired-fraction-test"):  # leave the
         (workdir / f"{name}.json").unlink()  # fixture's workdir as training left it
         (workdir / f"{name}.md").unlink()
 

@@ -6,7 +6,7 @@ missing rates (0.5, 0.3); seed 4 at (0.2, 0.6) with learning rate 3e-3 (the conf
 seed 3 at (0.2, 0.6). The same three points are trained alone. The packed run's step is traced
 once (``chex.assert_max_traces``) though its replicas have two learning rates and two missing
 protocols; its evaluation, and its re-evaluation under the random protocols (missing-rate,
-corruption: each replica draws from its own seed's key), equal the points alone.
+corruption, paired-fraction: each replica draws from its own seed's key), equal the points alone.
 
 ``make_optimizer`` with the learning rate as state (``optax.inject_hyperparams``) gives the same
 float32 updates as with the rate a constant, for every schedule and optimiser.
@@ -119,7 +119,7 @@ def test_select_replicas_recomputes_mean_and_std(runs):
                                                                  abs=1e-15)
 
 
-@pytest.mark.parametrize("protocol", ["missing-rate", "corruption"])
+@pytest.mark.parametrize("protocol", ["missing-rate", "corruption", "paired-fraction"])
 def test_random_protocols_draw_from_each_replicas_seed(runs, protocol):
     """Re-evaluating the packed run (its setup from replicas.json, as ``mmjax eval`` needs)
     under a random protocol gives each replica the values of its point alone, re-evaluated."""

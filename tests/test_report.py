@@ -233,6 +233,14 @@ def test_equal_differences_get_the_exact_sign_test_not_p_0():
     assert report.paired_test(a, b, "less").p == 1.0
     assert report.paired_test(b, b, "greater").p == 1.0
     assert report.paired_test(b, b, "two-sided").p == 1.0
+    assert report.p_text(report.paired_test(a, b, "greater")) == (
+        "0.0312 (sign test: the same difference on every seed)")
+
+
+def test_p_text_keeps_four_digits_near_the_threshold():
+    """0.04996 must not print as 0.05 (the tables' "met at p < 0.05" reads next to it)."""
+    near, far = (report.Paired(0.01, 2.5, p, 5, "greater") for p in (0.049964, 0.0012345))
+    assert (report.p_text(near), report.p_text(far)) == ("0.04996", "0.00123")
 
 
 def _seed_folder(folder, seed, accuracies):

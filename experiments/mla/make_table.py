@@ -14,7 +14,6 @@ plot experiments/mla/fig2_mfeat.png (when matplotlib is there). The older per-ru
 left out, so the file regenerates from a partial or committed ``results/``.
 """
 
-import math
 import pathlib
 import sys
 
@@ -213,14 +212,6 @@ def _claims(sweep: pathlib.Path):
             yield "3", f"HGM✓DF✓ > HGM{hgm}DF{df}", "Multi", full, other, FULL
 
 
-def _p(test: report.Paired) -> str:
-    """A paired test's p as the tables print it, naming the sign test where it gave p."""
-    p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"  # no 0.04999 -> 0.05
-    if not math.isfinite(test.t):  # the same difference on every seed: report's sign test
-        p += " (sign test: the same difference on every seed)"
-    return p
-
-
 def _diff(test: report.Paired) -> str:
     """A paired test's mean difference in points (signed, 2 decimals)."""
     return f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
@@ -232,7 +223,7 @@ def sweep_paired(sweep: pathlib.Path) -> str:
             "| met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
     for table, claim, column, a, b, cond in _claims(sweep):
         test = report.paired_test(_acc(a, cond), _acc(b, cond), alternative="greater")
-        rows.append(f"| {table} | {claim} | {column} | {_diff(test)} | {_p(test)} | "
+        rows.append(f"| {table} | {claim} | {column} | {_diff(test)} | {report.p_text(test)} | "
                     f"{test.n} | {'yes' if test.p < 0.05 else 'no'} |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
@@ -311,7 +302,7 @@ def fig2_paired(sweep: pathlib.Path) -> str:
                 ("mla", f"MLA: at 0 % vs at {pct} (unaffected)", mla, "two-sided", mla_verdict),
                 ("drops", f"drop 0 → {pct}: QMF's > MLA's", drops, "one-sided",
                  "yes" if drops.p < 0.05 else "no")):
-            rows.append(f"| {v} | {claim} | {_diff(test)} | {_ci95(*pairs[key])} | {_p(test)} "
+            rows.append(f"| {v} | {claim} | {_diff(test)} | {_ci95(*pairs[key])} | {report.p_text(test)} "
                         f"| {side} | {test.n} | {verdict} |")
     return "\n".join(rows)
 

@@ -15,7 +15,6 @@ reconstruction off). On mfeat, modality 1 and 2 are the two views of the run. A 
 finished is left out.
 """
 
-import math
 import pathlib
 import statistics
 import sys
@@ -165,14 +164,6 @@ REGIME_CLAIMS = (
 )
 
 
-def _p(test: report.Paired) -> str:
-    """A paired test's p as the tables print it, naming the sign test where it gave p."""
-    p = f"{test.p:.4g}" if 0.045 <= test.p < 0.055 else f"{test.p:.3g}"  # no 0.04999 -> 0.05
-    if not math.isfinite(test.t):  # the same difference on every seed: report's sign test
-        p += " (sign test: the same difference on every seed)"
-    return p
-
-
 def regime_paired(sweep: pathlib.Path) -> str:
     """``report.paired_test`` (one-sided, in the paper's direction, paired by seed) of each of
     the paper's Figure 4 claims at every eta, and of "AE drops more than SMIL" from both
@@ -186,7 +177,7 @@ def regime_paired(sweep: pathlib.Path) -> str:
         test = report.paired_test(a, b, alternative="greater")
         diff = f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
         rows.append(f"| {claim} | {subset} | {float(eta) * 100:g}% | {paper} | {diff} | "
-                    f"{_p(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+                    f"{report.p_text(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
 
     for claim, paper, subset, a, b in REGIME_CLAIMS:
         for eta in REGIME_ETAS:
