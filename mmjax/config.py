@@ -260,12 +260,18 @@ class ModelConfig:
       feature_dim: output width of MLP encoders and of sum fusion's projections (LeNet-5 and the
         sound CNN have fixed widths, 160 and 320, as released by SMIL).
       dropout: dropout rate in encoders and heads.
+      missing_aware: the fusion of ``mmjax.models.fusion.MultimodalNet`` reads ``present`` (a
+        missing modality's features are zeroed, late fusion averages the present heads); False:
+        it never does, so a missing modality enters as the features of its zero-filled input
+        (UME-MMA's baselines, "unaware models fed a zero input"; late fusion then averages
+        every head).
     """
 
     encoders: tuple[str, ...] = ()
     hidden: Annotated[int, POSITIVE] = 128
     feature_dim: Annotated[int, POSITIVE] = 64
     dropout: Annotated[float, PROBABILITY] = 0.0
+    missing_aware: bool = True
 
 
 @frozen

@@ -72,6 +72,31 @@ def test_a_missing_modality_does_not_affect_the_output(fusion, key):
     assert not np.any(np.asarray(grad))
 
 
+@pytest.mark.parametrize("fusion", ["concat", "sum", "late"])
+def test_an_unaware_model_sees_the_zero_filled_input_not_the_mask(fusion, key):
+    """``missing_aware=False``: the output never depends on ``present``; a missing modality
+    enters as its zero-filled input does (here: the same output as every modality present with
+    b's input zero), and late fusion averages every head (UME-MMA's ``ensemble``)."""
+    aware = NNXModel(lambda rngs: MultimodalNet(SPEC, ModelConfig(hidden=8, feature_dim=6),
+                                                fusion=fusion, rngs=rngs))
+    unaware = NNXModel(lambda rngs: MultimodalNet(
+        SPEC, ModelConfig(hidden=8, feature_dim=6, missing_aware=False), fusion=fusion,
+        rngs=rngs))
+    params, state = aware.init(jax.random.key(1))
+    # Biases start at zero, where a zero input has zero features; a trained model's do not.
+    params = jax.tree.map(lambda x: x + 0.1, params)
+    inputs = {**_batch(key), "b": jnp.zeros((6, 3))}  # b missing: zero-filled (batch contract)
+    missing_b = jnp.array([[1, 0, 1]] * 6, bool)
+    out, aux = _apply(unaware, params, state, inputs, missing_b)
+    every, _ = _apply(aware, params, state, inputs, jnp.ones((6, 3), bool))
+    np.testing.assert_array_equal(out, every)
+    masked, _ = _apply(aware, params, state, inputs, missing_b)
+    assert not np.allclose(out, masked)  # the aware model zeroes b's (non-zero) features
+    if fusion == "late":
+        logits = np.stack([aux[f"{m}/logits"] for m in SPEC.modalities], 1)
+        np.testing.assert_allclose(out, logits.mean(1), rtol=1e-6, atol=1e-6)
+
+
 def test_concat_fusion_feeds_the_head_the_masked_concatenation(key):
     """concat: out = head([f_a p_a, f_b p_b, f_c p_c]), rebuilt here from the module's parts."""
     model, params, state = _net("concat")

@@ -10,6 +10,10 @@ Fusion rules (every one reads ``present[B, M]`` arithmetically, so masks never c
   ``sum_m g_m(f_m) / M``, ``present`` ignored: a missing modality contributes the output of its
   zero-filled input, so the model is unaware which modality is missing (UME-MMA section 3.3).
 
+With ``ModelConfig.missing_aware=False`` no rule reads ``present`` (every ``p_m`` above is 1):
+a missing modality enters as the features of its zero-filled input, as UME-MMA's mask-unaware
+baselines ("fed a zero input").
+
 With ``unimodal_heads`` a linear head per modality is added (multi-task training; ``late`` and
 ``ensemble`` always have them). The model returns ``(outputs, aux)``; ``aux`` holds
 ``"<m>/features"`` and, where there are unimodal heads, ``"<m>/logits"``.
@@ -64,6 +68,7 @@ class MultimodalNet(nnx.Module):
             raise UserError(f"unknown fusion {fusion!r}; choose from {', '.join(FUSIONS)}")
         used = modalities or spec.modalities
         self.fusion = fusion
+        self.missing_aware = config.missing_aware
         # Iterate over these tuples, never over the nnx.Dicts: pytree dicts come back with sorted
         # keys, which would silently pair a modality with another's present column.
         self.names = tuple(used)
@@ -95,7 +100,8 @@ class MultimodalNet(nnx.Module):
                        deterministic=deterministic, rngs=rngs)  # [B, D_m]
             aux[f"{m}/features"] = f
             feats.append(f)
-            masks.append(present[:, c])
+            # Unaware: every modality counts as present; its (zero-filled) input is encoded.
+            masks.append(present[:, c] if self.missing_aware else jnp.ones_like(present[:, c]))
         if self.unimodal is not None:
             for m, f in zip(self.names, feats):
                 aux[f"{m}/logits"] = self.unimodal[m](f)
