@@ -1,6 +1,6 @@
 """Table III (both modalities corrupted) and Figure 5 (fusion weights under noise) for one run.
 
-Usage: python experiments/raml/corrupt_both.py WORKDIR
+Usage: python experiments/raml/corrupt_both.py WORKDIR [FIGURE.png]
 
 Noise of std sigma goes on the dataset's first modality (the image: min-max scaled to [0, 1] with
 the training split's range, as ``mmjax eval --protocol corruption``), time-step / entry masking
@@ -8,12 +8,13 @@ with probability p on the second (the audio MFCC's frames). Writes ``WORKDIR/cor
 
 - ``table3_noise``: sigma in eval.noise_sigmas, second modality masked with p = 0.1;
 - ``table3_mask``: p in eval.mask_probs, first modality noised with sigma = 0.18;
+  each cell the accuracy's mean, std, n and per-seed ``values`` (seeds ``train.seed`` onwards);
 - for RAML runs, ``weights``: the mean fusion weight of each modality (over test samples,
-  elements and seeds) as the noise on the first modality grows (sigma = 0 and the sweep) and as
-  the masking of the second grows; and ``experiments/raml/fig5_<dataset>.png``, heat maps of the
-  first seed's element-wise weights of the first modality (16 test samples x 32 elements) at
-  sigma = 0, 0.18, 0.38 (top) and of the second at p = 0, 0.15, 0.25 (bottom), plus the mean
-  weight curves.
+  elements and seeds; ``*_seeds``: per seed) as the noise on the first modality grows (sigma = 0
+  and the sweep) and as the masking of the second grows; and FIGURE.png (default
+  ``experiments/raml/fig5_<dataset>.png``), heat maps of the first seed's element-wise weights of
+  the first modality (16 test samples x 32 elements) at sigma = 0, 0.18, 0.38 (top) and of the
+  second at p = 0, 0.15, 0.25 (bottom), plus the mean weight curves.
 """
 
 import json
@@ -31,7 +32,8 @@ from mmjax.methods import raml
 OUT = pathlib.Path(__file__).resolve().parent
 
 
-def main(workdir: str) -> None:
+def main(workdir: str, figure: str | None = None) -> None:
+    """Writes ``WORKDIR/corrupt_both.json`` (and, for RAML, the Figure 5 PNG)."""
     workdir = pathlib.Path(workdir)
     config = _load_workdir_config(workdir)
     s = train.setup(config)
@@ -59,7 +61,9 @@ def main(workdir: str) -> None:
         out = evaluate.predict_split(predict, states, inputs, test.present, test.label,
                                      config.eval.batch_size, s.mesh)
         rows = [metrics_lib.compute(spec.task, test.label, o) for o in out]
-        return {k: v for k, v in metrics_lib.mean_std(rows)["accuracy"].items()}
+        # The per-seed values too, for paired tests across seeds (make_table.py).
+        return {**metrics_lib.mean_std(rows)["accuracy"],
+                "values": [float(r["accuracy"]) for r in rows]}
 
     result = {"method": config.method.name, "dataset": spec.name, "noised": first,
               "masked": second, "table3_noise": {}, "table3_mask": {}}
@@ -86,12 +90,17 @@ def main(workdir: str) -> None:
             "noise_on_first": {f"{sg:g}": w.mean((0, 1, 3)).tolist() for sg, w in by_sigma.items()},
             "mask_on_second": {f"{p:g}": w.mean((0, 1, 3)).tolist() for p, w in by_p.items()},
             "modalities": list(spec.modalities),
+            # per seed ([seed][modality]), for paired tests of the weights' trend
+            "noise_on_first_seeds": {f"{sg:g}": w.mean((1, 3)).tolist()
+                                     for sg, w in by_sigma.items()},
+            "mask_on_second_seeds": {f"{p:g}": w.mean((1, 3)).tolist() for p, w in by_p.items()},
         }
-        plot(spec, first, second, by_sigma, by_p, sigmas, probs)
+        plot(spec, first, second, by_sigma, by_p, sigmas, probs,
+             figure or OUT / f"fig5_{spec.name}.png")
     (workdir / "corrupt_both.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
-def plot(spec, first, second, by_sigma, by_p, sigmas, probs):
+def plot(spec, first, second, by_sigma, by_p, sigmas, probs, path):
     """Figure 5: weight heat maps and the mean-weight curves, one PNG per dataset."""
     import matplotlib
     matplotlib.use("Agg")
@@ -118,8 +127,8 @@ def plot(spec, first, second, by_sigma, by_p, sigmas, probs):
     fig.suptitle(f"RAML fusion weights on {spec.name}: noise on {first} (top), "
                  f"masking of {second} (bottom)")
     fig.tight_layout()
-    fig.savefig(OUT / f"fig5_{spec.name}.png", dpi=80)
+    fig.savefig(path, dpi=80)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -178,6 +178,93 @@ def sweep_paired(group: pathlib.Path) -> str:
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
+# Tables II-III and Figure 5 at an equal budget, 5 seeds (run.sh stage t2: runs/raml/t2_<dataset>,
+# one packed run of 5 seeds per method): the paper's claims, one-sided, paired by seed.
+T2_GROUPS = {"mfeat": "t2_mfeat", "avmnist": "t2_avmnist"}
+T2_CLAIMS = (("raml", "concat"), ("raml", "augmentation"))
+
+
+def _both_cells(run: pathlib.Path) -> dict[str, report.Stats]:
+    """corrupt_both.json's Table III cells as ``report.Stats`` with per-seed values."""
+    r = _load(run / "corrupt_both.json")
+    if r is None:
+        return {}
+    seed = json.loads((run / "config.json").read_text())["train"]["seed"]
+    cells = {}
+    for table, label in (("table3_noise", f"{r['noised']} σ = {{}} + {r['masked']} p = 0.1"),
+                         ("table3_mask", f"{r['masked']} p = {{}} + {r['noised']} σ = 0.18")):
+        for level, v in r[table].items():
+            values = tuple(v["values"]) if "values" in v else None
+            seeds = tuple(range(seed, seed + len(values))) if values else None
+            cells[label.format(level)] = report.Stats(v["mean"], v["std"], int(v["n"]), values,
+                                                      seeds)
+    return cells
+
+
+def _one_cells(run: pathlib.Path) -> dict[str, report.Stats]:
+    """A run's Table II cells: clean, the first modality noised, the second masked."""
+    result = report.load_result(run, CORRUPTION)
+    if result is None:
+        return {}
+    mods = list(dict.fromkeys(k.split(" ")[0] for k in result["subsets"] if k != "clean"))
+    keep = [k for k in result["subsets"]
+            if k == "clean" or k.startswith((f"{mods[0]} noise", f"{mods[1]} mask"))]
+    return {k: report.stats(result, k, "accuracy") for k in keep}
+
+
+def _t2_cells(run: pathlib.Path) -> dict[str, report.Stats]:
+    """A run's Table II and Table III cells."""
+    return {**_one_cells(run), **_both_cells(run)}
+
+
+def _weights_trend(run: pathlib.Path) -> list[tuple[str, report.Stats, report.Stats]]:
+    """Figure 5's claim per seed: (what, weight at the strongest corruption, weight clean) for
+    the noised first modality and the masked second one."""
+    r = _load(run / "corrupt_both.json")
+    if r is None or "noise_on_first_seeds" not in r.get("weights", {}):
+        return []
+    w, out = r["weights"], []
+    for key, col, who, sym in (("noise_on_first_seeds", 0, r["noised"], "σ"),
+                               ("mask_on_second_seeds", 1, r["masked"], "p")):
+        levels = list(w[key])
+        clean, worst = ([seed[col] for seed in w[key][lv]] for lv in (levels[0], levels[-1]))
+        cells = [report.Stats(sum(v) / len(v), 0.0, len(v), tuple(v), tuple(range(len(v))))
+                 for v in (worst, clean)]
+        out.append((f"weight of {who} at {sym} = {levels[-1]} < at {sym} = {levels[0]}", *cells))
+    return out
+
+
+def t2_table(group: pathlib.Path, cells_of=_one_cells) -> str:
+    """Table II (``_one_cells``) or III (``_both_cells``) of one 5-seed group: a row per
+    method, a column per corruption."""
+    cells = {m: cells_of(group / m) for m in ("concat", "augmentation", "raml")}
+    cols = next((list(c) for c in cells.values() if c), None)
+    if cols is None:
+        return EMPTY
+    rows = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    rows += [f"| {m} | " + " | ".join(_pct(c[k]) for k in cols) + " |"
+             for m, c in cells.items() if c]
+    return "\n".join(rows)
+
+
+def t2_paired(group: pathlib.Path) -> str:
+    """``report.paired_test`` of RAML > each baseline (one-sided) in every Table II-III column,
+    and of Figure 5's trend (the corrupted modality's weight falls: worst < clean, one-sided)."""
+    rows = ["| claim | column | mean difference (points) | p (one-sided) | seeds | met at "
+            "p < 0.05 |", "|---|---|---|---|---|---|"]
+    for a, b in T2_CLAIMS:
+        ca, cb = _t2_cells(group / a), _t2_cells(group / b)
+        for col in (c for c in ca if c in cb):
+            test = report.paired_test(ca[col], cb[col], alternative="greater")
+            rows.append(f"| {a} > {b} | {col} | {100 * test.diff:+.2f} | {report.p_text(test)} "
+                        f"| {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+    for what, worst, clean in _weights_trend(group / "raml"):
+        test = report.paired_test(worst, clean, alternative="less")
+        rows.append(f"| Figure 5: {what} | mean fusion weight (x 100) | {100 * test.diff:+.2f} | "
+                    f"{report.p_text(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+    return "\n".join(rows) if len(rows) > 2 else EMPTY
+
+
 def _sections(sections: list[tuple[str, str]]) -> list[str]:
     """Markdown lines of the (heading, table) pairs that have runs; a section without runs is
     left out, so a results.md regenerated from a partial ``results/`` holds only what it has."""
@@ -207,6 +294,12 @@ def main(runs: str = "runs/raml") -> None:
             ("Table III protocol: both modalities corrupted", table3(g)),
             ("Figure 5: mean fusion weights under corruption (3 seeds, 512 test samples, all "
              "elements)", weights_table(g))]
+        t2 = runs / T2_GROUPS[d]
+        sections += [
+            ("Table II at an equal budget, 5 seeds (run.sh stage t2)", t2_table(t2)),
+            ("Table III at an equal budget, 5 seeds", t2_table(t2, _both_cells)),
+            ("Figure 5 at an equal budget: mean fusion weights, 5 seeds", weights_table(t2)),
+            ("Paired t-tests of Tables II-III and Figure 5 across the 5 seeds", t2_paired(t2))]
         if d == "mfeat":
             sweep_dir = runs / "t1_mfeat"
             sections += [
