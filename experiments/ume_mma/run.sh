@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces UME-MMA's Tables 1, 3, 4 and 5 on the offline datasets (AV-MNIST-offline: 3 seeds
-# per run, trained in one program; Table 1 on both datasets: one sweep of 5 seeds per method) and
-# writes experiments/ume_mma/results.md.
+# Reproduces UME-MMA's Tables 1, 3, 4 and 5 and Figure 3's protocol on the offline datasets
+# (AV-MNIST-offline: 3 seeds per run, trained in one program; Table 1 on both datasets: one sweep
+# of 5 seeds per method, whose runs Figure 3's evaluations reuse) and writes
+# experiments/ume_mma/results.md.
 #   bash experiments/ume_mma/run.sh [RUNS_DIR] [TABLES]     (default runs/ume_mma, "1 4 5 3")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
@@ -34,6 +35,12 @@ for t in $tables; do
     # mfeat: one sweep, 5 seeds per method (and the phase-1-only control), each one program.
     "$mmjax" sweep --workdir "$runs/t1_mfeat" --grid-file experiments/ume_mma/sweeps/t1_mfeat.txt \
       --set data.views=fac,kar --seeds "${MFEAT_SEEDS:-5}" >/dev/null
+    # Figure 3's protocol on both sweeps' runs: complete training, the second modality on eta of
+    # the test samples (eval.paired_fractions), every other sample the first modality alone.
+    for d in "$runs"/t1_avmnist5/*/train.seed-* "$runs"/t1_mfeat/*/train.seed-*; do
+      [ -f "$d/eval-paired-fraction-test.json" ] && continue
+      "$mmjax" eval --workdir "$d" --protocol paired-fraction >/dev/null
+    done
     ;;
   4)  # Table 4 ablations on AV-MNIST-offline. Only Missing-Aug is the naive joint training (600
       # steps at the base learning rate) plus augmentation; the full method is Table 1's run.
