@@ -3,8 +3,9 @@
 Command:
   mmjax train --config configs/avmnist_offline/missing_detection.py --workdir runs/avmnist_offline_missing_detection
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
-experiments/ume_mma/results.md).
+Expected (test accuracy, mean ± std of 5 seeds at --set train.steps=900, UME-MMA's Table 1 sweep,
+experiments/ume_mma/README.md): image alone 93.02 ± 0.45 %, audio alone 94.80 ± 0.51 %, complete
+99.22 ± 0.13 %.
 """
 
 from mmjax.methods.missing_detection import MissingDetectionConfig

@@ -3,8 +3,9 @@
 Command:
   mmjax train --config configs/mfeat/missing_detection.py --workdir runs/mfeat_missing_detection
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
-experiments/ume_mma/results.md).
+Expected (test accuracy, mean ± std of 5 seeds with --set data.views=fac,kar, UME-MMA's Table 1
+sweep, experiments/ume_mma/README.md): fac alone 97.30 ± 0.37 %, kar alone 96.60 ± 0.52 %, both
+97.70 ± 0.37 %.
 """
 
 from mmjax.methods.missing_detection import MissingDetectionConfig

@@ -3,8 +3,9 @@
 Command:
   mmjax train --config configs/mfeat/naive.py --workdir runs/mfeat_naive
 
-Expected (test accuracy, mean of 3 seeds): not yet measured (experiments/ume_mma/run.sh fills
-experiments/ume_mma/results.md).
+Expected (test accuracy, mean ± std of 5 seeds with --set data.views=fac,kar, UME-MMA's Table 1
+sweep, experiments/ume_mma/README.md): fac alone 94.00 ± 0.85 %, kar alone 48.95 ± 15.84 %, both
+97.35 ± 0.42 %.
 """
 
 from mmjax.config import MethodConfig

@@ -138,85 +138,122 @@ def figure3(group: pathlib.Path, kind: str) -> str:
     return "\n".join(rows)
 
 
+# Tables 3-5: AV-MNIST-offline, 5 seeds at Table 1's equal budget (sweeps/t345_avmnist.txt);
+# the full method (p = 0.3, complete data) and the image-only model are Table 1's sweep points.
+T345, T1 = "t345_avmnist5", "t1_avmnist5"
+
+
+def _stats(runs: pathlib.Path, point: str, column: str) -> report.Stats | None:
+    """AV-MNIST-offline test accuracy of sweep point ``point`` (``group/name``) on ``column``."""
+    return report.point_stats(runs / point, COLUMNS["avmnist"][column], "accuracy")
+
+
+def _test(a: report.Stats | None, b: report.Stats | None) -> str:
+    """``a − b`` in points and its one-sided paired p (a > b); "–" when either is missing."""
+    if a is None or b is None:
+        return "–"
+    test = report.paired_test(a, b, "greater")
+    return f"{100 * test.diff:+.2f} (p = {report.p_text(test)})"
+
+
+def _grid(runs: pathlib.Path, head: str, rows: dict[str, str], cols: dict[str, str],
+          base: str | None = None) -> str:
+    """A table of ``rows`` (label -> point) by ``cols`` (label -> Table 1 column), and, given
+    ``base`` (a row label), a second table: the paired test of ``base`` over every other row."""
+    cells = {r: {c: _stats(runs, point, col) for c, col in cols.items()}
+             for r, point in rows.items()}
+    if all(v is None for row in cells.values() for v in row.values()):
+        return "(no runs yet)"
+    out = [f"| {head} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    out += [f"| {r} | " + " | ".join(_fmt(v) if v else "–" for v in row.values()) + " |"
+            for r, row in cells.items()]
+    if base is not None:
+        out += ["", f"| paired test: {base} > | " + " | ".join(cols) + " |",
+                "|---|" + "---|" * len(cols)]
+        out += [f"| {r} | " + " | ".join(_test(cells[base][c], v) for c, v in row.items())
+                + " |" for r, row in cells.items() if r != base]
+    return "\n".join(out)
+
+
 def table4(runs: pathlib.Path) -> str:
-    """Table 4: the ablations, Miss-V / Miss-A."""
-    cols = COLUMNS["avmnist"]
-    rows = ["| method | Miss-V / Miss-A |", "|---|---|"]
-    for label, run in (("Only Missing-Aug", runs / "t4_avmnist/only_missing_aug"),
-                       ("Only Pre-Training", runs / "t4_avmnist/only_pretraining"),
-                       ("UME-MMA (Freeze Encs)", runs / "t4_avmnist/freeze_encoders"),
-                       ("UME-MMA", runs / "t1_avmnist/ume_mma")):
-        result = report.load_result(run)
-        if result is not None:
-            rows.append(f"| {label} | {_cell(result, cols['Miss-V'])[1]} / "
-                        f"{_cell(result, cols['Miss-A'])[1]} |")
-    return "\n".join(rows)
+    """Table 4: the ablations, and UME-MMA > each of them per test pattern."""
+    rows = {"Only Missing-Aug": f"{T345}/only_missing_aug",
+            "Only Pre-Training": f"{T345}/only_pretraining",
+            "UME-MMA (Freeze Encs)": f"{T345}/freeze_encoders", "UME-MMA": f"{T1}/ume_mma"}
+    cols = {c: c for c in ("Miss-V", "Miss-A", "Complete")}
+    return _grid(runs, "method", rows, cols, base="UME-MMA")
 
 
 def table5(runs: pathlib.Path) -> str:
-    """Table 5: each test pattern as the modality drop probability varies."""
-    cols = COLUMNS["avmnist"]
-    sources = {"0": runs / "t4_avmnist/only_pretraining", "0.3": runs / "t1_avmnist/ume_mma"}
-    sources.update({p: runs / f"t5_avmnist/p{p}" for p in ("0.1", "0.2", "0.4", "0.5")})
+    """Table 5: each test pattern as the drop probability varies (a column per p), and each
+    p > 0 against p = 0 (no augmentation: Table 4's Only Pre-Training)."""
+    points = {"0": f"{T345}/only_pretraining", "0.3": f"{T1}/ume_mma"}
+    points.update({p: f"{T345}/p{p}" for p in ("0.1", "0.2", "0.4", "0.5")})
     order = ("0", "0.1", "0.2", "0.3", "0.4", "0.5")
-    results = {p: report.load_result(sources[p]) for p in order}
-    done = [p for p in order if results[p] is not None]
-    if not done:
+    # Transposed from _grid's layout: the paper's rows are the test patterns.
+    patterns = (("Video (image) missing", "Miss-V"), ("Audio missing", "Miss-A"),
+                ("Complete", "Complete"))
+    cells = {p: {c: _stats(runs, points[p], c) for _, c in patterns} for p in order}
+    if all(v is None for row in cells.values() for v in row.values()):
         return "(no runs yet)"
-    rows = ["| drop prob | " + " | ".join(done) + " |", "|---|" + "---|" * len(done)]
-    for label, col in (("Video (image) missing", "Miss-V"), ("Audio missing", "Miss-A"),
-                       ("Complete", "Complete")):
-        rows.append(f"| {label} | " + " | ".join(_cell(results[p], cols[col])[1] for p in done)
-                    + " |")
-    return "\n".join(rows)
+    out = ["| drop prob | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
+    out += [f"| {label} | " + " | ".join(_fmt(cells[p][c]) if cells[p][c] else "–"
+                                        for p in order) + " |" for label, c in patterns]
+    out += ["", "| paired test: p > 0 | " + " | ".join(order[1:]) + " |",
+            "|---|" + "---|" * (len(order) - 1)]
+    out += [f"| {label} | " + " | ".join(_test(cells[p][c], cells["0"][c]) for p in order[1:])
+            + " |" for label, c in patterns]
+    return "\n".join(out)
 
 
 def table3(runs: pathlib.Path) -> str:
-    """Table 3 protocol: complete-test accuracy with audio on a fraction of training samples."""
-    cols = COLUMNS["avmnist"]
-    rows = ["| method | audio on 10% | 20% | 100% |", "|---|---|---|---|"]
+    """Table 3 protocol: complete-test accuracy with the audio on a fraction of the training
+    samples (100 % is Table 1's complete training), UME-MMA > naive and > the image alone."""
+    fractions = {"audio on 10%": "paired0.1_", "20%": "paired0.2_", "100%": None}
+    cells = {}
     for name in ("naive", "ume_mma"):
-        cells = []
-        for f in ("0.1", "0.2", "1.0"):
-            # Audio on 100% of the samples is complete training data: Table 1's run (same seeds).
-            result = report.load_result(runs / (f"t1_avmnist/{name}" if f == "1.0" else
-                                   f"t3_avmnist/paired{f}/{name}"))
-            cells.append(_cell(result, cols["Complete"])[1] if result else "-")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    image = report.load_result(runs / "t1_avmnist/lower_bound_image")
-    if image is not None:
-        cell = _cell(image, cols["Miss-A"])[1]
-        rows.append(f"| image only (lower_bound, complete images) | {cell} | {cell} | {cell} |")
-    return "\n".join(rows)
+        cells[name] = {f: _stats(runs, f"{T345}/{prefix}{name}" if prefix else f"{T1}/{name}",
+                                 "Complete") for f, prefix in fractions.items()}
+    image = _stats(runs, f"{T1}/lower_bound_image", "Miss-A")
+    cells["image only (lower_bound, complete images)"] = dict.fromkeys(fractions, image)
+    if all(v is None for row in cells.values() for v in row.values()):
+        return "(no runs yet)"
+    out = ["| method | " + " | ".join(fractions) + " |", "|---|" + "---|" * len(fractions)]
+    out += [f"| {r} | " + " | ".join(_fmt(v) if v else "–" for v in row.values()) + " |"
+            for r, row in cells.items()]
+    out += ["", "| paired test: ume_mma > | " + " | ".join(fractions) + " |",
+            "|---|" + "---|" * len(fractions)]
+    out += [f"| {r} | " + " | ".join(_test(cells["ume_mma"][f], v) for f, v in row.items())
+            + " |" for r, row in cells.items() if r != "ume_mma"]
+    return "\n".join(out)
 
 
 def main(runs: str = "runs/ume_mma") -> None:
     """Prints results.md: Table 1, Figure 3, Tables 4, 5 and 3."""
     runs = report.runs_or_results(runs, "runs/ume_mma", HERE / "results")
-    print("Test accuracy (%), mean ± std over the seeds (AV-MNIST-offline 3, its equal-budget "
-          "sweep and mfeat 5). Generated by experiments/ume_mma/make_table.py.\n")
-    print("### Table 1, AV-MNIST-offline (complete training data)\n")
-    print(table1(runs / "t1_avmnist", "avmnist") + "\n")
+    print("Test accuracy (%), mean ± std over 5 seeds. Generated by "
+          "experiments/ume_mma/make_table.py.\n")
     print("### Table 1, AV-MNIST-offline, 5 seeds at an equal budget (900 x 64 samples each; "
           "sweeps/t1_avmnist.txt)\n")
-    print(table1(runs / "t1_avmnist5", "avmnist") + "\n")
+    print(table1(runs / T1, "avmnist") + "\n")
     print("Paired tests across seeds, Avg of Miss-V, Miss-A and Complete:\n")
-    print(table1_paired(runs / "t1_avmnist5", "avmnist") + "\n")
+    print(table1_paired(runs / T1, "avmnist") + "\n")
     print("### Table 1, UCI mfeat views fac (\"V\") and kar (\"A\")\n")
     print(table1(runs / "t1_mfeat", "mfeat") + "\n")
     print("Paired tests across seeds, Avg of Miss-V, Miss-A and Complete:\n")
     print(table1_paired(runs / "t1_mfeat", "mfeat") + "\n")
-    for group, kind, title in (("t1_avmnist5", "avmnist", "AV-MNIST-offline"),
+    for group, kind, title in ((T1, "avmnist", "AV-MNIST-offline"),
                                ("t1_mfeat", "mfeat", "UCI mfeat (fac, kar)")):
         print(f"### Figure 3 protocol, {title}: complete training (Table 1's runs), the second "
               "modality on eta % of the test samples\n")
         print(figure3(runs / group, kind) + "\n")
-    print("### Table 4, AV-MNIST-offline ablations (Miss-V / Miss-A)\n")
+    print("### Table 4, AV-MNIST-offline ablations, 5 seeds at an equal budget "
+          "(sweeps/t345_avmnist.txt)\n")
     print(table4(runs) + "\n")
-    print("### Table 5, AV-MNIST-offline drop probability\n")
+    print("### Table 5, AV-MNIST-offline drop probability, 5 seeds\n")
     print(table5(runs) + "\n")
     print("### Table 3 protocol, AV-MNIST-offline: audio on a fraction of training samples, "
-          "complete test set\n")
+          "complete test set, 5 seeds\n")
     print(table3(runs) + "\n")
 
 
