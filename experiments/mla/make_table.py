@@ -41,7 +41,9 @@ MFEAT = ("fou", "kar", "mor")
 FULL = "+".join(MFEAT)
 SWEEP_T1 = (("concat", "Concat"), ("sum", "Sum"), ("late", "Late fusion (core `late`)"),
             ("film", "FiLM"), ("bilinear_gated", "BiGated"), ("ogm_ge", "OGM-GE"),
-            ("qmf", "QMF"), ("mla", "MLA"))
+            ("qmf", "QMF"),
+            ("late_independent", "Late fusion, the paper's (uni-modal models trained independently, "
+             "logits averaged; a missing view enters as zeros)"), ("mla", "MLA"))
 T2_BASELINES = ("concat", "late", "qmf")
 # Table 3's cells: (HGM, DF, slot, evaluation file); DF ✗ is slot_eval.py's eval_avg.json.
 T3_CELLS = (("✗", "✗", "mla_nohgm", "eval_avg"), ("✗", "✓", "mla_nohgm", "eval"),
