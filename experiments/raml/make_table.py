@@ -178,6 +178,40 @@ def sweep_paired(group: pathlib.Path) -> str:
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
+# Tables V, VI and Figure 4 left at Table I's equal budget, 5 seeds (sweeps/t56_mfeat.txt): each
+# ablation against Table I's `raml` (adaptive weights, L^M + L^U + L^D, shared predictor).
+T56_ROWS = (("V", "identical weights", "w_identical"),
+            ("V", "fixed element-wise weights", "w_fixed"),
+            ("VI", "L^M", "l_m"), ("VI", "L^M + L^D", "l_md"), ("VI", "L^M + L^U", "l_mu"),
+            ("Fig. 4 left", "separate predictors", "separate"))
+
+
+def t56_table(group: pathlib.Path, reference: pathlib.Path) -> str:
+    """Each ablation of ``group`` beside RAML (``reference``, Table I's run): the complete test
+    set, the 63-subset average, and the paired one-sided test RAML > the ablation on the average."""
+    raml = report.load_result(report.seed_slot(reference))
+    if raml is None:
+        return EMPTY
+    rows = ["| table | variant | all views | Average (63 subsets) | RAML − variant, Average "
+            "(points) | p (one-sided) | met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
+    for table, label, name in T56_ROWS:
+        r = _sweep_result(group, name)
+        if r is None:
+            continue
+        test = report.paired_test(report.stats(raml, report.AVERAGE, "accuracy"),
+                                  report.stats(r, report.AVERAGE, "accuracy"), "greater")
+        rows.append(f"| {table} | {label} | {_pct(report.stats(r, _all_views(r), 'accuracy'))} | "
+                    f"{_pct(report.stats(r, report.AVERAGE, 'accuracy'))} | "
+                    f"{100 * test.diff:+.2f} | {report.p_text(test)} | "
+                    f"{'yes' if test.p < 0.05 else 'no'} |")
+    if len(rows) == 2:
+        return EMPTY
+    rows.append(f"| I | RAML (adaptive, all three terms, shared; Table I's `raml`) | "
+                f"{_pct(report.stats(raml, _all_views(raml), 'accuracy'))} | "
+                f"{_pct(report.stats(raml, report.AVERAGE, 'accuracy'))} | | | |")
+    return "\n".join(rows)
+
+
 # Tables II-III and Figure 5 at an equal budget, 5 seeds (run.sh stage t2: runs/raml/t2_<dataset>,
 # one packed run of 5 seeds per method): the paper's claims, one-sided, paired by seed.
 T2_GROUPS = {"mfeat": "t2_mfeat", "avmnist": "t2_avmnist"}
@@ -307,6 +341,8 @@ def main(runs: str = "runs/raml") -> None:
                  sweep_table(sweep_dir)),
                 ("Paired t-tests of Tables I and IV across the 5 seeds (one-sided unless marked)",
                  sweep_paired(sweep_dir)),
+                ("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
+                 "(sweeps/t56_mfeat.txt)", t56_table(runs / "t56_mfeat", sweep_dir / "raml")),
                 ("Figure 4 right: λ1 / λ2 sweep (Average over the 63 subsets)", sweep(g / "abl"))]
         lines = _sections(sections)
         if lines:

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Reproduces RAML's tables on the offline datasets (3 seeds per run, trained in one program;
-# mfeat's Tables I and IV at an equal budget: one sweep of 5 seeds per method; Tables II-III
-# and Figure 5 at an equal budget, stage t2: one run of 5 seeds per method) and writes
+# mfeat's Tables I and IV at an equal budget: one sweep of 5 seeds per method, and Tables V, VI
+# and Figure 4 left, stage t56, another; Tables II-III and Figure 5 at an equal budget, stage
+# t2: one run of 5 seeds per method) and writes
 # experiments/raml/results.md and the Figure 5 PNGs.
 #   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
-#     "main t1 t1_sweep t2 eval abl_mfeat sweep abl_avmnist")
+#     "main t1 t1_sweep t56 t2 eval abl_mfeat sweep abl_avmnist")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 t1_sweep t2 eval abl_mfeat sweep abl_avmnist}
+stages=${2:-main t1 t1_sweep t56 t2 eval abl_mfeat sweep abl_avmnist}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
@@ -74,6 +75,11 @@ for s in $stages; do
     ;;
   t1_sweep)  # Tables I and IV on mfeat at an equal budget, 5 seeds: one sweep (sweeps/t1_mfeat.txt).
     "$mmjax" sweep --workdir "$runs/t1_mfeat" --grid-file experiments/raml/sweeps/t1_mfeat.txt \
+      --seeds "${MFEAT_SEEDS:-5}" >/dev/null
+    ;;
+  t56)  # Tables V, VI and Figure 4 left on mfeat at Table I's budget, 5 seeds: one sweep
+         # (sweeps/t56_mfeat.txt); its reference RAML is t1_sweep's `raml`.
+    "$mmjax" sweep --workdir "$runs/t56_mfeat" --grid-file experiments/raml/sweeps/t56_mfeat.txt \
       --seeds "${MFEAT_SEEDS:-5}" >/dev/null
     ;;
   t2)  # Tables II-III and Figure 5 at an equal budget: 5 seeds per method in one program, RAML
