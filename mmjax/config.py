@@ -232,6 +232,12 @@ class MissingConfig:
       exact: ``independent``: exact per-modality counts (released code) instead of Bernoulli.
       forbid_empty: ``independent``: never leave a sample with no modality (default True; the
         released RedCore code allows such samples: set False to reproduce it).
+      mask_rows: which row of the training mask a batch sample gets. ``sample`` (default): its
+        own, fixed for the whole run. ``position``: the row of its position in the epoch's
+        shuffled order, as the released RedCore code indexes its mask matrix by batch position
+        while the loader shuffles (official-code-notes, ``missing_index.py``): each sample gets
+        another row every epoch, the per-modality counts of an epoch stay exact. It changes the
+        program, so replicas of one run share it (``mmjax sweep`` packs only equal values).
     """
 
     protocol: Literal["none", "independent", "at_least_one", "paired"] = "none"
@@ -240,6 +246,7 @@ class MissingConfig:
     paired_fraction: Annotated[float, FRACTION] = 1.0
     exact: bool = True
     forbid_empty: bool = True
+    mask_rows: Literal["sample", "position"] = "sample"
 
 
 @frozen

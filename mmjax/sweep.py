@@ -392,11 +392,13 @@ def slots_of(points: Sequence[Point], pack: bool = True,
 
 def program_key(config: ExperimentConfig) -> str:
     """What a slot's program is, as text: its config without what a replica may change (the
-    seeds, the ``missing`` section, the traced fields, ``train.traceable_fields``). Slots of one
-    key train as the replicas of one run."""
+    seeds, the ``missing`` section but ``mask_rows``, which changes the program, the traced
+    fields, ``train.traceable_fields``). Slots of one key train as the replicas of one run."""
     from mmjax import train as train_lib
 
-    return _without(config, [*SEED_KEYS, "missing", *train_lib.traceable_fields(config)])
+    per_replica = [f"missing.{f.name}" for f in dataclasses.fields(config.missing)
+                   if f.name != "mask_rows"]
+    return _without(config, [*SEED_KEYS, *per_replica, *train_lib.traceable_fields(config)])
 
 
 def packable(config: ExperimentConfig, pack: bool, copied: Collection[str]) -> bool:

@@ -473,9 +473,12 @@ def make_train_chunk(s: Setup, phase: int = 0, length: int | None = None):
     step_fn = s.method.phases[phase].step
     length = length or s.config.train.steps_per_call
 
+    by_position = s.config.missing.mask_rows == "position"
+
     def one_step(state, present, data_key, data):
         indices = pipeline.batch_indices(data_key, state.step, n, batch_size)
-        batch = pipeline.gather(data, present, indices, s.dataset.spec.modalities)
+        rows = pipeline.batch_positions(state.step, n, batch_size) if by_position else None
+        batch = pipeline.gather(data, present, indices, s.dataset.spec.modalities, rows)
         batch = jax.lax.with_sharding_constraint(batch, sharding)
         return step_fn(state, batch)
 

@@ -6,6 +6,7 @@ recompile. These checks trace on random data of mfeat's shapes (``mmjax.bench.ra
 no dataset is needed; the log and divergence checks train on the real mfeat data for a few steps.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import pytest
 from mmjax import bench, cli, methods, parallel, train
 from mmjax import config as config_lib
 from mmjax.config import DataConfig, ExperimentConfig, MethodConfig, ModelConfig, TrainConfig
+from mmjax.data import pipeline
 from mmjax.data.base import DatasetSpec
 from mmjax.methods.base import Method, Phase, one_phase
 from mmjax.methods.baselines import AugmentationConfig, LowerBoundConfig
@@ -211,3 +213,30 @@ def test_non_finite_loss_stops_with_exit_1_and_keeps_last_good_checkpoint(capsys
     assert cli.main(["eval", "--workdir", str(workdir)]) == 0
     evaluated = json.loads((workdir / "eval-test.json").read_text())
     assert evaluated["average"]["accuracy"] > 0.5
+
+
+def test_position_mask_rows_train_as_the_rows_moved_to_their_epoch_samples():
+    """``missing.mask_rows=position`` in the compiled chunk: within epoch 0 it trains exactly as
+    the default ``sample`` rows would with each row moved to the sample at its position
+    (row p -> sample perm0[p]), and not as the unmoved rows."""
+    config = _config(MethodConfig(name="concat"), num_seeds=2)
+    by_position = dataclasses.replace(
+        config, missing=dataclasses.replace(config.missing, mask_rows="position"))
+    rows = np.stack([_masks(64)[1], _masks(64, seed=1)[1]])
+    losses = {}
+    for name, cfg in (("position", by_position), ("sample", config)):
+        s = _random_setup(methods.make(cfg, SPEC), cfg)
+        n = len(s.dataset.splits["train"])
+        moved = np.empty_like(rows)
+        for i in range(2):  # the samples epoch 0 visits, in order
+            perm0 = np.concatenate([np.asarray(pipeline.batch_indices(
+                s.data_keys[i], jnp.int32(k), n, BATCH)) for k in range(n // BATCH)])
+            moved[i][perm0] = rows[i]
+        data, _ = train.device_data(s)
+        chunk = train.make_train_chunk(s)
+        for label, present in ((name, rows), (f"{name}, moved", moved)):
+            present = jax.device_put(present, parallel.replicated(s.mesh))
+            _, metrics = chunk(train.init_states(s, data), present, s.data_keys, data)
+            losses[label] = np.asarray(metrics["loss"])
+    np.testing.assert_array_equal(losses["position"], losses["sample, moved"])
+    assert not np.allclose(losses["position"], losses["sample"])

@@ -13,7 +13,9 @@ Other folds: --set data.fold=2..10; other rates of Table 1: --set missing.rates=
 Ablations as in configs/mfeat/redcore.py (method.regulate=False, method.unimodal_ce=False);
 every released-code switch at once (mmjax.methods.redcore.released): --config
 configs/iemocap/redcore.py:released (with ``+quick`` for a smoke run). The released code also lets
-a training sample lose every modality: --set missing.forbid_empty=False.
+a training sample lose every modality: --set missing.forbid_empty=False; and it gives a sample
+another row of its mask matrix every epoch (rows indexed by batch position while the loader
+shuffles): --set missing.mask_rows=position.
 
 Paper settings (Implementation Details): encoders ``transformer`` (mmjax/models/sequence.py) for all
 three modalities, 3 self-attention layers, 8 heads, 128-d embeddings (``model.hidden``), masked to

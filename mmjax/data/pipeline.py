@@ -36,8 +36,15 @@ def batch_indices(key: jax.Array, step: jax.Array, num_examples: int,
     return jax.lax.dynamic_slice_in_dim(perm, offset * batch_size, batch_size)
 
 
+def batch_positions(step: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
+    """The positions in its epoch's shuffled order of training step ``step``'s samples:
+    ``int32[batch_size]``, the mask rows of ``missing.mask_rows=position``."""
+    offset = step % (num_examples // batch_size)
+    return offset * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
+
+
 def gather(data: dict, present: jax.Array, indices: jax.Array,
-           modalities: tuple[str, ...]) -> dict:
+           modalities: tuple[str, ...], rows: jax.Array | None = None) -> dict:
     """Gathers a batch from device-resident ``data`` and zero-fills its missing inputs.
 
     Args:
@@ -45,8 +52,11 @@ def gather(data: dict, present: jax.Array, indices: jax.Array,
       present: ``bool[N, M]`` mask to use instead of ``data["present"]`` (training masks).
       indices: ``int[B]``.
       modalities: the dataset's modality order (the columns of ``present``).
+      rows: ``int[B]``, the rows of ``present`` to use instead of ``indices``
+        (``missing.mask_rows=position``); they are ANDed with the samples' own
+        ``data["present"]``, which ``train_mask`` then has not applied.
     """
-    mask = present[indices]
+    mask = present[indices] if rows is None else present[rows] & data["present"][indices]
     inputs = {m: x[indices] for m, x in data["inputs"].items()}
     return {"inputs": missing.apply(inputs, mask, modalities), "present": mask,
             "label": data["label"][indices]}
@@ -56,6 +66,8 @@ def train_mask(config: MissingConfig, key: jax.Array, split: Split) -> np.ndarra
     """The training set's ``present`` mask under ``config``'s protocol, ANDed with the dataset's.
 
     Sampled once per seed at start-up; the protocol functions are in ``mmjax.data.missing``.
+    With ``mask_rows=position`` the dataset's own mask is ANDed per batch instead (``gather``):
+    a row belongs to no sample.
     """
     n, num_modalities = split.present.shape
     check_missing_config(config, num_modalities)
@@ -68,7 +80,7 @@ def train_mask(config: MissingConfig, key: jax.Array, split: Split) -> np.ndarra
         mask = missing.at_least_one(key, n, num_modalities, config.rate)
     else:
         mask = missing.paired_fraction(key, n, num_modalities, config.paired_fraction)
-    mask = np.asarray(mask) & split.present
+    mask = np.asarray(mask) & (split.present if config.mask_rows == "sample" else True)
     if not mask.any(1).all():
         raise UserError("missing protocol left a training sample with no modality; "
                         "set missing.forbid_empty=true or lower the rates")
