@@ -4,13 +4,14 @@
 # and fig3 are one `mmjax sweep` each (SEEDS=5 seeds per point; a method's points are the
 # replicas of one program); AV-MNIST trains 3 seeds per run (in one program). Writes
 # experiments/redcore/results.md and the PNG plots.
-#   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]     (default runs/redcore, "imb fig3 av")
+#   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]
+#     (default runs/redcore, "imb imb_position fig3 av")
 # A finished point is skipped (its folder holds eval.json); a killed run resumes from its
 # checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/redcore}
-parts=${2:-imb fig3 av}
+parts=${2:-imb imb_position fig3 av}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 MFEAT_STEPS=${MFEAT_STEPS:-1000}
 # Programs do not depend on missing rates (masks are data), so one compile serves every rate.
@@ -67,6 +68,14 @@ for part in $parts; do
       --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
       --grid "missing.rates=$(imb_rates)" >/dev/null
     ;;
+  imb_position)  # imb's protocol for RedCore and augmentation with the released code's mask
+      # rows (missing.mask_rows=position: a sample gets another row every epoch).
+    "$mmjax" sweep --workdir "$runs/imb_mfeat_position" \
+      --grid-file experiments/redcore/sweeps/imb_mfeat_position.txt \
+      --set data.views=fou,kar,zer --set missing.protocol=independent \
+      --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
+      --grid "missing.rates=$(imb_rates)" >/dev/null
+    ;;
   fig3)  # Figure 3: one missing rate shared by the three views, the same four methods.
     "$mmjax" sweep --workdir "$runs/fig3_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
       --set data.views=fou,kar,zer --set missing.protocol=independent \
@@ -86,7 +95,7 @@ for part in $parts; do
       done
     done
     ;;
-  *) echo "unknown part $part (use imb fig3 av)" >&2; exit 2 ;;
+  *) echo "unknown part $part (use imb imb_position fig3 av)" >&2; exit 2 ;;
   esac
 done
 .venv/bin/python experiments/redcore/make_table.py "$runs" > experiments/redcore/results.md
