@@ -101,6 +101,7 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
         etas = [x for curve in curves.values() if len(curve) > 1 for x, *_ in curve]
         ticks = [t for t in (5, 10, 20, 50, 100) if t <= max(etas, default=100)]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks([], minor=True)  # no log-axis minor labels (3x10^1, ...) beside them
         ax.set_xlabel("modality-2 ratio eta (%)")
         ax.set_title(panel)
         ax.grid(alpha=0.3)
@@ -115,7 +116,7 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
 # SMIL's own data regime (sweeps/regime_avmnist.txt): one sweep, a point per line and eta.
 # ----------------------------------------------------------------------------------------------
 
-REGIME_ETAS = ("0.05", "0.1", "0.2")
+REGIME_ETAS = ("0.05", "0.1", "0.2", "0.5")
 REGIME_LINES = (("lower_bound", "Lower bound (image only)"), ("ae", "AE imputation"),
                 ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
 IMAGE, BOTH = "image", "image+audio"  # the eval's subsets: Figure 4 left / right
