@@ -196,10 +196,12 @@ def table_mask_rows(runs: pathlib.Path) -> str:
     rows, one-sided."""
     rows = ["| method | own row (imb sweep) | position rows (released) | position − own "
             "(points, two-sided p, pairs) |", "|---|---|---|---|"]
-    for name in ("redcore", "augmentation"):
-        pairs = [(_f1(imb_run(runs, a, name, POSITION)), _f1(imb_run(runs, a, name)))
-                 for a in ASSIGN]
-        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+    names = ("redcore", "augmentation")
+    position = {n: [_f1(imb_run(runs, a, n, POSITION)) for a in ASSIGN] for n in names}
+    for name in names:
+        pairs = [(x, y) for x, y in zip(position[name], (_f1(imb_run(runs, a, name))
+                                                         for a in ASSIGN))
+                 if x is not None and y is not None]
         if not pairs:
             continue
         x, y = (report.pool([pair[i] for pair in pairs]) for i in (0, 1))
@@ -208,9 +210,8 @@ def table_mask_rows(runs: pathlib.Path) -> str:
                     f"{100 * test.diff:+.2f} (p {report.p_text(test)}, {test.n}) |")
     if len(rows) == 2:
         return "(no runs yet)"
-    both = [(_f1(imb_run(runs, a, "redcore", POSITION)),
-             _f1(imb_run(runs, a, "augmentation", POSITION))) for a in ASSIGN]
-    test = _greater([(x, y) for x, y in both if x is not None and y is not None])
+    test = _greater([(x, y) for x, y in zip(*position.values())
+                     if x is not None and y is not None])
     if test is not None:
         rows += ["", "RedCore > concat + augmentation with position rows (one-sided, each "
                  f"(assignment, seed) one pair): {_fmt_test(test, 2)}"]

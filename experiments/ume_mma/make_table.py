@@ -156,14 +156,12 @@ def _test(a: report.Stats | None, b: report.Stats | None) -> str:
     return f"{100 * test.diff:+.2f} (p = {report.p_text(test)})"
 
 
-def _grid(runs: pathlib.Path, head: str, rows: dict[str, str], cols: dict[str, str],
-          base: str | None = None) -> str:
-    """A table of ``rows`` (label -> point) by ``cols`` (label -> Table 1 column), and, given
+def _render(head: str, cells: dict[str, dict], base: str | None = None) -> str:
+    """``cells`` (row label -> column label -> ``report.Stats`` or None) as a table, and, given
     ``base`` (a row label), a second table: the paired test of ``base`` over every other row."""
-    cells = {r: {c: _stats(runs, point, col) for c, col in cols.items()}
-             for r, point in rows.items()}
     if all(v is None for row in cells.values() for v in row.values()):
         return "(no runs yet)"
+    cols = list(next(iter(cells.values())))
     out = [f"| {head} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     out += [f"| {r} | " + " | ".join(_fmt(v) if v else "–" for v in row.values()) + " |"
             for r, row in cells.items()]
@@ -180,8 +178,9 @@ def table4(runs: pathlib.Path) -> str:
     rows = {"Only Missing-Aug": f"{T345}/only_missing_aug",
             "Only Pre-Training": f"{T345}/only_pretraining",
             "UME-MMA (Freeze Encs)": f"{T345}/freeze_encoders", "UME-MMA": f"{T1}/ume_mma"}
-    cols = {c: c for c in ("Miss-V", "Miss-A", "Complete")}
-    return _grid(runs, "method", rows, cols, base="UME-MMA")
+    cells = {r: {c: _stats(runs, point, c) for c in ("Miss-V", "Miss-A", "Complete")}
+             for r, point in rows.items()}
+    return _render("method", cells, base="UME-MMA")
 
 
 def table5(runs: pathlib.Path) -> str:
@@ -190,19 +189,17 @@ def table5(runs: pathlib.Path) -> str:
     points = {"0": f"{T345}/only_pretraining", "0.3": f"{T1}/ume_mma"}
     points.update({p: f"{T345}/p{p}" for p in ("0.1", "0.2", "0.4", "0.5")})
     order = ("0", "0.1", "0.2", "0.3", "0.4", "0.5")
-    # Transposed from _grid's layout: the paper's rows are the test patterns.
+    # The paper's rows are the test patterns, so the tests compare columns, not rows.
     patterns = (("Video (image) missing", "Miss-V"), ("Audio missing", "Miss-A"),
                 ("Complete", "Complete"))
-    cells = {p: {c: _stats(runs, points[p], c) for _, c in patterns} for p in order}
-    if all(v is None for row in cells.values() for v in row.values()):
-        return "(no runs yet)"
-    out = ["| drop prob | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
-    out += [f"| {label} | " + " | ".join(_fmt(cells[p][c]) if cells[p][c] else "–"
-                                        for p in order) + " |" for label, c in patterns]
-    out += ["", "| paired test: p > 0 | " + " | ".join(order[1:]) + " |",
-            "|---|" + "---|" * (len(order) - 1)]
-    out += [f"| {label} | " + " | ".join(_test(cells[p][c], cells["0"][c]) for p in order[1:])
-            + " |" for label, c in patterns]
+    cells = {label: {p: _stats(runs, points[p], c) for p in order} for label, c in patterns}
+    table = _render("drop prob", cells)
+    if table == "(no runs yet)":
+        return table
+    out = [table, "", "| paired test: p > 0 | " + " | ".join(order[1:]) + " |",
+           "|---|" + "---|" * (len(order) - 1)]
+    out += [f"| {label} | " + " | ".join(_test(row[p], row["0"]) for p in order[1:]) + " |"
+            for label, row in cells.items()]
     return "\n".join(out)
 
 
@@ -210,22 +207,12 @@ def table3(runs: pathlib.Path) -> str:
     """Table 3 protocol: complete-test accuracy with the audio on a fraction of the training
     samples (100 % is Table 1's complete training), UME-MMA > naive and > the image alone."""
     fractions = {"audio on 10%": "paired0.1_", "20%": "paired0.2_", "100%": None}
-    cells = {}
-    for name in ("naive", "ume_mma"):
-        cells[name] = {f: _stats(runs, f"{T345}/{prefix}{name}" if prefix else f"{T1}/{name}",
-                                 "Complete") for f, prefix in fractions.items()}
+    cells = {name: {f: _stats(runs, f"{T345}/{prefix}{name}" if prefix else f"{T1}/{name}",
+                              "Complete") for f, prefix in fractions.items()}
+             for name in ("naive", "ume_mma")}
     image = _stats(runs, f"{T1}/lower_bound_image", "Miss-A")
     cells["image only (lower_bound, complete images)"] = dict.fromkeys(fractions, image)
-    if all(v is None for row in cells.values() for v in row.values()):
-        return "(no runs yet)"
-    out = ["| method | " + " | ".join(fractions) + " |", "|---|" + "---|" * len(fractions)]
-    out += [f"| {r} | " + " | ".join(_fmt(v) if v else "–" for v in row.values()) + " |"
-            for r, row in cells.items()]
-    out += ["", "| paired test: ume_mma > | " + " | ".join(fractions) + " |",
-            "|---|" + "---|" * len(fractions)]
-    out += [f"| {r} | " + " | ".join(_test(cells["ume_mma"][f], v) for f, v in row.items())
-            + " |" for r, row in cells.items() if r != "ume_mma"]
-    return "\n".join(out)
+    return _render("method", cells, base="ume_mma")
 
 
 def main(runs: str = "runs/ume_mma") -> None:
