@@ -26,6 +26,9 @@ ASSIGN = ("sml", "msl", "lms", "lsm", "slm", "mls")  # Table 2's column order
 RATE = {"l": 0.8, "m": 0.5, "s": 0.2}
 METHODS = (("augmentation", "concat + augmentation"), ("core", "Core"), ("red", "Red"),
            ("redcore", "RedCore"))
+# The paper's comparators run in the imbalanced protocol only (sweeps/imb_mfeat_baselines.txt).
+BASELINES = (("mmin", "MMIN"), ("cra", "CRA + concat"))
+LABELS = dict(METHODS + BASELINES)
 # Table 2 of the paper (IEMOCAP, average F1 over the 7 subsets), same column order.
 PAPER_T2 = {"core": (0.5696, 0.5599, 0.5653, 0.5534, 0.5481, 0.5651),
             "red": (0.5793, 0.5708, 0.5894, 0.5831, 0.5853, 0.5849),
@@ -46,10 +49,11 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def imb_run(runs: pathlib.Path, a: str, name: str, sweep: str = "imb_mfeat") -> pathlib.Path:
+def imb_run(runs: pathlib.Path, a: str, name: str, sweep: str | None = None) -> pathlib.Path:
     """The folder of method ``name`` at assignment ``a`` in the ``imb`` sweep (its seeds' slot,
-    ``<name>/missing.rates-0.8_0.2_0.5/train.seed-0..4``), or in ``sweep`` (the same layout); a
-    missing one if it has not run."""
+    ``<name>/missing.rates-0.8_0.2_0.5/train.seed-0..4``; the baselines' own sweep for MMIN and
+    CRA), or in ``sweep`` (the same layout); a missing one if it has not run."""
+    sweep = sweep or ("imb_mfeat_baselines" if name in dict(BASELINES) else "imb_mfeat")
     rates = "_".join(str(RATE[c]) for c in a)
     return report.seed_slot(runs / sweep / name / f"missing.rates-{rates}")
 
@@ -69,7 +73,7 @@ def table_imbalanced(runs: pathlib.Path) -> str:
     """Table 2 protocol: the average over the 7 subsets per rate assignment, and the paper's."""
     head = "| method | " + " | ".join(f"{a[0]},{a[1]},{a[2]} {rates_label(a)}" for a in ASSIGN)
     rows = [head + " | mean of the six |", "|---" * (len(ASSIGN) + 2) + "|"]
-    for name, label in METHODS:
+    for name, label in METHODS + BASELINES:
         cells, means = [], []
         for a in ASSIGN:
             result = report.load_result(imb_run(runs, a, name))
@@ -90,11 +94,11 @@ def table_imbalanced(runs: pathlib.Path) -> str:
 
 def table_subsets(runs: pathlib.Path) -> str:
     """Table 1 protocol: each test subset, mean over the six assignments."""
-    rows = ["| test subset | " + " | ".join(label for _, label in METHODS) + " |",
-            "|---" * (len(METHODS) + 1) + "|"]
+    rows = ["| test subset | " + " | ".join(label for _, label in METHODS + BASELINES) + " |",
+            "|---" * (len(METHODS + BASELINES) + 1) + "|"]
     for subset in SUBSETS3 + ("average",):
         cells = []
-        for name, _ in METHODS:
+        for name, _ in METHODS + BASELINES:
             vals = []
             for a in ASSIGN:
                 result = report.load_result(imb_run(runs, a, name))
@@ -105,10 +109,15 @@ def table_subsets(runs: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
-# The paper's claims on Table 2 (RedCore > Red > Core), each one-sided in the paper's direction.
-CLAIMS = (("redcore", "core"), ("redcore", "red"), ("red", "core"), ("redcore", "augmentation"))
-# Its claims on Table 1 and Figure 3 that these runs can test: RedCore above Core and augmentation.
-CLAIMS_VS = (("redcore", "core"), ("redcore", "augmentation"))
+# The paper's claims on Table 2 (RedCore > Red > Core) and Figure 4 (RedCore above every
+# comparator), each one-sided in the paper's direction.
+CLAIMS = (("redcore", "core"), ("redcore", "red"), ("red", "core"), ("redcore", "augmentation"),
+          ("redcore", "mmin"), ("redcore", "cra"))
+# Its claims on Table 1 (RedCore above MMIN in every test subset) and those these runs can add.
+CLAIMS_VS = (("redcore", "mmin"), ("redcore", "core"), ("redcore", "augmentation"),
+             ("redcore", "cra"))
+# Figure 3's runs hold the four RedCore-family lines only.
+CLAIMS_FIG3 = (("redcore", "core"), ("redcore", "augmentation"))
 
 
 def _f1(run_dir: pathlib.Path, condition: str = report.AVERAGE) -> report.Stats | None:
@@ -144,7 +153,7 @@ def paired_table(claims, cols, cells, pooled: str | None = None) -> str:
     where both methods finished. With ``pooled`` (its header) a further column pools the pairs
     of every column and says whether the claim is met at p < 0.05; without, the last column
     names the columns where it is met."""
-    labels = dict(METHODS)
+
     tail = f" | {pooled} | met at p < 0.05 |" if pooled else " | met at p < 0.05 |"
     rows = ["| claim | " + " | ".join(cols) + tail,
             "|---" * (len(cols) + (3 if pooled else 2)) + "|"]
@@ -165,7 +174,7 @@ def paired_table(claims, cols, cells, pooled: str | None = None) -> str:
         else:
             last = [f"in {', '.join(met)} ({len(met)} of {len(cols)})" if met
                     else f"in none of {len(cols)}"]
-        rows.append(f"| {labels[a_name]} > {labels[b_name]} | "
+        rows.append(f"| {LABELS[a_name]} > {LABELS[b_name]} | "
                     + " | ".join(cells_out + last) + " |")
     return "\n".join(rows)
 
@@ -206,7 +215,7 @@ def table_mask_rows(runs: pathlib.Path) -> str:
             continue
         x, y = (report.pool([pair[i] for pair in pairs]) for i in (0, 1))
         test = report.paired_test(x, y, alternative="two-sided")
-        rows.append(f"| {dict(METHODS)[name]} | {_cell(y)} | {_cell(x)} | "
+        rows.append(f"| {LABELS[name]} | {_cell(y)} | {_cell(x)} | "
                     f"{100 * test.diff:+.2f} (p {report.p_text(test)}, {test.n}) |")
     if len(rows) == 2:
         return "(no runs yet)"
@@ -258,7 +267,7 @@ CLAIMS_SPREAD = (("core", "redcore"), ("core", "red"))
 def table_paired_spread(runs: pathlib.Path) -> str:
     """Figure 5: paired tests of the end-of-training spread per assignment (5 pairs) and pooled
     over the six (30 pairs), with the ratio of the pooled means."""
-    labels = dict(METHODS)
+
     rows = ["| claim | " + " | ".join(ASSIGN) + " | all six (pairs) | ratio of means | met at "
             "p < 0.05 |", "|---" * (len(ASSIGN) + 4) + "|"]
     for a_name, b_name in CLAIMS_SPREAD:
@@ -275,7 +284,7 @@ def table_paired_spread(runs: pathlib.Path) -> str:
             continue
         a_cell, b_cell = (report.pool([pair[i] for pair in every]) for i in (0, 1))
         test = report.paired_test(a_cell, b_cell, alternative="greater")
-        rows.append(f"| {labels[b_name]} narrower than {labels[a_name]} | " + " | ".join(cells)
+        rows.append(f"| {LABELS[b_name]} narrower than {LABELS[a_name]} | " + " | ".join(cells)
                     + f" | {test.diff:+.3f} (p {test.p:.2g}, {test.n}) | "
                     f"{a_cell.mean / b_cell.mean:.1f}x | {'yes' if test.p < 0.05 else 'no'} |")
     return "\n".join(rows)
@@ -315,7 +324,7 @@ def table_paired_fig3(runs: pathlib.Path) -> str:
     """Figure 3 protocol: paired tests of the average weighted F1 per shared rate (5 pairs) and
     pooled over the rates (each (rate, seed) one pair)."""
     rates = fig3_rates(runs)
-    return paired_table(CLAIMS_VS, rates, lambda n, r: [_f1(fig3_run(runs, n, r))],
+    return paired_table(CLAIMS_FIG3, rates, lambda n, r: [_f1(fig3_run(runs, n, r))],
                         f"all {len(rates)} rates (pairs)")
 
 

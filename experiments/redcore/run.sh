@@ -5,13 +5,13 @@
 # replicas of one program); AV-MNIST trains 3 seeds per run (in one program). Writes
 # experiments/redcore/results.md and the PNG plots.
 #   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]
-#     (default runs/redcore, "imb imb_position fig3 av")
+#     (default runs/redcore, "imb imb_position imb_baselines fig3 av")
 # A finished point is skipped (its folder holds eval.json); a killed run resumes from its
 # checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/redcore}
-parts=${2:-imb imb_position fig3 av}
+parts=${2:-imb imb_position imb_baselines fig3 av}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 MFEAT_STEPS=${MFEAT_STEPS:-1000}
 # Programs do not depend on missing rates (masks are data), so one compile serves every rate.
@@ -76,6 +76,13 @@ for part in $parts; do
       --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
       --grid "missing.rates=$(imb_rates)" >/dev/null
     ;;
+  imb_baselines)  # imb's protocol for Table 1's MMIN and Figure 4's CRA imputation.
+    "$mmjax" sweep --workdir "$runs/imb_mfeat_baselines" \
+      --grid-file experiments/redcore/sweeps/imb_mfeat_baselines.txt \
+      --set data.views=fou,kar,zer --set missing.protocol=independent \
+      --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
+      --grid "missing.rates=$(imb_rates)" >/dev/null
+    ;;
   fig3)  # Figure 3: one missing rate shared by the three views, the same four methods.
     "$mmjax" sweep --workdir "$runs/fig3_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
       --set data.views=fou,kar,zer --set missing.protocol=independent \
@@ -95,7 +102,7 @@ for part in $parts; do
       done
     done
     ;;
-  *) echo "unknown part $part (use imb imb_position fig3 av)" >&2; exit 2 ;;
+  *) echo "unknown part $part (use imb imb_position imb_baselines fig3 av)" >&2; exit 2 ;;
   esac
 done
 .venv/bin/python experiments/redcore/make_table.py "$runs" > experiments/redcore/results.md
