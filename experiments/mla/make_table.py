@@ -44,7 +44,8 @@ SWEEP_T1 = (("concat", "Concat"), ("sum", "Sum"), ("late", "Late fusion (core `l
             ("qmf", "QMF"),
             ("late_independent", "Late fusion, the paper's (uni-modal models trained independently, "
              "logits averaged; a missing view enters as zeros)"), ("mla", "MLA"))
-T2_BASELINES = ("concat", "late", "qmf")
+T2_BASELINES = ("concat", "late", "qmf", "mmin", "cra")
+T2_LABELS = dict(SWEEP_T1) | {"mmin": "MMIN", "cra": "CRA imputation + concat"}
 # Table 3's cells: (HGM, DF, slot, evaluation file); DF ✗ is slot_eval.py's eval_avg.json.
 T3_CELLS = (("✗", "✗", "mla_nohgm", "eval_avg"), ("✗", "✓", "mla_nohgm", "eval"),
             ("✓", "✗", "mla", "eval_avg"), ("✓", "✓", "mla", "eval"))
@@ -187,7 +188,7 @@ def sweep_table2(sweep: pathlib.Path) -> str:
         for r in rates:
             res = _slot(sweep, f"{m}_miss{r}", MISSING_RATE)
             cells.append(_pct(_acc(res, _rate(r))) if res else "–")
-        rows.append(f"| {dict(SWEEP_T1).get(m, m)} | " + " | ".join(cells) + " |")
+        rows.append(f"| {T2_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
