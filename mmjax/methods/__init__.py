@@ -19,7 +19,7 @@ from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import ae_imputation, baselines, missing_detection, raml, smil, ume_mma
 from mmjax.methods import redcore
-from mmjax.methods import film, gated, mvae, tmc
+from mmjax.methods import film, gated, md, mvae, tmc
 from mmjax.methods import mla, ogm_ge, qmf
 from mmjax.methods import mmin
 from mmjax.methods.base import USER_TX, Method, TrainState
@@ -52,6 +52,7 @@ REGISTRY: dict[str, Entry] = {
     "bilinear_gated": Entry(gated.GatedConfig, gated.make),
     "tmc": Entry(tmc.TmcConfig, tmc.make),
     "etmc": Entry(tmc.EtmcConfig, tmc.make),
+    "md": Entry(md.MdConfig, md.make),
     "mvae": Entry(mvae.MvaeConfig, mvae.make),
     "mla": Entry(mla.MlaConfig, mla.make),
     "qmf": Entry(qmf.QmfConfig, qmf.make),
