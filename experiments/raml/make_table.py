@@ -21,14 +21,16 @@ TABLE1 = ("concat", "augmentation", "late", "multi_task", "tmc", "etmc", "mvae",
 # mfeat's equal-budget sweep (sweeps/t1_mfeat.txt, 5 seeds): (run, row label) ...
 SWEEP_ROWS = (("concat", "concat"), ("augmentation", "augmentation"), ("late", "late"),
               ("multi_task", "multi_task"), ("tmc", "TMC"), ("etmc", "ETMC"),
-              ("mvae", "MVAE (+ 500 probe steps on the frozen encoder)"),
+              ("mvae", "MVAE (+ 500 probe steps on the frozen encoder)"), ("md", "MD"),
+              ("mmin", "MMIN (300 teacher + 700 steps)"), ("cra", "CRA imputation + concat"),
               ("raml", "RAML (batch 128, 500 steps)"), ("raml_b64", "RAML (batch 64, 1000 steps)"),
               ("raml_complete", "RAML, complete training only (Table IV)"))
 # ... and the claims tested per seed, one-sided a > b: Table I on the average over the subsets,
 # Table IV (full-modality training and testing) on the complete test set.
-T1_BASELINES = ("concat", "augmentation", "late", "multi_task", "tmc", "etmc", "mvae")
+T1_BASELINES = ("concat", "augmentation", "late", "multi_task", "tmc", "etmc", "mvae", "md",
+                "mmin", "cra")
 T1_CLAIMS = tuple((raml, b) for raml in ("raml", "raml_b64") for b in T1_BASELINES)
-T4_CLAIMS = tuple(("raml_complete", b) for b in ("concat", "tmc", "etmc"))
+T4_CLAIMS = tuple(("raml_complete", b) for b in ("concat", "tmc", "md", "etmc"))
 # Not a paper claim: does training under the missing patterns change Table I's average (two-sided)?
 AUGMENT_CHECK = (("raml_complete", "raml"),)
 # Table II's evaluation: the name `mmjax eval --protocol corruption` writes, then the earlier one.
@@ -186,29 +188,36 @@ T56_ROWS = (("V", "identical weights", "w_identical"),
             ("Fig. 4 left", "separate predictors", "separate"))
 
 
-def t56_table(group: pathlib.Path, reference: pathlib.Path) -> str:
-    """Each ablation of ``group`` beside RAML (``reference``, Table I's run): the complete test
-    set, the 63-subset average, and the paired one-sided test RAML > the ablation on the average."""
-    raml = report.load_result(report.seed_slot(reference))
-    if raml is None:
+def t56_table(group: pathlib.Path, reference: pathlib.Path, table: str) -> str:
+    """Each ablation of ``group`` beside RAML (``reference``: Table ``table``'s run, I on mfeat,
+    II on AV-MNIST-offline): the complete test set, the subset average, and the paired one-sided
+    test RAML > the ablation on the average. A point is one folder of packed seeds or one folder
+    per seed (``report.point_stats``)."""
+    first = report.load_result(report.seed_slot(reference))
+    if first is None:
         return EMPTY
-    rows = ["| table | variant | all views | Average (63 subsets) | RAML − variant, Average "
-            "(points) | p (one-sided) | met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
-    raml_avg = report.stats(raml, report.AVERAGE, "accuracy")
-    for table, label, name in T56_ROWS:
-        r = _sweep_result(group, name)
-        if r is None:
+    full = _all_views(first)
+
+    def cells(point):
+        return (report.point_stats(point, full, "accuracy"),
+                report.point_stats(point, report.AVERAGE, "accuracy"))
+
+    n_subsets = len(first["subsets"])
+    rows = [f"| table | variant | all views | Average ({n_subsets} subsets) | RAML − variant, "
+            "Average (points) | p (one-sided) | met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
+    raml_full, raml_avg = cells(reference)
+    for paper_table, label, name in T56_ROWS:
+        var_full, avg = cells(group / name)
+        if avg is None:
             continue
-        avg = report.stats(r, report.AVERAGE, "accuracy")
         test = report.paired_test(raml_avg, avg, "greater")
-        rows.append(f"| {table} | {label} | {_pct(report.stats(r, _all_views(r), 'accuracy'))} | "
-                    f"{_pct(avg)} | {100 * test.diff:+.2f} | {report.p_text(test)} | "
+        rows.append(f"| {paper_table} | {label} | {_pct(var_full)} | {_pct(avg)} | "
+                    f"{100 * test.diff:+.2f} | {report.p_text(test)} | "
                     f"{'yes' if test.p < 0.05 else 'no'} |")
     if len(rows) == 2:
         return EMPTY
-    rows.append(f"| I | RAML (adaptive, all three terms, shared; Table I's `raml`) | "
-                f"{_pct(report.stats(raml, _all_views(raml), 'accuracy'))} | "
-                f"{_pct(raml_avg)} | | | |")
+    rows.append(f"| {table} | RAML (adaptive, all three terms, shared; Table {table}'s `raml`) | "
+                f"{_pct(raml_full)} | {_pct(raml_avg)} | | | |")
     return "\n".join(rows)
 
 
@@ -342,8 +351,12 @@ def main(runs: str = "runs/raml") -> None:
                 ("Paired t-tests of Tables I and IV across the 5 seeds (one-sided unless marked)",
                  sweep_paired(sweep_dir)),
                 ("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
-                 "(sweeps/t56_mfeat.txt)", t56_table(runs / "t56_mfeat", sweep_dir / "raml")),
+                 "(sweeps/t56_mfeat.txt)", t56_table(runs / "t56_mfeat", sweep_dir / "raml", "I")),
                 ("Figure 4 right: λ1 / λ2 sweep (Average over the 63 subsets)", sweep(g / "abl"))]
+        else:
+            sections.append(("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
+                             "(sweeps/t56_avmnist.txt)",
+                             t56_table(runs / "t56_avmnist", t2 / "raml", "II")))
         lines = _sections(sections)
         if lines:
             parts += [f"## {title}", "", *lines]

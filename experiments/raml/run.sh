@@ -5,12 +5,12 @@
 # t2: one run of 5 seeds per method) and writes
 # experiments/raml/results.md and the Figure 5 PNGs.
 #   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
-#     "main t1 t1_sweep t56 t2 eval abl_mfeat sweep abl_avmnist")
+#     "main t1 t1_sweep t56 t56_av t2 eval abl_mfeat sweep abl_avmnist")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 t1_sweep t56 t2 eval abl_mfeat sweep abl_avmnist}
+stages=${2:-main t1 t1_sweep t56 t56_av t2 eval abl_mfeat sweep abl_avmnist}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
@@ -81,6 +81,11 @@ for s in $stages; do
          # (sweeps/t56_mfeat.txt); its reference RAML is t1_sweep's `raml`.
     "$mmjax" sweep --workdir "$runs/t56_mfeat" --grid-file experiments/raml/sweeps/t56_mfeat.txt \
       --seeds "${MFEAT_SEEDS:-5}" >/dev/null
+    ;;
+  t56_av)  # Tables V, VI and Figure 4 left on AV-MNIST-offline at Table II's budget, 5 seeds:
+         # one sweep (sweeps/t56_avmnist.txt); its reference RAML is stage t2's t2_avmnist/raml.
+    "$mmjax" sweep --workdir "$runs/t56_avmnist" \
+      --grid-file experiments/raml/sweeps/t56_avmnist.txt --seeds 5 >/dev/null
     ;;
   t2)  # Tables II-III and Figure 5 at an equal budget: 5 seeds per method in one program, RAML
     # at the paper's batch 128 for half the baselines' steps of 64 (mfeat 500 vs 1000, AV-MNIST
