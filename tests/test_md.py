@@ -10,14 +10,13 @@ import pytest
 
 from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
-from mmjax.data import missing
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import md
 from mmjax.methods.base import NNXModel
 from mmjax.methods.md import MdConfig
 
-from toy import TOY_SPEC, random_batch
+from toy import TOY_SPEC, assert_one_program_for_every_mask, random_batch
 
 SPEC = TOY_SPEC
 
@@ -146,13 +145,5 @@ def test_released_preset_and_refusals():
 
 def test_no_recompilation_across_missing_patterns(key):
     """One compiled train_step and predict serve every present mask."""
-    method = methods.make(_config(), SPEC)
-    batch = random_batch(key)
-    state = method.init(jax.random.key(1), batch)
-    step, predict = jax.jit(method.train_step), jax.jit(method.predict)
-    for mask in missing.all_subsets(SPEC.modalities)[1]:
-        b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
-        state, metrics = step(state, b)
-        predict(state, b)
-        assert np.isfinite(float(metrics["loss"]))
-    assert step._cache_size() == 1 and predict._cache_size() == 1
+    assert_one_program_for_every_mask(methods.make(_config(), SPEC), random_batch(key),
+                                      SPEC.modalities)

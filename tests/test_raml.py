@@ -15,7 +15,7 @@ from mmjax.methods import raml
 from mmjax.methods.base import step_keys
 from mmjax.methods.raml import RamlConfig
 
-from toy import TOY_SPEC, random_batch
+from toy import TOY_SPEC, assert_one_program_for_every_mask, random_batch
 
 SPEC = TOY_SPEC
 
@@ -190,16 +190,9 @@ def test_separate_predictors_have_one_head_per_modality_and_one_fused(key):
 def test_no_recompilation_across_missing_patterns(key):
     """One compiled train_step and predict serve every present mask."""
     for augment in raml.AUGMENTS:
-        method = methods.make(_config(augment=augment, num_patterns=2), SPEC)
-        batch = random_batch(key)
-        state = method.init(jax.random.key(1), batch)
-        step, predict = jax.jit(method.train_step), jax.jit(method.predict)
-        for mask in missing.all_subsets(SPEC.modalities)[1]:
-            b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
-            state, metrics = step(state, b)
-            predict(state, b)
-            assert np.isfinite(float(metrics["loss"]))
-        assert step._cache_size() == 1 and predict._cache_size() == 1
+        assert_one_program_for_every_mask(
+            methods.make(_config(augment=augment, num_patterns=2), SPEC), random_batch(key),
+            SPEC.modalities)
 
 
 def test_sampled_patterns_are_uniform_non_empty_subsets():

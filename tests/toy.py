@@ -1,5 +1,6 @@
 """Shared by the tests: a three-modality toy dataset spec, random complete batches, the CLI
-run in-process, and a method's phases stepped as the runtime steps them.
+run in-process, a method's phases stepped as the runtime steps them, and the check that one
+compiled step serves every missing pattern.
 
 Imported as ``from toy import TOY_SPEC, random_batch, run_cli, phase_stepper`` (pytest puts tests/
 on the path).
@@ -7,8 +8,10 @@ on the path).
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax import cli
+from mmjax.data import missing
 from mmjax.methods.base import schedule, span_at
 from mmjax.data.base import DatasetSpec
 
@@ -58,3 +61,16 @@ def phase_stepper(method, total_steps, traces=None):
         return steps[span.index](state, batch)
 
     return step
+
+
+def assert_one_program_for_every_mask(method, batch, modalities):
+    """Steps and predicts ``method`` (one phase) under every non-empty pattern of ``modalities``:
+    the losses stay finite and one compiled ``train_step`` and ``predict`` serve them all."""
+    state = method.init(jax.random.key(1), batch)
+    step, predict = jax.jit(method.train_step), jax.jit(method.predict)
+    for mask in missing.all_subsets(modalities)[1]:
+        b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
+        state, metrics = step(state, b)
+        predict(state, b)
+        assert np.isfinite(float(metrics["loss"]))
+    assert step._cache_size() == 1 and predict._cache_size() == 1
