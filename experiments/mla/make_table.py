@@ -14,7 +14,9 @@ plot experiments/mla/fig2_mfeat.png (when matplotlib is there). The older per-ru
 left out, so the file regenerates from a partial or committed ``results/``.
 """
 
+import json
 import pathlib
+import statistics
 import sys
 
 import numpy as np
@@ -354,6 +356,47 @@ def fig2_sections(sweep: pathlib.Path) -> list[str]:
     return lines
 
 
+# Section 3.3.3 on the sweep's configs (run.sh gap_mfeat; modality_gap.py --json): the gap per
+# seed of each run. The paper: MLA's gap larger than concat's (Food-101, Figure 3).
+GAP = HERE / "results" / "gap_mfeat.json"
+GAP_ROWS = (("mla", "MLA"), ("mla_nohgm", "MLA without HGM"), ("concat", "Concat"),
+            ("late", "Late fusion (core `late`)"), ("qmf", "QMF"), ("ogm_ge", "OGM-GE"))
+
+
+def _gap(doc: dict, run: str, pair: str) -> report.Stats:
+    values, seeds = doc[run]["gaps"][pair], doc[run]["seeds"]
+    return report.Stats(statistics.mean(values), statistics.stdev(values), len(values),
+                        tuple(values), tuple(seeds))
+
+
+def gap_sections() -> list[str]:
+    """The modality gap per view pair (centroid distance of L2-normalised test embeddings) and
+    the paired one-sided tests of "MLA's gap is larger": against concat per pair, against every
+    other run on the mean over pairs."""
+    if not GAP.is_file():
+        return []
+    doc = json.loads(GAP.read_text())
+    rows_present = [(r, label) for r, label in GAP_ROWS if r in doc]
+    pairs = list(doc[rows_present[0][0]]["gaps"])
+    table = ["| method | " + " | ".join(pairs) + " |", "|---" * (len(pairs) + 1) + "|"]
+    for run, label in rows_present:
+        table.append(f"| {label} | " + " | ".join(
+            f"{c.mean:.3f} ± {c.std:.3f}" for c in (_gap(doc, run, p) for p in pairs)) + " |")
+    tests = ["| claim | pair | mean difference | p (one-sided) | seeds | met at p < 0.05 |",
+             "|---|---|---|---|---|---|"]
+    claims = [("concat", p) for p in pairs] + [(r, "mean") for r, _ in rows_present
+                                               if r not in ("mla", "concat")]
+    for other, pair in claims:
+        if other not in doc:
+            continue
+        test = report.paired_test(_gap(doc, "mla", pair), _gap(doc, other, pair), "greater")
+        tests.append(f"| MLA's gap > {dict(GAP_ROWS)[other]}'s | {pair} | {test.diff:+.3f} | "
+                     f"{report.p_text(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+    return ["### Modality gap (section 3.3.3), 5 seeds: centroid distance of L2-normalised test "
+            "embeddings", "", *table, "", "Paired t-tests across the seeds (one-sided, the "
+            "paper's direction: MLA's gap larger)", "", *tests, ""]
+
+
 def sweep_sections(sweep: pathlib.Path) -> list[str]:
     """Markdown lines of the sweep's tables that have runs (one that has none is left out)."""
     sections = [
@@ -379,6 +422,7 @@ def main(runs: str = "runs/mla") -> None:
     if sweep:
         out += ["## UCI mfeat sweep (views fou, kar, mor; 64,000 training samples per run)", "",
                 *sweep]
+    out += gap_sections()
     fig2 = fig2_sections(RUNS / FIG2)
     if fig2:
         out += ["## UCI mfeat, Figure 2 (views fou, kar, mor; 64,000 training samples per run)",

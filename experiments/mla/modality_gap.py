@@ -9,10 +9,16 @@ encoder outputs h_m (the shared head's input space for MLA); concat/sum/late the
 320-d are not comparable, so AV-MNIST compares MLA with OGM-GE, which is concat fusion on the same
 projected 128-d encoders).
 
-  python experiments/mla/modality_gap.py runs/mla/mfeat_mla runs/mla/mfeat_concat ...
+  python experiments/mla/modality_gap.py [--json OUT.json] RUN_DIR ...
+
+Prints the table (mean ± std over the seed replicas); ``--json`` also writes every run's per-seed
+gaps, ``{run folder name: {"method": ..., "seeds": [...], "gaps": {pair: [per seed]}}}``, which
+experiments/mla/make_table.py reads for its paired tests (results/gap_mfeat.json).
 """
 
+import argparse
 import itertools
+import json
 import pathlib
 import sys
 
@@ -22,6 +28,8 @@ import numpy as np
 from flax import nnx
 
 from mmjax import cli, train
+from mmjax.data.base import length_key
+from mmjax.models.encoders import encode
 
 
 def _embedder(s):
@@ -33,9 +41,10 @@ def _embedder(s):
         out = {}
         for m in s.dataset.spec.modalities:
             if hasattr(module, "enc"):
-                out[m] = module.enc.encode(m, inputs[m], deterministic=True)
+                out[m] = module.enc.encode(m, inputs, deterministic=True)
             else:
-                out[m] = module.encoders[m](inputs[m], deterministic=True)
+                out[m] = encode(module.encoders[m], inputs[m], inputs.get(length_key(m)),
+                                deterministic=True)
         return out
 
     return jax.jit(embed)
@@ -58,12 +67,13 @@ def _graphdef(config, spec):
         return NNXModel(lambda r: ogm_ge.ConcatLinearNet(spec, config.model, s, dtype=dtype,
                                                          rngs=r)).graphdef
     if name in ("concat", "sum", "late"):
-        return baselines._net(config, spec, fusion=name).graphdef
+        return baselines.fusion_net(config, spec, fusion=name).graphdef
     raise SystemExit(f"no embedding rule for method {name}")
 
 
-def gaps(workdir: pathlib.Path) -> tuple[str, dict]:
-    """``(method name, {pair: (mean, std) over seeds})`` on the complete test split."""
+def per_seed_gaps(workdir: pathlib.Path) -> tuple[str, list[int], dict[str, list[float]]]:
+    """``(method name, seeds, {pair: [gap per seed]})`` on the complete test split; with more
+    than two modalities ``"mean"`` is each seed's mean over the pairs."""
     config = cli._load_workdir_config(workdir)
     s = train.setup(config)
     states = train.restore_states(s, workdir)
@@ -71,31 +81,41 @@ def gaps(workdir: pathlib.Path) -> tuple[str, dict]:
     embed = _embedder(s)
     split = s.dataset.splits[config.eval.split]
     mods = s.dataset.spec.modalities
-    per_seed = []
+    pairs = [f"{a}-{b}" for a, b in itertools.combinations(mods, 2)]
+    out = {p: [] for p in pairs}
     for i in range(config.train.num_seeds):
         st = jax.tree.map(lambda x: x[i], states)
         z = embed(st.params, st.model_state, {m: jnp.asarray(x) for m, x in split.inputs.items()})
         cent = {m: np.asarray(z[m] / jnp.maximum(jnp.linalg.norm(z[m], axis=-1, keepdims=True),
                                                  1e-12)).mean(0) for m in mods}
-        per_seed.append({f"{a}-{b}": float(np.linalg.norm(cent[a] - cent[b]))
-                         for a, b in itertools.combinations(mods, 2)})
-    pairs = list(per_seed[0])
-    out = {p: (np.mean([d[p] for d in per_seed]), np.std([d[p] for d in per_seed], ddof=1))
-           for p in pairs}
+        for p, (a, b) in zip(pairs, itertools.combinations(mods, 2)):
+            out[p].append(float(np.linalg.norm(cent[a] - cent[b])))
     if len(pairs) > 1:
-        means = [np.mean([d[p] for p in pairs]) for d in per_seed]
-        out["mean"] = (np.mean(means), np.std(means, ddof=1))
-    return f"{config.method.name} ({config.data.name})", out
+        out["mean"] = [float(np.mean([out[p][i] for p in pairs]))
+                       for i in range(config.train.num_seeds)]
+    seeds = [config.train.seed + i for i in range(config.train.num_seeds)]
+    return f"{config.method.name} ({config.data.name})", seeds, out
 
 
 def main(argv) -> int:
-    rows = [(pathlib.Path(w).name, *gaps(pathlib.Path(w))) for w in argv]
-    pairs = sorted({p for _, _, g in rows for p in g})
+    """Prints the table of the workdirs' gaps; writes the per-seed JSON when asked."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=pathlib.Path, help="also write the per-seed gaps here")
+    parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    doc = {}
+    for w in args.workdirs:
+        name, seeds, gaps = per_seed_gaps(w)
+        doc[w.name] = {"method": name, "seeds": seeds, "gaps": gaps}
+    pairs = sorted({p for run in doc.values() for p in run["gaps"]})
     print("| run | method | " + " | ".join(pairs) + " |")
     print("|" + "---|" * (len(pairs) + 2))
-    for run, name, g in rows:
-        cells = " | ".join(f"{g[p][0]:.3f} ± {g[p][1]:.3f}" if p in g else "" for p in pairs)
-        print(f"| {run} | {name} | {cells} |")
+    for run, d in doc.items():
+        cells = " | ".join(f"{np.mean(d['gaps'][p]):.3f} ± {np.std(d['gaps'][p], ddof=1):.3f}"
+                           if p in d["gaps"] else "" for p in pairs)
+        print(f"| {run} | {d['method']} | {cells} |")
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 

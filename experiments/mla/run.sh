@@ -4,7 +4,8 @@
 # PART in: sweep_mfeat (mfeat's Tables 1-3, one sweep of 5 seeds per line, sweeps/mfeat.txt),
 # fig2_mfeat (mfeat's Figure 2: kar missing from a fraction of training, sweeps/fig2_mfeat.txt),
 # t1_av t3_av t1_av_rest t2_av (AV-MNIST, 3 seeds per run), t1_mfeat t3_mfeat t2_mfeat (the
-# earlier 3-seed mfeat runs of results_3seed.md), gap (reads t1_mfeat's and t3_mfeat's runs).
+# earlier 3-seed mfeat runs of results_3seed.md), gap (reads t1_mfeat's and t3_mfeat's runs),
+# gap_mfeat (the modality gap of sweep_mfeat's configs, 5 seeds, into results/gap_mfeat.json).
 # Default: sweep_mfeat fig2_mfeat t1_av t3_av t1_av_rest t2_av. Single AV-MNIST runs: av_concat
 # av_mla av_late av_qmf av_ogm_ge av_sum; av_mla600 re-runs the first session's 600-step MLA
 # ablation.
@@ -135,6 +136,19 @@ fig2_mfeat() {  # Figure 2 (isolation of modalities): kar removed from a fractio
   # training samples, r = 0 ... 0.8, MLA and QMF, 5 seeds per line (sweeps/fig2_mfeat.txt).
   "$MMJAX" sweep --workdir $OUT/fig2_mfeat --grid-file experiments/mla/sweeps/fig2_mfeat.txt \
     --seeds "${MFEAT_SEEDS:-5}" > "$OUT/fig2_mfeat.log" 2>&1
+}
+
+gap_mfeat() {  # section 3.3.3 on sweep_mfeat's configs, 5 seeds per run (the sweep keeps no
+  # checkpoints): each run's per-seed gaps into the committed results/gap_mfeat.json.
+  local m
+  for m in concat late; do
+    train gap_mfeat/$m configs/mfeat/$m.py "${MFEAT_BASE[@]}" --set train.num_seeds=5
+  done
+  for m in qmf ogm_ge mla; do train gap_mfeat/$m configs/mfeat/$m.py --set train.num_seeds=5; done
+  train gap_mfeat/mla_nohgm configs/mfeat/mla.py --set method.head_projection=none \
+    --set train.num_seeds=5
+  "$PY" experiments/mla/modality_gap.py --json experiments/mla/results/gap_mfeat.json \
+    $OUT/gap_mfeat/{mla,mla_nohgm,concat,late,qmf,ogm_ge}
 }
 
 gap() {  # section 3.3.3: distance between the modality centroids of L2-normalised embeddings
