@@ -13,6 +13,7 @@ Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png,
 fig5_avmnist.png.
 """
 
+import json
 import pathlib
 import sys
 
@@ -395,6 +396,74 @@ def plot_avmnist(runs: pathlib.Path, plt) -> list[str]:
     return ["fig5_avmnist.png"]
 
 
+# Figure 5(c): test accuracy / weighted F1 over training at rates (0.8, 0.2, 0.5), per seed
+# (run.sh part curves; curves.py wrote results/curves_mfeat.json from the runs' checkpoints).
+CURVES = HERE / "results" / "curves_mfeat.json"
+CURVE_METRICS = (("weighted_f1", "weighted F1"), ("accuracy", "accuracy"))
+
+
+def _curve_cell(run: dict, metric: str, reduce) -> report.Stats:
+    """Per seed, ``reduce`` (e.g. the mean over the checkpoints) of one run's curve of
+    ``metric``, as ``report.Stats`` for the paired tests."""
+    values = tuple(float(reduce(col)) for col in np.asarray(run[metric]).T)
+    return report.Stats(float(np.mean(values)), float(np.std(values, ddof=1)), len(values),
+                        values, tuple(run["seeds"]))
+
+
+def table_curves() -> str:
+    """Figure 5(c) as numbers: per method the final value and the mean over the curve (the
+    area under it over its length), then the paired one-sided tests of RedCore above Core and
+    Red on the mean over the curve, each seed one pair."""
+    if not CURVES.is_file():
+        return "(no runs yet)"
+    doc = json.loads(CURVES.read_text())
+    names = [n for n, _ in METHODS[1:] if n in doc]
+    steps = doc[names[0]]["steps"]
+    rows = [f"Checkpoints every {steps[1] - steps[0]} steps, {steps[0]}-{steps[-1]}; "
+            f"{len(doc[names[0]]['seeds'])} seeds.", "",
+            "| method | " + " | ".join(f"{lab} at step {steps[-1]} | mean {lab} over the curve"
+                                      for _, lab in CURVE_METRICS) + " |",
+            "|---" * (2 * len(CURVE_METRICS) + 1) + "|"]
+    for n in names:
+        cells = [_cell(_curve_cell(doc[n], m, f)) for m, _ in CURVE_METRICS
+                 for f in (lambda c: c[-1], np.mean)]
+        rows.append(f"| {LABELS[n]} | " + " | ".join(cells) + " |")
+    rows += ["", "| claim (mean over the curve) | " + " | ".join(lab for _, lab in CURVE_METRICS)
+             + " |", "|---" * (len(CURVE_METRICS) + 1) + "|"]
+    for a, b in (("redcore", "core"), ("redcore", "red")):
+        if a in doc and b in doc:
+            tests = [report.paired_test(_curve_cell(doc[a], m, np.mean),
+                                        _curve_cell(doc[b], m, np.mean), "greater")
+                     for m, _ in CURVE_METRICS]
+            rows.append(f"| {LABELS[a]} > {LABELS[b]} | " + " | ".join(
+                _fmt_test(t, 1) + (" yes" if t.p < 0.05 else " no") for t in tests) + " |")
+    return "\n".join(rows)
+
+
+def plot_curves(plt) -> list[str]:
+    """fig5c_mfeat.png: Figure 5(c), mean ± std over the seeds of each method's test curves."""
+    if not CURVES.is_file():
+        return []
+    doc = json.loads(CURVES.read_text())
+    fig, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(11, 4))
+    for ax, (metric, label) in zip(axes, CURVE_METRICS):
+        for n, lab in METHODS[1:]:
+            if n in doc:
+                values = 100 * np.asarray(doc[n][metric])
+                mean, std = values.mean(1), values.std(1, ddof=1)
+                ax.plot(doc[n]["steps"], mean, label=lab)
+                ax.fill_between(doc[n]["steps"], mean - std, mean + std, alpha=0.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"test {label} (%), mean of 7 subsets")
+        ax.legend()
+    fig.suptitle(f"mfeat (fou, kar, zer), missing rates {rates_label('lsm')}, mean ± std of "
+                 f"{len(doc[next(iter(doc))]['seeds'])} seeds")
+    fig.tight_layout()
+    fig.savefig(HERE / "fig5c_mfeat.png", dpi=90)
+    plt.close(fig)
+    return ["fig5c_mfeat.png"]
+
+
 def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     """Figures 3 and 5 on mfeat, the r-spread curves, Figure 5 on AV-MNIST; the files made."""
     plt = report.pyplot()
@@ -461,6 +530,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
         fig.savefig(HERE / "fig3_mfeat.png", dpi=90)
         plt.close(fig)
         made.append("fig3_mfeat.png")
+    made += plot_curves(plt)
     made += plot_avmnist(runs, plt)
     return made
 
@@ -489,6 +559,9 @@ def main(runs: str = "runs/redcore") -> None:
     print("### Paired tests of the spread across seeds (Figure 5): the mean difference of the "
           "spreads a - b, one-sided p (a > b), each (assignment, seed) one pair\n")
     print(table_paired_spread(runs) + "\n")
+    print("### Learning curves (Figure 5(c)), rates (fou, kar, zer) = (0.8, 0.2, 0.5): test "
+          "metrics at every checkpoint, averaged over the 7 subsets\n")
+    print(table_curves() + "\n")
     print("### The released code's mask rows (missing.mask_rows=position), Table 2 protocol: "
           "average weighted F1 over the six assignments and the 7 subsets\n")
     print(table_mask_rows(runs) + "\n")

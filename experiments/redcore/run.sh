@@ -5,13 +5,13 @@
 # replicas of one program); AV-MNIST trains 3 seeds per run (in one program). Writes
 # experiments/redcore/results.md and the PNG plots.
 #   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]
-#     (default runs/redcore, "imb imb_position imb_baselines fig3 av")
+#     (default runs/redcore, "imb imb_position imb_baselines curves fig3 av")
 # A finished point is skipped (its folder holds eval.json); a killed run resumes from its
 # checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/redcore}
-parts=${2:-imb imb_position imb_baselines fig3 av}
+parts=${2:-imb imb_position imb_baselines curves fig3 av}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 MFEAT_STEPS=${MFEAT_STEPS:-1000}
 # Programs do not depend on missing rates (masks are data), so one compile serves every rate.
@@ -83,6 +83,20 @@ for part in $parts; do
       --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
       --grid "missing.rates=$(imb_rates)" >/dev/null
     ;;
+  curves)  # Figure 5(c): Core, Red, RedCore at (fou, kar, zer) = (0.8, 0.2, 0.5), 5 seeds each,
+    # a checkpoint every 50 steps; curves.py evaluates them all into results/curves_mfeat.json.
+    for meth in core red redcore; do
+      read -r stem sets <<<"$(variant $meth)"
+      # shellcheck disable=SC2086
+      train "$runs/curves_mfeat/$meth" "configs/mfeat/$stem.py" $sets \
+        --set data.views=fou,kar,zer --set missing.protocol=independent \
+        --set missing.rates=0.8,0.2,0.5 --set train.steps=$MFEAT_STEPS --set train.log_every=10 \
+        --set train.num_seeds="$SEEDS" --set train.checkpoint_every=50 \
+        --set train.keep_checkpoints=$((MFEAT_STEPS / 50))
+    done
+    .venv/bin/python experiments/redcore/curves.py experiments/redcore/results/curves_mfeat.json \
+      "$runs"/curves_mfeat/{core,red,redcore}
+    ;;
   fig3)  # Figure 3: one missing rate shared by the three views, the same four methods.
     "$mmjax" sweep --workdir "$runs/fig3_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
       --set data.views=fou,kar,zer --set missing.protocol=independent \
@@ -102,7 +116,7 @@ for part in $parts; do
       done
     done
     ;;
-  *) echo "unknown part $part (use imb imb_position imb_baselines fig3 av)" >&2; exit 2 ;;
+  *) echo "unknown part $part (use imb imb_position imb_baselines curves fig3 av)" >&2; exit 2 ;;
   esac
 done
 .venv/bin/python experiments/redcore/make_table.py "$runs" > experiments/redcore/results.md
