@@ -8,8 +8,9 @@ Reads ``eval.json`` (weighted F1 per test subset, mean and std over the seed rep
 ``metrics.jsonl`` (relative advantages r_m, eta_m and the spread max_m r_m - min_m r_m logged from
 the training step, each averaged over the seed replicas; ``metrics-replicas.jsonl``: the same
 per seed, for the paired tests of the spread) through ``mmjax.report``. A run that has
-not finished is left out.
-Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, ra_spread_mfeat.png,
+not finished is left out. Figure 5(c)'s test curves come from ``results/curves_mfeat.json``
+(curves.py), whatever RUNS_DIR is.
+Plots go next to this file: fig3_mfeat.png, fig5_mfeat.png, fig5c_mfeat.png, ra_spread_mfeat.png,
 fig5_avmnist.png.
 """
 
@@ -154,7 +155,6 @@ def paired_table(claims, cols, cells, pooled: str | None = None) -> str:
     where both methods finished. With ``pooled`` (its header) a further column pools the pairs
     of every column and says whether the claim is met at p < 0.05; without, the last column
     names the columns where it is met."""
-
     tail = f" | {pooled} | met at p < 0.05 |" if pooled else " | met at p < 0.05 |"
     rows = ["| claim | " + " | ".join(cols) + tail,
             "|---" * (len(cols) + (3 if pooled else 2)) + "|"]
@@ -268,7 +268,6 @@ CLAIMS_SPREAD = (("core", "redcore"), ("core", "red"))
 def table_paired_spread(runs: pathlib.Path) -> str:
     """Figure 5: paired tests of the end-of-training spread per assignment (5 pairs) and pooled
     over the six (30 pairs), with the ratio of the pooled means."""
-
     rows = ["| claim | " + " | ".join(ASSIGN) + " | all six (pairs) | ratio of means | met at "
             "p < 0.05 |", "|---" * (len(ASSIGN) + 4) + "|"]
     for a_name, b_name in CLAIMS_SPREAD:
