@@ -590,6 +590,22 @@ def plot(runs: Sequence[Run], t: Table, path: str | pathlib.Path,
 # ----------------------------------------------------------------------------------------------
 
 
+SWEEP_RECORD = "sweep.json"  # the file a sweep keeps its record in (mmjax.sweep.MANIFEST)
+# The fields of a sweep record that say which sweep it is (its points and runs grow as it runs).
+_SWEEP_IDENTITY = ("config", "set", "grid", "grid_file", "seeds", "pack")
+
+
+def _check_same_sweep(new: pathlib.Path, old: pathlib.Path) -> None:
+    """Refuses to replace ``old``, another sweep's record, by ``new`` (see ``export``)."""
+    if not (new.is_file() and old.is_file()):
+        return
+    a, b = (json.loads(f.read_text()) for f in (new, old))
+    if any(a.get(k) != b.get(k) for k in _SWEEP_IDENTITY):
+        raise UserError(f"{old} is the record of another sweep (grid file "
+                        f"{b.get('grid_file')!r}, not {a.get('grid_file')!r}); export into "
+                        f"another folder, so that it is not overwritten")
+
+
 def export(src: str | pathlib.Path, dest: str | pathlib.Path,
            columns: Sequence[str] = ("loss",)) -> list[pathlib.Path]:
     """Copies the small files of every run under ``src`` to ``dest``, same layout: ``config.json``,
@@ -600,8 +616,15 @@ def export(src: str | pathlib.Path, dest: str | pathlib.Path,
     The ``.md`` and ``.json`` files directly in ``src`` (outside the runs: tables a script wrote
     next to them, e.g. MLA's ``gap.md``) are copied too. Returns the run folders written.
     Checkpoints and the ``.md`` copies of the evaluations are left out, so the copy is small
-    enough to commit (``runs/`` is not)."""
+    enough to commit (``runs/`` is not).
+
+    Raises:
+      UserError: before anything is copied, when ``dest`` holds the record (``sweep.json``) of
+        another sweep (another grid, settings or config): exporting would overwrite it. The same
+        sweep exported again (more points finished) replaces its record.
+    """
     src, dest = pathlib.Path(src), pathlib.Path(dest)
+    _check_same_sweep(src / SWEEP_RECORD, dest / SWEEP_RECORD)
     written = []
     if src.is_dir() and not (src / "eval.json").is_file():
         for file in sorted(src.glob("*")):

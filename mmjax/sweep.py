@@ -78,7 +78,7 @@ from mmjax.errors import Interrupted, TrainingDiverged, UserError, check_signals
 DESCRIPTION = ("train a grid of configs (--grid axes, --grid-file points, --seeds) in one "
                "process, the points that differ only in seeds, missing rates or learning rates "
                "packed into one program; resumable; prints the grid's table")
-MANIFEST = "sweep.json"
+MANIFEST = report.SWEEP_RECORD
 CONFIG_KEY = "config"  # the grid key that swaps the config file
 NAME_KEY = "name"  # a grid-file line's name: its folder and its row in the table
 PSEUDO_KEYS = (CONFIG_KEY, NAME_KEY)  # grid keys that are not config fields

@@ -332,6 +332,30 @@ def test_export_keeps_the_small_files_and_is_read_back(runs, tmp_path, capsys):
                                   dest) == tmp_path / "runs" / "a"
 
 
+def test_export_never_overwrites_another_sweeps_record(runs, tmp_path, capsys):
+    """A folder holding one sweep's record refuses another sweep's export before copying
+    anything; the same sweep exported again (its record grown) replaces it."""
+    def sweep(name, grid_file, points):
+        folder = tmp_path / name
+        shutil.copytree(runs / "a/concat", folder / "concat")
+        record = {"config": None, "set": [], "grid": [], "grid_file": grid_file, "seeds": 5,
+                  "pack": True, "points": points, "runs": []}
+        (folder / report.SWEEP_RECORD).write_text(json.dumps(record))
+        return folder
+
+    dest = tmp_path / "results"
+    report.export(sweep("first", "a.txt", ["concat"]), dest)
+    kept = (dest / report.SWEEP_RECORD).read_text()
+    other = sweep("other", "b.txt", ["concat"])
+    (other / "concat" / "eval.json").write_text("{}")
+    code, _, err = _cli(capsys, other, "--export", dest)
+    assert code != 0 and "another sweep" in err and "b.txt" in err
+    assert (dest / report.SWEEP_RECORD).read_text() == kept
+    assert (dest / "concat/eval.json").read_bytes() == (runs / "a/concat/eval.json").read_bytes()
+    report.export(sweep("grown", "a.txt", ["concat", "late"]), dest)
+    assert json.loads((dest / report.SWEEP_RECORD).read_text())["points"] == ["concat", "late"]
+
+
 def test_baselines_make_table_is_built_on_report(runs, monkeypatch):
     """experiments/baselines/make_table.py: 3-decimal cells of report, an unfinished run marked."""
     import importlib.util
