@@ -262,6 +262,14 @@ class Stats:
     values: tuple[float, ...] | None = None
     seeds: tuple[int, ...] | None = None
 
+    @classmethod
+    def of(cls, values, seeds) -> "Stats":
+        """The cell of per-seed ``values`` (one per seed of ``seeds``, in that order): for a
+        quantity derived per seed (a difference, a mean over conditions or over a curve)."""
+        values = tuple(float(v) for v in values)
+        return cls(float(np.mean(values)), float(np.std(values, ddof=1)), len(values), values,
+                   tuple(int(s) for s in seeds))
+
 
 def headline_metric(result: dict) -> str:
     """The metric a table shows by default: the first of ``HEADLINE`` the evaluation has."""

@@ -16,7 +16,6 @@ left out, so the file regenerates from a partial or committed ``results/``.
 
 import json
 import pathlib
-import statistics
 import sys
 
 import numpy as np
@@ -261,9 +260,7 @@ def _drop(sweep: pathlib.Path, method: str, view: str, rate: str) -> report.Stat
     a, b = (_acc(_fig2(sweep, method, r), view) for r in ("0", rate))
     if a.seeds != b.seeds:
         raise ValueError(f"{method}: seeds {a.seeds} at r = 0, {b.seeds} at r = {rate}")
-    values = tuple(float(x) for x in np.subtract(a.values, b.values))
-    return report.Stats(float(np.mean(values)), float(np.std(values, ddof=1)), len(values),
-                        values, a.seeds)
+    return report.Stats.of(np.subtract(a.values, b.values), a.seeds)
 
 
 def _ci95(a: report.Stats, b: report.Stats) -> str:
@@ -364,9 +361,7 @@ GAP_ROWS = (("mla", "MLA"), ("mla_nohgm", "MLA without HGM"), ("concat", "Concat
 
 
 def _gap(doc: dict, run: str, pair: str) -> report.Stats:
-    values, seeds = doc[run]["gaps"][pair], doc[run]["seeds"]
-    return report.Stats(statistics.mean(values), statistics.stdev(values), len(values),
-                        tuple(values), tuple(seeds))
+    return report.Stats.of(doc[run]["gaps"][pair], doc[run]["seeds"])
 
 
 def gap_sections() -> list[str]:

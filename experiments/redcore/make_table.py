@@ -256,8 +256,7 @@ def _spread_per_seed(run_dir: pathlib.Path, frac=0.1) -> report.Stats | None:
         return None
     k = max(1, int(len(rows) * frac))
     values = np.mean([r["ra_spread"] for r in rows[-k:]], axis=0)
-    return report.Stats(float(values.mean()), float(np.std(values, ddof=1)), len(values),
-                        tuple(float(v) for v in values), tuple(range(len(values))))
+    return report.Stats.of(values, range(len(values)))
 
 
 # Figure 5's claim: the regulation of eta narrows the spread of the relative advantages (each
@@ -404,9 +403,7 @@ CURVE_METRICS = (("weighted_f1", "weighted F1"), ("accuracy", "accuracy"))
 def _curve_cell(run: dict, metric: str, reduce) -> report.Stats:
     """Per seed, ``reduce`` (e.g. the mean over the checkpoints) of one run's curve of
     ``metric``, as ``report.Stats`` for the paired tests."""
-    values = tuple(float(reduce(col)) for col in np.asarray(run[metric]).T)
-    return report.Stats(float(np.mean(values)), float(np.std(values, ddof=1)), len(values),
-                        values, tuple(run["seeds"]))
+    return report.Stats.of((reduce(col) for col in np.asarray(run[metric]).T), run["seeds"])
 
 
 def table_curves() -> str:

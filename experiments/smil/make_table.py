@@ -16,7 +16,6 @@ finished is left out.
 """
 
 import pathlib
-import statistics
 import sys
 
 from mmjax import report
@@ -150,9 +149,7 @@ def _drop(sweep: pathlib.Path, line: str, eta: str) -> report.Stats | None:
     both, image = _acc(sweep, line, eta, BOTH), _acc(sweep, line, eta, IMAGE)
     if both is None or image is None:
         return None
-    values = tuple(b - i for b, i in zip(both.values, image.values))
-    return report.Stats(statistics.mean(values), statistics.stdev(values), both.n, values,
-                        both.seeds)
+    return report.Stats.of([b - i for b, i in zip(both.values, image.values)], both.seeds)
 
 
 # The paper's claims on Figure 4 (SMIL paper, "Missing pattern 1/2"; its numbers at eta = 20%

@@ -73,9 +73,7 @@ def table1(group: pathlib.Path, kind: str) -> str:
 def _avg_per_seed(cells: dict[str, report.Stats]) -> report.Stats:
     """Avg (the mean of Miss-V, Miss-A, Complete) of each seed, as a ``report.Stats``."""
     cells = list(cells.values())
-    values = tuple(float(v) for v in np.mean([c.values for c in cells], axis=0))
-    return report.Stats(float(np.mean(values)), float(np.std(values, ddof=1)), len(values),
-                        values, cells[0].seeds)
+    return report.Stats.of(np.mean([c.values for c in cells], axis=0), cells[0].seeds)
 
 
 def table1_paired(group: pathlib.Path, kind: str) -> str:
