@@ -5,12 +5,12 @@
 # t2: one run of 5 seeds per method) and writes
 # experiments/raml/results.md and the Figure 5 PNGs.
 #   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
-#     "main t1 t1_sweep t56 t56_av t2 eval abl_mfeat sweep abl_avmnist")
+#     "main t1 t1_sweep t56 t56_av fig4r t2 eval abl_mfeat abl_avmnist")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 t1_sweep t56 t56_av t2 eval abl_mfeat sweep abl_avmnist}
+stages=${2:-main t1 t1_sweep t56 t56_av fig4r t2 eval abl_mfeat abl_avmnist}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
@@ -63,15 +63,11 @@ for s in $stages; do
       train "$runs/$d/abl/separate" "$cfg" $short --set method.shared_predictor=False
     )
     ;;
-  sweep)  # Figure 4 right on mfeat: lambda_1 and lambda_2 (our L^D scale: see README), at the
-          # ablations' length (the reference lambda_1 = 1, lambda_2 = 0.01 is abl/raml).
-    short="--set train.steps=${ABL_STEPS:-300}"
-    for l in 0.2 1.4; do
-      train "$runs/mfeat/abl/lambda1_$l" configs/mfeat/raml.py $short --set method.lambda_unimodal=$l
-    done
-    for l in 0.002 0.016; do
-      train "$runs/mfeat/abl/lambda2_$l" configs/mfeat/raml.py $short --set method.lambda_sparsity=$l
-    done
+  fig4r)  # Figure 4 right on mfeat at Table I's budget, 5 seeds: one sweep
+          # (sweeps/fig4r_mfeat.txt); its default point (lambda_1 = 1, lambda_2 = 0.01) is
+          # t1_sweep's `raml`.
+    "$mmjax" sweep --workdir "$runs/fig4r_mfeat" --grid-file experiments/raml/sweeps/fig4r_mfeat.txt \
+      --seeds 5 >/dev/null
     ;;
   t1_sweep)  # Tables I and IV on mfeat at an equal budget, 5 seeds: one sweep (sweeps/t1_mfeat.txt).
     "$mmjax" sweep --workdir "$runs/t1_mfeat" --grid-file experiments/raml/sweeps/t1_mfeat.txt \
