@@ -24,10 +24,12 @@ TABLES = [
     ("redcore", "", "results.md"),
     ("ume_mma", "", "results.md"),
     ("smil", "regime_avmnist", "results_regime_avmnist.md"),
+    ("smil", "table3_regime_avmnist", "results_table3_regime_avmnist.md"),
 ]
 
 
-@pytest.mark.parametrize("name,sub,expected", TABLES, ids=[t[0] for t in TABLES])
+@pytest.mark.parametrize("name,sub,expected", TABLES,
+                         ids=[f"{n}-{s}" if s else n for n, s, _ in TABLES])
 def test_make_table_regenerates_the_committed_results(name, sub, expected, tmp_path):
     """make_table.py on the committed results prints the committed results file."""
     folder = shutil.copytree(ROOT / "experiments" / name, tmp_path / name)

@@ -4,7 +4,9 @@ Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE]
 
 RUNS_DIR is runs/smil/DATASET[/stepsN] (experiments/smil/run.sh's layout), or the sweep of SMIL's
 own data regime, runs/smil/regime_avmnist (``mmjax sweep`` over sweeps/regime_avmnist.txt, 5
-seeds: Figure 4 as tables and the paired tests of the paper's claims). When it holds no run, its
+seeds: Figure 4 as tables and the paired tests of the paper's claims), or its Table 3 sweep,
+runs/smil/table3_regime_avmnist (sweeps/table3_regime_avmnist.txt: the ablations, paired by seed
+with the regime sweep's full SMIL, read from the folder beside it). When it holds no run, its
 committed copy under experiments/smil/results/ is read (``runs/smil/X`` -> ``results/X``, written
 by ``mmjax report runs/smil/X --export experiments/smil/results/X``).
 
@@ -162,20 +164,31 @@ REGIME_CLAIMS = (
 )
 
 
+def _claims_header(paper_unit: str) -> list[str]:
+    return [f"| claim | test | eta | paper ({paper_unit}) | mean difference (points) "
+            "| p (one-sided) | seeds | met at p < 0.05 |", "|---|---|---|---|---|---|---|---|"]
+
+
+def _claim_row(claim: str, subset: str, eta: str, paper: str, a: report.Stats | None,
+               b: report.Stats | None) -> list[str]:
+    """The row of ``report.paired_test`` of a > b (one-sided, paired by seed); none when a cell
+    is missing."""
+    if a is None or b is None:
+        return []
+    test = report.paired_test(a, b, alternative="greater")
+    diff = f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
+    return [f"| {claim} | {subset} | {float(eta) * 100:g}% | {paper} | {diff} | "
+            f"{report.p_text(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |"]
+
+
 def regime_paired(sweep: pathlib.Path) -> str:
     """``report.paired_test`` (one-sided, in the paper's direction, paired by seed) of each of
     the paper's Figure 4 claims at every eta, and of "AE drops more than SMIL" from both
     modalities to the image alone (the paper: 5.6 against 1.0 points)."""
-    rows = ["| claim | test | eta | paper (points) | mean difference (points) | p (one-sided) "
-            "| seeds | met at p < 0.05 |", "|---|---|---|---|---|---|---|---|"]
+    rows = _claims_header("points")
 
     def add(claim, subset, eta, paper, a, b):
-        if a is None or b is None:
-            return
-        test = report.paired_test(a, b, alternative="greater")
-        diff = f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
-        rows.append(f"| {claim} | {subset} | {float(eta) * 100:g}% | {paper} | {diff} | "
-                    f"{report.p_text(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+        rows.extend(_claim_row(claim, subset, eta, paper, a, b))
 
     for claim, paper, subset, a, b in REGIME_CLAIMS:
         for eta in REGIME_ETAS:
@@ -200,11 +213,60 @@ def regime(sweep: pathlib.Path, plot_path: str | None, title: str | None) -> Non
              title or "SMIL's regime: 1,050 training images, eta% with audio (5 seeds)")
 
 
+# ----------------------------------------------------------------------------------------------
+# Table 3's ablations in SMIL's regime (sweeps/table3_regime_avmnist.txt): a point per ablation and
+# eta; "Full" is the regime sweep's smil_eta<eta> point, the same seeds.
+# ----------------------------------------------------------------------------------------------
+
+TABLE3_ETAS = ("0.1", "0.2")
+# (sweep line, label, the paper's Full minus this ablation in F1 samples x 100 at 10 % / 20 %,
+# MM-IMDb: its Table 3)
+TABLE3_LINES = (("wo_kmeans", "SMIL w/o K-means", ("+1.0", "+0.6")),
+                ("wo_regularization", "SMIL w/o Regularization", ("+2.3", "+2.0")),
+                ("fixed_gaussian", "SMIL w/ Fixed Gaussian", ("+1.7", "+4.6")),
+                ("deterministic", "SMIL w/ Deterministic", ("+1.8", "+1.4")))
+
+
+def is_table3(sweep: pathlib.Path) -> bool:
+    """Whether ``sweep`` is the Table 3 sweep (it holds the ablation points)."""
+    return any(_table3_has(sweep, eta) for eta in TABLE3_ETAS)
+
+
+def _table3_has(sweep: pathlib.Path, eta: str) -> bool:
+    return any((sweep / f"{line}_eta{eta}").is_dir() for line, *_ in TABLE3_LINES)
+
+
+def regime_table3(sweep: pathlib.Path, full: pathlib.Path) -> str:
+    """Table 3 as accuracies at eta = 10 % and 20 % on both test patterns, then the paired
+    one-sided tests of "Full > each ablation" (the paper's reading of its Table 3)."""
+    etas = [eta for eta in TABLE3_ETAS if _table3_has(sweep, eta)]
+    cases = [(eta, subset) for eta in etas for subset in (IMAGE, BOTH)]
+    rows = ["| method | " + " | ".join(f"{s}, eta = {float(e) * 100:g}%" for e, s in cases)
+            + " |", "|---|" + "---|" * len(cases)]
+    lines = [(line, label, sweep) for line, label, _ in TABLE3_LINES]
+    for line, label, where in lines + [("smil", "SMIL (Full)", full)]:
+        cells = [_acc(where, line, eta, subset) for eta, subset in cases]
+        if any(cells):
+            rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
+    tests = _claims_header("F1 x 100")
+    for line, label, paper in TABLE3_LINES:
+        for eta, subset in cases:
+            tests += _claim_row(f"Full > {label.removeprefix('SMIL ')}", subset, eta,
+                                paper[TABLE3_ETAS.index(eta)], _acc(full, "smil", eta, subset),
+                                _acc(sweep, line, eta, subset))
+    return ("#### Table 3 ablations in SMIL's regime\n\n" + "\n".join(rows)
+            + "\n\n#### Full SMIL > each ablation, paired by seed\n\n" + "\n".join(tests))
+
+
 def main() -> None:
     """Prints the tables; draws Figure 4 when a PNG path is given."""
     args = sys.argv[1:]
     runs = pathlib.Path(args[0])
     runs = report.runs_or_results(runs, "runs/smil", HERE / "results")
+    if (runs / "sweep.json").is_file() and is_table3(runs):
+        full = report.runs_or_results(runs.parent / "regime_avmnist", "runs/smil", HERE / "results")
+        print(regime_table3(runs, full))
+        return
     if (runs / "sweep.json").is_file():
         regime(runs, args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
         return

@@ -6,7 +6,9 @@
 #     DATASET  mfeat (views $VIEWS, default fou,kar: fou is modality 1) or avmnist_offline;
 #              regime_avmnist runs Figure 4 in SMIL's own data regime instead (5 seeds, one
 #              sweep, sweeps/regime_avmnist.txt: results_regime_avmnist.md and
-#              figure4_regime_avmnist.png; PARTS and STEPS do not apply)
+#              figure4_regime_avmnist.png; PARTS and STEPS do not apply); table3_regime_avmnist
+#              runs Table 3's ablations there (sweeps/table3_regime_avmnist.txt, 5 seeds:
+#              results_table3_regime_avmnist.md; its full SMIL is regime_avmnist's)
 #     PARTS    default "main ablations curve": main = eta 10% and 20%, ablations = Table 3 at
 #              10% and 20% (ABL_ETAS="0.1 0.2"), curve = eta 5%, 50%, 100%
 #   STEPS=N  (optional) every run trains N steps (the AE: its autoencoder steps + N), into
@@ -18,16 +20,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dataset=${1:?usage: run.sh DATASET [PARTS] [RUNS_DIR]}
-if [ "$dataset" = regime_avmnist ]; then  # a sweep cut short resumes where it stopped
-  "${MMJAX:-.venv/bin/mmjax}" sweep --workdir runs/smil/regime_avmnist \
-    --grid-file experiments/smil/sweeps/regime_avmnist.txt --seeds 5
-  "${MMJAX:-.venv/bin/mmjax}" report runs/smil/regime_avmnist \
-    --export experiments/smil/results/regime_avmnist > /dev/null
-  .venv/bin/python experiments/smil/make_table.py runs/smil/regime_avmnist \
-    experiments/smil/figure4_regime_avmnist.png > experiments/smil/results_regime_avmnist.md
-  cat experiments/smil/results_regime_avmnist.md
+case $dataset in
+regime_avmnist | table3_regime_avmnist)  # a sweep cut short resumes where it stopped
+  "${MMJAX:-.venv/bin/mmjax}" sweep --workdir "runs/smil/$dataset" \
+    --grid-file "experiments/smil/sweeps/$dataset.txt" --seeds 5
+  "${MMJAX:-.venv/bin/mmjax}" report "runs/smil/$dataset" \
+    --export "experiments/smil/results/$dataset" > /dev/null
+  plot=()
+  [ "$dataset" = regime_avmnist ] && plot=(experiments/smil/figure4_regime_avmnist.png)
+  .venv/bin/python experiments/smil/make_table.py "runs/smil/$dataset" "${plot[@]}" \
+    > "experiments/smil/results_$dataset.md"
+  cat "experiments/smil/results_$dataset.md"
   exit
-fi
+  ;;
+esac
 parts=${2:-main ablations curve}
 suffix=${STEPS:+_steps$STEPS}
 runs=${3:-runs/smil/$dataset${STEPS:+/steps$STEPS}}
