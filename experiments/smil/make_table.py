@@ -263,12 +263,13 @@ def main() -> None:
     args = sys.argv[1:]
     runs = pathlib.Path(args[0])
     runs = report.runs_or_results(runs, "runs/smil", HERE / "results")
-    if (runs / "sweep.json").is_file() and is_table3(runs):
-        full = report.runs_or_results(runs.parent / "regime_avmnist", "runs/smil", HERE / "results")
-        print(regime_table3(runs, full))
-        return
     if (runs / "sweep.json").is_file():
-        regime(runs, args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
+        if is_table3(runs):
+            full = report.runs_or_results(runs.parent / "regime_avmnist", "runs/smil",
+                                          HERE / "results")
+            print(regime_table3(runs, full))
+        else:
+            regime(runs, args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
         return
     image, c1 = figure4(runs, "one")
     both, c2 = figure4(runs, "both")
