@@ -4,8 +4,8 @@ Usage: python experiments/raml/make_table.py [RUNS_DIR]   (default runs/raml; wh
 run, the committed copy experiments/raml/results, written by ``mmjax report runs/raml --export
 experiments/raml/results``)
 
-Cells are test accuracy in %, mean ± std over the seed replicas (sample std; 3, and 5 in mfeat's
-equal-budget sweep ``t1_mfeat``). "Average" is the mean over every non-empty modality subset
+Cells are test accuracy in %, mean ± std over the seeds (sample std; 3 in the earlier tables, 5 in
+every table at an equal budget). "Average" is the mean over every non-empty modality subset
 (Table I protocol). A run that has not finished is left out.
 """
 
@@ -119,14 +119,27 @@ def weights_table(group: pathlib.Path) -> str:
     return "\n".join(out)
 
 
-def _sweep_result(group: pathlib.Path, name: str) -> dict | None:
-    """The evaluation of sweep point ``name`` (its seeds' folder ``name/train.seed-0..4``)."""
-    return report.load_result(report.seed_slot(group / name))
+def _subsets(point: pathlib.Path) -> list[str] | None:
+    """The test subsets of sweep point ``point``'s evaluation (None until its first seed
+    folder finished)."""
+    result = report.load_result(report.seed_slot(point))
+    return None if result is None else list(result["subsets"])
 
 
-def _all_views(result: dict) -> str:
+def _all_views(subsets: list[str]) -> str:
     """The name of the test subset with every modality present."""
-    return max(result["subsets"], key=lambda s: s.count("+"))
+    return max(subsets, key=lambda s: s.count("+"))
+
+
+def _test_cells(test: report.Paired) -> str:
+    """A paired test's cells as every claim table prints them: the mean difference in points
+    and p (``report.p_text``)."""
+    return f"{100 * test.diff:+.2f} | {report.p_text(test)}"
+
+
+def _met(test: report.Paired) -> str:
+    """'yes' where the test's p < 0.05 (its alternative is the paper's direction)."""
+    return "yes" if test.p < 0.05 else "no"
 
 
 def sweep_table(group: pathlib.Path) -> str:
@@ -134,10 +147,13 @@ def sweep_table(group: pathlib.Path) -> str:
     rows = ["| method (64,000 training samples each) | all views (Table IV) | Average (63 subsets, "
             "Table I) |", "|---|---|---|"]
     for name, label in SWEEP_ROWS:
-        r = _sweep_result(group, name)
-        if r is not None:
-            rows.append(f"| {label} | {_pct(report.stats(r, _all_views(r), 'accuracy'))} | "
-                        f"{_pct(report.stats(r, report.AVERAGE, 'accuracy'))} |")
+        subsets = _subsets(group / name)
+        if subsets is None:
+            continue
+        full, avg = (report.point_stats(group / name, c, "accuracy")
+                     for c in (_all_views(subsets), report.AVERAGE))
+        if avg is not None:
+            rows.append(f"| {label} | {_pct(full)} | {_pct(avg)} |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
@@ -150,15 +166,17 @@ def sweep_paired(group: pathlib.Path) -> str:
                                  (T4_CLAIMS, "all views", "greater"),
                                  (AUGMENT_CHECK, "Average", "two-sided")):
         for a, b in claims:
-            ra, rb = _sweep_result(group, a), _sweep_result(group, b)
-            if ra is None or rb is None:
+            subsets = _subsets(group / a)
+            if subsets is None:
                 continue
-            cond = report.AVERAGE if column == "Average" else _all_views(ra)
-            test = report.paired_test(report.stats(ra, cond, "accuracy"),
-                                      report.stats(rb, cond, "accuracy"), alternative=side)
+            cond = report.AVERAGE if column == "Average" else _all_views(subsets)
+            ca, cb = (report.point_stats(group / n, cond, "accuracy") for n in (a, b))
+            if ca is None or cb is None:
+                continue
+            test = report.paired_test(ca, cb, alternative=side)
             relation = ">" if side == "greater" else "≠ (two-sided)"
-            rows.append(f"| {a} {relation} {b} | {column} | {100 * test.diff:+.2f} | "
-                        f"{test.p:.3g} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+            rows.append(f"| {a} {relation} {b} | {column} | {_test_cells(test)} | {test.n} | "
+                        f"{_met(test)} |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
@@ -175,17 +193,16 @@ def t56_table(group: pathlib.Path, reference: pathlib.Path, table: str) -> str:
     II on AV-MNIST-offline): the complete test set, the subset average, and the paired one-sided
     test RAML > the ablation on the average. A point is one folder of packed seeds or one folder
     per seed (``report.point_stats``)."""
-    first = report.load_result(report.seed_slot(reference))
-    if first is None:
+    subsets = _subsets(reference)
+    if subsets is None:
         return EMPTY
-    full = _all_views(first)
+    full = _all_views(subsets)
 
     def cells(point):
         return (report.point_stats(point, full, "accuracy"),
                 report.point_stats(point, report.AVERAGE, "accuracy"))
 
-    n_subsets = len(first["subsets"])
-    rows = [f"| table | variant | all views | Average ({n_subsets} subsets) | RAML − variant, "
+    rows = [f"| table | variant | all views | Average ({len(subsets)} subsets) | RAML − variant, "
             "Average (points) | p (one-sided) | met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
     raml_full, raml_avg = cells(reference)
     for paper_table, label, name in T56_ROWS:
@@ -194,8 +211,7 @@ def t56_table(group: pathlib.Path, reference: pathlib.Path, table: str) -> str:
             continue
         test = report.paired_test(raml_avg, avg, "greater")
         rows.append(f"| {paper_table} | {label} | {_pct(var_full)} | {_pct(avg)} | "
-                    f"{100 * test.diff:+.2f} | {report.p_text(test)} | "
-                    f"{'yes' if test.p < 0.05 else 'no'} |")
+                    f"{_test_cells(test)} | {_met(test)} |")
     if len(rows) == 2:
         return EMPTY
     rows.append(f"| {table} | RAML (adaptive, all three terms, shared; Table {table}'s `raml`) | "
@@ -213,10 +229,10 @@ T4_PAPER = {"concat": 70.60, "tmc": 72.42, "md": 74.12, "etmc": 76.55, "raml_com
 def t4_table(group: pathlib.Path) -> str:
     """Table IV: accuracy on the complete test set per method (the paper's Food-101 value beside
     it), then the paired one-sided tests of ``T4_CLAIMS``."""
-    first = report.load_result(report.seed_slot(group / "raml_complete"))
-    if first is None:
+    subsets = _subsets(group / "raml_complete")
+    if subsets is None:
         return EMPTY
-    full = _all_views(first)
+    full = _all_views(subsets)
     cells = {name: report.point_stats(group / name, full, "accuracy") for name, _ in T4_ROWS}
     rows = ["| method (38,400 training samples each) | complete test set | paper, Food-101 |",
             "|---|---|---|"]
@@ -228,13 +244,13 @@ def t4_table(group: pathlib.Path) -> str:
         if cells[a] is None or cells[b] is None:
             continue
         test = report.paired_test(cells[a], cells[b], "greater")
-        rows.append(f"| {a} > {b} | {100 * test.diff:+.2f} | {report.p_text(test)} | {test.n} | "
-                    f"{'yes' if test.p < 0.05 else 'no'} |")
+        rows.append(f"| {a} > {b} | {_test_cells(test)} | {test.n} | {_met(test)} |")
     return "\n".join(rows)
 
 
-# Figure 4 right at Table I's equal budget, 5 seeds (sweeps/fig4r_mfeat.txt): lambda_1 or lambda_2
-# varied with the other at RAML's default; the default point (1, 0.01) is Table I's `raml`.
+# Figure 4 right at Table I's (mfeat) or Table II's (AV-MNIST-offline) equal budget, 5 seeds
+# (sweeps/fig4r_<dataset>.txt): lambda_1 or lambda_2 varied with the other at RAML's default; the
+# default point (1, 0.01) is that table's `raml`.
 # (axis label, the sweep's name prefix, its values, the default's value)
 FIG4R_AXES = (("λ1 (λ2 = 0.01)", "lambda1",
                ("0.2", "0.4", "0.6", "0.8", "1.0", "1.2", "1.4", "1.6"), "1.0"),
@@ -248,19 +264,20 @@ FIG4R_BELOW = (("lambda1", "0.2"), ("lambda2", "0.002"), ("lambda2", "0.016"))
 FIG4R_LEVEL = ("0.4", "0.6", "0.8", "1.2", "1.4")  # lambda_1's "insensitive" range, 1.0 aside
 
 
-def fig4r_table(group: pathlib.Path, reference: pathlib.Path) -> str:
+def fig4r_table(group: pathlib.Path, reference: pathlib.Path, table: str) -> str:
     """Figure 4 right as a table: the subset average at every lambda_1 and lambda_2 and, per
-    value, the paired test against the default (``reference``): one-sided where the paper says
-    the value hurts (``FIG4R_BELOW``), two-sided on lambda_1's insensitive range."""
+    value, the paired test against the default (``reference``, Table ``table``'s `raml`):
+    one-sided where the paper says the value hurts (``FIG4R_BELOW``), two-sided on lambda_1's
+    insensitive range."""
     default = report.point_stats(reference, report.AVERAGE, "accuracy")
     if default is None:
         return EMPTY
-    rows = ["| axis | value | Average (63 subsets) | default − value (points) | p | "
-            "the paper | met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
+    rows = [f"| axis | value | Average ({len(_subsets(reference))} subsets) | default − value "
+            "(points) | p | the paper | met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
     for axis, prefix, values, at_default in FIG4R_AXES:
         for value in values:
             if value == at_default:
-                rows.append(f"| {axis} | {value} (default; Table I's `raml`) | "
+                rows.append(f"| {axis} | {value} (default; Table {table}'s `raml`) | "
                             f"{_pct(default)} | | | | |")
                 continue
             cell = report.point_stats(group / f"{prefix}_{value}", report.AVERAGE, "accuracy")
@@ -271,10 +288,10 @@ def fig4r_table(group: pathlib.Path, reference: pathlib.Path) -> str:
                 rows.append(f"| {axis} | {value} | {_pct(cell)} | | | | |")
                 continue
             test = report.paired_test(default, cell, "greater" if claim else "two-sided")
-            paper, met = (("lower", "yes" if test.p < 0.05 else "no") if claim else
+            paper, met = (("lower", _met(test)) if claim else
                           ("level (two-sided)", "differs" if test.p < 0.05 else "no difference"))
-            rows.append(f"| {axis} | {value} | {_pct(cell)} | {100 * test.diff:+.2f} | "
-                        f"{report.p_text(test)} | {paper} | {met} |")
+            rows.append(f"| {axis} | {value} | {_pct(cell)} | {_test_cells(test)} | {paper} | "
+                        f"{met} |")
     return "\n".join(rows) if len(rows) > 4 else EMPTY
 
 
@@ -356,12 +373,11 @@ def t2_paired(group: pathlib.Path) -> str:
         ca, cb = _t2_cells(group / a), _t2_cells(group / b)
         for col in (c for c in ca if c in cb):
             test = report.paired_test(ca[col], cb[col], alternative="greater")
-            rows.append(f"| {a} > {b} | {col} | {100 * test.diff:+.2f} | {report.p_text(test)} "
-                        f"| {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+            rows.append(f"| {a} > {b} | {col} | {_test_cells(test)} | {test.n} | {_met(test)} |")
     for what, worst, clean in _weights_trend(group / "raml"):
         test = report.paired_test(worst, clean, alternative="less")
-        rows.append(f"| Figure 5: {what} | mean fusion weight (x 100) | {100 * test.diff:+.2f} | "
-                    f"{report.p_text(test)} | {test.n} | {'yes' if test.p < 0.05 else 'no'} |")
+        rows.append(f"| Figure 5: {what} | mean fusion weight (x 100) | {_test_cells(test)} | "
+                    f"{test.n} | {_met(test)} |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
@@ -410,13 +426,15 @@ def main(runs: str = "runs/raml") -> None:
                 ("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
                  "(sweeps/t56_mfeat.txt)", t56_table(runs / "t56_mfeat", sweep_dir / "raml", "I")),
                 ("Figure 4 right at an equal budget, 5 seeds (sweeps/fig4r_mfeat.txt)",
-                 fig4r_table(runs / "fig4r_mfeat", sweep_dir / "raml"))]
+                 fig4r_table(runs / "fig4r_mfeat", sweep_dir / "raml", "I"))]
         else:
             sections += [("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
                           "(sweeps/t56_avmnist.txt)",
                           t56_table(runs / "t56_avmnist", t2 / "raml", "II")),
                          ("Table IV at an equal budget, 5 seeds (sweeps/t4_avmnist.txt)",
-                          t4_table(runs / "t4_avmnist"))]
+                          t4_table(runs / "t4_avmnist")),
+                         ("Figure 4 right at an equal budget, 5 seeds (sweeps/fig4r_avmnist.txt)",
+                          fig4r_table(runs / "fig4r_avmnist", t2 / "raml", "II"))]
         lines = _sections(sections)
         if lines:
             parts += [f"## {title}", "", *lines]
