@@ -14,6 +14,7 @@ plot experiments/mla/fig2_mfeat.png (when matplotlib is there). The older per-ru
 left out, so the file regenerates from a partial or committed ``results/``.
 """
 
+import dataclasses
 import json
 import pathlib
 import sys
@@ -36,10 +37,35 @@ RATES = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7")
 # Table 2's evaluation: the name `mmjax eval --protocol missing-rate` writes, then the earlier one.
 MISSING_RATE = ("eval-missing-rate-test", "eval_missing_rate")
 
-# The mfeat sweep (sweeps/mfeat.txt): folder, views, rows of Table 1, the baselines of Table 2.
-SWEEP = "sweep_mfeat"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A sweep of Tables 1-3 (sweeps/<grid>.txt): its folder under the runs, its section's
+    title, the dataset's name in the headings, its views and the weakest view alone (the
+    README's done-when check: MLA > concat there)."""
+
+    folder: str
+    title: str
+    dataset: str
+    views: tuple[str, ...]
+    weakest: str
+
+    @property
+    def full(self) -> str:
+        """The test subset with every view: "Multi"."""
+        return "+".join(self.views)
+
+
 MFEAT = ("fou", "kar", "mor")
 FULL = "+".join(MFEAT)
+# mfeat (sweeps/mfeat.txt: Tables 1-3) and AV-MNIST-offline (sweeps/t1_avmnist.txt: Tables 1 and
+# 3); the rows of Table 1 and the baselines of Table 2 below.
+SWEEPS = (Sweep("sweep_mfeat", "UCI mfeat sweep (views fou, kar, mor; 64,000 training samples "
+                "per run)", "UCI mfeat", MFEAT, "mor"),
+          Sweep("sweep_avmnist", "AV-MNIST-offline sweep (image PCA 25 % energy, audio SNR "
+                "-5..15 dB; 38,400 training samples per run)", "AV-MNIST-offline",
+                ("image", "audio"), "image"))
 SWEEP_T1 = (("concat", "Concat"), ("sum", "Sum"), ("late", "Late fusion (core `late`)"),
             ("film", "FiLM"), ("bilinear_gated", "BiGated"), ("ogm_ge", "OGM-GE"),
             ("qmf", "QMF"),
@@ -148,27 +174,34 @@ def _rate(rate: str) -> str:
     return f"rate={float(rate):g}"
 
 
-def sweep_table1(sweep: pathlib.Path) -> str:
-    """Table 1 over 5 seeds: each view alone, all three ("Multi"), the average of the subsets."""
-    rows = ["| method | " + " | ".join(MFEAT) + f" | Multi ({FULL}) | average of the 7 subsets |",
-            "|" + "---|" * (len(MFEAT) + 3)]
+def _point(sweep: pathlib.Path, name: str, condition: str,
+           stem: str | tuple[str, ...] = "eval") -> report.Stats | None:
+    """``condition``'s accuracy of sweep line ``name`` over its seeds: one folder of packed
+    replicas or one folder per seed (``report.point_stats``); None until every seed finished."""
+    return report.point_stats(sweep / name, condition, "accuracy", stem)
+
+
+def sweep_table1(sweep: pathlib.Path, spec: Sweep) -> str:
+    """Table 1 over 5 seeds: each view alone, all of them ("Multi"), the average of the
+    subsets."""
+    n_subsets = 2 ** len(spec.views) - 1
+    rows = ["| method | " + " | ".join(spec.views) + f" | Multi ({spec.full}) | average of the "
+            f"{n_subsets} subsets |", "|" + "---|" * (len(spec.views) + 3)]
     for name, label in SWEEP_T1:
-        r = _slot(sweep, name)
-        if r is not None:
-            cells = [_acc(r, c) for c in (*MFEAT, FULL, report.AVERAGE)]
+        cells = [_point(sweep, name, c) for c in (*spec.views, spec.full, report.AVERAGE)]
+        if None not in cells:
             rows.append(f"| {label} | " + " | ".join(_pct(c) for c in cells) + " |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
-def sweep_table3(sweep: pathlib.Path) -> str:
+def sweep_table3(sweep: pathlib.Path, spec: Sweep) -> str:
     """Table 3 over 5 seeds: HGM (two trainings) x DF (test time), each view and Multi."""
-    rows = ["| HGM | DF | " + " | ".join(MFEAT) + f" | Multi ({FULL}) |",
-            "|" + "---|" * (len(MFEAT) + 3)]
+    rows = ["| HGM | DF | " + " | ".join(spec.views) + f" | Multi ({spec.full}) |",
+            "|" + "---|" * (len(spec.views) + 3)]
     for hgm, df, name, stem in T3_CELLS:
-        r = _slot(sweep, name, stem)
-        if r is not None:
-            rows.append(f"| {hgm} | {df} | "
-                        + " | ".join(_pct(_acc(r, c)) for c in (*MFEAT, FULL)) + " |")
+        cells = [_point(sweep, name, c, stem) for c in (*spec.views, spec.full)]
+        if None not in cells:
+            rows.append(f"| {hgm} | {df} | " + " | ".join(_pct(c) for c in cells) + " |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
@@ -193,27 +226,25 @@ def sweep_table2(sweep: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
-def _claims(sweep: pathlib.Path):
-    """(table, claim a > b, column, result a, result b, condition) of every tested claim."""
-    mla = _slot(sweep, "mla")
-    for name, _ in SWEEP_T1[:-1]:
-        other = _slot(sweep, name)
-        if mla and other:
-            yield "1", f"MLA > {name}", "Multi", mla, other, FULL
-    concat = _slot(sweep, "concat")
-    if mla and concat:  # the README's done-when check: the weakest view alone
-        yield "1", "MLA > concat", "mor alone", mla, concat, "mor"
+def _claims(sweep: pathlib.Path, spec: Sweep):
+    """(table, claim a > b, column, cell a, cell b) of every tested claim that has both cells."""
+    def claim(table, text, column, a, b, cond, stem_a="eval", stem_b="eval"):
+        ca, cb = _point(sweep, a, cond, stem_a), _point(sweep, b, cond, stem_b)
+        return None if ca is None or cb is None else (table, text, column, ca, cb)
+
+    candidates = [claim("1", f"MLA > {name}", "Multi", "mla", name, spec.full)
+                  for name, _ in SWEEP_T1[:-1]]
+    # the README's done-when check: the weakest view alone
+    candidates.append(claim("1", "MLA > concat", f"{spec.weakest} alone", "mla", "concat",
+                            spec.weakest))
     for r in _t2_rates(sweep):
-        mla_r = _slot(sweep, f"mla_miss{r}", MISSING_RATE)
-        for b in T2_BASELINES:
-            other = _slot(sweep, f"{b}_miss{r}", MISSING_RATE)
-            if other:
-                yield "2", f"MLA > {b}", f"{float(r) * 100:.0f} %", mla_r, other, _rate(r)
-    full = _slot(sweep, "mla")
-    for hgm, df, name, stem in T3_CELLS[:-1]:
-        other = _slot(sweep, name, stem)
-        if full and other:
-            yield "3", f"HGM✓DF✓ > HGM{hgm}DF{df}", "Multi", full, other, FULL
+        candidates += [claim("2", f"MLA > {b}", f"{float(r) * 100:.0f} %", f"mla_miss{r}",
+                             f"{b}_miss{r}", _rate(r), MISSING_RATE, MISSING_RATE)
+                       for b in T2_BASELINES]
+    candidates += [claim("3", f"HGM✓DF✓ > HGM{hgm}DF{df}", "Multi", "mla", name, spec.full,
+                         "eval", stem)
+                   for hgm, df, name, stem in T3_CELLS[:-1]]
+    return [c for c in candidates if c is not None]
 
 
 def _diff(test: report.Paired) -> str:
@@ -221,12 +252,12 @@ def _diff(test: report.Paired) -> str:
     return f"{round(100 * test.diff, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
 
 
-def sweep_paired(sweep: pathlib.Path) -> str:
+def sweep_paired(sweep: pathlib.Path, spec: Sweep) -> str:
     """``report.paired_test`` (one-sided, a > b, paired by seed) of every claim of ``_claims``."""
     rows = ["| table | claim | column | mean difference (points) | p (one-sided) | seeds "
             "| met at p < 0.05 |", "|---|---|---|---|---|---|---|"]
-    for table, claim, column, a, b, cond in _claims(sweep):
-        test = report.paired_test(_acc(a, cond), _acc(b, cond), alternative="greater")
+    for table, claim, column, a, b in _claims(sweep, spec):
+        test = report.paired_test(a, b, alternative="greater")
         rows.append(f"| {table} | {claim} | {column} | {_diff(test)} | {report.p_text(test)} | "
                     f"{test.n} | {'yes' if test.p < 0.05 else 'no'} |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
@@ -392,16 +423,23 @@ def gap_sections() -> list[str]:
             "paper's direction: MLA's gap larger)", "", *tests, ""]
 
 
-def sweep_sections(sweep: pathlib.Path) -> list[str]:
+def sweep_sections(sweep: pathlib.Path, spec: Sweep) -> list[str]:
     """Markdown lines of the sweep's tables that have runs (one that has none is left out)."""
     sections = [
-        ("Table 1 (complete modalities), UCI mfeat fou+kar+mor, 5 seeds", sweep_table1(sweep)),
+        (f"Table 1 (complete modalities), {spec.dataset} {spec.full}, 5 seeds",
+         sweep_table1(sweep, spec)),
         ("Table 2 (same missing rate in training and test, at least one view per sample), "
          "5 seeds", sweep_table2(sweep)),
-        ("Table 3 ablation (HGM x DF), 5 seeds", sweep_table3(sweep)),
-        ("Paired t-tests across the 5 seeds (one-sided, a > b)", sweep_paired(sweep))]
+        ("Table 3 ablation (HGM x DF), 5 seeds", sweep_table3(sweep, spec)),
+        ("Paired t-tests across the 5 seeds (one-sided, a > b)", sweep_paired(sweep, spec))]
     return [line for heading, table in sections if table != EMPTY
             for line in (f"### {heading}", "", table, "")]
+
+
+def _sweep_part(spec: Sweep) -> list[str]:
+    """The section of one sweep: its title and tables (nothing when it has no runs)."""
+    lines = sweep_sections(RUNS / spec.folder, spec)
+    return [f"## {spec.title}", "", *lines] if lines else []
 
 
 def main(runs: str = "runs/mla") -> None:
@@ -411,17 +449,16 @@ def main(runs: str = "runs/mla") -> None:
     out = ["# MLA experiments: measured results", "",
            "Generated by `experiments/mla/make_table.py` from `runs/mla/` or the committed "
            "`experiments/mla/results/` (see README.md for the commands and the paper's numbers)."
-           " Test accuracy in %, mean ± std over 5 seeds (`sweep_mfeat`: sweeps/mfeat.txt); "
+           " Test accuracy in %, mean ± std over 5 seeds (`sweep_mfeat`: sweeps/mfeat.txt, "
+           "`sweep_avmnist`: sweeps/t1_avmnist.txt); "
            "other tables, if any, as fractions over 3 seeds.", ""]
-    sweep = sweep_sections(RUNS / SWEEP)
-    if sweep:
-        out += ["## UCI mfeat sweep (views fou, kar, mor; 64,000 training samples per run)", "",
-                *sweep]
-    out += gap_sections()
+    mfeat, avmnist = SWEEPS
+    out += _sweep_part(mfeat) + gap_sections()  # the modality gap and Figure 2: mfeat only
     fig2 = fig2_sections(RUNS / FIG2)
     if fig2:
         out += ["## UCI mfeat, Figure 2 (views fou, kar, mor; 64,000 training samples per run)",
                 "", *fig2]
+    out += _sweep_part(avmnist)
     for ds in DATASETS:
         out += table1(ds) + table3(ds) + table2(ds)
         if ds == "av":

@@ -1,10 +1,12 @@
-"""Adds the test-time evaluations of MLA's mfeat sweep (sweeps/mfeat.txt) to its slot folders.
+"""Adds the test-time evaluations of MLA's sweeps (sweeps/mfeat.txt, sweeps/t1_avmnist.txt) to
+their slot folders.
 
   python experiments/mla/slot_eval.py [SWEEP_DIR]     (default runs/mla/sweep_mfeat)
 
 ``mmjax sweep`` trains each line's 5 seeds, and packs the lines of one program (a method's
 Table 1 and Table 2 lines) into one run under ``packed-runs/``; a slot folder then holds its
-``eval.json`` but no checkpoint. Two cells of MLA's tables are evaluations of a trained model
+``eval.json`` but no checkpoint (on AV-MNIST-offline each seed is its own run, in its slot
+folder ``<line>/train.seed-k``, the run ``sweep.json`` names). Two cells of MLA's tables are evaluations of a trained model
 that training's ``eval.json`` does not hold, so this script restores each run's checkpoint (the
 run ``sweep.json`` names for the slot), evaluates every replica, and writes each slot's share
 (``evaluate.select_replicas``) into the slot folder:
