@@ -5,12 +5,12 @@
 # t2: one run of 5 seeds per method) and writes
 # experiments/raml/results.md and the Figure 5 PNGs.
 #   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
-#     "main t1 t1_sweep t56 t56_av t4_av fig4r t2 eval abl_mfeat abl_avmnist")
+#     "main t1 t1_sweep t56 t56_av t4_av fig4r fig4r_av t2 eval abl_mfeat abl_avmnist")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 t1_sweep t56 t56_av t4_av fig4r t2 eval abl_mfeat abl_avmnist}
+stages=${2:-main t1 t1_sweep t56 t56_av t4_av fig4r fig4r_av t2 eval abl_mfeat abl_avmnist}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
@@ -73,6 +73,11 @@ for s in $stages; do
           # t1_sweep's `raml`.
     "$mmjax" sweep --workdir "$runs/fig4r_mfeat" --grid-file experiments/raml/sweeps/fig4r_mfeat.txt \
       --seeds 5 >/dev/null
+    ;;
+  fig4r_av)  # Figure 4 right on AV-MNIST-offline at Table II's budget, 5 seeds: one sweep
+          # (sweeps/fig4r_avmnist.txt); its default point is stage t2's t2_avmnist/raml.
+    "$mmjax" sweep --workdir "$runs/fig4r_avmnist" \
+      --grid-file experiments/raml/sweeps/fig4r_avmnist.txt --seeds 5 >/dev/null
     ;;
   t1_sweep)  # Tables I and IV on mfeat at an equal budget, 5 seeds: one sweep (sweeps/t1_mfeat.txt).
     "$mmjax" sweep --workdir "$runs/t1_mfeat" --grid-file experiments/raml/sweeps/t1_mfeat.txt \
