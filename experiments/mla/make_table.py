@@ -38,7 +38,6 @@ RATES = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7")
 MISSING_RATE = ("eval-missing-rate-test", "eval_missing_rate")
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     """A sweep of Tables 1-3 (sweeps/<grid>.txt): its folder under the runs, its section's

@@ -75,7 +75,7 @@ for s in $stages; do
       --seeds 5 >/dev/null
     ;;
   fig4r_av)  # Figure 4 right on AV-MNIST-offline at Table II's budget, 5 seeds: one sweep
-          # (sweeps/fig4r_avmnist.txt); its default point is stage t2's t2_avmnist/raml.
+          # (sweeps/fig4r_avmnist.txt); its default point is the sweep's own `default` line.
     "$mmjax" sweep --workdir "$runs/fig4r_avmnist" \
       --grid-file experiments/raml/sweeps/fig4r_avmnist.txt --seeds 5 >/dev/null
     ;;
