@@ -89,7 +89,7 @@ for s in $stages; do
       --seeds "${MFEAT_SEEDS:-5}" >/dev/null
     ;;
   t56_av)  # Tables V, VI and Figure 4 left on AV-MNIST-offline at Table II's budget, 5 seeds:
-         # one sweep (sweeps/t56_avmnist.txt); its reference RAML is stage t2's t2_avmnist/raml.
+         # one sweep (sweeps/t56_avmnist.txt); its reference RAML is fig4r_av's `default`.
     "$mmjax" sweep --workdir "$runs/t56_avmnist" \
       --grid-file experiments/raml/sweeps/t56_avmnist.txt --seeds 5 >/dev/null
     ;;
