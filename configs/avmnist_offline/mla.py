@@ -13,7 +13,7 @@ As released (``:released``): no head-gradient projection (the released GSPlugin 
 fixed fusion 0.55 f_image + 0.45 f_audio (released av_alpha), SGD weight decay 1e-4.
 
 Expected (test accuracy, mean of 5 seeds, 600 rounds; measured on the shared 2-core CPU by
-`bash experiments/mla/run.sh sweep_avmnist`, sweeps/t1_avmnist.txt; experiments/mla/README.md,
+`bash experiments/mla/run.sh sweep_avmnist`, sweeps/avmnist.txt; experiments/mla/README.md,
 "5-seed sweep on AV-MNIST-offline"):
   image+audio 0.959, image 0.660, audio 0.889; average 0.836
 """

@@ -3,12 +3,12 @@
 #   bash experiments/mla/run.sh [PART ...]
 # PART in: sweep_mfeat (mfeat's Tables 1-3, one sweep of 5 seeds per line, sweeps/mfeat.txt),
 # fig2_mfeat (mfeat's Figure 2: kar missing from a fraction of training, sweeps/fig2_mfeat.txt),
-# sweep_avmnist (AV-MNIST's Tables 1 and 3, 5 seeds per line, sweeps/t1_avmnist.txt),
+# sweep_avmnist (AV-MNIST's Tables 1-3, 5 seeds per line, sweeps/avmnist.txt),
 # t1_av t3_av t1_av_rest t2_av (AV-MNIST, 3 seeds per run; the earlier runs of results_3seed.md,
-# Tables 1 and 3 now in sweep_avmnist), t1_mfeat t3_mfeat t2_mfeat (the
+# now in sweep_avmnist), t1_mfeat t3_mfeat t2_mfeat (the
 # earlier 3-seed mfeat runs of results_3seed.md), gap (reads t1_mfeat's and t3_mfeat's runs),
 # gap_mfeat (the modality gap of sweep_mfeat's configs, 5 seeds, into results/gap_mfeat.json).
-# Default: sweep_mfeat fig2_mfeat sweep_avmnist t2_av. Single AV-MNIST runs: av_concat
+# Default: sweep_mfeat fig2_mfeat sweep_avmnist. Single AV-MNIST runs: av_concat
 # av_mla av_late av_qmf av_ogm_ge av_sum; av_mla600 re-runs the first session's 600-step MLA
 # ablation.
 # RATES="0.1 0.2 ..." / RATES_AV=... set t2_mfeat's / t2_av's missing rates. Runs go to
@@ -134,9 +134,9 @@ sweep_mfeat() {  # mfeat's Tables 1-3, 5 seeds per line, 64,000 training samples
   "$PY" experiments/mla/slot_eval.py $OUT/sweep_mfeat
 }
 
-sweep_avmnist() {  # AV-MNIST-offline's Tables 1 and 3, 5 seeds per line, 38,400 training
-  # samples per run; then Table 3's DF-off cells from each seed's checkpoint.
-  "$MMJAX" sweep --workdir $OUT/sweep_avmnist --grid-file experiments/mla/sweeps/t1_avmnist.txt \
+sweep_avmnist() {  # AV-MNIST-offline's Tables 1-3, 5 seeds per line, 38,400 training samples
+  # per run; then the test-time cells (Table 3's DF off, Table 2's test missing rate).
+  "$MMJAX" sweep --workdir $OUT/sweep_avmnist --grid-file experiments/mla/sweeps/avmnist.txt \
     --seeds 5 > "$OUT/sweep_avmnist.log" 2>&1
   "$PY" experiments/mla/slot_eval.py $OUT/sweep_avmnist
 }
@@ -168,8 +168,8 @@ gap() {  # section 3.3.3: distance between the modality centroids of L2-normalis
 
 parts=("$@")
 # sweep_mfeat replaces the 3-seed mfeat parts (kept for results_3seed.md and gap), sweep_avmnist
-# the 3-seed AV-MNIST Tables 1 and 3.
-[[ ${#parts[@]} -eq 0 ]] && parts=(sweep_mfeat fig2_mfeat sweep_avmnist t2_av)
+# the 3-seed AV-MNIST parts.
+[[ ${#parts[@]} -eq 0 ]] && parts=(sweep_mfeat fig2_mfeat sweep_avmnist)
 for p in "${parts[@]}"; do "$p"; done
 "$PY" experiments/mla/make_table.py > experiments/mla/results.md
 echo "wrote experiments/mla/results.md"

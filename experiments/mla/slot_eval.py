@@ -1,4 +1,4 @@
-"""Adds the test-time evaluations of MLA's sweeps (sweeps/mfeat.txt, sweeps/t1_avmnist.txt) to
+"""Adds the test-time evaluations of MLA's sweeps (sweeps/mfeat.txt, sweeps/avmnist.txt) to
 their slot folders.
 
   python experiments/mla/slot_eval.py [SWEEP_DIR]     (default runs/mla/sweep_mfeat)
