@@ -2,14 +2,15 @@
 
 Usage: python experiments/mla/make_table.py [RUNS_DIR]   (default runs/mla; when it holds no run,
 the committed copy experiments/mla/results, written by ``mmjax report runs/mla/sweep_mfeat
---export experiments/mla/results/sweep_mfeat`` and the same for ``fig2_mfeat``)
+--export experiments/mla/results/sweep_mfeat`` and the same for the other sweeps)
 
-The mfeat sweep (``sweep_mfeat``: sweeps/mfeat.txt, 5 seeds per line, with the test-time
-evaluations of slot_eval.py) gives Tables 1-3 in %, mean ± std over the 5 seeds, and paired
-one-sided t-tests across the seeds of every claim the README states. Figure 2's grid
-(``fig2_mfeat``: sweeps/fig2_mfeat.txt, kar missing from a fraction r of the training samples)
-gives each view alone per method and r, paired tests of the paper's isolation claim, and the
-plot experiments/mla/fig2_mfeat.png (when matplotlib is there). The older per-run layout
+Each dataset's sweep (``sweep_mfeat``: sweeps/mfeat.txt, ``sweep_avmnist``: sweeps/avmnist.txt,
+5 seeds per line, with the test-time evaluations of slot_eval.py) gives Tables 1-3 in %, mean ±
+std over the 5 seeds, and paired one-sided t-tests across the seeds of every claim the README
+states. Figure 2's grids (``fig2_mfeat``: sweeps/fig2_mfeat.txt, kar missing from a fraction r
+of the training samples; ``fig2_avmnist``: the audio) give each view alone per method and r,
+paired tests of the paper's isolation claim, and the plots experiments/mla/fig2_<dataset>.png
+(when matplotlib is there). The older per-run layout
 (``runs/mla/<name>``, 3 seed replicas per run) gives the other tables. A section without runs is
 left out, so the file regenerates from a partial or committed ``results/``.
 """
@@ -57,7 +58,6 @@ class Sweep:
 
 
 MFEAT = ("fou", "kar", "mor")
-FULL = "+".join(MFEAT)
 # mfeat (sweeps/mfeat.txt) and AV-MNIST-offline (sweeps/avmnist.txt), Tables 1-3 each; the rows
 # of Table 1 and the baselines of Table 2 below.
 SWEEPS = (Sweep("sweep_mfeat", "UCI mfeat sweep (views fou, kar, mor; 64,000 training samples "
@@ -77,14 +77,44 @@ T3_CELLS = (("✗", "✗", "mla_nohgm", "eval_avg"), ("✗", "✓", "mla_nohgm",
             ("✓", "✗", "mla", "eval_avg"), ("✓", "✓", "mla", "eval"))
 EMPTY = "(no runs yet)"  # a sweep table without runs
 
-# Figure 2 (sweeps/fig2_mfeat.txt): kar removed from a fraction r of the training samples,
-# lines ``{method}_r{r}``; the test set complete. The claim is about the views kept (fou, mor).
-FIG2 = "fig2_mfeat"
+
+
+@dataclasses.dataclass(frozen=True)
+class Fig2:
+    """A grid of Figure 2 (sweeps/<folder>.txt): view ``masked`` removed from a fraction r of the
+    training samples, lines ``{method}_r{r}``, the test set complete; the claim is about the
+    views kept. ``title`` heads its section, ``dataset`` names it in the plot."""
+
+    folder: str
+    title: str
+    dataset: str
+    views: tuple[str, ...]
+    masked: str
+
+    @property
+    def full(self) -> str:
+        """The test subset with every view: "Multi"."""
+        return "+".join(self.views)
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The views present in every training sample."""
+        return tuple(v for v in self.views if v != self.masked)
+
+    @property
+    def plot(self) -> pathlib.Path:
+        """The figure's PNG, experiments/mla/<folder>.png."""
+        return HERE / f"{self.folder}.png"
+
+
 FIG2_METHODS = (("mla", "MLA"), ("qmf", "QMF"))
 FIG2_RATES = ("0", "0.2", "0.4", "0.6", "0.8")
-FIG2_MASKED = "kar"
-FIG2_KEPT = tuple(v for v in MFEAT if v != FIG2_MASKED)
-FIG2_PLOT = HERE / "fig2_mfeat.png"
+# mfeat: kar, the strongest view alone, masked; AV-MNIST-offline: the audio (the stronger).
+FIG2_MFEAT = Fig2("fig2_mfeat", "UCI mfeat, Figure 2 (views fou, kar, mor; 64,000 training "
+                  "samples per run)", "UCI mfeat", MFEAT, "kar")
+FIG2_AVMNIST = Fig2("fig2_avmnist", "AV-MNIST-offline, Figure 2 (image PCA 25 % energy, audio "
+                    "SNR -5..15 dB; 38,400 training samples per run)", "AV-MNIST-offline",
+                    ("image", "audio"), "audio")
 
 
 def _load(name: str, stem: str | tuple[str, ...] = "eval"):
@@ -259,26 +289,26 @@ def sweep_paired(sweep: pathlib.Path, spec: Sweep) -> str:
 
 
 def _fig2(sweep: pathlib.Path, method: str, rate: str, subset: str) -> report.Stats | None:
-    """Figure 2's cell: ``subset``'s accuracy (complete test set) of ``method`` trained with
-    FIG2_MASKED missing from a fraction ``rate`` of the training samples."""
+    """Figure 2's cell: ``subset``'s accuracy (complete test set) of ``method`` trained with the
+    masked view missing from a fraction ``rate`` of the training samples."""
     return _point(sweep, f"{method}_r{rate}", subset)
 
 
 def _fig2_rates(sweep: pathlib.Path, method: str) -> list[str]:
-    """The rates of FIG2_RATES that ``method`` has finished."""
-    return [r for r in FIG2_RATES if _fig2(sweep, method, r, FULL) is not None]
+    """The rates of FIG2_RATES that ``method`` has finished (every seed of its line)."""
+    return [r for r in FIG2_RATES if _fig2(sweep, method, r, report.AVERAGE) is not None]
 
 
-def fig2_table(sweep: pathlib.Path) -> str:
+def fig2_table(sweep: pathlib.Path, spec: Fig2) -> str:
     """Figure 2 as a table: per method and r, each view alone (and Multi), mean ± std."""
-    rows = [f"| method | {FIG2_MASKED} missing in training | "
-            + " | ".join(f"{v} alone" for v in MFEAT) + f" | Multi ({FULL}) |",
-            "|" + "---|" * (len(MFEAT) + 3)]
+    rows = [f"| method | {spec.masked} missing in training | "
+            + " | ".join(f"{v} alone" for v in spec.views) + f" | Multi ({spec.full}) |",
+            "|" + "---|" * (len(spec.views) + 3)]
     for method, label in FIG2_METHODS:
         for r in _fig2_rates(sweep, method):
             rows.append(f"| {label} | {float(r) * 100:.0f} % | "
-                        + " | ".join(_pct(_fig2(sweep, method, r, c)) for c in (*MFEAT, FULL))
-                        + " |")
+                        + " | ".join(_pct(_fig2(sweep, method, r, c))
+                                     for c in (*spec.views, spec.full)) + " |")
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
@@ -301,7 +331,7 @@ def _ci95(a: report.Stats, b: report.Stats) -> str:
     return f"[{lo:+.2f}, {hi:+.2f}]"
 
 
-def fig2_paired(sweep: pathlib.Path) -> str:
+def fig2_paired(sweep: pathlib.Path, spec: Fig2) -> str:
     """The paper's claim, per kept view v, at the largest rate r both methods finished:
     QMF's v alone at r = 0 > at r (one-sided: the absence hurts QMF); MLA's change (two-sided:
     "no detectable change" when p >= 0.05, which is not evidence of no effect); QMF's drop >
@@ -313,7 +343,7 @@ def fig2_paired(sweep: pathlib.Path) -> str:
     pct = f"{float(r) * 100:.0f} %"
     rows = ["| view alone | claim (a vs b) | mean a − b (points) | 95 % interval | p | test "
             "| seeds | met at p < 0.05 |", "|---|---|---|---|---|---|---|---|"]
-    for v in FIG2_KEPT:
+    for v in spec.kept:
         cells = {(m, x): _fig2(sweep, m, x, v) for m in ("mla", "qmf") for x in ("0", r)}
         pairs = {"qmf": (cells["qmf", "0"], cells["qmf", r]),
                  "mla": (cells["mla", "0"], cells["mla", r]),
@@ -331,12 +361,12 @@ def fig2_paired(sweep: pathlib.Path) -> str:
                 ("mla", f"MLA: at 0 % vs at {pct} (unaffected)", mla, "two-sided", mla_verdict),
                 ("drops", f"drop 0 → {pct}: QMF's > MLA's", drops, "one-sided",
                  "yes" if drops.p < 0.05 else "no")):
-            rows.append(f"| {v} | {claim} | {_diff(test)} | {_ci95(*pairs[key])} | {report.p_text(test)} "
-                        f"| {side} | {test.n} | {verdict} |")
+            rows.append(f"| {v} | {claim} | {_diff(test)} | {_ci95(*pairs[key])} | "
+                        f"{report.p_text(test)} | {side} | {test.n} | {verdict} |")
     return "\n".join(rows)
 
 
-def fig2_plot(sweep: pathlib.Path, path: pathlib.Path = FIG2_PLOT) -> bool:
+def fig2_plot(sweep: pathlib.Path, spec: Fig2) -> bool:
     """Figure 2's plot: each view alone against r, MLA and QMF, mean ± std; False without
     runs or matplotlib (results.md does not need it)."""
     if not any(_fig2_rates(sweep, m) for m, _ in FIG2_METHODS):
@@ -345,8 +375,9 @@ def fig2_plot(sweep: pathlib.Path, path: pathlib.Path = FIG2_PLOT) -> bool:
         plt = report.pyplot()
     except report.UserError:
         return False
-    fig, axes = plt.subplots(1, len(MFEAT), figsize=(3.2 * len(MFEAT), 3.0), sharex=True)
-    for ax, view in zip(axes, MFEAT):
+    views = spec.views
+    fig, axes = plt.subplots(1, len(views), figsize=(3.2 * len(views), 3.0), sharex=True)
+    for ax, view in zip(axes, views):
         # The two methods' points 1 % apart on the x axis, so that their error bars do not hide
         # each other.
         for (method, label), style, dx in zip(FIG2_METHODS, ("o-", "s--"), (-1, 1)):
@@ -354,30 +385,32 @@ def fig2_plot(sweep: pathlib.Path, path: pathlib.Path = FIG2_PLOT) -> bool:
             cells = [_fig2(sweep, method, r, view) for r in rates]
             ax.errorbar([100 * float(r) + dx for r in rates], [100 * c.mean for c in cells],
                         yerr=[100 * c.std for c in cells], fmt=style, capsize=3, label=label)
-        ax.set_title(f"{view} alone" + (" (the masked view)" if view == FIG2_MASKED else ""))
-        ax.set_xlabel(f"{FIG2_MASKED} missing in training (%)")
+        ax.set_title(f"{view} alone" + (" (the masked view)" if view == spec.masked else ""))
+        ax.set_xlabel(f"{spec.masked} missing in training (%)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend()
-    fig.suptitle("MLA Figure 2 on UCI mfeat: 5 seeds, mean ± std", fontsize=10)
+    fig.suptitle(f"MLA Figure 2 on {spec.dataset}: 5 seeds, mean ± std", fontsize=10)
     fig.tight_layout()
     # No software or date metadata: the file regenerates byte for byte from the same results.
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    fig.savefig(spec.plot, dpi=100, metadata={"Software": None})
     plt.close(fig)
     return True
 
 
-def fig2_sections(sweep: pathlib.Path) -> list[str]:
-    """Markdown lines of Figure 2's table and tests that have runs (and writes its plot)."""
+def fig2_sections(spec: Fig2) -> list[str]:
+    """The section of Figure 2's grid: its title, table and tests that have runs (and writes
+    its plot); nothing when it has no runs."""
+    sweep = RUNS / spec.folder
     sections = [
-        (f"Figure 2 (isolation of modalities): {FIG2_MASKED} missing from a fraction of the "
-         "training samples, complete test set, 5 seeds", fig2_table(sweep)),
-        ("Figure 2's claim, paired tests across the 5 seeds", fig2_paired(sweep))]
+        (f"Figure 2 (isolation of modalities): {spec.masked} missing from a fraction of the "
+         "training samples, complete test set, 5 seeds", fig2_table(sweep, spec)),
+        ("Figure 2's claim, paired tests across the 5 seeds", fig2_paired(sweep, spec))]
     lines = [line for heading, table in sections if table != EMPTY
              for line in (f"### {heading}", "", table, "")]
-    if lines and fig2_plot(sweep):
-        lines += [f"Plot: `experiments/mla/{FIG2_PLOT.name}`.", ""]
-    return lines
+    if lines and fig2_plot(sweep, spec):
+        lines += [f"Plot: `experiments/mla/{spec.plot.name}`.", ""]
+    return [f"## {spec.title}", "", *lines] if lines else []
 
 
 # Section 3.3.3 on the sweep's configs (run.sh gap_mfeat; modality_gap.py --json): the gap per
@@ -449,12 +482,8 @@ def main(runs: str = "runs/mla") -> None:
            "`sweep_avmnist`: sweeps/avmnist.txt); "
            "other tables, if any, as fractions over 3 seeds.", ""]
     mfeat, avmnist = SWEEPS
-    out += _sweep_part(mfeat) + gap_sections()  # the modality gap and Figure 2: mfeat only
-    fig2 = fig2_sections(RUNS / FIG2)
-    if fig2:
-        out += ["## UCI mfeat, Figure 2 (views fou, kar, mor; 64,000 training samples per run)",
-                "", *fig2]
-    out += _sweep_part(avmnist)
+    out += _sweep_part(mfeat) + gap_sections() + fig2_sections(FIG2_MFEAT)  # gap: mfeat only
+    out += _sweep_part(avmnist) + fig2_sections(FIG2_AVMNIST)
     for ds in DATASETS:
         out += table1(ds) + table3(ds) + table2(ds)
         if ds == "av":

@@ -3,12 +3,13 @@
 #   bash experiments/mla/run.sh [PART ...]
 # PART in: sweep_mfeat (mfeat's Tables 1-3, one sweep of 5 seeds per line, sweeps/mfeat.txt),
 # fig2_mfeat (mfeat's Figure 2: kar missing from a fraction of training, sweeps/fig2_mfeat.txt),
-# sweep_avmnist (AV-MNIST's Tables 1-3, 5 seeds per line, sweeps/avmnist.txt),
+# sweep_avmnist (AV-MNIST's Tables 1-3, 5 seeds per line, sweeps/avmnist.txt), fig2_avmnist
+# (AV-MNIST's Figure 2: the audio missing from a fraction of training, sweeps/fig2_avmnist.txt),
 # t1_av t3_av t1_av_rest t2_av (AV-MNIST, 3 seeds per run; the earlier runs of results_3seed.md,
 # now in sweep_avmnist), t1_mfeat t3_mfeat t2_mfeat (the
 # earlier 3-seed mfeat runs of results_3seed.md), gap (reads t1_mfeat's and t3_mfeat's runs),
 # gap_mfeat (the modality gap of sweep_mfeat's configs, 5 seeds, into results/gap_mfeat.json).
-# Default: sweep_mfeat fig2_mfeat sweep_avmnist. Single AV-MNIST runs: av_concat
+# Default: sweep_mfeat fig2_mfeat sweep_avmnist fig2_avmnist. Single AV-MNIST runs: av_concat
 # av_mla av_late av_qmf av_ogm_ge av_sum; av_mla600 re-runs the first session's 600-step MLA
 # ablation.
 # RATES="0.1 0.2 ..." / RATES_AV=... set t2_mfeat's / t2_av's missing rates. Runs go to
@@ -147,6 +148,12 @@ fig2_mfeat() {  # Figure 2 (isolation of modalities): kar removed from a fractio
     --seeds "${MFEAT_SEEDS:-5}" > "$OUT/fig2_mfeat.log" 2>&1
 }
 
+fig2_avmnist() {  # Figure 2 on AV-MNIST-offline: the audio removed from a fraction r of the
+  # training samples, r = 0 ... 0.8, MLA and QMF, 5 seeds per line (sweeps/fig2_avmnist.txt).
+  "$MMJAX" sweep --workdir $OUT/fig2_avmnist --grid-file experiments/mla/sweeps/fig2_avmnist.txt \
+    --seeds 5 > "$OUT/fig2_avmnist.log" 2>&1
+}
+
 gap_mfeat() {  # section 3.3.3 on sweep_mfeat's configs, 5 seeds per run (the sweep keeps no
   # checkpoints): each run's per-seed gaps into the committed results/gap_mfeat.json.
   local m
@@ -169,7 +176,7 @@ gap() {  # section 3.3.3: distance between the modality centroids of L2-normalis
 parts=("$@")
 # sweep_mfeat replaces the 3-seed mfeat parts (kept for results_3seed.md and gap), sweep_avmnist
 # the 3-seed AV-MNIST parts.
-[[ ${#parts[@]} -eq 0 ]] && parts=(sweep_mfeat fig2_mfeat sweep_avmnist)
+[[ ${#parts[@]} -eq 0 ]] && parts=(sweep_mfeat fig2_mfeat sweep_avmnist fig2_avmnist)
 for p in "${parts[@]}"; do "$p"; done
 "$PY" experiments/mla/make_table.py > experiments/mla/results.md
 echo "wrote experiments/mla/results.md"
