@@ -40,21 +40,27 @@ MISSING_RATE = ("eval-missing-rate-test", "eval_missing_rate")
 
 
 @dataclasses.dataclass(frozen=True)
-class Sweep:
-    """A sweep of Tables 1-3 (sweeps/<grid>.txt): its folder under the runs, its section's
-    title, the dataset's name in the headings, its views and the weakest view alone (the
-    README's done-when check: MLA > concat there)."""
+class Grid:
+    """A sweep of one dataset (sweeps/<grid>.txt): its folder under the runs, its section's
+    title, the dataset's name in headings and plots, and its views."""
 
     folder: str
     title: str
     dataset: str
     views: tuple[str, ...]
-    weakest: str
 
     @property
     def full(self) -> str:
         """The test subset with every view: "Multi"."""
         return "+".join(self.views)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep(Grid):
+    """A sweep of Tables 1-3; ``weakest`` is the weakest view alone (the README's done-when
+    check: MLA > concat there)."""
+
+    weakest: str
 
 
 MFEAT = ("fou", "kar", "mor")
@@ -78,23 +84,12 @@ T3_CELLS = (("✗", "✗", "mla_nohgm", "eval_avg"), ("✗", "✓", "mla_nohgm",
 EMPTY = "(no runs yet)"  # a sweep table without runs
 
 
-
 @dataclasses.dataclass(frozen=True)
-class Fig2:
-    """A grid of Figure 2 (sweeps/<folder>.txt): view ``masked`` removed from a fraction r of the
-    training samples, lines ``{method}_r{r}``, the test set complete; the claim is about the
-    views kept. ``title`` heads its section, ``dataset`` names it in the plot."""
+class Fig2(Grid):
+    """A grid of Figure 2: view ``masked`` removed from a fraction r of the training samples,
+    lines ``{method}_r{r}``, the test set complete; the claim is about the views kept."""
 
-    folder: str
-    title: str
-    dataset: str
-    views: tuple[str, ...]
     masked: str
-
-    @property
-    def full(self) -> str:
-        """The test subset with every view: "Multi"."""
-        return "+".join(self.views)
 
     @property
     def kept(self) -> tuple[str, ...]:
