@@ -298,19 +298,21 @@ def fig4r_table(group: pathlib.Path, reference: pathlib.Path, label: str) -> str
 
 # Tables II-III and Figure 5 at an equal budget, 5 seeds (run.sh stage t2: runs/raml/t2_<dataset>,
 # one packed run of 5 seeds per method): the paper's claims, one-sided, paired by seed.
-# Figure 1 on AV-MNIST-offline (sweeps/fig1_avmnist.txt): each unimodal model on its own modality
-# beside Table IV's concat (trained on complete samples) tested with the other modality missing;
-# the paper's claim: the multimodal model fed imperfect data can fall below the unimodal models.
-FIG1_MODALITIES = ("image", "audio")
+# Figure 1 (sweeps/fig1_<dataset>.txt): each unimodal model on its own modality beside a concat
+# model trained on complete samples (AV-MNIST-offline: Table IV's, mfeat: Table I's) tested on
+# that modality alone; the paper's claim: the multimodal model fed imperfect data can fall below
+# the unimodal models.
+FIG1_MODALITIES = {"avmnist": ("image", "audio"),
+                   "mfeat": ("fac", "fou", "kar", "mor", "pix", "zer")}
 
 
-def fig1_table(group: pathlib.Path, concat: pathlib.Path) -> str:
+def fig1_table(group: pathlib.Path, concat: pathlib.Path, modalities: tuple[str, ...]) -> str:
     """Figure 1 as a table: per modality m, the unimodal model on m alone and ``concat`` (trained
     on complete samples) on m alone, with the paired one-sided test unimodal > concat."""
     rows = ["| test subset | unimodal model (trained on it alone) | concat (trained on complete "
             "samples) | unimodal − concat (points) | p (one-sided) | seeds | met at p < 0.05 |",
             "|---|---|---|---|---|---|---|"]
-    for m in FIG1_MODALITIES:
+    for m in modalities:
         uni = report.point_stats(group / f"unimodal_{m}", m, "accuracy")
         multi = report.point_stats(concat, m, "accuracy")
         if uni is None or multi is None:
@@ -451,7 +453,10 @@ def main(runs: str = "runs/raml") -> None:
                  "(sweeps/t56_mfeat.txt)", t56_table(runs / "t56_mfeat", sweep_dir / "raml", "I",
                                                     "Table I's `raml`")),
                 ("Figure 4 right at an equal budget, 5 seeds (sweeps/fig4r_mfeat.txt)",
-                 fig4r_table(runs / "fig4r_mfeat", sweep_dir / "raml", "Table I's `raml`"))]
+                 fig4r_table(runs / "fig4r_mfeat", sweep_dir / "raml", "Table I's `raml`")),
+                ("Figure 1: unimodal models vs concat trained on complete samples, one view "
+                 "alone at test, 5 seeds (sweeps/fig1_mfeat.txt)",
+                 fig1_table(runs / "fig1_mfeat", sweep_dir / "concat", FIG1_MODALITIES["mfeat"]))]
         else:
             sections += [("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
                           "(sweeps/t56_avmnist.txt)",
@@ -464,7 +469,8 @@ def main(runs: str = "runs/raml") -> None:
                           t4_table(runs / "t4_avmnist")),
                          ("Figure 1: unimodal models vs concat trained on complete samples, one "
                           "modality missing at test, 5 seeds (sweeps/fig1_avmnist.txt)",
-                          fig1_table(runs / "fig1_avmnist", runs / "t4_avmnist" / "concat")),
+                          fig1_table(runs / "fig1_avmnist", runs / "t4_avmnist" / "concat",
+                                     FIG1_MODALITIES["avmnist"])),
                          ("Figure 4 right at an equal budget, 5 seeds (sweeps/fig4r_avmnist.txt)",
                           fig4r_table(runs / "fig4r_avmnist", runs / "fig4r_avmnist" / "default",
                                       "this sweep's `default`"))]

@@ -5,12 +5,13 @@
 # t2: one run of 5 seeds per method) and writes
 # experiments/raml/results.md and the Figure 5 PNGs.
 #   bash experiments/raml/run.sh [RUNS_DIR] [STAGES]   (default runs/raml,
-#     "main t1 t1_sweep t56 t56_av t4_av fig1_av fig4r fig4r_av t2 eval abl_mfeat abl_avmnist")
+#     "main t1 t1_sweep t56 t56_av t4_av fig1 fig1_av fig4r fig4r_av t2 eval abl_mfeat
+#      abl_avmnist")
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 t1_sweep t56 t56_av t4_av fig1_av fig4r fig4r_av t2 eval abl_mfeat abl_avmnist}
+stages=${2:-main t1 t1_sweep t56 t56_av t4_av fig1 fig1_av fig4r fig4r_av t2 eval abl_mfeat abl_avmnist}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
@@ -67,6 +68,11 @@ for s in $stages; do
           # (sweeps/t4_avmnist.txt), every method trained and tested on complete samples.
     "$mmjax" sweep --workdir "$runs/t4_avmnist" --grid-file experiments/raml/sweeps/t4_avmnist.txt \
       --seeds 5 >/dev/null
+    ;;
+  fig1)  # Figure 1 on mfeat, 5 seeds: the unimodal models (sweeps/fig1_mfeat.txt); the concat
+        # model beside them is t1_sweep's `concat`.
+    "$mmjax" sweep --workdir "$runs/fig1_mfeat" --grid-file experiments/raml/sweeps/fig1_mfeat.txt \
+      --seeds "${MFEAT_SEEDS:-5}" >/dev/null
     ;;
   fig1_av)  # Figure 1 on AV-MNIST-offline, 5 seeds: the unimodal models (sweeps/fig1_avmnist.txt);
            # the concat model beside them is t4_av's `concat`.
