@@ -11,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/raml}
-stages=${2:-main t1 t1_sweep t56 t56_av t4_av fig1 fig1_av fig4r fig4r_av t2 eval abl_mfeat abl_avmnist}
+all_stages=(main t1 t1_sweep t56 t56_av t4_av fig1 fig1_av fig4r fig4r_av t2 eval abl_mfeat
+  abl_avmnist)
+stages=${2:-${all_stages[*]}}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 py=${PYTHON:-.venv/bin/python}
 
