@@ -26,9 +26,10 @@ from mmjax import report
 
 HERE = pathlib.Path(__file__).resolve().parent
 RUNS = pathlib.Path("runs/mla")
-DATASETS = {"mfeat": ("UCI mfeat, views fou+kar+mor", ("fou", "kar", "mor")),
-            "av": ("AV-MNIST-offline, image PCA 25 % energy, audio SNR -5..15 dB",
-                   ("image", "audio"))}
+MFEAT = ("fou", "kar", "mor")
+AVMNIST = ("image", "audio")
+DATASETS = {"mfeat": ("UCI mfeat, views fou+kar+mor", MFEAT),
+            "av": ("AV-MNIST-offline, image PCA 25 % energy, audio SNR -5..15 dB", AVMNIST)}
 TABLE1 = ("concat", "sum", "late", "film", "bilinear_gated", "ogm_ge", "qmf", "mla", "mla600")
 # Row labels where the run name is not the method's name: the first session's shrunk AV-MNIST
 # MLA runs (600 steps = 300 updates per encoder, half the baselines').
@@ -63,14 +64,13 @@ class Sweep(Grid):
     weakest: str
 
 
-MFEAT = ("fou", "kar", "mor")
 # mfeat (sweeps/mfeat.txt) and AV-MNIST-offline (sweeps/avmnist.txt), Tables 1-3 each; the rows
 # of Table 1 and the baselines of Table 2 below.
 SWEEPS = (Sweep("sweep_mfeat", "UCI mfeat sweep (views fou, kar, mor; 64,000 training samples "
                 "per run)", "UCI mfeat", MFEAT, "mor"),
           Sweep("sweep_avmnist", "AV-MNIST-offline sweep (image PCA 25 % energy, audio SNR "
                 "-5..15 dB; 38,400 training samples per run)", "AV-MNIST-offline",
-                ("image", "audio"), "image"))
+                AVMNIST, "image"))
 SWEEP_T1 = (("concat", "Concat"), ("sum", "Sum"), ("late", "Late fusion (core `late`)"),
             ("film", "FiLM"), ("bilinear_gated", "BiGated"), ("ogm_ge", "OGM-GE"),
             ("qmf", "QMF"),
@@ -109,7 +109,7 @@ FIG2_MFEAT = Fig2("fig2_mfeat", "UCI mfeat, Figure 2 (views fou, kar, mor; 64,00
                   "samples per run)", "UCI mfeat", MFEAT, "kar")
 FIG2_AVMNIST = Fig2("fig2_avmnist", "AV-MNIST-offline, Figure 2 (image PCA 25 % energy, audio "
                     "SNR -5..15 dB; 38,400 training samples per run)", "AV-MNIST-offline",
-                    ("image", "audio"), "audio")
+                    AVMNIST, "audio")
 
 
 def _load(name: str, stem: str | tuple[str, ...] = "eval"):

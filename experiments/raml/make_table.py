@@ -296,23 +296,21 @@ def fig4r_table(group: pathlib.Path, reference: pathlib.Path, label: str) -> str
     return "\n".join(rows) if len(rows) > 4 else EMPTY
 
 
-# Tables II-III and Figure 5 at an equal budget, 5 seeds (run.sh stage t2: runs/raml/t2_<dataset>,
-# one packed run of 5 seeds per method): the paper's claims, one-sided, paired by seed.
 # Figure 1 (sweeps/fig1_<dataset>.txt): each unimodal model on its own modality beside a concat
 # model trained on complete samples (AV-MNIST-offline: Table IV's, mfeat: Table I's) tested on
 # that modality alone; the paper's claim: the multimodal model fed imperfect data can fall below
 # the unimodal models.
-FIG1_MODALITIES = {"avmnist": ("image", "audio"),
-                   "mfeat": ("fac", "fou", "kar", "mor", "pix", "zer")}
-
-
-def fig1_table(group: pathlib.Path, concat: pathlib.Path, modalities: tuple[str, ...]) -> str:
-    """Figure 1 as a table: per modality m, the unimodal model on m alone and ``concat`` (trained
-    on complete samples) on m alone, with the paired one-sided test unimodal > concat."""
+def fig1_table(group: pathlib.Path, concat: pathlib.Path) -> str:
+    """Figure 1 as a table: per modality m (``concat``'s single-modality test subsets), the
+    unimodal model on m alone and ``concat`` (trained on complete samples) on m alone, with the
+    paired one-sided test unimodal > concat."""
+    subsets = _subsets(concat)
+    if subsets is None:
+        return EMPTY
     rows = ["| test subset | unimodal model (trained on it alone) | concat (trained on complete "
             "samples) | unimodal − concat (points) | p (one-sided) | seeds | met at p < 0.05 |",
             "|---|---|---|---|---|---|---|"]
-    for m in modalities:
+    for m in (s for s in subsets if "+" not in s):
         uni = report.point_stats(group / f"unimodal_{m}", m, "accuracy")
         multi = report.point_stats(concat, m, "accuracy")
         if uni is None or multi is None:
@@ -323,6 +321,8 @@ def fig1_table(group: pathlib.Path, concat: pathlib.Path, modalities: tuple[str,
     return "\n".join(rows) if len(rows) > 2 else EMPTY
 
 
+# Tables II-III and Figure 5 at an equal budget, 5 seeds (run.sh stage t2: runs/raml/t2_<dataset>,
+# one packed run of 5 seeds per method): the paper's claims, one-sided, paired by seed.
 T2_GROUPS = {"mfeat": "t2_mfeat", "avmnist": "t2_avmnist"}
 T2_CLAIMS = (("raml", "concat"), ("raml", "augmentation"))
 
@@ -456,7 +456,7 @@ def main(runs: str = "runs/raml") -> None:
                  fig4r_table(runs / "fig4r_mfeat", sweep_dir / "raml", "Table I's `raml`")),
                 ("Figure 1: unimodal models vs concat trained on complete samples, one view "
                  "alone at test, 5 seeds (sweeps/fig1_mfeat.txt)",
-                 fig1_table(runs / "fig1_mfeat", sweep_dir / "concat", FIG1_MODALITIES["mfeat"]))]
+                 fig1_table(runs / "fig1_mfeat", sweep_dir / "concat"))]
         else:
             sections += [("Tables V, VI and Figure 4 left at an equal budget, 5 seeds "
                           "(sweeps/t56_avmnist.txt)",
@@ -469,8 +469,7 @@ def main(runs: str = "runs/raml") -> None:
                           t4_table(runs / "t4_avmnist")),
                          ("Figure 1: unimodal models vs concat trained on complete samples, one "
                           "modality missing at test, 5 seeds (sweeps/fig1_avmnist.txt)",
-                          fig1_table(runs / "fig1_avmnist", runs / "t4_avmnist" / "concat",
-                                     FIG1_MODALITIES["avmnist"])),
+                          fig1_table(runs / "fig1_avmnist", runs / "t4_avmnist" / "concat")),
                          ("Figure 4 right at an equal budget, 5 seeds (sweeps/fig4r_avmnist.txt)",
                           fig4r_table(runs / "fig4r_avmnist", runs / "fig4r_avmnist" / "default",
                                       "this sweep's `default`"))]
