@@ -119,7 +119,11 @@ CLAIMS = (("redcore", "core"), ("redcore", "red"), ("red", "core"), ("redcore", 
 CLAIMS_VS = (("redcore", "mmin"), ("redcore", "core"), ("redcore", "augmentation"),
              ("redcore", "cra"))
 # Figure 3's runs hold the four RedCore-family lines only.
-CLAIMS_FIG3 = (("redcore", "core"), ("redcore", "augmentation"))
+CLAIMS_FIG3 = (("redcore", "core"), ("redcore", "augmentation"), ("redcore", "mmin"),
+               ("redcore", "cra"))
+# Figure 3's curves: the paper's RedCore, Core and augmentation beside its comparators.
+FIG3_METHODS = (("augmentation", "concat + augmentation"), ("core", "Core"),
+                ("redcore", "RedCore"), *BASELINES)
 
 
 def _f1(run_dir: pathlib.Path, condition: str = report.AVERAGE) -> report.Stats | None:
@@ -296,13 +300,15 @@ def fig3_rates(runs: pathlib.Path) -> list[str]:
 
 
 def fig3_run(runs: pathlib.Path, name: str, r: str) -> pathlib.Path:
-    """The folder of method ``name`` at shared rate ``r`` in the fig3 sweep (its seeds' slot)."""
-    return report.seed_slot(runs / "fig3_mfeat" / name / f"missing.rates-{r}_{r}_{r}")
+    """The folder of method ``name`` at shared rate ``r`` in the fig3 sweeps (its seeds' slot);
+    the comparators have their own sweep (``fig3_mfeat_baselines``)."""
+    sweep = "fig3_mfeat_baselines" if name in dict(BASELINES) else "fig3_mfeat"
+    return report.seed_slot(runs / sweep / name / f"missing.rates-{r}_{r}_{r}")
 
 
 def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
     """Figure 3 protocol as a table, and its curves {method: [(rate, mean, std)]}."""
-    names = (("augmentation", "concat + augmentation"), ("core", "Core"), ("redcore", "RedCore"))
+    names = FIG3_METHODS
     curves = {n: [] for n, _ in names}
     rows = ["| shared missing rate | " + " | ".join(label for _, label in names) + " |",
             "|---" * (len(names) + 1) + "|"]
@@ -513,8 +519,7 @@ def plots(runs: pathlib.Path, curves: dict) -> list[str]:
     # Figure 3: average weighted F1 vs shared missing rate.
     if any(curves.values()):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for n, label in (("augmentation", "concat + augmentation"), ("core", "Core"),
-                         ("redcore", "RedCore")):
+        for n, label in FIG3_METHODS:
             if curves[n]:
                 r, m, s = map(np.array, zip(*curves[n]))
                 ax.errorbar(r, 100 * m, yerr=100 * s, label=label, capsize=3)

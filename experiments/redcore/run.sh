@@ -5,13 +5,13 @@
 # replicas of one program); AV-MNIST trains 3 seeds per run (in one program). Writes
 # experiments/redcore/results.md and the PNG plots.
 #   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]
-#     (default runs/redcore, "imb imb_position imb_baselines curves fig3 av")
+#     (default runs/redcore, "imb imb_position imb_baselines curves fig3 fig3_baselines av")
 # A finished point is skipped (its folder holds eval.json); a killed run resumes from its
 # checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/redcore}
-parts=${2:-imb imb_position imb_baselines curves fig3 av}
+parts=${2:-imb imb_position imb_baselines curves fig3 fig3_baselines av}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 MFEAT_STEPS=${MFEAT_STEPS:-1000}
 # Programs do not depend on missing rates (masks are data), so one compile serves every rate.
@@ -103,6 +103,13 @@ for part in $parts; do
       --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
       --grid "missing.rates=$(fig3_rates)" >/dev/null
     ;;
+  fig3_baselines)  # Figure 3's protocol for the comparators, MMIN and CRA imputation.
+    "$mmjax" sweep --workdir "$runs/fig3_mfeat_baselines" \
+      --grid-file experiments/redcore/sweeps/imb_mfeat_baselines.txt \
+      --set data.views=fou,kar,zer --set missing.protocol=independent \
+      --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
+      --grid "missing.rates=$(fig3_rates)" >/dev/null
+    ;;
   av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l) (AV_RATES).
     for rates in ${AV_RATES:-0.8,0.2 0.2,0.8}; do
       for meth in ${AV_METHODS:-redcore augmentation core red}; do
@@ -116,7 +123,8 @@ for part in $parts; do
       done
     done
     ;;
-  *) echo "unknown part $part (use imb imb_position imb_baselines curves fig3 av)" >&2; exit 2 ;;
+  *) echo "unknown part $part (use imb imb_position imb_baselines curves fig3 fig3_baselines" \
+       "av)" >&2; exit 2 ;;
   esac
 done
 .venv/bin/python experiments/redcore/make_table.py "$runs" > experiments/redcore/results.md
