@@ -23,6 +23,7 @@ TABLES = [
     ("raml", "", "results.md"),
     ("redcore", "", "results.md"),
     ("ume_mma", "", "results.md"),
+    ("smil", "mfeat", "results_mfeat.md"),
     ("smil", "regime_avmnist", "results_regime_avmnist.md"),
     ("smil", "table3_regime_avmnist", "results_table3_regime_avmnist.md"),
 ]

@@ -2,11 +2,12 @@
 
 Usage: python experiments/smil/make_table.py RUNS_DIR [PLOT.png] [TITLE]
 
-RUNS_DIR is runs/smil/DATASET[/stepsN] (experiments/smil/run.sh's layout), or the sweep of SMIL's
-own data regime, runs/smil/regime_avmnist (``mmjax sweep`` over sweeps/regime_avmnist.txt, 5
-seeds: Figure 4 as tables and the paired tests of the paper's claims), or its Table 3 sweep,
-runs/smil/table3_regime_avmnist (sweeps/table3_regime_avmnist.txt: the ablations, paired by seed
-with the regime sweep's full SMIL, read from the folder beside it). When it holds no run, its
+RUNS_DIR is a 5-seed sweep (``mmjax sweep`` over sweeps/X.txt into runs/smil/X): mfeat's
+(sweeps/mfeat.txt: Figure 4 and Table 3's ablations, with the paired tests of the paper's claims),
+the one of SMIL's own data regime, runs/smil/regime_avmnist (Figure 4), or its Table 3 sweep,
+runs/smil/table3_regime_avmnist (the ablations, paired by seed with the regime sweep's full SMIL,
+read from the folder beside it); or runs/smil/avmnist_offline[/stepsN] (run.sh's layout of the
+default regime, 3 seeds per run, no paired tests). When it holds no run, its
 committed copy under experiments/smil/results/ is read (``runs/smil/X`` -> ``results/X``, written
 by ``mmjax report runs/smil/X --export experiments/smil/results/X``).
 
@@ -17,6 +18,8 @@ reconstruction off). On mfeat, modality 1 and 2 are the two views of the run. A 
 finished is left out.
 """
 
+import functools
+import json
 import pathlib
 import sys
 
@@ -117,10 +120,24 @@ def plot(curves_by_panel: dict, path: str, title: str) -> None:
 # SMIL's own data regime (sweeps/regime_avmnist.txt): one sweep, a point per line and eta.
 # ----------------------------------------------------------------------------------------------
 
-REGIME_ETAS = ("0.05", "0.1", "0.2", "0.5")
-REGIME_LINES = (("lower_bound", "Lower bound (image only)"), ("ae", "AE imputation"),
+REGIME_LINES = (("lower_bound", "Lower bound ({one} only)"), ("ae", "AE imputation"),
                 ("smil", "SMIL"), ("upper_bound", "Upper bound (100% both)"))
-IMAGE, BOTH = "image", "image+audio"  # the eval's subsets: Figure 4 left / right
+ONE, BOTH = "one", "both"  # the test patterns: modality 1 alone (Figure 4 left) / complete
+
+
+def _etas(sweep: pathlib.Path) -> list[str]:
+    """The eta values of the sweep's SMIL points (``smil_eta0.2``, ...), ascending."""
+    return sorted({p.name.split("_eta")[1] for p in sweep.glob("smil_eta*")}, key=float)
+
+
+@functools.cache
+def _conditions(sweep: pathlib.Path) -> dict[str, str]:
+    """The evaluation's names of the two test patterns in ``sweep`` (``{"one": "image", "both":
+    "image+audio"}`` on AV-MNIST, ``fou`` / ``fou+kar`` on mfeat), from any finished run."""
+    for path in sorted(sweep.rglob("eval.json")):
+        both = next(k for k in json.loads(path.read_text())["subsets"] if "+" in k)
+        return {ONE: both.split("+")[0], BOTH: both}
+    return {ONE: "image", BOTH: "image+audio"}
 
 
 def _point(sweep: pathlib.Path, line: str, eta: str) -> pathlib.Path:
@@ -128,27 +145,30 @@ def _point(sweep: pathlib.Path, line: str, eta: str) -> pathlib.Path:
     return sweep / line if line.endswith("_bound") else sweep / f"{line}_eta{eta}"
 
 
-def _acc(sweep: pathlib.Path, line: str, eta: str, subset: str) -> report.Stats | None:
-    return report.point_stats(_point(sweep, line, eta), subset, "accuracy")
+def _acc(sweep: pathlib.Path, line: str, eta: str, pattern: str) -> report.Stats | None:
+    return report.point_stats(_point(sweep, line, eta), _conditions(sweep)[pattern], "accuracy")
 
 
 def regime_figure4(sweep: pathlib.Path, subset: str) -> tuple[str, dict]:
-    """One Figure 4 panel of the regime sweep as a table, and its curves (as ``figure4``)."""
-    columns = [f"eta = {float(e) * 100:g}%" for e in REGIME_ETAS]
+    """One Figure 4 panel (``subset``: ONE or BOTH) of a sweep as a table, and its curves (as
+    ``figure4``)."""
+    etas = _etas(sweep)
+    columns = [f"eta = {float(e) * 100:g}%" for e in etas]
     rows = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     curves = {}
     for line, label in REGIME_LINES:
-        cells = [_acc(sweep, line, eta, subset) for eta in REGIME_ETAS]
+        label = label.format(one=_conditions(sweep)[ONE])
+        cells = [_acc(sweep, line, eta, subset) for eta in etas]
         if any(cells):
             rows.append(f"| {label} | " + " | ".join(map(_fmt, cells)) + " |")
             curves[label] = [(float(eta) * 100, 100 * c.mean, 100 * c.std)
-                             for eta, c in zip(REGIME_ETAS, cells) if c]
+                             for eta, c in zip(etas, cells) if c]
     return "\n".join(rows), curves
 
 
 def _drop(sweep: pathlib.Path, line: str, eta: str) -> report.Stats | None:
     """Per seed, accuracy with both modalities minus accuracy with the image alone (points)."""
-    both, image = _acc(sweep, line, eta, BOTH), _acc(sweep, line, eta, IMAGE)
+    both, image = _acc(sweep, line, eta, BOTH), _acc(sweep, line, eta, ONE)
     if both is None or image is None:
         return None
     return report.Stats.of([b - i for b, i in zip(both.values, image.values)], both.seeds)
@@ -157,8 +177,8 @@ def _drop(sweep: pathlib.Path, line: str, eta: str) -> report.Stats | None:
 # The paper's claims on Figure 4 (SMIL paper, "Missing pattern 1/2"; its numbers at eta = 20%
 # where it names eta): (claim, the paper's value in points, test subset, a, b), a > b one-sided.
 REGIME_CLAIMS = (
-    ("SMIL > lower bound", {"0.2": "+3.3", "0.05": "+1.1"}, IMAGE, "smil", "lower_bound"),
-    ("SMIL > AE", {"0.2": "+6.7"}, IMAGE, "smil", "ae"),
+    ("SMIL > lower bound", {"0.2": "+3.3", "0.05": "+1.1"}, ONE, "smil", "lower_bound"),
+    ("SMIL > AE", {"0.2": "+6.7"}, ONE, "smil", "ae"),
     ("SMIL > lower bound", {"0.2": "+4.3"}, BOTH, "smil", "lower_bound"),
     ("SMIL > AE", {"0.2": "+2.1"}, BOTH, "smil", "ae"),
 )
@@ -190,26 +210,29 @@ def regime_paired(sweep: pathlib.Path) -> str:
     def add(claim, subset, eta, paper, a, b):
         rows.extend(_claim_row(claim, subset, eta, paper, a, b))
 
+    names = _conditions(sweep)
     for claim, paper, subset, a, b in REGIME_CLAIMS:
-        for eta in REGIME_ETAS:
-            add(claim, subset, eta, paper.get(eta, ""), _acc(sweep, a, eta, subset),
+        for eta in _etas(sweep):
+            add(claim, names[subset], eta, paper.get(eta, ""), _acc(sweep, a, eta, subset),
                 _acc(sweep, b, eta, subset))
-    for eta in REGIME_ETAS:
-        add("AE's drop > SMIL's drop", f"{BOTH} minus {IMAGE}", eta,
+    for eta in _etas(sweep):
+        add("AE's drop > SMIL's drop", f"{names[BOTH]} minus {names[ONE]}", eta,
             "5.6 vs 1.0" if eta == "0.2" else "", _drop(sweep, "ae", eta),
             _drop(sweep, "smil", eta))
     return "\n".join(rows)
 
 
 def regime(sweep: pathlib.Path, plot_path: str | None, title: str | None) -> None:
-    """Prints the regime sweep's Figure 4 tables and paired tests; draws Figure 4."""
-    image, c1 = regime_figure4(sweep, IMAGE)
+    """Prints a Figure 4 sweep's tables and paired tests (the regime sweep, or mfeat's); draws
+    Figure 4."""
+    one, c1 = regime_figure4(sweep, ONE)
     both, c2 = regime_figure4(sweep, BOTH)
-    print(f"#### {FIG4['one']}\n\n{image}\n")
+    print(f"#### {FIG4['one']}\n\n{one}\n")
     print(f"#### {FIG4['both']}\n\n{both}\n")
     print(f"#### The paper's Figure 4 claims, paired by seed\n\n{regime_paired(sweep)}")
     if plot_path:
-        plot({"test: image only": c1, "test: image + audio": c2}, plot_path,
+        names = {k: v.replace("+", " + ") for k, v in _conditions(sweep).items()}
+        plot({f"test: {names[ONE]} only": c1, f"test: {names[BOTH]}": c2}, plot_path,
              title or "SMIL's regime: 1,050 training images, eta% with audio (5 seeds)")
 
 
@@ -225,6 +248,8 @@ TABLE3_LINES = (("wo_kmeans", "SMIL w/o K-means", ("+1.0", "+0.6")),
                 ("wo_regularization", "SMIL w/o Regularization", ("+2.3", "+2.0")),
                 ("fixed_gaussian", "SMIL w/ Fixed Gaussian", ("+1.7", "+4.6")),
                 ("deterministic", "SMIL w/ Deterministic", ("+1.8", "+1.4")))
+# Rows shown where a sweep has them, not a claim of the paper (no test): the released code.
+TABLE3_EXTRA = (("released", "SMIL, released code (`:released`)"),)
 
 
 def is_table3(sweep: pathlib.Path) -> bool:
@@ -236,14 +261,17 @@ def _table3_has(sweep: pathlib.Path, eta: str) -> bool:
     return any((sweep / f"{line}_eta{eta}").is_dir() for line, *_ in TABLE3_LINES)
 
 
-def regime_table3(sweep: pathlib.Path, full: pathlib.Path) -> str:
+def regime_table3(sweep: pathlib.Path, full: pathlib.Path,
+                  context: str = " in SMIL's regime") -> str:
     """Table 3 as accuracies at eta = 10 % and 20 % on both test patterns, then the paired
-    one-sided tests of "Full > each ablation" (the paper's reading of its Table 3)."""
+    one-sided tests of "Full > each ablation" (the paper's reading of its Table 3); ``context``
+    ends the first heading."""
     etas = [eta for eta in TABLE3_ETAS if _table3_has(sweep, eta)]
-    cases = [(eta, subset) for eta in etas for subset in (IMAGE, BOTH)]
-    rows = ["| method | " + " | ".join(f"{s}, eta = {float(e) * 100:g}%" for e, s in cases)
+    cases = [(eta, subset) for eta in etas for subset in (ONE, BOTH)]
+    names = _conditions(sweep)
+    rows = ["| method | " + " | ".join(f"{names[s]}, eta = {float(e) * 100:g}%" for e, s in cases)
             + " |", "|---|" + "---|" * len(cases)]
-    lines = [(line, label, sweep) for line, label, _ in TABLE3_LINES]
+    lines = [(line, label, sweep) for line, label, *_ in TABLE3_LINES + TABLE3_EXTRA]
     for line, label, where in lines + [("smil", "SMIL (Full)", full)]:
         cells = [_acc(where, line, eta, subset) for eta, subset in cases]
         if any(cells):
@@ -251,10 +279,10 @@ def regime_table3(sweep: pathlib.Path, full: pathlib.Path) -> str:
     tests = _claims_header("F1 x 100")
     for line, label, paper in TABLE3_LINES:
         for eta, subset in cases:
-            tests += _claim_row(f"Full > {label.removeprefix('SMIL ')}", subset, eta,
+            tests += _claim_row(f"Full > {label.removeprefix('SMIL ')}", names[subset], eta,
                                 paper[TABLE3_ETAS.index(eta)], _acc(full, "smil", eta, subset),
                                 _acc(sweep, line, eta, subset))
-    return ("#### Table 3 ablations in SMIL's regime\n\n" + "\n".join(rows)
+    return (f"#### Table 3 ablations{context}\n\n" + "\n".join(rows)
             + "\n\n#### Full SMIL > each ablation, paired by seed\n\n" + "\n".join(tests))
 
 
@@ -264,12 +292,18 @@ def main() -> None:
     runs = pathlib.Path(args[0])
     runs = report.runs_or_results(runs, "runs/smil", HERE / "results")
     if (runs / "sweep.json").is_file():
-        if is_table3(runs):
-            full = report.runs_or_results(runs.parent / "regime_avmnist", "runs/smil",
-                                          HERE / "results")
-            print(regime_table3(runs, full))
-        else:
+        # A Figure 4 sweep (SMIL and AE points per eta), a Table 3 sweep (ablation points, Full
+        # in the regime sweep beside it), or both in one (mfeat's).
+        own = bool(_etas(runs))
+        if own:
             regime(runs, args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
+        if is_table3(runs):
+            if own:
+                print("\n" + regime_table3(runs, runs, ""))
+            else:
+                full = report.runs_or_results(runs.parent / "regime_avmnist", "runs/smil",
+                                              HERE / "results")
+                print(regime_table3(runs, full))
         return
     image, c1 = figure4(runs, "one")
     both, c2 = figure4(runs, "both")

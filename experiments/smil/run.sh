@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Reproduces SMIL's Figure 4 and the Table 3 ablations (100% modality 1 + eta% modality 2; 3 seeds
-# per run, trained in one program) and writes experiments/smil/results_<dataset>.md and
-# experiments/smil/figure4_<dataset>.png.
+# Reproduces SMIL's Figure 4 and the Table 3 ablations (100% modality 1 + eta% modality 2) and
+# writes experiments/smil/results_<dataset>.md and experiments/smil/figure4_<dataset>.png.
 #   bash experiments/smil/run.sh DATASET [PARTS] [RUNS_DIR]
-#     DATASET  mfeat (views $VIEWS, default fou,kar: fou is modality 1) or avmnist_offline;
-#              regime_avmnist runs Figure 4 in SMIL's own data regime instead (5 seeds, one
-#              sweep, sweeps/regime_avmnist.txt: results_regime_avmnist.md and
-#              figure4_regime_avmnist.png; PARTS and STEPS do not apply); table3_regime_avmnist
-#              runs Table 3's ablations there (sweeps/table3_regime_avmnist.txt, 5 seeds:
-#              results_table3_regime_avmnist.md; its full SMIL is regime_avmnist's)
-#     PARTS    default "main ablations curve": main = eta 10% and 20%, ablations = Table 3 at
-#              10% and 20% (ABL_ETAS="0.1 0.2"), curve = eta 5%, 50%, 100%
+#     DATASET  a 5-seed sweep (one `mmjax sweep` over sweeps/DATASET.txt into runs/smil/DATASET,
+#              exported to results/DATASET; PARTS and STEPS do not apply):
+#                mfeat: views fou (modality 1) and kar, Figure 4 and Table 3;
+#                regime_avmnist: Figure 4 in SMIL's own data regime;
+#                table3_regime_avmnist: Table 3's ablations there (its full SMIL is
+#                regime_avmnist's, results_table3_regime_avmnist.md);
+#              or avmnist_offline: the default regime (3,500 pairs), 3 seeds per run trained in
+#              one program, into runs/smil/avmnist_offline (or RUNS_DIR)
+#     PARTS    (avmnist_offline) default "main ablations curve": main = eta 10% and 20%,
+#              ablations = Table 3 at 10% and 20% (ABL_ETAS="0.1 0.2"), curve = eta 5%, 50%, 100%
 #   STEPS=N  (optional) every run trains N steps (the AE: its autoencoder steps + N), into
 #            runs/smil/DATASET/stepsN, tables results_DATASET_stepsN.md, figure4_DATASET_stepsN.png
 # A finished run is skipped (its workdir holds eval.json); a killed one resumes from its checkpoint.
@@ -21,34 +22,32 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dataset=${1:?usage: run.sh DATASET [PARTS] [RUNS_DIR]}
 case $dataset in
-regime_avmnist | table3_regime_avmnist)  # a sweep cut short resumes where it stopped
+mfeat | regime_avmnist | table3_regime_avmnist)  # a sweep cut short resumes where it stopped
   "${MMJAX:-.venv/bin/mmjax}" sweep --workdir "runs/smil/$dataset" \
     --grid-file "experiments/smil/sweeps/$dataset.txt" --seeds 5
   "${MMJAX:-.venv/bin/mmjax}" report "runs/smil/$dataset" \
     --export "experiments/smil/results/$dataset" > /dev/null
   plot=()
   [ "$dataset" = regime_avmnist ] && plot=(experiments/smil/figure4_regime_avmnist.png)
+  [ "$dataset" = mfeat ] && plot=(experiments/smil/figure4_mfeat.png
+    "mfeat, 100% fou + eta% kar, 1,000 steps (5 seeds)")
   .venv/bin/python experiments/smil/make_table.py "runs/smil/$dataset" "${plot[@]}" \
     > "experiments/smil/results_$dataset.md"
   cat "experiments/smil/results_$dataset.md"
   exit
   ;;
+avmnist_offline) ;;
+*) echo "unknown dataset $dataset (use mfeat regime_avmnist table3_regime_avmnist" \
+     "avmnist_offline)" >&2; exit 2 ;;
 esac
 parts=${2:-main ablations curve}
 suffix=${STEPS:+_steps$STEPS}
 runs=${3:-runs/smil/$dataset${STEPS:+/steps$STEPS}}
 mmjax=${MMJAX:-.venv/bin/mmjax}
-views=${VIEWS:-fou,kar}
-data=()
+# AV-MNIST: 2 unrolled steps per call instead of the config's 10, as experiments/redcore/run.sh:
+# 3 seeds x 10 copies of SMIL's second-order meta-step take too long to compile on 2 cores.
+data=(--set train.steps_per_call=2)
 lower=(--set method.modality=image)
-if [ "$dataset" = mfeat ]; then
-  data=(--set data.views=$views)
-  lower=(--set method.modality=${views%%,*})
-else
-  # AV-MNIST: 2 unrolled steps per call instead of the config's 10, as experiments/redcore/run.sh:
-  # 3 seeds x 10 copies of SMIL's second-order meta-step take too long to compile on 2 cores.
-  data=(--set train.steps_per_call=2)
-fi
 
 train() {  # train WORKDIR CONFIG [--set ...]
   local dir=$1 config=$2 steps=()
@@ -112,10 +111,8 @@ for part in $parts; do
   *) echo "unknown part $part (use main ablations curve)" >&2; exit 2 ;;
   esac
 done
-if [ "$dataset" = mfeat ]; then title="mfeat ($views), 100% ${views%%,*} + eta% ${views##*,}"
-else title="$dataset, 100% image + eta% audio"; fi
+title="$dataset, 100% image + eta% audio"
 results=experiments/smil/results_$dataset$suffix.md
 .venv/bin/python experiments/smil/make_table.py "$runs" "experiments/smil/figure4_$dataset$suffix.png" \
   "$title${STEPS:+, $STEPS steps} (3 seeds)" > "$results.new"
 mv "$results.new" "$results"
-cat "$results"
