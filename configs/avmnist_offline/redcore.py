@@ -14,12 +14,12 @@ Gaussian head to the 128-d latent; the paper's Transformer encoders are for fram
 this dataset does not have. Training schedule: the avmnist_offline baselines' (600 steps, batch 64,
 Adam 1e-3).
 
-Expected (experiments/redcore/README.md, 3 seeds, the command above with the experiment's halved
-widths --set method.latent_dim=64 --set method.xenc_layers=64,32,16 and --set
-train.steps_per_call=2): weighted F1 image 0.830, audio 0.918, image+audio 0.822, average
-0.857 ± 0.039 (concat + augmentation, same setting: 0.948). At rates (0.8, 0.2) with exact
-counts every training sample has exactly one modality; with Bernoulli masks
-(--set missing.exact=False) the average is 0.934.
+Expected (experiments/redcore/README.md, 5 seeds, the command above with the experiment's halved
+widths --set method.latent_dim=64 --set method.xenc_layers=64,32,16 and --set train.unroll=0
+--set train.steps_per_call=2, experiments/redcore/sweeps/imb_avmnist_methods.txt): weighted F1
+image 0.872, audio 0.912, image+audio 0.829, average 0.871 ± 0.031 (concat + augmentation, same
+setting: 0.947). At rates (0.8, 0.2) with exact counts every training sample has exactly one
+modality; with Bernoulli masks (--set missing.exact=False) the average is 0.934 (3 seeds).
 """
 
 from mmjax.methods.redcore import RedCoreConfig, released

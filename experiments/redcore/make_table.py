@@ -118,7 +118,7 @@ CLAIMS = (("redcore", "core"), ("redcore", "red"), ("red", "core"), ("redcore", 
 # Its claims on Table 1 (RedCore above MMIN in every test subset) and those these runs can add.
 CLAIMS_VS = (("redcore", "mmin"), ("redcore", "core"), ("redcore", "augmentation"),
              ("redcore", "cra"))
-# Figure 3's runs hold the four RedCore-family lines only.
+# Figure 3's claims: RedCore above Core, augmentation and the comparators at every shared rate.
 CLAIMS_FIG3 = (("redcore", "core"), ("redcore", "augmentation"), ("redcore", "mmin"),
                ("redcore", "cra"))
 # Figure 3's curves: the paper's RedCore, Core and augmentation beside its comparators.
@@ -333,63 +333,121 @@ def table_paired_fig3(runs: pathlib.Path) -> str:
                         f"all {len(rates)} rates (pairs)")
 
 
+# AV-MNIST-offline (run.sh part av): the two assignments of (l, s) = (0.8, 0.2) to (image,
+# audio), as the sweep names them; one run folder per seed (``<name>/missing.rates-0.8_0.2/
+# train.seed-0``, ...).
+AV_SETTINGS = ("0.8_0.2", "0.2_0.8")
+AV_SUBSETS = ("image", "audio", "image+audio")
+
+
+def av_point(runs: pathlib.Path, setting: str, name: str) -> pathlib.Path:
+    """The sweep point of method ``name`` at (image, audio) rates ``setting`` (``"0.8_0.2"``)."""
+    return runs / "imb_avmnist" / name / f"missing.rates-{setting}"
+
+
+def _av_f1(runs: pathlib.Path, setting: str, name: str,
+           condition: str = report.AVERAGE) -> report.Stats | None:
+    """The weighted F1 of one test subset (default the average) pooled over the point's seed
+    folders; None until every seed finished."""
+    return report.point_stats(av_point(runs, setting, name), condition, "weighted_f1")
+
+
+def _av_tail(runs: pathlib.Path, setting: str, name: str, key: str,
+             frac=0.1) -> report.Stats | None:
+    """Each seed's ``key`` (e.g. ``ra_spread``) averaged over the last ``frac`` of its logged
+    steps, as ``report.Stats`` (seeds from the folders' configs); None before any seed logged."""
+    folders = sorted(av_point(runs, setting, name).glob(f"{report.SEED_SLOT}*"))
+    values, seeds_ = [], []
+    for folder in folders:
+        rows = report.load_metrics(folder)
+        if not rows:
+            return None
+        k = max(1, int(len(rows) * frac))
+        values.append(float(np.mean([r[key] for r in rows[-k:]])))
+        seeds_.append(json.loads((folder / "config.json").read_text())["train"]["seed"])
+    return report.Stats.of(values, seeds_) if values else None
+
+
 def table_avmnist(runs: pathlib.Path) -> str:
-    """AV-MNIST-offline, both rate settings: each subset and the average."""
-    group = runs / "imb_avmnist"
-    subsets = ("image", "audio", "image+audio")
-    settings = ("0.8_0.2", "0.2_0.8")
+    """AV-MNIST-offline, both rate settings: each subset and the average, with the seed count."""
     head = "| method | " + " | ".join(
-        f"{s.replace('_', ', ')}: {sub}" for s in settings for sub in subsets + ("avg",)) + " |"
-    rows = [head, "|---" * (len(settings) * 4 + 1) + "|"]
+        f"{s.replace('_', ', ')}: {sub}" for s in AV_SETTINGS for sub in AV_SUBSETS + ("avg",))
+    rows = [head + " | seeds |", "|---" * (len(AV_SETTINGS) * 4 + 2) + "|"]
     for name, label in METHODS:
-        cells = []
-        for s in settings:
-            result = report.load_result(group / s / name)
-            if result is None:
+        cells, n = [], "-"
+        for s in AV_SETTINGS:
+            average = _av_f1(runs, s, name)
+            if average is None:
                 cells += ["-"] * 4
                 continue
-            cells += [_cell(report.stats(result, sub, "weighted_f1")) for sub in subsets]
-            cells.append(_cell(_avg(result)))
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+            cells += [_cell(_av_f1(runs, s, name, sub)) for sub in AV_SUBSETS] + [_cell(average)]
+            n = average.n
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {n} |")
     return "\n".join(rows)
 
 
+def table_paired_avmnist(runs: pathlib.Path) -> str:
+    """Paired tests of the average weighted F1 per setting (5 pairs) and pooled over both."""
+    cols = tuple(s.replace("_", ", ") for s in AV_SETTINGS)
+    return paired_table(CLAIMS[:4], cols,
+                        lambda n, c: [_av_f1(runs, c.replace(", ", "_"), n)],
+                        "both settings (pairs)")
+
+
 def table_avmnist_spread(runs: pathlib.Path) -> str:
-    """End-of-training r spread (= 2 |r_image|, eq. 8 with two modalities) and eta, per setting."""
+    """End-of-training r spread (= 2 |r_image|, eq. 8 with two modalities) and eta, per setting
+    (means over the seeds), then the paired one-sided tests of Figure 5's claim (Core's spread
+    above RedCore's and Red's), per setting and pooled."""
+    keys = ("ra_spread", "eta_image", "eta_audio")
     rows = ["| rates (image, audio) | method | max r - min r | eta_image | eta_audio |",
             "|---|---|---|---|---|"]
-    for setting in ("0.8_0.2", "0.2_0.8"):
+    for setting in AV_SETTINGS:
         for name, label in METHODS[1:]:
-            found = report.load_metrics(runs / "imb_avmnist" / setting / name)
-            if not found:
-                continue
-            k = max(1, len(found) // 10)
-            tail = {key: float(np.mean([r[key] for r in found[-k:]]))
-                    for key in ("ra_spread", "eta_image", "eta_audio")}
-            rows.append(f"| ({setting.replace('_', ', ')}) | {label} | {tail['ra_spread']:.3f} "
-                        f"| {tail['eta_image']:.3f} | {tail['eta_audio']:.3f} |")
+            tail = [_av_tail(runs, setting, name, k) for k in keys]
+            if None not in tail:
+                rows.append(f"| ({setting.replace('_', ', ')}) | {label} | "
+                            + " | ".join(f"{t.mean:.3f}" for t in tail) + " |")
+    rows += ["", "| claim | " + " | ".join(s.replace("_", ", ") for s in AV_SETTINGS)
+             + " | both settings (pairs) | met at p < 0.05 |",
+             "|---" * (len(AV_SETTINGS) + 3) + "|"]
+    for a_name, b_name in CLAIMS_SPREAD:
+        pairs = [[_av_tail(runs, s, n, "ra_spread") for n in (a_name, b_name)]
+                 for s in AV_SETTINGS]
+        if any(None in pair for pair in pairs):
+            continue
+        tests = [report.paired_test(*pair, alternative="greater") for pair in pairs]
+        pooled = report.paired_test(*(report.pool([pair[i] for pair in pairs]) for i in (0, 1)),
+                                    alternative="greater")
+        rows.append(f"| {LABELS[b_name]} narrower than {LABELS[a_name]} | " + " | ".join(
+            f"{t.diff:+.3f} (p {t.p:.2g})" for t in tests) + f" | {pooled.diff:+.3f} (p "
+            f"{pooled.p:.2g}, {pooled.n}) | {'yes' if pooled.p < 0.05 else 'no'} |")
     return "\n".join(rows)
 
 
 def plot_avmnist(runs: pathlib.Path, plt) -> list[str]:
-    """Figure 5 on AV-MNIST-offline, rates (image, audio) = (0.8, 0.2): r_image and eta_m."""
-    group = runs / "imb_avmnist" / "0.8_0.2"
-    found = {n: report.load_metrics(group / n) for n, _ in METHODS[1:]}
-    if not found["redcore"]:
+    """Figure 5 on AV-MNIST-offline, rates (image, audio) = (0.8, 0.2): r_image and eta_m, the
+    mean over the seeds at each logged step."""
+    def mean_curve(name: str, key: str):
+        folders = sorted(av_point(runs, "0.8_0.2", name).glob(f"{report.SEED_SLOT}*"))
+        found = [report.load_metrics(f) for f in folders]
+        if not found or not all(found):
+            return None
+        n = min(len(rows) for rows in found)
+        return ([r["step"] for r in found[0][:n]],
+                np.mean([[r[key] for r in rows[:n]] for rows in found], axis=0))
+
+    if mean_curve("redcore", "ra_image") is None:
         return []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for n, label in METHODS[1:]:
-        if found[n]:
-            axes[0].plot([r["step"] for r in found[n]], [r["ra_image"] for r in found[n]],
-                         label=label)
+        if (found := mean_curve(n, "ra_image")) is not None:
+            axes[0].plot(*found, label=label)
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_title("relative advantage r_image (r_audio = -r_image)")
     axes[0].set_xlabel("step")
     axes[0].legend()
-    rows = found["redcore"]
     for m, rate in (("image", 0.8), ("audio", 0.2)):
-        axes[1].plot([r["step"] for r in rows], [r[f"eta_{m}"] for r in rows],
-                     label=f"{m} (missing {rate})")
+        axes[1].plot(*mean_curve("redcore", f"eta_{m}"), label=f"{m} (missing {rate})")
     axes[1].set_title("RedCore: supervision eta_m")
     axes[1].set_xlabel("step")
     axes[1].legend()
@@ -573,10 +631,13 @@ def main(runs: str = "runs/redcore") -> None:
     print("### Paired tests across seeds (Figure 3 protocol), average weighted F1: the mean "
           "difference a - b in points, one-sided p (a > b)\n")
     print(table_paired_fig3(runs) + "\n")
-    print("### AV-MNIST-offline, rates (image, audio); seeds as stated in the README\n")
+    print("### AV-MNIST-offline, rates (image, audio): each test subset and the average\n")
     print(table_avmnist(runs) + "\n")
-    print("Relative advantages on AV-MNIST-offline, mean over the last 10% of "
-          "logged steps and over seeds:\n")
+    print("Paired tests across seeds (AV-MNIST-offline), average weighted F1: the mean "
+          "difference a - b in points, one-sided p (a > b)\n")
+    print(table_paired_avmnist(runs) + "\n")
+    print("Relative advantages on AV-MNIST-offline, mean over the last 10% of logged steps "
+          "and over seeds, and the paired one-sided tests of the spread (a's above b's):\n")
     print(table_avmnist_spread(runs) + "\n")
     made = plots(runs, curves)
     print("Plots: " + (", ".join(made) if made else "none yet") + "\n")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # RedCore's imbalanced-missing-rate tables (Tables 1-2 protocol), the shared-missing-rate sweep
-# (Figure 3) and the relative-advantage curves (Figure 5) on the offline datasets. On mfeat, imb
-# and fig3 are one `mmjax sweep` each (SEEDS=5 seeds per point; a method's points are the
-# replicas of one program); AV-MNIST trains 3 seeds per run (in one program). Writes
-# experiments/redcore/results.md and the PNG plots.
+# (Figure 3) and the relative-advantage curves (Figure 5) on the offline datasets. Each part but
+# curves is one `mmjax sweep` (SEEDS=5 seeds per point; on mfeat a method's points are the
+# replicas of one program, on AV-MNIST each seed is its own run), exported into the committed
+# experiments/redcore/results/<sweep>; make_table.py then writes experiments/redcore/results.md
+# and the PNG plots from there.
 #   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]
 #     (default runs/redcore, "imb imb_position imb_baselines curves fig3 fig3_baselines av")
 # A finished point is skipped (its folder holds eval.json); a killed run resumes from its
@@ -19,10 +20,7 @@ export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$runs/jax-cache}
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 # mfeat and AV-MNIST: the paper's widths halved for CPU time (latent 64, RA-layers 128-64-32-16-32-64-128).
 SMALL="--set method.latent_dim=64 --set method.xenc_layers=64,32,16"
-AV_STEPS=${AV_STEPS:-600}
-# AV-MNIST: the step loop unrolled (unroll 0, XLA:CPU runs the convolutions of a rolled loop
-# several times slower) over 2 steps per call instead of the configs' 10: 3 seeds x 2 copies of
-# the step compile in ~3 minutes, where the configs' 3 x 10 did not finish in 20 (README).
+AV_STEPS=${AV_STEPS:-600}  # AV-MNIST's loop settings: sweeps/imb_avmnist_methods.txt
 
 train() {  # train WORKDIR CONFIG [--set ...]
   local dir=$1 config=$2
@@ -30,6 +28,11 @@ train() {  # train WORKDIR CONFIG [--set ...]
   [ -f "$dir/eval.json" ] && return
   echo "== $dir" >&2
   "$mmjax" train --config "$config" --workdir "$dir" "$@" >/dev/null
+}
+
+export_part() {  # export_part SWEEP: its per-seed results into the committed results/SWEEP
+  "$mmjax" report "$runs/$1" --export "experiments/redcore/results/$1" \
+    --columns 'loss,ra_*,eta_*' >/dev/null
 }
 
 # method name -> config file stem and switches
@@ -67,6 +70,7 @@ for part in $parts; do
       --set data.views=fou,kar,zer --set missing.protocol=independent \
       --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
       --grid "missing.rates=$(imb_rates)" >/dev/null
+    export_part imb_mfeat
     ;;
   imb_position)  # imb's protocol for RedCore and augmentation with the released code's mask
       # rows (missing.mask_rows=position: a sample gets another row every epoch).
@@ -75,6 +79,7 @@ for part in $parts; do
       --set data.views=fou,kar,zer --set missing.protocol=independent \
       --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
       --grid "missing.rates=$(imb_rates)" >/dev/null
+    export_part imb_mfeat_position
     ;;
   imb_baselines)  # imb's protocol for Table 1's MMIN and Figure 4's CRA imputation.
     "$mmjax" sweep --workdir "$runs/imb_mfeat_baselines" \
@@ -82,6 +87,7 @@ for part in $parts; do
       --set data.views=fou,kar,zer --set missing.protocol=independent \
       --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
       --grid "missing.rates=$(imb_rates)" >/dev/null
+    export_part imb_mfeat_baselines
     ;;
   curves)  # Figure 5(c): Core, Red, RedCore at (fou, kar, zer) = (0.8, 0.2, 0.5), 5 seeds each,
     # a checkpoint every 50 steps; curves.py evaluates them all into results/curves_mfeat.json.
@@ -102,6 +108,7 @@ for part in $parts; do
       --set data.views=fou,kar,zer --set missing.protocol=independent \
       --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
       --grid "missing.rates=$(fig3_rates)" >/dev/null
+    export_part fig3_mfeat
     ;;
   fig3_baselines)  # Figure 3's protocol for the comparators, MMIN and CRA imputation.
     "$mmjax" sweep --workdir "$runs/fig3_mfeat_baselines" \
@@ -109,23 +116,21 @@ for part in $parts; do
       --set data.views=fou,kar,zer --set missing.protocol=independent \
       --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
       --grid "missing.rates=$(fig3_rates)" >/dev/null
+    export_part fig3_mfeat_baselines
     ;;
-  av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l) (AV_RATES).
-    for rates in ${AV_RATES:-0.8,0.2 0.2,0.8}; do
-      for meth in ${AV_METHODS:-redcore augmentation core red}; do
-        read -r stem sets <<<"$(variant $meth)"
-        # shellcheck disable=SC2086
-        train "$runs/imb_avmnist/${rates/,/_}/$meth" "configs/avmnist_offline/$stem.py" $sets \
-          --set missing.protocol=independent --set missing.rates=$rates \
-          --set train.steps=$AV_STEPS --set train.log_every=10 --set train.unroll=${AV_UNROLL:-0} \
-          --set train.steps_per_call=${AV_SPC:-2} \
-          --set train.num_seeds=${AV_SEEDS:-3}
-      done
-    done
+  av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l), the four methods;
+    # each seed is its own run (the CPU policy's conv-net rule).
+    "$mmjax" sweep --workdir "$runs/imb_avmnist" \
+      --grid-file experiments/redcore/sweeps/imb_avmnist_methods.txt \
+      --set missing.protocol=independent --set train.steps=$AV_STEPS --set train.log_every=10 \
+      --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2],[0.2,0.8]" >/dev/null
+    export_part imb_avmnist
     ;;
   *) echo "unknown part $part (use imb imb_position imb_baselines curves fig3 fig3_baselines" \
        "av)" >&2; exit 2 ;;
   esac
 done
-.venv/bin/python experiments/redcore/make_table.py "$runs" > experiments/redcore/results.md
+# Every table from the committed results (a part not run here keeps its committed copy).
+.venv/bin/python experiments/redcore/make_table.py experiments/redcore/results \
+  > experiments/redcore/results.md
 cat experiments/redcore/results.md
