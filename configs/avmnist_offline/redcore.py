@@ -19,7 +19,7 @@ widths --set method.latent_dim=64 --set method.xenc_layers=64,32,16 and --set tr
 --set train.steps_per_call=2, experiments/redcore/sweeps/imb_avmnist_methods.txt): weighted F1
 image 0.872, audio 0.912, image+audio 0.829, average 0.871 ± 0.031 (concat + augmentation, same
 setting: 0.947). At rates (0.8, 0.2) with exact counts every training sample has exactly one
-modality; with Bernoulli masks (--set missing.exact=False) the average is 0.934 (3 seeds).
+modality; with Bernoulli masks (--set missing.exact=False) the average is 0.933.
 """
 
 from mmjax.methods.redcore import RedCoreConfig, released

@@ -6,13 +6,14 @@
 # experiments/redcore/results/<sweep>; make_table.py then writes experiments/redcore/results.md
 # and the PNG plots from there.
 #   bash experiments/redcore/run.sh [RUNS_DIR] [PARTS]
-#     (default runs/redcore, "imb imb_position imb_baselines curves fig3 fig3_baselines av")
+#     (default runs/redcore, "imb imb_position imb_baselines curves fig3 fig3_baselines av
+#     av_baselines av_bernoulli")
 # A finished point is skipped (its folder holds eval.json); a killed run resumes from its
 # checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-runs/redcore}
-parts=${2:-imb imb_position imb_baselines curves fig3 fig3_baselines av}
+parts=${2:-imb imb_position imb_baselines curves fig3 fig3_baselines av av_baselines av_bernoulli}
 mmjax=${MMJAX:-.venv/bin/mmjax}
 MFEAT_STEPS=${MFEAT_STEPS:-1000}
 # Programs do not depend on missing rates (masks are data), so one compile serves every rate.
@@ -126,8 +127,22 @@ for part in $parts; do
       --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2],[0.2,0.8]" >/dev/null
     export_part imb_avmnist
     ;;
+  av_baselines)  # av's protocol for the comparator CRA (MMIN: too slow here).
+    "$mmjax" sweep --workdir "$runs/imb_avmnist_baselines" \
+      --grid-file experiments/redcore/sweeps/imb_avmnist_baselines.txt \
+      --set missing.protocol=independent --set train.steps=$AV_STEPS --set train.log_every=10 \
+      --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2],[0.2,0.8]" >/dev/null
+    export_part imb_avmnist_baselines
+    ;;
+  av_bernoulli)  # The diagnostic beside av: Bernoulli masks at (0.8, 0.2), ~16 % complete pairs.
+    "$mmjax" sweep --workdir "$runs/imb_avmnist_bernoulli" \
+      --grid-file experiments/redcore/sweeps/imb_avmnist_methods.txt \
+      --set missing.protocol=independent --set missing.exact=false --set train.steps=$AV_STEPS \
+      --set train.log_every=10 --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2]" >/dev/null
+    export_part imb_avmnist_bernoulli
+    ;;
   *) echo "unknown part $part (use imb imb_position imb_baselines curves fig3 fig3_baselines" \
-       "av)" >&2; exit 2 ;;
+       "av av_baselines av_bernoulli)" >&2; exit 2 ;;
   esac
 done
 # Every table from the committed results (a part not run here keeps its committed copy).
