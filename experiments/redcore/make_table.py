@@ -365,20 +365,28 @@ def _av_f1(runs: pathlib.Path, setting: str, name: str, condition: str = report.
     return report.point_stats(av_point(runs, setting, name, sweep), condition, "weighted_f1")
 
 
+def _av_logs(runs: pathlib.Path, setting: str, name: str) -> list[tuple[int, list[dict]]]:
+    """Each seed folder's (``train.seed``, ``metrics.jsonl`` rows) of a point, by folder; [] until
+    every seed has logged."""
+    logs = []
+    for folder in sorted(av_point(runs, setting, name).glob(f"{report.SEED_SLOT}*")):
+        rows = report.load_metrics(folder)
+        if not rows:
+            return []
+        logs.append((json.loads((folder / "config.json").read_text())["train"]["seed"], rows))
+    return logs
+
+
 def _av_tail(runs: pathlib.Path, setting: str, name: str, key: str,
              frac=0.1) -> report.Stats | None:
     """Each seed's ``key`` (e.g. ``ra_spread``) averaged over the last ``frac`` of its logged
-    steps, as ``report.Stats`` (seeds from the folders' configs); None before any seed logged."""
-    folders = sorted(av_point(runs, setting, name).glob(f"{report.SEED_SLOT}*"))
-    values, seeds_ = [], []
-    for folder in folders:
-        rows = report.load_metrics(folder)
-        if not rows:
-            return None
-        k = max(1, int(len(rows) * frac))
-        values.append(float(np.mean([r[key] for r in rows[-k:]])))
-        seeds_.append(json.loads((folder / "config.json").read_text())["train"]["seed"])
-    return report.Stats.of(values, seeds_) if values else None
+    steps, as ``report.Stats``; None until every seed has logged."""
+    logs = _av_logs(runs, setting, name)
+    if not logs:
+        return None
+    values = [float(np.mean([r[key] for r in rows[-max(1, int(len(rows) * frac)):]]))
+              for _, rows in logs]
+    return report.Stats.of(values, [seed for seed, _ in logs])
 
 
 def table_avmnist(runs: pathlib.Path) -> str:
@@ -463,9 +471,8 @@ def plot_avmnist(runs: pathlib.Path, plt) -> list[str]:
     """Figure 5 on AV-MNIST-offline, rates (image, audio) = (0.8, 0.2): r_image and eta_m, the
     mean over the seeds at each logged step."""
     def mean_curve(name: str, key: str):
-        folders = sorted(av_point(runs, "0.8_0.2", name).glob(f"{report.SEED_SLOT}*"))
-        found = [report.load_metrics(f) for f in folders]
-        if not found or not all(found):
+        found = [rows for _, rows in _av_logs(runs, "0.8_0.2", name)]
+        if not found:
             return None
         n = min(len(rows) for rows in found)
         return ([r["step"] for r in found[0][:n]],

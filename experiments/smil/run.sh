@@ -116,3 +116,4 @@ results=experiments/smil/results_$dataset$suffix.md
 .venv/bin/python experiments/smil/make_table.py "$runs" "experiments/smil/figure4_$dataset$suffix.png" \
   "$title${STEPS:+, $STEPS steps} (3 seeds)" > "$results.new"
 mv "$results.new" "$results"
+cat "$results"
