@@ -51,11 +51,17 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def _sweep_of(name: str, sweep: str) -> str:
+    """The sweep folder that holds method ``name`` in protocol ``sweep``: the comparators (MMIN,
+    CRA) have their own twin, ``<sweep>_baselines``."""
+    return f"{sweep}_baselines" if name in dict(BASELINES) else sweep
+
+
 def imb_run(runs: pathlib.Path, a: str, name: str, sweep: str | None = None) -> pathlib.Path:
     """The folder of method ``name`` at assignment ``a`` in the ``imb`` sweep (its seeds' slot,
     ``<name>/missing.rates-0.8_0.2_0.5/train.seed-0..4``; the baselines' own sweep for MMIN and
     CRA), or in ``sweep`` (the same layout); a missing one if it has not run."""
-    sweep = sweep or ("imb_mfeat_baselines" if name in dict(BASELINES) else "imb_mfeat")
+    sweep = sweep or _sweep_of(name, "imb_mfeat")
     rates = "_".join(str(RATE[c]) for c in a)
     return report.seed_slot(runs / sweep / name / f"missing.rates-{rates}")
 
@@ -234,12 +240,13 @@ def table_mask_rows(runs: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
-def _tail_spread(rows, frac=0.1):
-    """Mean of ``ra_spread`` over the last ``frac`` of the logged rows (end of training)."""
+def _tail_spread(rows, frac=0.1, key="ra_spread"):
+    """Mean of ``key`` (default ``ra_spread``) over the last ``frac`` of the logged rows (end of
+    training); None without rows."""
     if not rows:
         return None
     k = max(1, int(len(rows) * frac))
-    return float(np.mean([r["ra_spread"] for r in rows[-k:]]))
+    return float(np.mean([r[key] for r in rows[-k:]]))
 
 
 def table_spread(runs: pathlib.Path) -> str:
@@ -304,8 +311,8 @@ def fig3_rates(runs: pathlib.Path) -> list[str]:
 def fig3_run(runs: pathlib.Path, name: str, r: str) -> pathlib.Path:
     """The folder of method ``name`` at shared rate ``r`` in the fig3 sweeps (its seeds' slot);
     the comparators have their own sweep (``fig3_mfeat_baselines``)."""
-    sweep = "fig3_mfeat_baselines" if name in dict(BASELINES) else "fig3_mfeat"
-    return report.seed_slot(runs / sweep / name / f"missing.rates-{r}_{r}_{r}")
+    point = runs / _sweep_of(name, "fig3_mfeat") / name / f"missing.rates-{r}_{r}_{r}"
+    return report.seed_slot(point)
 
 
 def table_fig3(runs: pathlib.Path) -> tuple[str, dict]:
@@ -354,8 +361,7 @@ AV_CLAIMS = CLAIMS[:4] + (("redcore", "cra"),)
 def av_point(runs: pathlib.Path, setting: str, name: str, sweep: str = AV) -> pathlib.Path:
     """The sweep point of method ``name`` at (image, audio) rates ``setting`` (``"0.8_0.2"``);
     the comparators' points are in the sweep's ``_baselines`` twin."""
-    sweep = f"{sweep}_baselines" if name in dict(BASELINES) else sweep
-    return runs / sweep / name / f"missing.rates-{setting}"
+    return runs / _sweep_of(name, sweep) / name / f"missing.rates-{setting}"
 
 
 def _av_f1(runs: pathlib.Path, setting: str, name: str, condition: str = report.AVERAGE,
@@ -384,8 +390,7 @@ def _av_tail(runs: pathlib.Path, setting: str, name: str, key: str,
     logs = _av_logs(runs, setting, name)
     if not logs:
         return None
-    values = [float(np.mean([r[key] for r in rows[-max(1, int(len(rows) * frac)):]]))
-              for _, rows in logs]
+    values = [_tail_spread(rows, frac, key) for _, rows in logs]
     return report.Stats.of(values, [seed for seed, _ in logs])
 
 
