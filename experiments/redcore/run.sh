@@ -31,8 +31,14 @@ train() {  # train WORKDIR CONFIG [--set ...]
   "$mmjax" train --config "$config" --workdir "$dir" "$@" >/dev/null
 }
 
-export_part() {  # export_part SWEEP: its per-seed results into the committed results/SWEEP
-  "$mmjax" report "$runs/$1" --export "experiments/redcore/results/$1" \
+sweep_part() {  # sweep_part SWEEP GRID [--set ...] --grid ...: one `mmjax sweep` of
+  # sweeps/GRID.txt into $runs/SWEEP (SEEDS seeds a point), then its per-seed results exported
+  # into the committed results/SWEEP.
+  local sweep=$1 grid=$2
+  shift 2
+  "$mmjax" sweep --workdir "$runs/$sweep" --grid-file "experiments/redcore/sweeps/$grid.txt" \
+    --seeds "$SEEDS" "$@" >/dev/null
+  "$mmjax" report "$runs/$sweep" --export "experiments/redcore/results/$sweep" \
     --columns 'loss,ra_*,eta_*' >/dev/null
 }
 
@@ -49,7 +55,12 @@ variant() {
 # Three mfeat views in modality order (fou, kar, zer); (l, m, s) = (0.8, 0.5, 0.2).
 declare -A RATE=([l]=0.8 [m]=0.5 [s]=0.2)
 ASSIGN="sml msl lms lsm slm mls"   # Table 2's column order (s,m,l) (m,s,l) (l,m,s) (l,s,m) (s,l,m) (m,l,s)
-SEEDS=${SEEDS:-5}  # mfeat sweeps: seed replicas per point
+SEEDS=${SEEDS:-5}  # seeds per sweep point
+# The --set flags every mfeat / AV-MNIST sweep part starts with (their order is part of a
+# sweep's record, so keep it).
+MFEAT=(--set data.views=fou,kar,zer --set missing.protocol=independent
+  --set train.steps=$MFEAT_STEPS)
+AV=(--set train.steps=$AV_STEPS --set train.log_every=10)
 
 imb_rates() {  # the --grid values of the six assignments: [0.2,0.5,0.8],[0.5,0.2,0.8],...
   local a out=()
@@ -67,28 +78,17 @@ for part in $parts; do
   case $part in
   imb)  # Table 1-2 protocol on mfeat: six assignments x {RedCore, Core, Red, augmentation}, one
     # sweep: each method's 6 x SEEDS points are the replicas of one program (masks are data).
-    "$mmjax" sweep --workdir "$runs/imb_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
-      --set data.views=fou,kar,zer --set missing.protocol=independent \
-      --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
-      --grid "missing.rates=$(imb_rates)" >/dev/null
-    export_part imb_mfeat
+    sweep_part imb_mfeat imb_mfeat_methods "${MFEAT[@]}" --set train.log_every=10 \
+      --grid "missing.rates=$(imb_rates)"
     ;;
   imb_position)  # imb's protocol for RedCore and augmentation with the released code's mask
       # rows (missing.mask_rows=position: a sample gets another row every epoch).
-    "$mmjax" sweep --workdir "$runs/imb_mfeat_position" \
-      --grid-file experiments/redcore/sweeps/imb_mfeat_position.txt \
-      --set data.views=fou,kar,zer --set missing.protocol=independent \
-      --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
-      --grid "missing.rates=$(imb_rates)" >/dev/null
-    export_part imb_mfeat_position
+    sweep_part imb_mfeat_position imb_mfeat_position "${MFEAT[@]}" --set train.log_every=10 \
+      --grid "missing.rates=$(imb_rates)"
     ;;
   imb_baselines)  # imb's protocol for Table 1's MMIN and Figure 4's CRA imputation.
-    "$mmjax" sweep --workdir "$runs/imb_mfeat_baselines" \
-      --grid-file experiments/redcore/sweeps/imb_mfeat_baselines.txt \
-      --set data.views=fou,kar,zer --set missing.protocol=independent \
-      --set train.steps=$MFEAT_STEPS --set train.log_every=10 --seeds "$SEEDS" \
-      --grid "missing.rates=$(imb_rates)" >/dev/null
-    export_part imb_mfeat_baselines
+    sweep_part imb_mfeat_baselines imb_mfeat_baselines "${MFEAT[@]}" --set train.log_every=10 \
+      --grid "missing.rates=$(imb_rates)"
     ;;
   curves)  # Figure 5(c): Core, Red, RedCore at (fou, kar, zer) = (0.8, 0.2, 0.5), 5 seeds each,
     # a checkpoint every 50 steps; curves.py evaluates them all into results/curves_mfeat.json.
@@ -105,41 +105,24 @@ for part in $parts; do
       "$runs"/curves_mfeat/{core,red,redcore}
     ;;
   fig3)  # Figure 3: one missing rate shared by the three views, the same four methods.
-    "$mmjax" sweep --workdir "$runs/fig3_mfeat" --grid-file experiments/redcore/sweeps/imb_mfeat_methods.txt \
-      --set data.views=fou,kar,zer --set missing.protocol=independent \
-      --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
-      --grid "missing.rates=$(fig3_rates)" >/dev/null
-    export_part fig3_mfeat
+    sweep_part fig3_mfeat imb_mfeat_methods "${MFEAT[@]}" --grid "missing.rates=$(fig3_rates)"
     ;;
   fig3_baselines)  # Figure 3's protocol for the comparators, MMIN and CRA imputation.
-    "$mmjax" sweep --workdir "$runs/fig3_mfeat_baselines" \
-      --grid-file experiments/redcore/sweeps/imb_mfeat_baselines.txt \
-      --set data.views=fou,kar,zer --set missing.protocol=independent \
-      --set train.steps=$MFEAT_STEPS --seeds "$SEEDS" \
-      --grid "missing.rates=$(fig3_rates)" >/dev/null
-    export_part fig3_mfeat_baselines
+    sweep_part fig3_mfeat_baselines imb_mfeat_baselines "${MFEAT[@]}" \
+      --grid "missing.rates=$(fig3_rates)"
     ;;
   av)  # AV-MNIST-offline, two modalities (image, audio): (l, s) and (s, l), the four methods;
     # each seed is its own run (the CPU policy's conv-net rule).
-    "$mmjax" sweep --workdir "$runs/imb_avmnist" \
-      --grid-file experiments/redcore/sweeps/imb_avmnist_methods.txt \
-      --set missing.protocol=independent --set train.steps=$AV_STEPS --set train.log_every=10 \
-      --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2],[0.2,0.8]" >/dev/null
-    export_part imb_avmnist
+    sweep_part imb_avmnist imb_avmnist_methods --set missing.protocol=independent "${AV[@]}" \
+      --grid "missing.rates=[0.8,0.2],[0.2,0.8]"
     ;;
   av_baselines)  # av's protocol for the comparator CRA (MMIN: too slow here).
-    "$mmjax" sweep --workdir "$runs/imb_avmnist_baselines" \
-      --grid-file experiments/redcore/sweeps/imb_avmnist_baselines.txt \
-      --set missing.protocol=independent --set train.steps=$AV_STEPS --set train.log_every=10 \
-      --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2],[0.2,0.8]" >/dev/null
-    export_part imb_avmnist_baselines
+    sweep_part imb_avmnist_baselines imb_avmnist_baselines --set missing.protocol=independent \
+      "${AV[@]}" --grid "missing.rates=[0.8,0.2],[0.2,0.8]"
     ;;
   av_bernoulli)  # The diagnostic beside av: Bernoulli masks at (0.8, 0.2), ~16 % complete pairs.
-    "$mmjax" sweep --workdir "$runs/imb_avmnist_bernoulli" \
-      --grid-file experiments/redcore/sweeps/imb_avmnist_methods.txt \
-      --set missing.protocol=independent --set missing.exact=false --set train.steps=$AV_STEPS \
-      --set train.log_every=10 --seeds "$SEEDS" --grid "missing.rates=[0.8,0.2]" >/dev/null
-    export_part imb_avmnist_bernoulli
+    sweep_part imb_avmnist_bernoulli imb_avmnist_methods --set missing.protocol=independent \
+      --set missing.exact=false "${AV[@]}" --grid "missing.rates=[0.8,0.2]"
     ;;
   *) echo "unknown part $part (use imb imb_position imb_baselines curves fig3 fig3_baselines" \
        "av av_baselines av_bernoulli)" >&2; exit 2 ;;
