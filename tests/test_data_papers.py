@@ -358,7 +358,7 @@ def test_smil_avmnist_configs_share_smils_budget_and_build(name):
     assert config.missing.protocol == "none"
     assert config.data.per_class_num == (105 if name == "upper_bound" else 21)
     if name == "smil":
-        assert config.method.memory_size >= 1050  # every image paired fits
+        assert config.method.memory_size >= 10 * smil_avmnist.TRAIN_IMAGES  # every image paired
     methods.make(config_lib.load(str(CONFIGS / "smil_avmnist" / f"{name}.py") + ":quick"),
                  smil_avmnist.spec())
 
