@@ -23,7 +23,8 @@ seeds of one label share one folder (a *slot*: ``train.seed-0..2``), holding ``c
 ``eval.json`` as that slot's run alone would, so ``mmjax report DIR`` reads the grid point by
 point. A rerun of the same command finds them: finished slots are read back, unfinished runs
 resume exactly (``train.train``'s doing). ``DIR/sweep.json`` records the points, their folders,
-their runs and each run's status.
+their runs and each run's status; a rerun keeps the record of a finished run whose points it reads
+back (its folder, its seconds of training: ``kept_runs``).
 
 Packing: slots whose programs are identical up to data (``program_key``: configs equal but for
 the seeds, the ``missing`` section and the traced fields, ``optim.lr`` and whatever a method
@@ -566,20 +567,56 @@ def check_runs(runs: Sequence[Run], directory: pathlib.Path, datasets: Datasets)
 # ----------------------------------------------------------------------------------------------
 
 
-def manifest(args: argparse.Namespace, points: Sequence[Point], runs: Sequence[Run]) -> dict:
+def manifest(args: argparse.Namespace, points: Sequence[Point], runs: Sequence[Run],
+             kept: Sequence[dict] = ()) -> dict:
     """``sweep.json``: the command's grid, every point (values, folder, replicas there, run)
-    and every run (folder, replica seeds, slot folders, points, status, error, seconds)."""
-    where = {i: (slot.dir, reps, r.dir) for r in runs for slot in r.slots
-             for i, reps in zip(slot.points, slot.replicas)}
+    and every run (folder, replica seeds, slot folders, points, status, error, seconds); the
+    ``kept`` records (``kept_runs``) stand for the runs that read their slots back."""
+    kept_run = {d: k["dir"] for k in kept for d in k["slots"]}
+    where = {i: (slot.dir, reps, kept_run.get(slot.dir, r.dir)) for r in runs
+             for slot in r.slots for i, reps in zip(slot.points, slot.replicas)}
+    # A kept slot is read back as a run of its own (``plan``), in the slot's folder.
+    records = [*kept, *({"dir": r.dir, "seeds": r.seeds(), "slots": [s.dir for s in r.slots],
+                         "points": r.points, "status": r.status, "error": r.error,
+                         "seconds": r.seconds} for r in runs if r.dir not in kept_run)]
     return {
         "config": args.config, "set": list(args.set), "grid": list(args.grid),
         "grid_file": args.grid_file, "seeds": args.seeds, "pack": not args.no_pack,
         "points": [{"values": dict(p.values), "label": p.label, "dir": where[i][0],
                     "replicas": where[i][1], "run": where[i][2]} for i, p in enumerate(points)],
-        "runs": [{"dir": r.dir, "seeds": r.seeds(), "slots": [slot.dir for slot in r.slots],
-                  "points": r.points, "status": r.status, "error": r.error,
-                  "seconds": r.seconds} for r in runs],
+        "runs": sorted(records, key=lambda record: min(record["points"])),
     }
+
+
+def previous_runs(directory: pathlib.Path) -> list[dict]:
+    """The runs that ``directory``'s ``sweep.json`` (an earlier sweep's) records as done, with
+    their folder and slot folders; none without that file, or when it is not a sweep record
+    (damaged: said on stderr, and this sweep records its runs anew)."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        # Only the file's text and its JSON are read here: a TypeError or LookupError is a
+        # record of another shape (a list for a dict, a missing key), not a bug to hide.
+        return [r for r in json.loads(path.read_text())["runs"]
+                if r["status"] == "done" and isinstance(r["dir"], str)
+                and isinstance(r["slots"], list) and r["slots"]
+                and all(isinstance(d, str) for d in r["slots"])]
+    except (OSError, ValueError, LookupError, TypeError) as e:
+        _say(f"{path} is no readable sweep record ({type(e).__name__}: {e}); its runs are "
+             "recorded anew")
+        return []
+
+
+def kept_runs(previous: Sequence[dict], slots: Sequence[Slot],
+              finished: Collection[str]) -> list[dict]:
+    """The records of ``previous`` (``previous_runs``) that this sweep keeps as they are, their
+    ``points`` renumbered to this grid's (it may have gained points): those whose slot folders
+    are all ``finished`` slots of this sweep's ``slots``. A rerun reads such a run's points back
+    in a second or so; its record keeps the folder, the pack and the seconds it trained."""
+    points = {slot.dir: slot.points for slot in slots if slot.dir in finished}
+    return [{**r, "points": [i for d in r["slots"] for i in points[d]]} for r in previous
+            if all(d in points for d in r["slots"])]
 
 
 def _write_manifest(directory: pathlib.Path, doc: dict) -> None:
@@ -776,7 +813,9 @@ def run(args: argparse.Namespace) -> int:
     pack = not args.no_pack
     datasets = Datasets()
     copied = copied_programs(points, datasets) if pack else set()
-    runs = plan(points, pack, finished_slots(slots_of(points, pack, copied), directory), copied)
+    slots = slots_of(points, pack, copied)
+    finished = finished_slots(slots, directory)
+    runs = plan(points, pack, finished, copied)
     check_runs(runs, directory, datasets)
     replicas = sum(r.config.train.num_seeds for r in runs)
     _say(f"sweep of {len(points)} point(s) in {len(runs)} run(s), {replicas} replica(s), in "
@@ -794,10 +833,11 @@ def run(args: argparse.Namespace) -> int:
         directory.mkdir(parents=True, exist_ok=True)
     with workdir_lib.WorkdirLock(directory, enabled=writer) as lock:
         lock.acquire()
+        kept = kept_runs(previous_runs(directory), slots, finished)
 
         def save():
             if writer:
-                _write_manifest(directory, manifest(args, points, runs))
+                _write_manifest(directory, manifest(args, points, runs, kept))
 
         diverged = execute(runs, directory, datasets, save)
         keys = dict.fromkeys(k for p in points for k in p.keys[p.from_file:]

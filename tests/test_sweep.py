@@ -368,7 +368,8 @@ def test_report_reads_each_point_folder_once(grid):
 
 def test_rerun_resumes_without_retraining_the_finished_run(grid):
     """After the interruption the manifest says run 1 done, run 2 interrupted; the rerun left
-    run 1's files and its points' untouched (read back, each point alone) and trained run 2."""
+    run 1's files and its points' untouched (read back, each point alone) and trained run 2;
+    its manifest keeps run 1's record as it was."""
     workdir, times, interrupted = grid["workdir"], grid["times"], grid["interrupted"]
     assert [r["status"] for r in interrupted["runs"]] == ["done", "interrupted"]
     assert [r["slots"] for r in interrupted["runs"]] == [list(DIRS[:2]), list(DIRS[2:])]
@@ -381,11 +382,92 @@ def test_rerun_resumes_without_retraining_the_finished_run(grid):
     for f, t in times.items():
         assert f.stat().st_mtime_ns == t, f
     final = _json(workdir / "sweep.json")
-    assert [r["status"] for r in final["runs"]] == ["done"] * 3
-    assert [r["dir"] for r in final["runs"]][:2] == list(DIRS[:2])
-    assert [(p["dir"], p["replicas"]) for p in final["points"]] == [
-        (d, [s]) for d in DIRS for s in (0, 1)]
+    assert final["runs"][0] == interrupted["runs"][0]
+    assert [r["status"] for r in final["runs"]] == ["done"] * 2
+    assert [(p["dir"], p["replicas"], p["run"]) for p in final["points"]] == [
+        (d, [s], final["runs"][i // 2]["dir"]) for i, d in enumerate(DIRS) for s in (0, 1)]
     assert _json(workdir / DIRS[3] / "eval.json")["step"] == 10
+
+
+def test_a_rerun_keeps_each_runs_record(grid, capsys):
+    """The finished sweep run again reads every point back and rewrites its manifest as it was:
+    each packed run's folder, seeds, slots and seconds of training (not those of the read-back,
+    nor one run per point)."""
+    workdir = grid["workdir"]
+    before = _json(workdir / "sweep.json")
+    assert [r["dir"].startswith("packed-runs/") for r in before["runs"]] == [True, True]
+    assert sweep.run(_args(*_sweep_argv(workdir))) == 0
+    assert _json(workdir / "sweep.json") == before
+
+
+def test_a_grid_that_gained_points_trains_only_them(grid, tmp_path, capsys):
+    """A width put in front of the grid's (a copy of the sweep's folder): only its points train,
+    as a new packed run; the old runs' records are kept, their points renumbered (4 to 11), and
+    their folders untouched."""
+    import shutil
+
+    workdir = tmp_path / "sweep"
+    shutil.copytree(grid["workdir"], workdir)
+    before = _json(workdir / "sweep.json")
+    old = [workdir / d for r in before["runs"] for d in (r["dir"], *r["slots"])]
+    times = {f: f.stat().st_mtime_ns for d in old for f in d.rglob("*") if f.is_file()}
+    argv = _sweep_argv(workdir)
+    argv[argv.index("model.hidden=8,16")] = "model.hidden=32,8,16"
+    assert sweep.run(_args(*argv)) == 0
+    after = _json(workdir / "sweep.json")
+    new, *kept = after["runs"]
+    assert kept == [{**r, "points": list(range(4 * i + 4, 4 * i + 8))}
+                    for i, r in enumerate(before["runs"])]
+    assert new["dir"].startswith("packed-runs/model.hidden-32/") and new["status"] == "done"
+    assert (new["points"], new["seeds"]) == ([0, 1, 2, 3], [0, 1, 0, 1])
+    assert [p["run"] for p in after["points"]] == [
+        r["dir"] for r in after["runs"] for _ in range(4)]
+    for f, t in times.items():
+        assert f.stat().st_mtime_ns == t, f
+
+
+def test_a_damaged_manifest_is_recorded_anew(grid, tmp_path, capsys):
+    """The finished sweep (a copy) whose ``sweep.json`` is damaged: said on stderr, and every
+    point recorded as today's first sweep would, as the runs that read them back, each alone."""
+    import shutil
+
+    workdir = tmp_path / "sweep"
+    shutil.copytree(grid["workdir"], workdir)
+    (workdir / "sweep.json").write_text('{"runs": [{"status": "done"}]')
+    assert sweep.run(_args(*_sweep_argv(workdir))) == 0
+    assert "sweep.json is no readable sweep record (JSONDecodeError" in capsys.readouterr().err
+    runs = _json(workdir / "sweep.json")["runs"]
+    assert [(r["dir"], r["slots"], r["points"], r["status"]) for r in runs] == [
+        (d, [d], [2 * i, 2 * i + 1], "done") for i, d in enumerate(DIRS)]
+
+
+def test_a_run_is_kept_while_its_slots_are_finished_points_of_the_grid():
+    """``kept_runs``: a done run whose slot folders are all finished slots of this grid, its
+    points renumbered; not one with a slot that is unfinished or no longer in the grid."""
+    slots = sweep.slots_of(_points("missing.rates=[0.1,0.1],[0.5,0.3],[0.2,0.6]"))
+    a, b, c = (slot.dir for slot in slots)
+    packed = {"dir": "packed-runs/pack-1", "seeds": [0, 0], "slots": [b, c], "points": [0, 1],
+              "status": "done", "error": None, "seconds": 12.5}
+    gone = {**packed, "dir": "packed-runs/pack-2", "slots": [a, "missing.rates-0.9_0.9"]}
+    assert sweep.kept_runs([packed, gone], slots, {a, b, c}) == [{**packed, "points": [1, 2]}]
+    assert sweep.kept_runs([packed, gone], slots, {a, b}) == []
+
+
+def test_a_record_of_another_shape_is_no_previous_run(tmp_path, capsys):
+    """``previous_runs``: the done runs of a sweep record; none (said on stderr) from a file
+    that is no JSON, or whose runs are not records of a folder and its slot folders."""
+    record = tmp_path / "sweep.json"
+    assert sweep.previous_runs(tmp_path) == []
+    done = {"dir": "a", "slots": ["a"], "status": "done", "seconds": 2.0}
+    for text in (b"\xff", b"[]", b'{"runs": 5}', b'{"runs": [1]}',
+                 b'{"runs": [{"status": "done"}]}'):
+        record.write_bytes(text)
+        assert sweep.previous_runs(tmp_path) == []
+        assert "sweep.json is no readable sweep record" in capsys.readouterr().err, text
+    record.write_text(json.dumps({"runs": [done, {**done, "status": "failed"},
+                                           {**done, "slots": []}, {**done, "slots": "a"}]}))
+    assert sweep.previous_runs(tmp_path) == [done]
+    assert capsys.readouterr().err == ""
 
 
 def test_a_changed_config_is_refused_before_any_run(grid):
