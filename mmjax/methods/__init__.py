@@ -21,7 +21,7 @@ from mmjax.methods import ae_imputation, baselines, missing_detection, raml, smi
 from mmjax.methods import redcore
 from mmjax.methods import film, gated, md, mvae, tmc
 from mmjax.methods import mla, ogm_ge, qmf
-from mmjax.methods import mmin
+from mmjax.methods import dcca, mmin
 from mmjax.methods.base import USER_TX, Method, TrainState
 from mmjax.models.encoders import USER_ENCODERS, encoder_names
 
@@ -59,6 +59,9 @@ REGISTRY: dict[str, Entry] = {
     "ogm_ge": Entry(ogm_ge.OgmGeConfig, ogm_ge.make),
     "mmin": Entry(mmin.MminConfig, mmin.make),
     "cra": Entry(mmin.CraConfig, mmin.make_cra),
+    "cca": Entry(dcca.CcaConfig, dcca.make),
+    "dcca": Entry(dcca.DccaConfig, dcca.make),
+    "dccae": Entry(dcca.DccaeConfig, dcca.make),
 }
 
 

@@ -1,0 +1,21 @@
+"""CCA (Hotelling): linear projections of each view's input to 10 canonical dimensions,
+trained on the correlation of every view pair, then a classifier on the frozen canonical
+outputs, on UCI mfeat, all six views: 500 + 500 steps.
+
+Command:
+  mmjax train --config configs/mfeat/cca.py --workdir runs/mfeat_cca
+
+Expected: filled in below from its 5-seed runs.
+"""
+
+from mmjax.methods.dcca import CcaConfig
+from mmjax.presets import experiment, parse_arg
+
+CCA_STEPS, CLASSIFIER_STEPS = 500, 500
+
+
+def get_config(arg=None):
+    """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 40 + 60 steps)."""
+    args = parse_arg(arg)
+    return experiment("mfeat", CcaConfig(cca_steps=40 if args.quick else CCA_STEPS), args,
+                      steps=CCA_STEPS + CLASSIFIER_STEPS)

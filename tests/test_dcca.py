@@ -1,0 +1,188 @@
+"""CCA / DCCA / DCCAE's correlation (``mmjax/methods/dcca.py``): Andrew et al.'s total
+correlation against an independent float64 computation (the inverse square roots by
+eigendecomposition, where the module uses Cholesky), its gradient against central finite
+differences, its invariances, the masks it reads, and the method's phases, one program per phase
+for every mask, and its argument checks.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmjax import methods
+from mmjax.config import ExperimentConfig, ModelConfig, TrainConfig
+from mmjax.data.base import DatasetSpec
+from mmjax.data import missing
+from mmjax.errors import UserError
+from mmjax.methods import dcca
+from mmjax.methods.dcca import CcaConfig, DccaConfig, DccaeConfig
+from toy import TOY_SPEC, phase_stepper, random_batch
+
+RIDGE = 1e-3
+
+
+def reference_correlation(h1, h2, weight, ridge):
+    """numpy float64: the sum of the canonical correlations of the rows with ``weight``,
+    T = S_11^{-1/2} S_12 S_22^{-1/2} with the inverse square roots from ``eigh``."""
+    rows = np.flatnonzero(weight)
+    if len(rows) < 2:
+        return 0.0
+    a, b = (np.asarray(h, np.float64)[rows] for h in (h1, h2))
+    a, b = a - a.mean(0), b - b.mean(0)
+    m, eye = len(rows), np.eye(a.shape[1])
+
+    def inv_sqrt(s):
+        values, vectors = np.linalg.eigh(s)
+        return vectors @ np.diag(values ** -0.5) @ vectors.T
+
+    t = inv_sqrt(a.T @ a / (m - 1) + ridge * eye) @ (a.T @ b / (m - 1)) @ inv_sqrt(
+        b.T @ b / (m - 1) + ridge * eye)
+    return float(np.linalg.svd(t, compute_uv=False).sum())
+
+
+def _views(key, n=12, o=3):
+    k1, k2, k3 = jax.random.split(key, 3)
+    h1 = jax.random.normal(k1, (n, o), jnp.float64)
+    # Correlated with h1, so the canonical correlations are well inside (0, 1).
+    h2 = h1 @ jax.random.normal(k2, (o, o), jnp.float64) + jax.random.normal(k3, (n, o),
+                                                                             jnp.float64)
+    return h1, h2
+
+
+@pytest.mark.parametrize("weight", [np.ones(12, bool), np.arange(12) % 3 != 0],
+                         ids=["all", "two-thirds"])
+def test_total_correlation_equals_the_eigendecomposition_reference(weight):
+    with jax.enable_x64(True):
+        h1, h2 = _views(jax.random.key(0))
+        got = dcca.total_correlation(h1, h2, jnp.asarray(weight), RIDGE)
+        assert abs(float(got) - reference_correlation(h1, h2, weight, RIDGE)) <= 1e-10
+
+
+def test_rows_without_both_views_do_not_count():
+    """Rows of weight 0 may hold anything: the statistics are those of the weighted rows."""
+    with jax.enable_x64(True):
+        h1, h2 = _views(jax.random.key(1))
+        weight = jnp.arange(12) < 8
+        wild = h1.at[8:].set(1e3), h2.at[8:].set(-7.0)
+        a = dcca.total_correlation(h1[:8], h2[:8], jnp.ones(8, bool), RIDGE)
+        b = dcca.total_correlation(*wild, weight, RIDGE)
+        assert abs(float(a) - float(b)) <= 1e-10
+
+
+def test_fewer_than_two_pairs_add_nothing_and_a_finite_zero_gradient():
+    with jax.enable_x64(True):
+        h1, h2 = _views(jax.random.key(2))
+        for count in (0, 1):
+            weight = jnp.arange(12) < count
+            value, grad = jax.value_and_grad(dcca.total_correlation)(h1, h2, weight, RIDGE)
+            assert float(value) == 0.0
+            assert np.all(np.asarray(grad) == 0.0)
+
+
+def test_linearly_related_views_have_every_correlation_one():
+    """corr = o when one view is an invertible linear map of the other (ridge ~ 0), and it is
+    unchanged by an affine map of either view (CCA's invariance)."""
+    with jax.enable_x64(True):
+        h1, h2 = _views(jax.random.key(3))
+        mix = jax.random.normal(jax.random.key(4), (3, 3), jnp.float64) + 3 * jnp.eye(3)
+        ones = jnp.ones(12, bool)
+        assert abs(float(dcca.total_correlation(h1, h1 @ mix, ones, 1e-12)) - 3.0) <= 1e-8
+        base = dcca.total_correlation(h1, h2, ones, 1e-12)
+        moved = dcca.total_correlation(h1 @ mix + 5.0, h2, ones, 1e-12)
+        assert abs(float(base) - float(moved)) <= 1e-8
+
+
+def test_gradient_equals_central_finite_differences():
+    with jax.enable_x64(True):
+        h1, h2 = _views(jax.random.key(5))
+        weight = jnp.arange(12) % 4 != 0
+
+        def f(a, b):
+            return dcca.total_correlation(a, b, weight, RIDGE)
+
+        g1, g2 = jax.grad(f, argnums=(0, 1))(h1, h2)
+        eps = 1e-6
+        for i, direction in enumerate(jax.random.normal(jax.random.key(6), (3, 2, 12, 3),
+                                                        jnp.float64)):
+            d1, d2 = direction
+            numeric = (f(h1 + eps * d1, h2 + eps * d2) - f(h1 - eps * d1, h2 - eps * d2)) / (
+                2 * eps)
+            analytic = (g1 * d1).sum() + (g2 * d2).sum()
+            assert abs(float(numeric - analytic)) <= 1e-6 * max(1.0, abs(float(analytic))), i
+
+
+def test_the_objective_sums_every_view_pair_on_its_shared_samples():
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(7), 3)
+        z = {m: jax.random.normal(k, (16, 2), jnp.float64) for m, k in zip("abc", keys)}
+        present = jax.random.bernoulli(jax.random.key(8), 0.7, (16, 3))
+        got = dcca.correlation_objective(z, present, ("a", "b", "c"), RIDGE)
+        p = np.asarray(present)
+        want = sum(reference_correlation(z[x], z[y], p[:, i] & p[:, j], RIDGE)
+                   for (i, x), (j, y) in [((0, "a"), (1, "b")), ((0, "a"), (2, "c")),
+                                          ((1, "b"), (2, "c"))])
+        assert abs(float(got) - want) <= 1e-10
+
+
+def _config(method=None, steps=4):
+    return ExperimentConfig(method=method or DccaConfig(cca_steps=2, cca_dim=2),
+                            model=ModelConfig(hidden=5, feature_dim=4, dropout=0.0),
+                            train=TrainConfig(steps=steps))
+
+
+@pytest.mark.parametrize("cls", [CcaConfig, DccaConfig, DccaeConfig])
+def test_registered_names_and_phases(cls):
+    """The three registry names build the two phases; training raises the correlation."""
+    config = _config(cls(cca_steps=30, cca_dim=2), steps=31)
+    assert methods.entry(cls().name).config_class is cls
+    method = methods.make(config, TOY_SPEC)
+    assert [(p.name, p.steps) for p in method.phases] == [("correlation", 30),
+                                                          ("classifier", None)]
+    batch = random_batch(jax.random.key(0), n=32)
+    state = method.init(jax.random.key(1), batch)
+    step = phase_stepper(method, config.train.steps)
+    first = None
+    for _ in range(30):
+        state, metrics = step(state, batch)
+        first = first if first is not None else float(metrics["correlation"])
+    assert float(metrics["correlation"]) > first
+    state, metrics = step(state, batch)
+    assert float(metrics["phase"]) == 2.0 and float(metrics["loss_ce"]) > 0
+
+
+def test_one_program_per_phase_for_every_mask():
+    config = _config(DccaeConfig(cca_steps=1, cca_dim=2), steps=8)
+    method = methods.make(config, TOY_SPEC)
+    traces = []
+    step = phase_stepper(method, config.train.steps, traces)
+    batch = random_batch(jax.random.key(0))
+    state = method.init(jax.random.key(1), batch)
+    predict = jax.jit(method.predict)
+    for mask in missing.all_subsets(TOY_SPEC.modalities)[1]:
+        b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
+        state, metrics = step(state, b)
+        predict(state, b)
+        assert np.isfinite(float(metrics["loss"]))
+    assert traces == ["correlation", "classifier"] and predict._cache_size() == 1
+
+
+def test_bad_settings_fail_with_one_line():
+    with pytest.raises(UserError, match="cca_steps"):
+        methods.make(_config(DccaConfig(cca_steps=5), steps=4), TOY_SPEC)
+    one = DatasetSpec("one", ("a",), ((5,),), "classification", 3)
+    with pytest.raises(UserError, match="at least two"):
+        methods.make(_config(), one)
+
+
+def test_the_vmapped_step_calls_no_lapack_kernel():
+    """The correlation phase vmapped over replicas lowers to plain XLA ops: the pinned jaxlib's
+    batched LAPACK kernels hung a 35-replica program (module docstring)."""
+    config = _config(DccaeConfig(cca_steps=2, cca_dim=3), steps=4)
+    method = methods.make(config, TOY_SPEC)
+    batch = random_batch(jax.random.key(0), n=16)
+    states = jax.vmap(method.init, in_axes=(0, None))(jax.random.split(jax.random.key(1), 2),
+                                                      batch)
+    step = jax.vmap(method.phases[0].step, in_axes=(0, None))
+    text = jax.jit(step).lower(states, batch).as_text()
+    assert "lapack" not in text.lower() and "custom_call" not in text
