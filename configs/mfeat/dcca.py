@@ -1,6 +1,6 @@
-"""DCCA (Andrew et al. 2013): each view's MLP encoder plus a linear layer to 10 canonical dimensions,
-trained on the correlation of every view pair, then a classifier on the frozen canonical
-outputs, on UCI mfeat, all six views: 500 + 500 steps.
+"""DCCA (Andrew et al. 2013): each view's MLP encoder plus a linear layer to 10 canonical
+dimensions, trained on the correlation of every view pair, then a classifier on the frozen
+canonical outputs, on UCI mfeat, all six views: 500 + 500 steps.
 
 Command:
   mmjax train --config configs/mfeat/dcca.py --workdir runs/mfeat_dcca
@@ -17,5 +17,5 @@ CCA_STEPS, CLASSIFIER_STEPS = 500, 500
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 40 + 60 steps)."""
     args = parse_arg(arg)
-    return experiment("mfeat", DccaConfig(cca_steps=40 if args.quick else CCA_STEPS), args,
-                      steps=CCA_STEPS + CLASSIFIER_STEPS)
+    method = DccaConfig(cca_steps=40 if args.quick else CCA_STEPS)
+    return experiment("mfeat", method, args, steps=CCA_STEPS + CLASSIFIER_STEPS)

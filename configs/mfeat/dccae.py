@@ -17,5 +17,5 @@ CCA_STEPS, CLASSIFIER_STEPS = 500, 500
 def get_config(arg=None):
     """The experiment; ``arg`` is a variant of mmjax.presets (``quick``: 40 + 60 steps)."""
     args = parse_arg(arg)
-    return experiment("mfeat", DccaeConfig(cca_steps=40 if args.quick else CCA_STEPS), args,
-                      steps=CCA_STEPS + CLASSIFIER_STEPS)
+    method = DccaeConfig(cca_steps=40 if args.quick else CCA_STEPS)
+    return experiment("mfeat", method, args, steps=CCA_STEPS + CLASSIFIER_STEPS)

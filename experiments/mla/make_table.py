@@ -76,8 +76,9 @@ SWEEP_T1 = (("concat", "Concat"), ("sum", "Sum"), ("late", "Late fusion (core `l
             ("qmf", "QMF"),
             ("late_independent", "Late fusion, the paper's (uni-modal models trained independently, "
              "logits averaged; a missing view enters as zeros)"), ("mla", "MLA"))
-T2_BASELINES = ("concat", "late", "qmf", "mmin", "cra")
-T2_LABELS = dict(SWEEP_T1) | {"mmin": "MMIN", "cra": "CRA imputation + concat"}
+T2_BASELINES = ("concat", "late", "qmf", "mmin", "cra", "cca", "dcca", "dccae")
+T2_LABELS = dict(SWEEP_T1) | {"mmin": "MMIN", "cra": "CRA imputation + concat", "cca": "CCA",
+                              "dcca": "DCCA", "dccae": "DCCAE"}
 # Table 3's cells: (HGM, DF, slot, evaluation file); DF ✗ is slot_eval.py's eval_avg.json.
 T3_CELLS = (("✗", "✗", "mla_nohgm", "eval_avg"), ("✗", "✓", "mla_nohgm", "eval"),
             ("✓", "✗", "mla", "eval_avg"), ("✓", "✓", "mla", "eval"))
