@@ -5,7 +5,9 @@ canonical outputs, on UCI mfeat, all six views: 500 + 500 steps.
 Command:
   mmjax train --config configs/mfeat/dcca.py --workdir runs/mfeat_dcca
 
-Expected: filled in below from its 5-seed runs.
+Expected (test accuracy, mean ± std of 3 seeds, measured 2026-12-07 on the shared 2-core
+CPU): all six views 0.938 ± 0.009, average over the 63 view subsets 0.819 ± 0.013. In MLA's
+Table 2 protocol (views fou, kar, mor, 10-70 % missing): experiments/mla/README.md.
 """
 
 from mmjax.methods.dcca import DccaConfig
