@@ -5,10 +5,14 @@ differences, its invariances, the masks it reads, and the method's phases, one p
 for every mask, and its argument checks.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from flax import nnx
 
 from mmjax import methods
 from mmjax.config import ExperimentConfig, ModelConfig, TrainConfig
@@ -186,3 +190,58 @@ def test_the_vmapped_step_calls_no_lapack_kernel():
     step = jax.vmap(method.phases[0].step, in_axes=(0, None))
     text = jax.jit(step).lower(states, batch).as_text()
     assert "lapack" not in text.lower() and "custom_call" not in text
+
+
+def test_the_plain_jnp_factorisations_equal_numpy():
+    """``cholesky``, ``forward_solve`` (a right-hand side of another width) and
+    ``polar_factor`` (a tall matrix: orthonormal columns, U V' of its SVD; ``iterations`` Newton-
+    Schulz steps exactly) against numpy float64."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        g = rng.normal(size=(6, 4))
+        spd = g.T @ g + 0.1 * np.eye(4)
+        factor = dcca.cholesky(jnp.asarray(spd))
+        np.testing.assert_allclose(factor, np.linalg.cholesky(spd), rtol=1e-12, atol=1e-12)
+        b = rng.normal(size=(4, 2))
+        np.testing.assert_allclose(dcca.forward_solve(factor, jnp.asarray(b)),
+                                   np.linalg.solve(np.linalg.cholesky(spd), b), rtol=1e-10,
+                                   atol=1e-12)
+        t = rng.normal(size=(5, 3))
+        u, _, vt = np.linalg.svd(t, full_matrices=False)
+        np.testing.assert_allclose(dcca.polar_factor(jnp.asarray(t)), u @ vt, atol=1e-10)
+        x = t / np.linalg.norm(t)
+        one_step = 0.5 * x @ (3.0 * np.eye(3) - x.T @ x)
+        np.testing.assert_allclose(dcca.polar_factor(jnp.asarray(t), iterations=1), one_step,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_each_phase_builds_its_optimiser_for_its_own_length():
+    """Phase 1's optimiser is built for cca_steps, phase 2's for the rest (each at least 1: a
+    schedule decays over its own phase)."""
+    for cca_steps, want in ((3, [3, 5]), (0, [1, 8]), (8, [8, 1])):
+        lengths = []
+
+        def factory(optim, total_steps):
+            lengths.append(total_steps)
+            return optax.sgd(0.1)
+
+        config = _config(DccaConfig(cca_steps=cca_steps, cca_dim=2), steps=8)
+        methods.make(config, TOY_SPEC, tx=factory)
+        assert lengths == want, cca_steps
+
+
+def test_the_correlation_phase_trains_with_dropout():
+    """Phase 1 runs the encoders in training mode (dropout on): its logged correlation is not
+    the deterministic one of the same parameters; phase 2 runs them deterministically."""
+    config = dataclasses.replace(_config(DccaConfig(cca_steps=1, cca_dim=2), steps=3),
+                                 model=ModelConfig(hidden=16, feature_dim=8, dropout=0.5))
+    method = methods.make(config, TOY_SPEC)
+    batch = random_batch(jax.random.key(0), n=32)
+    state = method.init(jax.random.key(1), batch)
+    _, metrics = jax.jit(method.phases[0].step)(state, batch)
+    net = dcca.DccaNet(TOY_SPEC, config, rngs=nnx.Rngs(0))
+    nnx.update(net, state.params, state.model_state)
+    z = net.canonical(batch["inputs"], deterministic=True)
+    still = dcca.correlation_objective(z, batch["present"], TOY_SPEC.modalities,
+                                       config.method.ridge)
+    assert abs(float(metrics["correlation"]) - float(still)) > 1e-3

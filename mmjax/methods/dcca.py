@@ -25,18 +25,18 @@ with Q_i orthogonal, so the singular values, and the trace norm, are the same. T
 tr(U' T) with U = T's polar factor (Newton-Schulz, no gradient through it: Danskin). All of it
 is plain ``jnp`` on [o, o] matrices, no LAPACK call: the pinned jaxlib (0.10.2) splits a batched
 LAPACK call (``jnp.linalg.cholesky`` / ``svd`` vmapped over seed replicas) over XLA's thread
-pool, and a 35-replica DCCA program hung there for good (every thread waiting; measured
-2026-12-07; later jaxlib releases turned that splitting off).
+pool, and a 35-replica DCCA program hung there for good (every thread waiting; seen
+2026-12-07; jax's source of August 2026 keeps that splitting to Google's internal builds).
 
 Our choices where the papers are silent or have two views: with M > 2 views, L_1 sums the
 correlation of every view pair (the SUMCOR generalisation); each pair's statistics use only the
 batch's samples with both views (weighted means), and a pair with fewer than two such samples
-adds nothing (at MLA's 70 % rate, where every sample keeps one view, phase 1 learns nothing);
-the reconstruction is the mean over a view's present samples of the squared error summed over
-the input (Wang et al.'s form) and decodes the view's own z_m; the classifier is the project's
-``MLPHead`` on the concatenated canonical outputs (in place of the papers' linear SVM), trained
-on the training samples with at least one view. The backbones run with dropout in phase 1 and
-deterministically in phase 2.
+adds nothing (at MLA's 70 % rate, where every sample keeps one view, the correlation term learns
+nothing); the reconstruction is the mean over a view's present samples of the squared error
+summed over the input (Wang et al.'s form) and decodes the view's own z_m; the classifier is the
+project's ``MLPHead`` on the concatenated canonical outputs (in place of the papers' linear SVM),
+trained on the training samples with at least one view. The backbones run with dropout in phase
+1 and deterministically in phase 2.
 """
 
 from __future__ import annotations
@@ -162,8 +162,10 @@ def total_correlation(h1: jax.Array, h2: jax.Array, weight: jax.Array, ridge: fl
     chol = [cholesky(scale * c.T @ c + ridge * eye) for c in centred]
     cross = scale * centred[0].T @ centred[1]
     t = forward_solve(chol[1], forward_solve(chol[0], cross).T).T  # L_1^{-1} S_12 L_2^{-T}
+    # With fewer than two weighted rows every centred row is exactly 0, so t = u = 0: the value
+    # and its gradient are 0 without a branch.
     u = jax.lax.stop_gradient(polar_factor(t))
-    return jnp.where(n >= 2, jnp.sum(u * t), 0.0)
+    return jnp.sum(u * t)
 
 
 def correlation_objective(z: dict, present: jax.Array, modalities, ridge: float) -> jax.Array:
