@@ -33,8 +33,8 @@ from mmjax.config import ExperimentConfig, MethodConfig, frozen
 from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
-                                compute_dtype, make_optimizer, step_keys)
-from mmjax.methods.supervised import gradient_step, initializer
+                                compute_dtype, make_optimizer)
+from mmjax.methods.supervised import initializer, phase_step
 from mmjax.models.fusion import MultimodalNet
 
 
@@ -137,20 +137,6 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return loss, ({"model_state": nnx.state(module, nnx.Not(nnx.Param))},
                       {"loss_ae": jnp.zeros(()), "loss_fused": loss})
 
-    def phase_step(index: int, tx, objective):
-        """Phase ``index + 1``'s step: ``objective``'s gradient through ``tx``, which advances
-        only ``opt_state[index]``."""
-
-        def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-            keys = step_keys(state, "dropout")
-            batch = cast_inputs(batch, dtype)
-            new_state, metrics = gradient_step(
-                state, tx, lambda p: objective(p, state, batch, keys), slot=index)
-            metrics["phase"] = jnp.float32(index + 1)
-            return new_state, metrics
-
-        return step
-
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
         module = model.bind(state.params, state.model_state)
@@ -158,7 +144,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         outputs, _ = module.net(imputed["inputs"], imputed["present"], deterministic=True)
         return outputs.astype(jnp.float32)
 
-    phases = (Phase("autoencoder", mc.ae_steps, phase_step(0, tx1, ae_loss)),
-              Phase("fusion", None, phase_step(1, tx2, fused_loss)))
+    phases = (Phase("autoencoder", mc.ae_steps, phase_step(0, tx1, ae_loss, dtype)),
+              Phase("fusion", None, phase_step(1, tx2, fused_loss, dtype)))
     return Method(init=initializer(model, lambda p: (tx1.init(p), tx2.init(p))), phases=phases,
                   predict=predict)

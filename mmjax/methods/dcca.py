@@ -54,8 +54,8 @@ from mmjax.config import NON_NEGATIVE, POSITIVE, ExperimentConfig, MethodConfig,
 from mmjax.data.base import DatasetSpec, length_key
 from mmjax.errors import UserError
 from mmjax.methods.base import (Batch, Method, NNXModel, Phase, TrainState, cast_inputs,
-                                compute_dtype, make_optimizer, step_keys)
-from mmjax.methods.supervised import gradient_step, initializer
+                                compute_dtype, make_optimizer)
+from mmjax.methods.supervised import initializer, phase_step
 from mmjax.models.encoders import build_encoders, encode, encoder_names, masked_features
 from mmjax.models.fusion import MLPHead
 
@@ -282,27 +282,13 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return loss, ({}, {"correlation": jnp.zeros(()), "loss_recon": jnp.zeros(()),
                            "loss_ce": loss})
 
-    def phase_step(index: int, tx, objective):
-        """Phase ``index + 1``'s step: ``objective``'s gradient through ``tx``, which advances
-        only ``opt_state[index]``."""
-
-        def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-            keys = step_keys(state, "dropout")
-            batch = cast_inputs(batch, dtype)
-            new_state, metrics = gradient_step(
-                state, tx, lambda p: objective(p, state, batch, keys), slot=index)
-            metrics["phase"] = jnp.float32(index + 1)
-            return new_state, metrics
-
-        return step
-
     def predict(state: TrainState, batch: Batch) -> jax.Array:
         batch = cast_inputs(batch, dtype)
         module = model.bind(state.params, state.model_state)
         z = module.canonical(batch["inputs"], deterministic=True)
         return module.classify(z, batch["present"], deterministic=True).astype(jnp.float32)
 
-    phases = (Phase("correlation", mc.cca_steps, phase_step(0, tx1, cca_loss)),
-              Phase("classifier", None, phase_step(1, tx2, head_loss)))
+    phases = (Phase("correlation", mc.cca_steps, phase_step(0, tx1, cca_loss, dtype)),
+              Phase("classifier", None, phase_step(1, tx2, head_loss, dtype)))
     return Method(init=initializer(model, lambda p: (tx1.init(p), tx2.init(p))), phases=phases,
                   predict=predict)

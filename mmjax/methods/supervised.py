@@ -6,7 +6,8 @@ never from another paper's module.
 - ``gradient_step``: one training step, written once for every method that takes one gradient
   of one objective per step: ``value_and_grad`` -> an optional change of the gradient -> one
   optimiser update (of ``opt_state`` or one phase's slot of it) -> the ``loss``, the objective's
-  metrics and the gradient and parameter norms.
+  metrics and the gradient and parameter norms; ``phase_step``: that step as one phase of a
+  method with an optimiser per phase (AE imputation, CCA / DCCA / DCCAE).
 - ``make_supervised``: a one-phase ``Method`` training a model on a loss rule (the baselines,
   FiLM, gated fusion, missing detection, UME-MMA's naive baseline); ``initializer`` and
   ``predictor`` are its ``init`` and ``predict``, used by other methods too.
@@ -71,6 +72,24 @@ def gradient_step(state: TrainState, tx: optax.GradientTransformation, objective
                                   params=optax.apply_updates(state.params, updates),
                                   opt_state=opt_state, **changes)
     return new_state, {"loss": loss, **metrics, **norms(grads, state.params)}
+
+
+def phase_step(index: int, tx: optax.GradientTransformation, objective: Callable, dtype
+               ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
+    """Phase ``index + 1``'s step of a method with one optimiser per phase (``opt_state`` a
+    tuple): the batch cast to ``dtype``, ``objective(params, state, batch, keys)``'s gradient
+    (``keys``: the step's ``dropout`` key) through ``tx``, which advances only
+    ``opt_state[index]``; the metrics gain ``phase`` = index + 1."""
+
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        keys = step_keys(state, "dropout")
+        batch = cast_inputs(batch, dtype)
+        new_state, metrics = gradient_step(
+            state, tx, lambda p: objective(p, state, batch, keys), slot=index)
+        metrics["phase"] = jnp.float32(index + 1)
+        return new_state, metrics
+
+    return step
 
 
 def initializer(model: NNXModel, opt_init: Callable, extra: Any = None
