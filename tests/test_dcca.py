@@ -20,6 +20,7 @@ from mmjax.data.base import DatasetSpec
 from mmjax.data import missing
 from mmjax.errors import UserError
 from mmjax.methods import dcca
+from mmjax.methods.base import step_keys
 from mmjax.methods.dcca import CcaConfig, DccaConfig, DccaeConfig
 from toy import TOY_SPEC, phase_stepper, random_batch
 
@@ -245,3 +246,30 @@ def test_the_correlation_phase_trains_with_dropout():
     still = dcca.correlation_objective(z, batch["present"], TOY_SPEC.modalities,
                                        config.method.ridge)
     assert abs(float(metrics["correlation"]) - float(still)) > 1e-3
+
+
+def test_phase_two_trains_the_head_with_dropout_on_deterministic_features():
+    """Phase 2's loss is the head's, with dropout (the step's key), on the deterministic
+    canonical outputs; ``predict`` runs both without dropout."""
+    config = dataclasses.replace(_config(DccaConfig(cca_steps=1, cca_dim=2), steps=3),
+                                 model=ModelConfig(hidden=16, feature_dim=8, dropout=0.5))
+    method = methods.make(config, TOY_SPEC)
+    batch = random_batch(jax.random.key(0), n=32)
+    state, _ = jax.jit(method.phases[0].step)(method.init(jax.random.key(1), batch), batch)
+    after, metrics = jax.jit(method.phases[1].step)(state, batch)
+
+    def net_of(s):
+        net = dcca.DccaNet(TOY_SPEC, config, rngs=nnx.Rngs(0))
+        nnx.update(net, s.params, s.model_state)
+        return net
+
+    net = net_of(state)
+    z = net.canonical(batch["inputs"], deterministic=True)
+    key = step_keys(state, "dropout")["dropout"]
+    logits = net.classify(z, batch["present"], deterministic=False, rngs=nnx.Rngs(dropout=key))
+    want = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    assert abs(float(metrics["loss"]) - float(want)) <= 1e-5 * float(want)
+    net = net_of(after)
+    still = net.classify(net.canonical(batch["inputs"], deterministic=True), batch["present"],
+                         deterministic=True)
+    np.testing.assert_allclose(method.predict(after, batch), still, rtol=1e-5, atol=1e-6)
