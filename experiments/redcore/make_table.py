@@ -240,7 +240,7 @@ def table_mask_rows(runs: pathlib.Path) -> str:
     return "\n".join(rows)
 
 
-def _tail_spread(rows, frac=0.1, key="ra_spread"):
+def _tail_mean(rows, frac=0.1, key="ra_spread"):
     """Mean of ``key`` (default ``ra_spread``) over the last ``frac`` of the logged rows (end of
     training); None without rows."""
     if not rows:
@@ -253,7 +253,7 @@ def table_spread(runs: pathlib.Path) -> str:
     """The end-of-training spread of the relative advantages per assignment."""
     rows = ["| method | " + " | ".join(ASSIGN) + " | mean |", "|---" * (len(ASSIGN) + 2) + "|"]
     for name, label in METHODS[1:]:
-        vals = [_tail_spread(report.load_metrics(imb_run(runs, a, name))) for a in ASSIGN]
+        vals = [_tail_mean(report.load_metrics(imb_run(runs, a, name))) for a in ASSIGN]
         done = [v for v in vals if v is not None]
         rows.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals)
                     + f" | {np.mean(done):.3f} |" if done else f"| {label} | - |")
@@ -390,7 +390,7 @@ def _av_tail(runs: pathlib.Path, setting: str, name: str, key: str,
     logs = _av_logs(runs, setting, name)
     if not logs:
         return None
-    values = [_tail_spread(rows, frac, key) for _, rows in logs]
+    values = [_tail_mean(rows, frac, key) for _, rows in logs]
     return report.Stats.of(values, [seed for seed, _ in logs])
 
 

@@ -187,17 +187,6 @@ def reconstruction(x: jax.Array, recon: jax.Array, present: jax.Array) -> jax.Ar
 # ----------------------------------------------------------------------------------------------
 
 
-class Decoder(nnx.Module):
-    """DCCAE's ``z -> hidden -> ReLU -> flattened input``."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, *, dtype=None, rngs: nnx.Rngs):
-        self.fc1 = nnx.Linear(in_dim, hidden, dtype=dtype, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, out_dim, dtype=dtype, rngs=rngs)
-
-    def __call__(self, z):
-        return self.fc2(jax.nn.relu(self.fc1(z)))
-
-
 class DccaNet(nnx.Module):
     """Every view's canonical output ``z_m``, DCCAE's decoders and the classifier head."""
 
@@ -214,8 +203,9 @@ class DccaNet(nnx.Module):
             widths = sizes
         self.project = nnx.Dict({m: nnx.Linear(widths[m], mc.cca_dim, dtype=dtype, rngs=rngs)
                                  for m in self.names})
+        # DCCAE's decoders z -> hidden -> ReLU -> flattened input (an MLPHead without dropout).
         self.decoders = nnx.Dict(
-            {m: Decoder(mc.cca_dim, model.hidden, sizes[m], dtype=dtype, rngs=rngs)
+            {m: MLPHead(mc.cca_dim, model.hidden, sizes[m], 0.0, dtype=dtype, rngs=rngs)
              for m in self.names}) if mc.recon_weight > 0 else None
         self.head = MLPHead(len(self.names) * mc.cca_dim, model.hidden, spec.num_classes,
                             model.dropout, dtype=dtype, rngs=rngs)
@@ -266,7 +256,8 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         corr = correlation_objective(z, present, modalities, mc.ridge)
         rec = jnp.zeros(())
         if module.decoders is not None:
-            rec = sum(reconstruction(batch["inputs"][m], module.decoders[m](z[m]), present[:, c])
+            rec = sum(reconstruction(batch["inputs"][m],
+                                     module.decoders[m](z[m], deterministic=True), present[:, c])
                       for c, m in enumerate(modalities))
         loss = -corr + mc.recon_weight * rec
         return loss, ({"model_state": nnx.state(module, nnx.Not(nnx.Param))},
