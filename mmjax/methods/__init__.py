@@ -19,7 +19,7 @@ from mmjax.data.base import DatasetSpec
 from mmjax.errors import UserError
 from mmjax.methods import ae_imputation, baselines, missing_detection, raml, smil, ume_mma
 from mmjax.methods import redcore
-from mmjax.methods import film, gated, md, mvae, tmc
+from mmjax.methods import film, gated, md, mmvae, mvae, tmc
 from mmjax.methods import mla, ogm_ge, qmf
 from mmjax.methods import dcca, mmin
 from mmjax.methods.base import USER_TX, Method, TrainState
@@ -54,6 +54,7 @@ REGISTRY: dict[str, Entry] = {
     "etmc": Entry(tmc.EtmcConfig, tmc.make),
     "md": Entry(md.MdConfig, md.make),
     "mvae": Entry(mvae.MvaeConfig, mvae.make),
+    "mmvae": Entry(mmvae.MmvaeConfig, mmvae.make),
     "mla": Entry(mla.MlaConfig, mla.make),
     "qmf": Entry(qmf.QmfConfig, qmf.make),
     "ogm_ge": Entry(ogm_ge.OgmGeConfig, ogm_ge.make),

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Annotated
+from typing import Annotated, Callable
 
 import jax
 import jax.numpy as jnp
@@ -152,26 +152,35 @@ class MvaeNet(nnx.Module):
                                              dtype=dtype, rngs=rngs)
                                   for c, m in enumerate(self.modalities)})
 
+    def experts_of(self, inputs: dict, *, deterministic: bool, rngs: nnx.Rngs | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
+        """Every modality's expert ``W_m E_m(x_m) + b_m`` split in two halves, ``[B, M, L]``
+        each, float32 (MVAE: mean and log-variance)."""
+        firsts, seconds = [], []
+        for m in self.modalities:
+            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
+                       deterministic=deterministic, rngs=rngs)
+            first, second = jnp.split(self.experts[m](f).astype(jnp.float32), 2, axis=-1)
+            firsts.append(first)
+            seconds.append(second)
+        return jnp.stack(firsts, 1), jnp.stack(seconds, 1)
+
+    def decode(self, z: jax.Array) -> dict:
+        """Every modality's decoder on ``z [..., L]``: ``{m: [..., *shape]}``."""
+        return {m: self.decoders[m](z) for m in self.modalities}
+
     def __call__(self, inputs: dict, masks: jax.Array, eps: jax.Array | None = None, *,
                  deterministic: bool, rngs: nnx.Rngs | None = None):
         """Posteriors for each subset ``masks [T, B, M]``; decodes samples when ``eps [T, B, L]``.
 
         Returns ``(mu [T, B, L], logvar [T, B, L], recon {m: [T, B, *shape]} or None)``.
         """
-        mus, logvars = [], []
-        for m in self.modalities:
-            f = encode(self.encoders[m], inputs[m], inputs.get(length_key(m)),
-                       deterministic=deterministic, rngs=rngs)
-            mu, logvar = jnp.split(self.experts[m](f).astype(jnp.float32), 2, axis=-1)
-            mus.append(mu)
-            logvars.append(logvar)
-        mu, logvar = jnp.stack(mus, 1), jnp.stack(logvars, 1)  # [B, M, L]
+        mu, logvar = self.experts_of(inputs, deterministic=deterministic, rngs=rngs)
         post_mu, post_lv = jax.vmap(product_of_experts, in_axes=(None, None, 0))(mu, logvar,
                                                                                  masks)
         if eps is None:
             return post_mu, post_lv, None
-        z = post_mu + jnp.exp(0.5 * post_lv) * eps
-        return post_mu, post_lv, {m: self.decoders[m](z) for m in self.modalities}
+        return post_mu, post_lv, self.decode(post_mu + jnp.exp(0.5 * post_lv) * eps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,21 +196,27 @@ def check_config(config: ExperimentConfig) -> None:
                         f"{config.train.steps}]")
 
 
-def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
-    """MVAE + linear probe on the Method contract; see the module docstring."""
-    check_config(config)
+def probe_method(config: ExperimentConfig, spec: DatasetSpec, model: NNXModel, *,
+                 vae_objective: Callable, latent_mean: Callable, objective_name: str,
+                 idle_metrics: dict) -> Method:
+    """A VAE trained for ``method.vae_steps`` steps, then SMIL's linear probe on its frozen
+    latent mean (phase 2 of the module docstring), each phase its own compiled program.
+
+    Args:
+      model: the VAE (``params["vae"]``, ``model_state``).
+      vae_objective: ``(state, batch, keys) -> objective`` for ``gradient_step`` on the VAE's
+        parameters, ``keys`` the step's ``subsets``, ``eps`` and ``dropout`` keys; its metrics
+        gain ``loss_<objective_name>``.
+      latent_mean: ``(vae, model_state, batch) -> [B, L]``, the probe's input.
+      idle_metrics: the values the probe phase logs for the VAE phase's own metrics.
+    """
     mc = config.method
-    modalities = spec.modalities
-    num_out = spec.num_classes
     vae_steps = mc.vae_steps
-    anneal = mc.kl_annealing_steps or max(vae_steps // 10, 1)
     dtype = compute_dtype(config.train.dtype)
-    model = NNXModel(lambda rngs: MvaeNet(spec, config.model, latent_dim=mc.latent_dim,
-                                          decoder_hidden=mc.decoder_hidden, dtype=dtype,
-                                          rngs=rngs))
     tx_vae = make_optimizer(config.optim, vae_steps)
     probe_optim = dataclasses.replace(config.optim, lr=mc.probe_lr or config.optim.lr)
     tx_probe = make_optimizer(probe_optim, max(config.train.steps - vae_steps, 1))
+    vae_loss = f"loss_{objective_name}"
 
     def probe_apply(probe, mu):
         return mu @ probe["w"] + probe["b"][None]
@@ -210,8 +225,9 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         del batch  # shapes come from the spec
         vae_key, probe_key, state_key = jax.random.split(key, 3)
         vae, model_state = model.init(vae_key)
-        probe = {"w": jax.nn.initializers.lecun_normal()(probe_key, (mc.latent_dim, num_out)),
-                 "b": jnp.zeros((num_out,))}
+        probe = {"w": jax.nn.initializers.lecun_normal()(probe_key,
+                                                          (mc.latent_dim, spec.num_classes)),
+                 "b": jnp.zeros((spec.num_classes,))}
         params = {"vae": vae, "probe": probe}
         opt_state = {"vae": tx_vae.init(vae), "probe": tx_probe.init(probe)}
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
@@ -226,14 +242,52 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
         return sub.replace(params={**state.params, part: sub.params},
                            opt_state={**state.opt_state, part: sub.opt_state}), metrics
 
+    def vae_phase_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        batch = cast_inputs(batch, dtype)
+        objective = vae_objective(state, batch, step_keys(state, "subsets", "eps", "dropout"))
+        new_state, metrics = part_step("vae", tx_vae, state, objective)
+        return new_state, {**metrics, vae_loss: metrics["loss"], "loss_probe": jnp.zeros(())}
+
+    def probe_phase_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        batch = cast_inputs(batch, dtype)
+        mu = jax.lax.stop_gradient(latent_mean(state.params["vae"], state.model_state, batch))
+
+        def objective(probe):
+            per = losses.per_example(spec.task, probe_apply(probe, mu), batch["label"])
+            return losses.weighted_mean(per, batch["present"].any(-1)), ({}, {})
+
+        new_state, metrics = part_step("probe", tx_probe, state, objective)
+        idle = {k: jnp.asarray(v, jnp.float32) for k, v in idle_metrics.items()}
+        return new_state, {**metrics, vae_loss: jnp.zeros(()), "loss_probe": metrics["loss"],
+                           **idle}
+
+    def predict(state: TrainState, batch: Batch) -> jax.Array:
+        batch = cast_inputs(batch, dtype)
+        mu = latent_mean(state.params["vae"], state.model_state, batch)
+        return probe_apply(state.params["probe"], mu).astype(jnp.float32)
+
+    return Method(init=init, phases=(Phase("vae", vae_steps, vae_phase_step),
+                                     Phase("probe", None, probe_phase_step)), predict=predict)
+
+
+def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
+    """MVAE + linear probe on the Method contract; see the module docstring."""
+    check_config(config)
+    mc = config.method
+    modalities = spec.modalities
+    anneal = mc.kl_annealing_steps or max(mc.vae_steps // 10, 1)
+    dtype = compute_dtype(config.train.dtype)
+    model = NNXModel(lambda rngs: MvaeNet(spec, config.model, latent_dim=mc.latent_dim,
+                                          decoder_hidden=mc.decoder_hidden, dtype=dtype,
+                                          rngs=rngs))
+
     def latent_mean(vae, model_state, batch) -> jax.Array:
         """mu(X_present) with the encoders in inference mode, ``[B, L]``."""
         (mu, _, _), _ = model.apply(vae, model_state, batch["inputs"], batch["present"][None],
                                     train=False)
         return mu[0]
 
-    def vae_step(state: TrainState, batch: Batch):
-        keys = step_keys(state, "subsets", "eps", "dropout")
+    def vae_objective(state: TrainState, batch: Batch, keys: dict):
         masks = elbo_masks(keys["subsets"], batch["present"], mc.num_random_subsets)
         eps = jax.random.normal(keys["eps"], (masks.shape[0], masks.shape[1], mc.latent_dim))
         beta = mc.kl_weight * jnp.minimum(1.0, state.step.astype(jnp.float32) / anneal)
@@ -252,36 +306,11 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
             weights = masks.any(-1)  # [T, B]: a term counts where its subset is non-empty
             terms = jax.vmap(losses.weighted_mean)(rec + beta * kl, weights)  # [T]
             metrics = {"recon": jax.vmap(losses.weighted_mean)(rec, weights).sum(),
-                       "kl": jax.vmap(losses.weighted_mean)(kl, weights).sum()}
+                       "kl": jax.vmap(losses.weighted_mean)(kl, weights).sum(), "beta": beta}
             return terms.sum(), ({"model_state": model_state}, metrics)
 
-        new_state, metrics = part_step("vae", tx_vae, state, objective)
-        return new_state, {**metrics, "loss_elbo": metrics["loss"], "loss_probe": jnp.zeros(()),
-                           "beta": beta}
+        return objective
 
-    def probe_step(state: TrainState, batch: Batch):
-        mu = jax.lax.stop_gradient(latent_mean(state.params["vae"], state.model_state, batch))
-
-        def objective(probe):
-            per = losses.per_example(spec.task, probe_apply(probe, mu), batch["label"])
-            return losses.weighted_mean(per, batch["present"].any(-1)), ({}, {})
-
-        new_state, metrics = part_step("probe", tx_probe, state, objective)
-        zero = jnp.zeros(())
-        return new_state, {**metrics, "loss_elbo": zero, "loss_probe": metrics["loss"],
-                           "beta": jnp.asarray(mc.kl_weight, jnp.float32), "recon": zero,
-                           "kl": zero}
-
-    def vae_phase_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        return vae_step(state, cast_inputs(batch, dtype))
-
-    def probe_phase_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        return probe_step(state, cast_inputs(batch, dtype))
-
-    def predict(state: TrainState, batch: Batch) -> jax.Array:
-        batch = cast_inputs(batch, dtype)
-        mu = latent_mean(state.params["vae"], state.model_state, batch)
-        return probe_apply(state.params["probe"], mu).astype(jnp.float32)
-
-    return Method(init=init, phases=(Phase("vae", vae_steps, vae_phase_step),
-                                     Phase("probe", None, probe_phase_step)), predict=predict)
+    return probe_method(config, spec, model, vae_objective=vae_objective,
+                        latent_mean=latent_mean, objective_name="elbo",
+                        idle_metrics={"beta": mc.kl_weight, "recon": 0.0, "kl": 0.0})
