@@ -77,13 +77,14 @@ def test_log_weights_by_hand(key):
 
 def test_the_stratified_bound_by_hand():
     """(1 / |S|) sum_{m in S} log (1 / K) sum_k w; a missing stratum does not count. Stratum 0's
-    weights are (1, 2), stratum 1's (3, 4), in both samples; sample 1 lacks modality 0."""
-    w = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # [M, K]
-    log_w = jnp.log(jnp.broadcast_to(w[..., None], (2, 2, 2)))  # [M, K, B]
+    K = 3 weights are (1, 2, 6), stratum 1's (3, 4, 5), in both samples; sample 1 lacks
+    modality 0."""
+    w = jnp.array([[1.0, 2.0, 6.0], [3.0, 4.0, 5.0]])  # [M, K]
+    log_w = jnp.log(jnp.broadcast_to(w[..., None], (2, 3, 2)))  # [M, K, B]
     present = jnp.array([[1.0, 1.0], [0.0, 1.0]])
     got = mmvae.stratified_bound(log_w, present)
-    both = 0.5 * (math.log((1 + 2) / 2) + math.log((3 + 4) / 2))
-    np.testing.assert_allclose(got, [both, math.log((3 + 4) / 2)], rtol=1e-6)
+    both = 0.5 * (math.log((1 + 2 + 6) / 3) + math.log((3 + 4 + 5) / 3))
+    np.testing.assert_allclose(got, [both, math.log((3 + 4 + 5) / 3)], rtol=1e-6)
 
 
 def _vae_loss_and_grads(method, state, batch):
@@ -112,6 +113,25 @@ def test_a_missing_modality_changes_nothing(key):
     assert loss2 == loss
     jax.tree.map(np.testing.assert_array_equal, grads2, grads)
     np.testing.assert_array_equal(method.predict(state, changed), method.predict(state, batch))
+
+
+def test_phase_one_trains_with_dropout_and_predict_runs_without(key):
+    """With dropout the phase-1 loss changes (the encoders train in training mode); the
+    prediction equals the one without dropout (inference mode). Dropout has no parameters, so
+    both configs share one state."""
+    batch = random_batch(key, n=6)
+    made = {}
+    for rate in (0.0, 0.5):
+        config = _config()
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                        dropout=rate))
+        made[rate] = methods.make(config, TOY_SPEC)
+    state = made[0.0].init(jax.random.key(1), batch)
+    losses = {r: float(jax.jit(m.phases[0].step)(state, batch)[1]["loss"])
+              for r, m in made.items()}
+    assert abs(losses[0.5] - losses[0.0]) > 1e-3 * abs(losses[0.0]), losses
+    np.testing.assert_array_equal(made[0.5].predict(state, batch),
+                                  made[0.0].predict(state, batch))
 
 
 def test_one_program_per_phase_for_every_mask():

@@ -31,7 +31,7 @@ SPEC = TOY_SPEC  # a (5), b (3), c (4); 3 classes
 MODS = SPEC.modalities
 MODEL = ModelConfig(hidden=5, feature_dim=4, dropout=0.0)
 PRESENT = np.concatenate([ALL_PATTERNS_3, np.ones((1, 3), bool)])
-LATENT, K, PROBE_LR = 2, 3, 0.5
+LATENT, K, PROBE_LR = 2, 4, 0.5  # K != M = 3: a K for an M is seen
 sg = jax.lax.stop_gradient
 
 

@@ -9,7 +9,8 @@ strata x K = 30); K = 30 here runs at 0.28 steps/s for 5 seeds on the shared 2-c
 
 Expected (test accuracy, mean of 5 seeds; the t1_mfeat sweep of experiments/raml, measured on
 the shared 2-core CPU):
-  EXPECTED
+  all six views 0.979, fac alone 0.934, mor alone 0.765; average over the 63 subsets 0.950
+The config runs 3 seeds (mmjax.presets); the sweep line adds --seeds 5.
 """
 
 from mmjax.methods.mmvae import MmvaeConfig
