@@ -22,7 +22,7 @@ from mmjax.errors import UserError
 from mmjax.methods import dcca
 from mmjax.methods.base import step_keys
 from mmjax.methods.dcca import CcaConfig, DccaConfig, DccaeConfig
-from toy import TOY_SPEC, phase_stepper, random_batch
+from toy import TOY_SPEC, assert_one_program_per_phase, phase_stepper, random_batch
 
 RIDGE = 1e-3
 
@@ -158,18 +158,10 @@ def test_registered_names_and_phases(cls):
 
 def test_one_program_per_phase_for_every_mask():
     config = _config(DccaeConfig(cca_steps=1, cca_dim=2), steps=8)
-    method = methods.make(config, TOY_SPEC)
-    traces = []
-    step = phase_stepper(method, config.train.steps, traces)
-    batch = random_batch(jax.random.key(0))
-    state = method.init(jax.random.key(1), batch)
-    predict = jax.jit(method.predict)
-    for mask in missing.all_subsets(TOY_SPEC.modalities)[1]:
-        b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
-        state, metrics = step(state, b)
-        predict(state, b)
-        assert np.isfinite(float(metrics["loss"]))
-    assert traces == ["correlation", "classifier"] and predict._cache_size() == 1
+    assert_one_program_per_phase(methods.make(config, TOY_SPEC), config.train.steps,
+                                 random_batch(jax.random.key(0)),
+                                 missing.all_subsets(TOY_SPEC.modalities)[1],
+                                 ["correlation", "classifier"])
 
 
 def test_bad_settings_fail_with_one_line():

@@ -17,7 +17,7 @@ from mmjax.data import missing
 from mmjax.errors import UserError
 from mmjax.methods import mmvae
 from mmjax.methods.mmvae import MmvaeConfig
-from toy import TOY_SPEC, phase_stepper, random_batch
+from toy import TOY_SPEC, assert_one_program_per_phase, random_batch
 
 
 def _config(vae_steps=2, steps=4, **kwargs):
@@ -136,18 +136,10 @@ def test_phase_one_trains_with_dropout_and_predict_runs_without(key):
 
 def test_one_program_per_phase_for_every_mask():
     config = _config(steps=4)
-    method = methods.make(config, TOY_SPEC)
-    traces = []
-    step = phase_stepper(method, config.train.steps, traces)
-    batch = random_batch(jax.random.key(0))
-    state = method.init(jax.random.key(1), batch)
-    predict = jax.jit(method.predict)
-    for mask in missing.all_subsets(TOY_SPEC.modalities)[1][:4]:
-        b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
-        state, metrics = step(state, b)
-        predict(state, b)
-        assert np.isfinite(float(metrics["loss"]))
-    assert traces == ["vae", "probe"] and predict._cache_size() == 1
+    assert_one_program_per_phase(methods.make(config, TOY_SPEC), config.train.steps,
+                                 random_batch(jax.random.key(0)),
+                                 missing.all_subsets(TOY_SPEC.modalities)[1][:4],
+                                 ["vae", "probe"])
 
 
 def test_training_raises_the_bound(key):

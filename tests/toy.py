@@ -63,6 +63,22 @@ def phase_stepper(method, total_steps, traces=None):
     return step
 
 
+def assert_one_program_per_phase(method, total_steps, batch, masks, phase_names):
+    """Steps ``method`` as the runtime does (``phase_stepper``) from step 0, one step per mask of
+    ``masks``, and predicts each: the losses stay finite, each phase of ``phase_names`` is traced
+    once, and one compiled ``predict`` serves every mask."""
+    traces = []
+    step = phase_stepper(method, total_steps, traces)
+    state = method.init(jax.random.key(1), batch)
+    predict = jax.jit(method.predict)
+    for mask in masks:
+        b = {**batch, "present": jnp.broadcast_to(jnp.asarray(mask), batch["present"].shape)}
+        state, metrics = step(state, b)
+        predict(state, b)
+        assert np.isfinite(float(metrics["loss"]))
+    assert traces == list(phase_names) and predict._cache_size() == 1
+
+
 def assert_one_program_for_every_mask(method, batch, modalities):
     """Steps and predicts ``method`` (one phase) under every non-empty pattern of ``modalities``:
     the losses stay finite and one compiled ``train_step`` and ``predict`` serve them all."""

@@ -119,7 +119,8 @@ def log_weights(z: jax.Array, recon: dict, inputs: dict, present: jax.Array, loc
     log_lik = 0.0
     for c, m in enumerate(recon):
         err = (recon[m].astype(jnp.float32) - inputs[m].astype(jnp.float32)[None, None]) ** 2
-        log_lik = log_lik - 0.5 * err.reshape(*err.shape[:3], -1).sum(-1) * present[None, None, :, c]
+        half_sq = 0.5 * err.reshape(*err.shape[:3], -1).sum(-1)  # [M, K, B]
+        log_lik = log_lik - half_sq * present[None, None, :, c]
     # log q_d(z) of every expert d at every sample: [M, K, B, M_d]
     log_q = laplace_log_prob(z[..., None, :], loc[None, None], scale[None, None])
     share = present / present.sum(-1, keepdims=True)  # alpha_d = 1 / |S| on the present set
