@@ -9,7 +9,7 @@ posterior through the mixture of each single-modality posterior"). The authors' 
 what the paper leaves open, and its README gives the flags of the paper's runs (``--obj dreg
 --looser --learn-prior --K 30``, latent 20 on MNIST-SVHN; ``--K 50``, latent 64 on CUB). One
 ``mmjax train`` runs two ``Phase``s ("vae" for ``vae_steps`` steps, then "probe"), each its own
-compiled program, as MVAE does (``mmvae.probe_method``)::
+compiled program, as MVAE does (``mvae.probe_method``)::
 
     experts      q_m(z | x_m) = Laplace(a_m, b_m):  [a_m, r_m] = W_m E_m(x_m) + c_m,
                  b_m = L softmax(r_m) + 1e-6          (the released code's scale: sums to L)
@@ -128,10 +128,14 @@ def log_weights(z: jax.Array, recon: dict, inputs: dict, present: jax.Array, loc
     return log_prior + log_lik - log_mixture
 
 
+def strata_mean(per_stratum: jax.Array, present: jax.Array) -> jax.Array:
+    """``(1 / |S|) sum_{m in S} per_stratum[m]`` per sample, ``[M, B] -> [B]``."""
+    return (per_stratum.T * present).sum(-1) / present.sum(-1)
+
+
 def stratified_bound(log_w: jax.Array, present: jax.Array) -> jax.Array:
     """``(1 / |S|) sum_{m in S} log (1 / K) sum_k w_{m,k}`` per sample, ``[M, K, B] -> [B]``."""
-    per_stratum = jax.nn.logsumexp(log_w, axis=1) - math.log(log_w.shape[1])  # [M, B]
-    return (per_stratum.T * present).sum(-1) / present.sum(-1)
+    return strata_mean(jax.nn.logsumexp(log_w, axis=1) - math.log(log_w.shape[1]), present)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,8 +204,7 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                                    prior_scale)
 
             if mc.estimator == "iwae":
-                bound = stratified_bound(log_w(z, loc, scale, prior_scale), present)
-                value = bound
+                value = stratified_bound(log_w(z, loc, scale, prior_scale), present)
             else:
                 # DReG: the normalised weights from a held pass; then z's path to the encoders
                 # scaled by w~ once more (the released code's gradient hook on z), q's
@@ -209,10 +212,10 @@ def make(config: ExperimentConfig, spec: DatasetSpec) -> Method:
                 held = sg(log_w(sg(z), sg(loc), sg(scale), sg(prior_scale)))
                 w_norm = jax.nn.softmax(held, axis=1)
                 z_hooked = sg(z) + w_norm[..., None] * (z - sg(z))
-                surrogate = (w_norm * log_w(z_hooked, sg(loc), sg(scale), prior_scale)).sum(1)
-                surrogate = (surrogate.T * present).sum(-1) / present.sum(-1)
-                bound = stratified_bound(held, present)
-                value = bound + surrogate - sg(surrogate)  # the bound's value, DReG's gradient
+                surrogate = strata_mean(
+                    (w_norm * log_w(z_hooked, sg(loc), sg(scale), prior_scale)).sum(1), present)
+                # the bound's value, DReG's gradient
+                value = stratified_bound(held, present) + surrogate - sg(surrogate)
             loss = -losses.weighted_mean(value, has_any)
             return loss, ({"model_state": model_state}, {})
 
