@@ -1,5 +1,5 @@
 """MMIN and CRA: imagination replaces only missing features, missing inputs get no gradient,
-the cycle loss and the cascade match hand computations, the two stages train the right parts,
+the cycle loss, the cascade and MMIN's released AE match hand computations, the two stages train the right parts,
 one compiled step per stage serves every mask, and a short mfeat run learns."""
 
 import dataclasses
@@ -20,6 +20,7 @@ from mmjax.errors import UserError
 from mmjax.methods import mmin
 from mmjax.methods.base import NNXModel, step_keys
 from mmjax.methods.mmin import CraConfig, MminConfig
+from mmjax.models.fc_autoencoder import FcAutoencoder
 from mmjax.models.residual_ae import CascadedResidualAE
 from toy import phase_stepper
 
@@ -60,9 +61,10 @@ def test_imagine_keeps_present_slots_bit_for_bit_and_fills_missing_ones():
     np.testing.assert_array_equal(out[~mask], np.asarray(h_prime)[~mask])
 
 
-@pytest.mark.parametrize("head_input", ["latents", "imagined"])
-def test_network_imagines_only_missing_modalities(head_input):
-    config = _config(head_input=head_input)
+@pytest.mark.parametrize("head_input,kind", [("latents", "cra"), ("imagined", "cra"),
+                                             ("imagined", "ae")])
+def test_network_imagines_only_missing_modalities(head_input, kind):
+    config = _config(head_input=head_input, imagination=kind)
     batch = _batch(jax.random.key(0))
     state = methods.make(config, SPEC).init(jax.random.key(1), batch)
     model = mmin.NNXModel(lambda rngs: mmin.MminNet(SPEC, MODEL, config.method, rngs=rngs))
@@ -74,10 +76,10 @@ def test_network_imagines_only_missing_modalities(head_input):
     np.testing.assert_array_equal(imagined[~slots], h_prime[~slots])
 
 
-@pytest.mark.parametrize("name", ["mmin", "cra"])
+@pytest.mark.parametrize("name", ["mmin", "mmin_ae", "cra"])
 def test_no_gradient_reaches_a_missing_input_and_its_value_changes_nothing(name):
-    config = (_config() if name == "mmin"
-              else _config(CraConfig(ae_layers=(6, 3), ae_blocks=2)))
+    config = {"mmin": lambda: _config(), "mmin_ae": lambda: _config(imagination="ae"),
+              "cra": lambda: _config(CraConfig(ae_layers=(6, 3), ae_blocks=2))}[name]()
     method = methods.make(config, SPEC)
     batch = _batch(jax.random.key(0))
     state = method.init(jax.random.key(1), batch)
@@ -159,6 +161,30 @@ def test_cascade_is_the_sum_of_block_residuals():
     np.testing.assert_allclose(latents, jnp.concatenate([z1, z2], -1), rtol=1e-5, atol=1e-6)
 
 
+def test_fc_autoencoder_is_the_released_simple_fc_ae():
+    """``SimpleFcAE(layers=[4, 2])``: Linear-LeakyReLU twice (the latent activated), then
+    Linear-LeakyReLU, Linear-ReLU back to the input width; no residual sum."""
+    ae = FcAutoencoder(5, (4, 2), rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(3), (6, 5))
+    latent = jax.nn.leaky_relu(ae.enc[1](jax.nn.leaky_relu(ae.enc[0](x), 0.01)), 0.01)
+    recon = jax.nn.relu(ae.dec[1](jax.nn.leaky_relu(ae.dec[0](latent), 0.01)))
+    got_recon, got_latent = ae(x)
+    np.testing.assert_allclose(got_latent, latent, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got_recon, recon, rtol=1e-6, atol=1e-7)
+    assert (np.asarray(got_latent) < 0).any() and (np.asarray(got_recon) == 0).any()
+    assert [layer.kernel.shape for layer in (*ae.enc, *ae.dec)] == [(5, 4), (4, 2), (2, 4),
+                                                                    (4, 5)]
+
+
+def test_ae_imagination_classifies_its_one_latent():
+    """``imagination=ae``: each imagination is one AE (``ae_blocks`` unused) and the head reads
+    its latent, ``layers[-1]`` wide."""
+    params = methods.make(_config(imagination="ae", ae_blocks=3), SPEC).init(
+        jax.random.key(1), _batch(jax.random.key(0))).params
+    assert sorted(params["imagination"]) == ["dec", "enc"]
+    assert params["head"]["fc1"]["kernel"].shape[0] == 3
+
+
 def test_patterns_are_every_nonempty_nonfull_subset():
     p = np.asarray(mmin.sample_patterns(jax.random.key(0), 4000, 3))
     codes = p @ np.array([1, 2, 4])
@@ -226,7 +252,7 @@ def test_one_compiled_step_for_every_mask_and_both_stages(name):
 
 def test_bad_settings_fail_with_one_line():
     for kw in ({"head_input": "features"}, {"teacher_steps": 6}, {"teacher_steps": 0},
-               {"ae_blocks": 0}):
+               {"ae_blocks": 0}, {"imagination": "vae"}):
         with pytest.raises(UserError):
             methods.make(_config(**kw), SPEC)
     one = DatasetSpec("one", ("a",), ((5,),), "classification", 3)

@@ -6,7 +6,9 @@ MMIN: Zhao, Li, Jin, ACL 2021 (the paper's text is not in papers/; sections as
 ``mmjax/methods/mmin.py`` cites them): section 3.1 missing-condition training (one of the
 2^M - 2 incomplete patterns per sample), section 3.2 the imagination by a cascaded residual
 autoencoder with forward (L_f) and backward (L_b, the cycle) imagination and the classifier on
-the bottleneck latents, section 3.3 the joint objective L = w_ce CE + w_f L_f + w_b L_b.
+the bottleneck latents, section 3.3 the joint objective L = w_ce CE + w_f L_f + w_b L_b; the
+released AE variant (``imagination=ae``, ``mmin_AE_model.py``) with one fully connected
+autoencoder in the place of each cascade.
 CRA: Tran, Liu, Zhou, Jin, CVPR 2017, eq. (1) the residual cascade x_hat = x + sum_k dZ_k and
 eq. (2) L_rec = MSE(x_hat, x).
 
@@ -71,6 +73,21 @@ def imagination(P, h):
     return dense(P["trans2"], jax.nn.relu(dense(P["trans1"], x_hat))), latents
 
 
+def fc_autoencoder(P, h):
+    """The released ``SimpleFcAE``: LeakyReLU(0.01) after every encoder layer (the latent too),
+    the mirrored decoder with LeakyReLU between its layers and a ReLU output. Returns (recon,
+    latent)."""
+    for i in sorted(P["enc"]):
+        h = jax.nn.leaky_relu(dense(P["enc"][i], h), 0.01)
+    latent, dec = h, [P["dec"][i] for i in sorted(P["dec"])]
+    for layer in dec[:-1]:
+        h = jax.nn.leaky_relu(dense(layer, h), 0.01)
+    return jax.nn.relu(dense(dec[-1], h)), latent
+
+
+AUTOENCODERS = {"cra": imagination, "ae": fc_autoencoder}
+
+
 def slots(mask, dims):
     """Each modality's bit over its feature slot, float ``[B, sum(dims)]``."""
     return jnp.asarray(np.repeat(np.asarray(mask), dims, axis=1), jnp.float64)
@@ -85,9 +102,9 @@ def teacher_objective(P, batch):
                        present.all(1))
 
 
-def mmin_objective(P, batch, sim, head_input="latents"):
+def mmin_objective(P, batch, sim, head_input="latents", autoencoder=imagination):
     """Stage 2, sections 3.2-3.3: h from the simulated inputs, (h', latents) = CRA_f(h),
-    h'' = CRA_b(h'); L_f = MSE(h', sg(h_T)) over the modalities the sample has, h_T the teacher's
+    h'' = CRA_b(h') (``autoencoder``: the CRA or the released AE); L_f = MSE(h', sg(h_T)) over the modalities the sample has, h_T the teacher's
     features of the simulated-missing modalities (the others zeroed, released ``T_embds``);
     L_b = MSE(h'', sg(h)); the classifier reads the latents (paper) or [h on kept slots, h'
     elsewhere]; every term averaged over samples keeping a modality (``sim``: the simulated
@@ -95,8 +112,8 @@ def mmin_objective(P, batch, sim, head_input="latents"):
     x, present, y = batch["inputs"], np.asarray(batch["present"]), batch["label"]
     kept = {m: x[m] * sim[:, c, None] for c, m in enumerate(MODS)}
     h = jnp.concatenate([mlp_encoder(P["encoders"][m], kept[m]) for m in MODS], -1)
-    h1, latents = imagination(P["imagination"], h)
-    h2, _ = imagination(P["backward_ae"], h1)
+    h1, latents = autoencoder(P["imagination"], h)
+    h2, _ = autoencoder(P["backward_ae"], h1)
     if head_input == "latents":
         logits = mlp_head(P["head"], latents)
     else:
@@ -137,16 +154,17 @@ def _leaves(tree):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("head_input", ["latents", "imagined"])
-def test_mmin_teacher_then_student_steps_equal_the_reference(head_input):
+@pytest.mark.parametrize("head_input,kind", [("latents", "cra"), ("imagined", "cra"),
+                                             ("latents", "ae")])
+def test_mmin_teacher_then_student_steps_equal_the_reference(head_input, kind):
     """Step 0 (teacher): L_T's gradient moves the teacher only. Stage 2's enter copies the
     teacher's encoders into the student's and changes nothing else. Step 1 (student): the
     section 3.3 objective's gradient moves everything but the frozen teacher. Each stage
     advances only its own optimiser's state."""
     with jax.enable_x64(True):
         config = ExperimentConfig(
-            method=MminConfig(ae_layers=(6, 3), ae_blocks=2, teacher_steps=1,
-                              head_input=head_input, **WEIGHTS),
+            method=MminConfig(imagination=kind, ae_layers=(6, 3), ae_blocks=2,
+                              teacher_steps=1, head_input=head_input, **WEIGHTS),
             model=MODEL, optim=sgd(), train=TrainConfig(steps=3))
         method = methods.make(config, SPEC)
         teacher, student = method.phases
@@ -174,7 +192,8 @@ def test_mmin_teacher_then_student_steps_equal_the_reference(head_input):
         assert (sim != np.asarray(PRESENT)).any()  # the draw simulates missing modalities
         assert (PRESENT.any(1) & ~sim.any(1)).any()  # and empties some samples
         s2, m2, grads = run_step(student.step, entered, batch)
-        loss, want = value_and_grad(mmin_objective, P2, batch, sim, head_input)
+        loss, want = value_and_grad(mmin_objective, P2, batch, sim, head_input,
+                                    AUTOENCODERS[kind])
         assert_close(m2["loss"], loss)
         assert_tree_close(grads, want)
         np.testing.assert_array_equal(np.abs(np.concatenate(

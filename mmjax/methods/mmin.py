@@ -44,6 +44,14 @@ recording of the released ``MMINModel.optimize_parameters`` (tools/golden/record
 them; not reproduced: the released LSTM / TextCNN encoders and the two-hidden-layer classifier
 (128, 128; here ``MLPHead``), the teacher's pretraining script.
 
+**AE** (``method.imagination=ae``; configs/mfeat/mmin_ae.py): the MMIN authors' released AE
+variant (``models/mmin_AE_model.py``, ``scripts/CAP_mmin_AE.sh``), the "AE" row of MLA's Table 2
+(which cites Bengio et al. 2006 and describes it no further): the forward and backward
+imaginations are each one fully connected autoencoder (``models.fc_autoencoder``: no residual
+sum, no transition, a ReLU output) and the classifier reads its one latent ``[B, layers[-1]]``;
+teacher, losses, weights, clipping and Adam as above. tests/test_golden_mmin.py reproduces a
+recording of the released ``MMINAEModel.optimize_parameters`` too.
+
 **CRA** (registry name ``cra``): Tran, Liu, Zhou, Jin, "Missing Modalities Imputation via
 Cascaded Residual Autoencoder", CVPR 2017, the imputation alone: no teacher, no back-translation.
 The cascade (eq. 1, ``models.residual_ae``, no transition) imputes in input space: the flattened
@@ -86,6 +94,7 @@ from mmjax.methods.base import (Batch, Method, NNXModel, TrainState, cast_inputs
 from mmjax.methods.supervised import gradient_step, initializer
 from mmjax.models.encoders import build_encoders, encode
 from mmjax.models.fusion import MLPHead, MultimodalNet
+from mmjax.models.fc_autoencoder import FcAutoencoder
 from mmjax.models.residual_ae import CascadedResidualAE
 
 
@@ -95,8 +104,12 @@ class MminConfig(MethodConfig):
     """MMIN's hyper-parameters; defaults are the released ``scripts/CAP_mmin.sh``'s.
 
     Attributes:
-      ae_layers: one CRA block's encoder widths (released ``--AE_layers=256,128,64``).
-      ae_blocks: B, CRA blocks (released ``--n_blocks=5``).
+      imagination: ``cra`` (the paper, released ``mmin_model.py``: the cascaded residual AE) |
+        ``ae`` (released ``mmin_AE_model.py``: one fully connected autoencoder,
+        ``models.fc_autoencoder``; the classifier reads its one latent).
+      ae_layers: one CRA block's (or the AE's) encoder widths (released ``CAP_mmin.sh``
+        ``--AE_layers=256,128,64``; ``CAP_mmin_AE.sh`` passes 512,450,384,256).
+      ae_blocks: B, CRA blocks (released ``--n_blocks=5``); unused by ``imagination=ae``.
       ce_weight: w_ce (released 1.0).
       mse_weight: w_f, forward imagination (released 4.0).
       cycle_weight: w_b, backward imagination / cycle (released 2.0).
@@ -111,6 +124,7 @@ class MminConfig(MethodConfig):
     """
 
     name: str = "mmin"
+    imagination: Literal["cra", "ae"] = "cra"
     ae_layers: Annotated[tuple[int, ...], POSITIVE] = (256, 128, 64)
     ae_blocks: Annotated[int, POSITIVE] = 5
     ce_weight: float = 1.0
@@ -265,7 +279,7 @@ class Teacher(nnx.Module):
 
 
 class MminNet(nnx.Module):
-    """Teacher, student encoders, forward and backward CRAs, classifier."""
+    """Teacher, student encoders, forward and backward imagination (CRAs or AEs), classifier."""
 
     def __init__(self, spec: DatasetSpec, model: ModelConfig, mc: MminConfig, *, dtype=None,
                  rngs: nnx.Rngs):
@@ -275,12 +289,18 @@ class MminNet(nnx.Module):
         self.dims = tuple(self.encoders[m].out_dim for m in self.modalities)
         dim = sum(self.dims)
         layers = tuple(mc.ae_layers)
-        self.imagination = CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype,
-                                              rngs=rngs)
-        self.backward_ae = CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype,
-                                              rngs=rngs)
+        if mc.imagination == "cra":
+            def autoencoder():
+                return CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype, rngs=rngs)
+            latent_dim = mc.ae_blocks * layers[-1]
+        else:
+            def autoencoder():
+                return FcAutoencoder(dim, layers, dtype=dtype, rngs=rngs)
+            latent_dim = layers[-1]
+        self.imagination = autoencoder()
+        self.backward_ae = autoencoder()
         self.head_input = mc.head_input
-        head_dim = mc.ae_blocks * layers[-1] if mc.head_input == "latents" else dim
+        head_dim = latent_dim if mc.head_input == "latents" else dim
         self.head = MLPHead(head_dim, model.hidden, spec.num_classes, model.dropout,
                             dtype=dtype, rngs=rngs)
 
