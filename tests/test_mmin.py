@@ -1,6 +1,7 @@
 """MMIN and CRA: imagination replaces only missing features, missing inputs get no gradient,
-the cycle loss, the cascade and MMIN's released AE match hand computations, the two stages train the right parts,
-one compiled step per stage serves every mask, and a short mfeat run learns."""
+the cycle loss, the cascade and MMIN's released AE match hand computations, the two stages
+train the right parts, one compiled step per stage serves every mask, and a short mfeat run
+learns."""
 
 import dataclasses
 

@@ -104,8 +104,9 @@ def teacher_objective(P, batch):
 
 def mmin_objective(P, batch, sim, head_input="latents", autoencoder=imagination):
     """Stage 2, sections 3.2-3.3: h from the simulated inputs, (h', latents) = CRA_f(h),
-    h'' = CRA_b(h') (``autoencoder``: the CRA or the released AE); L_f = MSE(h', sg(h_T)) over the modalities the sample has, h_T the teacher's
-    features of the simulated-missing modalities (the others zeroed, released ``T_embds``);
+    h'' = CRA_b(h') (``autoencoder``: the CRA or the released AE); L_f = MSE(h', sg(h_T)) over
+    the modalities the sample has, h_T the teacher's features of the simulated-missing
+    modalities (the others zeroed, released ``T_embds``);
     L_b = MSE(h'', sg(h)); the classifier reads the latents (paper) or [h on kept slots, h'
     elsewhere]; every term averaged over samples keeping a modality (``sim``: the simulated
     mask)."""

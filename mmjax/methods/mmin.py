@@ -289,17 +289,15 @@ class MminNet(nnx.Module):
         self.dims = tuple(self.encoders[m].out_dim for m in self.modalities)
         dim = sum(self.dims)
         layers = tuple(mc.ae_layers)
-        if mc.imagination == "cra":
-            def autoencoder():
-                return CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype, rngs=rngs)
-            latent_dim = mc.ae_blocks * layers[-1]
-        else:
-            def autoencoder():
+        def autoencoder():
+            if mc.imagination == "ae":
                 return FcAutoencoder(dim, layers, dtype=dtype, rngs=rngs)
-            latent_dim = layers[-1]
+            return CascadedResidualAE(dim, layers, mc.ae_blocks, dim, dtype=dtype, rngs=rngs)
+
         self.imagination = autoencoder()
         self.backward_ae = autoencoder()
         self.head_input = mc.head_input
+        latent_dim = layers[-1] * (1 if mc.imagination == "ae" else mc.ae_blocks)
         head_dim = latent_dim if mc.head_input == "latents" else dim
         self.head = MLPHead(head_dim, model.hidden, spec.num_classes, model.dropout,
                             dtype=dtype, rngs=rngs)
