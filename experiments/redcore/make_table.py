@@ -352,10 +352,6 @@ AV = "imb_avmnist"
 # (0.8, 0.2), which leave ~16 % complete training pairs where the protocol's exact counts leave
 # none; the same grid file and seeds.
 AV_BERNOULLI = "imb_avmnist_bernoulli"
-# The protocol's tables add the comparator CRA (its own sweep, imb_avmnist_baselines; MMIN is
-# too slow on this CPU) and RedCore's claim over it.
-AV_METHODS = METHODS + (("cra", LABELS["cra"]),)
-AV_CLAIMS = CLAIMS[:4] + (("redcore", "cra"),)
 
 
 def av_point(runs: pathlib.Path, setting: str, name: str, sweep: str = AV) -> pathlib.Path:
@@ -399,7 +395,7 @@ def table_avmnist(runs: pathlib.Path) -> str:
     head = "| method | " + " | ".join(
         f"{s.replace('_', ', ')}: {sub}" for s in AV_SETTINGS for sub in AV_SUBSETS + ("avg",))
     rows = [head + " | seeds |", "|---" * (len(AV_SETTINGS) * 4 + 2) + "|"]
-    for name, label in AV_METHODS:
+    for name, label in METHODS + BASELINES:
         cells, n = [], "-"
         for s in AV_SETTINGS:
             average = _av_f1(runs, s, name)
@@ -415,7 +411,7 @@ def table_avmnist(runs: pathlib.Path) -> str:
 def table_paired_avmnist(runs: pathlib.Path) -> str:
     """Paired tests of the average weighted F1 per setting (5 pairs) and pooled over both."""
     cols = tuple(s.replace("_", ", ") for s in AV_SETTINGS)
-    return paired_table(AV_CLAIMS, cols,
+    return paired_table(CLAIMS, cols,
                         lambda n, c: [_av_f1(runs, c.replace(", ", "_"), n)],
                         "both settings (pairs)")
 

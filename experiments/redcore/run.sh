@@ -116,7 +116,7 @@ for part in $parts; do
     sweep_part imb_avmnist imb_avmnist_methods --set missing.protocol=independent "${AV[@]}" \
       --grid "missing.rates=[0.8,0.2],[0.2,0.8]"
     ;;
-  av_baselines)  # av's protocol for the comparator CRA (MMIN: too slow here).
+  av_baselines)  # av's protocol for the comparators CRA and MMIN.
     sweep_part imb_avmnist_baselines imb_avmnist_baselines --set missing.protocol=independent \
       "${AV[@]}" --grid "missing.rates=[0.8,0.2],[0.2,0.8]"
     ;;
