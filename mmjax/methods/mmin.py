@@ -297,8 +297,7 @@ class MminNet(nnx.Module):
         self.imagination = autoencoder()
         self.backward_ae = autoencoder()
         self.head_input = mc.head_input
-        latent_dim = layers[-1] * (1 if mc.imagination == "ae" else mc.ae_blocks)
-        head_dim = latent_dim if mc.head_input == "latents" else dim
+        head_dim = self.imagination.latent_dim if mc.head_input == "latents" else dim
         self.head = MLPHead(head_dim, model.hidden, spec.num_classes, model.dropout,
                             dtype=dtype, rngs=rngs)
 

@@ -20,8 +20,23 @@ import jax
 from flax import nnx
 
 
+def mirrored_linears(in_dim: int, layers: tuple[int, ...], *, dtype=None,
+                     rngs: nnx.Rngs) -> tuple[nnx.List, nnx.List]:
+    """``(enc, dec)``: Linear layers ``in -> layers[0] -> ... -> layers[-1]`` and their mirror
+    ``layers[-1] -> ... -> layers[0] -> in``, initialised in that order (this AE's and each
+    block of ``models.residual_ae``'s cascade)."""
+    widths = (in_dim, *layers)
+    enc = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in zip(widths, widths[1:])])
+    back = widths[::-1]
+    dec = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in zip(back, back[1:])])
+    return enc, dec
+
+
 class FcAutoencoder(nnx.Module):
     """One fully connected autoencoder; ``__call__`` returns ``(recon, latent)``.
+
+    Attributes:
+      latent_dim: the width of the latent ``__call__`` returns, ``layers[-1]``.
 
     Args:
       in_dim: width of the input and of the reconstruction.
@@ -31,12 +46,8 @@ class FcAutoencoder(nnx.Module):
     """
 
     def __init__(self, in_dim: int, layers: tuple[int, ...], *, dtype=None, rngs: nnx.Rngs):
-        widths = (in_dim, *layers)
-        self.enc = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
-                             for a, b in zip(widths, widths[1:])])
-        back = widths[::-1]
-        self.dec = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
-                             for a, b in zip(back, back[1:])])
+        self.enc, self.dec = mirrored_linears(in_dim, layers, dtype=dtype, rngs=rngs)
+        self.latent_dim = layers[-1]
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(recon, latent)``: the activated bottleneck ``[B, layers[-1]]`` and its decoding."""

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mmjax.models.fc_autoencoder import mirrored_linears
+
 
 class CascadedResidualAE(nnx.Module):
     """B residual autoencoder blocks in cascade (Tran et al. eq. 1), optionally a transition.
@@ -36,21 +38,21 @@ class CascadedResidualAE(nnx.Module):
       latent_act: apply the LeakyReLU to the last encoder layer (the latent) too.
       dtype: compute dtype.
       rngs: parameter initialisation keys.
+
+    Attributes:
+      latent_dim: the width of the concatenated latents ``__call__`` returns,
+        ``blocks * layers[-1]``.
     """
 
     def __init__(self, in_dim: int, layers: tuple[int, ...], blocks: int,
                  out_dim: int | None = None, *, slope: float = 0.01, latent_act: bool = False,
                  dtype=None, rngs: nnx.Rngs):
         def block():
-            widths = (in_dim, *layers)
-            enc = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
-                            for a, b in zip(widths, widths[1:])])
-            back = widths[::-1]
-            dec = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
-                            for a, b in zip(back, back[1:])])
+            enc, dec = mirrored_linears(in_dim, layers, dtype=dtype, rngs=rngs)
             return nnx.Dict({"enc": enc, "dec": dec})
 
         self.blocks = nnx.List([block() for _ in range(blocks)])
+        self.latent_dim = blocks * layers[-1]
         if out_dim is not None:
             self.trans1 = nnx.Linear(in_dim, in_dim, dtype=dtype, rngs=rngs)
             self.trans2 = nnx.Linear(in_dim, out_dim, dtype=dtype, rngs=rngs)
